@@ -1,0 +1,49 @@
+# The two commands of the quick start: `make demo` and `make test`.
+# Both set everything up from a fresh clone: a virtualenv in .venv (ignored by git).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TYPECHECK := .build/typecheck
+
+.PHONY: setup demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	@echo "== interlock check examples/"
+	$(BIN)/interlock check examples/
+	@echo "examples/ checks clean"
+
+test: lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+# The installed package maps dsl/, compiler/ and runtime/ into interlock.* through
+# setuptools' package-dir, which mypy cannot follow; it checks a tree of symlinks
+# laid out as the installed package instead.
+typecheck: setup
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/interlock
+	for f in interlock/*.py interlock/py.typed; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/interlock/; done
+	ln -s "$(CURDIR)/dsl" $(TYPECHECK)/interlock/dsl
+	ln -s "$(CURDIR)/compiler" $(TYPECHECK)/interlock/compiler
+	ln -s "$(CURDIR)/runtime" $(TYPECHECK)/interlock/runtime
+	ln -s "$(CURDIR)/grammar" $(TYPECHECK)/interlock/grammar
+	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" -p interlock
+
+pytest: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/parse.py
+
+clean:
+	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache .hypothesis

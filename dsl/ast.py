@@ -1,0 +1,450 @@
+"""The typed AST of the `.route` language.
+
+Frozen `attrs` classes, one per construct, each with the `Span` it came from. Nothing
+of Lark leaves `dsl/`: the compiler and the tools see only these classes. Values a
+user wrote as literals keep their Python form (`Scalar.value` is a `str`, `int`,
+`float`, `bool` or `None`); durations are whole milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import attrs
+
+from .source import Span
+
+ScalarValue: TypeAlias = str | int | float | bool | None
+Value: TypeAlias = ScalarValue | list["Value"] | dict[str, "Value"]
+
+
+# ---- names and values ------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Name:
+    """A reference to, or the definition of, a named thing (`billing`, `order.created`)."""
+
+    text: str
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Path:
+    """A field path into an event's data: `customer.tier` is ("customer", "tier")."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+    @property
+    def text(self) -> str:
+        return ".".join(self.parts)
+
+
+@attrs.frozen(slots=True)
+class EventPattern:
+    """An event type, or a glob over event types (`order.*`, `payment.**`)."""
+
+    text: str
+    span: Span
+
+    @property
+    def is_glob(self) -> bool:
+        return "*" in self.text
+
+
+@attrs.frozen(slots=True)
+class Scalar:
+    value: ScalarValue
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ListLit:
+    items: tuple[Literal, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ObjectEntry:
+    key: Name
+    value: Literal
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ObjectLit:
+    entries: tuple[ObjectEntry, ...]
+    span: Span
+
+
+Literal: TypeAlias = Scalar | ListLit | ObjectLit
+
+
+def to_python(literal: Literal) -> Value:
+    """The plain Python value of a literal (what an event's data would hold)."""
+    if isinstance(literal, Scalar):
+        return literal.value
+    if isinstance(literal, ListLit):
+        return [to_python(item) for item in literal.items]
+    return {entry.key.text: to_python(entry.value) for entry in literal.entries}
+
+
+@attrs.frozen(slots=True)
+class Duration:
+    ms: int
+    text: str
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Count:
+    """A whole number option value (`attempts 5`, `concurrency 8`)."""
+
+    value: int
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Factor:
+    value: float
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Keyword:
+    """An option value from a closed set (`mode async`, `jitter full`, `on_exhausted drop`)."""
+
+    value: str
+    span: Span
+
+
+# ---- event schemas ---------------------------------------------------------
+
+SCALAR_TYPES = ("string", "int", "float", "bool", "timestamp", "any")
+
+
+@attrs.frozen(slots=True)
+class ScalarType:
+    name: str  # one of SCALAR_TYPES
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ListType:
+    item: Type
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Field:
+    name: Name
+    type: Type
+    optional: bool
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ObjectType:
+    fields: tuple[Field, ...]
+    span: Span
+
+
+Type: TypeAlias = ScalarType | ListType | ObjectType
+
+
+@attrs.frozen(slots=True)
+class EventDecl:
+    """`event order.created { ... }`; `schema` is None for a declared but open event."""
+
+    name: Name
+    schema: ObjectType | None
+    span: Span
+
+
+# ---- retry policies, dead letters, targets ---------------------------------
+
+
+@attrs.frozen(slots=True)
+class FixedBackoff:
+    delay: Duration
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class LinearBackoff:
+    initial: Duration
+    step: Duration
+    max: Duration | None
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ExponentialBackoff:
+    initial: Duration
+    factor: Factor
+    max: Duration | None
+    span: Span
+
+
+Backoff: TypeAlias = FixedBackoff | LinearBackoff | ExponentialBackoff
+
+
+@attrs.frozen(slots=True)
+class RetryPolicy:
+    """`retry NAME { ... }`, or an inline `retry { ... }` in a target (`name` None)."""
+
+    name: Name | None
+    attempts: Count | None
+    backoff: Backoff | None
+    jitter: Keyword | None
+    retry_on: tuple[Name, ...] | None
+    give_up_on: tuple[Name, ...] | None
+    deadline: Duration | None
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class DeadLetterDecl:
+    name: Name
+    retain: Duration | None
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class TargetOptions:
+    """The options of a target or of `defaults`; None where not given."""
+
+    mode: Keyword | None = None
+    retry: Name | RetryPolicy | None = None
+    dead_letter: Name | None = None
+    timeout: Duration | None = None
+    concurrency: Count | None = None
+    order_by: Path | None = None
+    emits: tuple[Name, ...] | None = None
+    on_exhausted: Keyword | None = None
+
+
+@attrs.frozen(slots=True)
+class TargetDecl:
+    name: Name
+    options: TargetOptions
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class DefaultsDecl:
+    options: TargetOptions
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class UnroutedDecl:
+    dead_letter: Name
+    span: Span
+
+
+# ---- predicates ------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Compare:
+    """`path OP value` with OP one of == != < <= > >=."""
+
+    path: Path
+    op: str
+    value: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class InList:
+    """`path in [...]`, `path not in [...]`, and `any path in [...]` (`quantifier` "any")."""
+
+    path: Path
+    values: tuple[Scalar, ...]
+    negated: bool
+    any_element: bool
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class InRange:
+    """`path in low..high`, both ends included."""
+
+    path: Path
+    low: Scalar
+    high: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class InCidr:
+    path: Path
+    cidr: str  # normalised network, as `ipaddress.ip_network` prints it
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Exists:
+    path: Path
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Missing:
+    path: Path
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class StringTest:
+    """`path OP "text"` with OP one of startswith endswith matches equals_ignore_case."""
+
+    path: Path
+    op: str
+    value: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Contains:
+    """Substring test on a string, membership test on a list."""
+
+    path: Path
+    value: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Not:
+    operand: Expr
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class And:
+    operands: tuple[Expr, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Or:
+    operands: tuple[Expr, ...]
+    span: Span
+
+
+Predicate: TypeAlias = Compare | InList | InRange | InCidr | Exists | Missing | StringTest | Contains
+Expr: TypeAlias = Predicate | Not | And | Or
+
+
+# ---- routes and choices ----------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class TransformEntry:
+    """`key: value` in a `with { }`: a copied field, a constant, or a nested object."""
+
+    key: Name
+    value: Path | Scalar | ListLit | Transform
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Transform:
+    entries: tuple[TransformEntry, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Delivery:
+    """One target of a `to` clause, with what it receives."""
+
+    target: Name
+    transform: Transform | None
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class RouteDecl:
+    name: Name
+    on: tuple[EventPattern, ...]
+    when: Expr | None
+    to: tuple[Delivery, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Branch:
+    """One arm of a `choose`; `when` is None for `otherwise`."""
+
+    when: Expr | None
+    to: tuple[Delivery, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class ChooseDecl:
+    name: Name
+    on: tuple[EventPattern, ...]
+    branches: tuple[Branch, ...]
+    span: Span
+
+
+# ---- tests -----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Send:
+    event_type: Name
+    data: ObjectLit | None
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Expect:
+    """The exact set of targets expected; empty for `expect nothing`."""
+
+    targets: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class TestStep:
+    __test__ = False  # not a pytest test class
+
+    send: Send
+    expect: Expect
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class TestDecl:
+    __test__ = False  # not a pytest test class
+
+    name: Name
+    steps: tuple[TestStep, ...]
+    span: Span
+
+
+# ---- files -----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Import:
+    path: str
+    span: Span
+
+
+Decl: TypeAlias = (
+    Import | EventDecl | RetryPolicy | DeadLetterDecl | TargetDecl | DefaultsDecl | UnroutedDecl | RouteDecl
+    | ChooseDecl | TestDecl
+)
+
+
+@attrs.frozen(slots=True)
+class Module:
+    """One parsed `.route` file."""
+
+    path: str
+    decls: tuple[Decl, ...]

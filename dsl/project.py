@@ -1,0 +1,290 @@
+"""A project: the files reached from the paths a user gave, with every name resolved.
+
+Owns: finding `.route` files under folders, following `import` statements (relative to
+the importing file; each file loaded once however often it is imported), reporting
+import cycles and unreadable files, the one namespace that targets, retry policies,
+dead letters, routes and choices share (event types and tests have their own), and
+resolving every reference with a "did you mean".
+
+Does not own: types, semantic checks or the event-flow graph (the compiler's passes),
+nor rendering diagnostics (the CLI's).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias, TypeVar
+
+import attrs
+
+from . import ast
+from .diagnostics import Diagnostic, Related, error, sorted_diagnostics
+from .parser import parse_source
+from .source import SourceFile, Span
+from .transform import did_you_mean
+
+Named: TypeAlias = ast.RetryPolicy | ast.DeadLetterDecl | ast.TargetDecl | ast.RouteDecl | ast.ChooseDecl
+
+KIND_NAMES: dict[type, str] = {
+    ast.RetryPolicy: "retry policy",
+    ast.DeadLetterDecl: "dead letter",
+    ast.TargetDecl: "target",
+    ast.RouteDecl: "route",
+    ast.ChooseDecl: "choose",
+}
+
+D = TypeVar("D", ast.DefaultsDecl, ast.UnroutedDecl)
+
+UNKNOWN_CODES = {ast.TargetDecl: "E0104", ast.RetryPolicy: "E0105", ast.DeadLetterDecl: "E0106"}
+
+
+class InputError(Exception):
+    """A path given to the loader that names nothing to load (a usage error, not a diagnostic)."""
+
+
+@attrs.frozen
+class Project:
+    """Everything the compiler needs, in declaration order, and what was wrong with it."""
+
+    files: tuple[str, ...]
+    sources: dict[str, SourceFile]
+    modules: tuple[ast.Module, ...]
+    events: dict[str, ast.EventDecl]
+    retries: dict[str, ast.RetryPolicy]
+    dead_letters: dict[str, ast.DeadLetterDecl]
+    targets: dict[str, ast.TargetDecl]
+    routes: dict[str, ast.RouteDecl]
+    chooses: dict[str, ast.ChooseDecl]
+    tests: dict[str, ast.TestDecl]
+    defaults: ast.DefaultsDecl | None
+    unrouted: ast.UnroutedDecl | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def collect_files(paths: Iterable[str]) -> list[str]:
+    """The `.route` files named by `paths`: files as given, folders searched recursively."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            matches: list[str] = []
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                matches.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".route"))
+            if not matches:
+                raise InputError(f"no `.route` files in folder `{path}`")
+            found.extend(matches)
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise InputError(f"no such file or folder: `{path}`")
+    return [os.path.normpath(f) for f in found]
+
+
+def _read(path: str) -> tuple[str | None, str | None]:
+    """(text, None), or (None, why it could not be read)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read(), None
+    except FileNotFoundError:
+        return None, "no such file"
+    except IsADirectoryError:
+        return None, "it is a folder"
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.sources: dict[str, SourceFile] = {}
+        self.modules: dict[str, ast.Module] = {}  # by real path, in load order
+        self.display: dict[str, str] = {}  # real path -> path shown to the user
+        self.diagnostics: list[Diagnostic] = []
+        self.stack: list[str] = []
+
+    def load(self, path: str, imported_at: Span | None) -> None:
+        real = os.path.realpath(path)
+        if real in self.stack:
+            cycle = [*self.stack[self.stack.index(real):], real]
+            chain = " -> ".join(f"`{self.display[p]}`" for p in cycle)
+            assert imported_at is not None
+            self.diagnostics.append(error("E0102", f"import cycle: {chain}", imported_at, "closes the cycle",
+                                          "move what both files need into a third file that both import"))
+            return
+        if real in self.modules:
+            return
+        text, problem = _read(path)
+        if text is None:
+            if imported_at is not None:
+                self.diagnostics.append(error("E0101", f"cannot import `{path}`: {problem}", imported_at,
+                                              "imported here", "the path is relative to the importing file"))
+            else:
+                where = SourceFile(path, "").span(0, 0)
+                self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem}", where))
+            return
+        self.display[real] = path
+        source = SourceFile(path, text)
+        self.sources[path] = source
+        module, diagnostics = parse_source(source)
+        self.diagnostics.extend(diagnostics)
+        self.modules[real] = module
+        self.stack.append(real)
+        try:
+            for decl in module.decls:
+                if isinstance(decl, ast.Import):
+                    target = os.path.normpath(os.path.join(os.path.dirname(path), decl.path))
+                    self.load(target, decl.span)
+        finally:
+            self.stack.pop()
+
+
+class _Resolver:
+    def __init__(self, modules: Sequence[ast.Module]) -> None:
+        self.diagnostics: list[Diagnostic] = []
+        self.events: dict[str, ast.EventDecl] = {}
+        self.names: dict[str, Named] = {}
+        self.tests: dict[str, ast.TestDecl] = {}
+        self.defaults: ast.DefaultsDecl | None = None
+        self.unrouted: ast.UnroutedDecl | None = None
+        self.modules = modules
+
+    def _define(self, table: dict[str, ast.EventDecl] | dict[str, Named] | dict[str, ast.TestDecl],
+                name: ast.Name, decl: Named | ast.EventDecl | ast.TestDecl, what: str) -> None:
+        first = table.get(name.text)
+        if first is None:
+            table[name.text] = decl  # type: ignore[assignment]
+            return
+        first_name: ast.Name = first.name  # type: ignore[assignment]
+        first_kind = KIND_NAMES.get(type(first), what)
+        this_kind = KIND_NAMES.get(type(decl), what)
+        kinds = f"the {first_kind}" if first_kind == this_kind else f"a {first_kind}"
+        self.diagnostics.append(error(
+            "E0103", f"`{name.text}` is defined twice", name.span, f"{this_kind} `{name.text}` defined again here",
+            f"{kinds} `{name.text}` is already defined; rename one of them",
+            [Related(first_name.span, "first defined here")],
+        ))
+
+    def declare(self) -> None:
+        for module in self.modules:
+            for decl in module.decls:
+                if isinstance(decl, ast.EventDecl):
+                    self._define(self.events, decl.name, decl, "event")
+                elif isinstance(decl, ast.TestDecl):
+                    self._define(self.tests, decl.name, decl, "test")
+                elif isinstance(decl, (ast.TargetDecl, ast.DeadLetterDecl, ast.RouteDecl, ast.ChooseDecl,
+                                       ast.RetryPolicy)):
+                    if decl.name is not None:  # only inline policies, inside targets, have none
+                        self._define(self.names, decl.name, decl, "name")
+                elif isinstance(decl, ast.DefaultsDecl):
+                    self.defaults = self._single(self.defaults, decl, "defaults")
+                elif isinstance(decl, ast.UnroutedDecl):
+                    self.unrouted = self._single(self.unrouted, decl, "unrouted")
+        # `unrouted to dead_letter X` declares X when nothing else does.
+        if self.unrouted is not None:
+            name = self.unrouted.dead_letter
+            if name.text not in self.names:
+                self.names[name.text] = ast.DeadLetterDecl(name, None, self.unrouted.span)
+
+    def _single(self, first: D | None, decl: D, keyword: str) -> D:
+        if first is None:
+            return decl
+        self.diagnostics.append(error("E0108", f"`{keyword}` is given twice in this project", decl.span,
+                                      "given again here", f"a project has one `{keyword}`: merge them",
+                                      [Related(first.span, "first given here")]))
+        return first
+
+    def ref(self, name: ast.Name, kind: type) -> None:
+        """Report `name` unless it names a declaration of `kind`."""
+        found = self.names.get(name.text)
+        if isinstance(found, kind):
+            return
+        wanted = KIND_NAMES[kind]
+        if found is not None:
+            actual = KIND_NAMES[type(found)]
+            self.diagnostics.append(error(
+                "E0107", f"`{name.text}` is a {actual}, not a {wanted}", name.span, f"expected a {wanted}",
+                f"name a {wanted} here", [Related(found.name.span, f"the {actual} is defined here")],  # type: ignore[union-attr]
+            ))
+            return
+        candidates = [n for n, d in self.names.items() if isinstance(d, kind)]
+        hint = did_you_mean(name.text, candidates)
+        if hint is None:
+            hint = f"declare it: `{_declaration_hint(kind, name.text)}`"
+        self.diagnostics.append(error(UNKNOWN_CODES[kind], f"unknown {wanted} `{name.text}`", name.span,
+                                      "not defined", hint))
+
+    def _options(self, options: ast.TargetOptions) -> None:
+        if isinstance(options.retry, ast.Name):
+            self.ref(options.retry, ast.RetryPolicy)
+        if options.dead_letter is not None:
+            self.ref(options.dead_letter, ast.DeadLetterDecl)
+
+    def _deliveries(self, deliveries: Iterable[ast.Delivery]) -> None:
+        for delivery in deliveries:
+            self.ref(delivery.target, ast.TargetDecl)
+
+    def resolve(self) -> None:
+        for module in self.modules:
+            for decl in module.decls:
+                if isinstance(decl, (ast.TargetDecl, ast.DefaultsDecl)):
+                    self._options(decl.options)
+                elif isinstance(decl, ast.RouteDecl):
+                    self._deliveries(decl.to)
+                elif isinstance(decl, ast.ChooseDecl):
+                    for branch in decl.branches:
+                        self._deliveries(branch.to)
+                elif isinstance(decl, ast.TestDecl):
+                    for step in decl.steps:
+                        for target in step.expect.targets:
+                            self.ref(target, ast.TargetDecl)
+
+    def of_kind(self, kind: type) -> dict[str, Named]:
+        return {name: decl for name, decl in self.names.items() if isinstance(decl, kind)}
+
+
+def _declaration_hint(kind: type, name: str) -> str:
+    if kind is ast.TargetDecl:
+        return f"target {name} {{ mode async }}"
+    if kind is ast.RetryPolicy:
+        return f"retry {name} {{ attempts 3 }}"
+    return f"dead_letter {name} {{ retain 7d }}"
+
+
+def load_project(paths: Sequence[str]) -> Project:
+    """Load, parse and resolve the project named by `paths` (files or folders).
+
+    Raises `InputError` when a path names nothing loadable; every problem inside the
+    files is a diagnostic in the returned project.
+    """
+    loader = _Loader()
+    for path in collect_files(paths):
+        loader.load(path, None)
+    modules = tuple(loader.modules.values())
+    resolver = _Resolver(modules)
+    resolver.declare()
+    resolver.resolve()
+    return Project(
+        files=tuple(loader.display[real] for real in loader.modules),
+        sources=loader.sources,
+        modules=modules,
+        events=resolver.events,
+        retries=resolver.of_kind(ast.RetryPolicy),  # type: ignore[arg-type]
+        dead_letters=resolver.of_kind(ast.DeadLetterDecl),  # type: ignore[arg-type]
+        targets=resolver.of_kind(ast.TargetDecl),  # type: ignore[arg-type]
+        routes=resolver.of_kind(ast.RouteDecl),  # type: ignore[arg-type]
+        chooses=resolver.of_kind(ast.ChooseDecl),  # type: ignore[arg-type]
+        tests=resolver.tests,
+        defaults=resolver.defaults,
+        unrouted=resolver.unrouted,
+        diagnostics=tuple(sorted_diagnostics([*loader.diagnostics, *resolver.diagnostics])),
+    )

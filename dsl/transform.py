@@ -1,0 +1,681 @@
+"""From the parser's reductions to the typed AST, checking literals on the way.
+
+`Builder` is run by the LALR parser itself (Lark's inline transformer), so no parse
+tree is ever built. Each method receives its rule's children, keywords and punctuation
+included (`keep_all_tokens`), which is what gives every node a span from its first
+token to its last.
+
+Literal checks live here because this is the one place that sees the raw text:
+durations, numbers, string escapes, CIDR blocks, names of the wrong shape, unknown
+types, options given twice, values outside an option's choices. A bad literal is
+reported and its option dropped, so one mistake yields one diagnostic.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+import attrs
+from lark import Token, Transformer
+
+from . import ast
+from .diagnostics import Diagnostic, Related, error, warning
+from .source import SourceFile, Span
+
+T = TypeVar("T")
+
+
+@attrs.define
+class BuildContext:
+    """What one parse of one file collects."""
+
+    source: SourceFile
+    diagnostics: list[Diagnostic] = attrs.Factory(list)
+
+
+CURRENT: contextvars.ContextVar[BuildContext] = contextvars.ContextVar("interlock_build")
+
+
+def _report(diagnostic: Diagnostic) -> None:
+    CURRENT.get().diagnostics.append(diagnostic)
+
+
+def tok_span(token: Token) -> Span:
+    # Our lexer sets every position; the casts only inform the type checker.
+    return Span(
+        CURRENT.get().source.path,
+        cast(int, token.start_pos),
+        cast(int, token.end_pos),
+        cast(int, token.line),
+        cast(int, token.column),
+        cast(int, token.end_line),
+        cast(int, token.end_column),
+    )
+
+
+def _span_of(item: Any) -> Span:
+    if isinstance(item, Token):
+        return tok_span(item)
+    if isinstance(item, tuple) and not isinstance(item, Span):
+        # an option (name, value, span), a block (options, span), or a tuple of nodes
+        if isinstance(item[-1], Span):
+            return item[-1]
+        return _span_of(item[0]).to(_span_of(item[-1]))
+    span: Span = item.span
+    return span
+
+
+def _span(children: Sequence[Any]) -> Span:
+    """From the first child to the last (children always begin and end with a token here)."""
+    first, last = children[0], children[-1]
+    if type(first) is Token and type(last) is Token:  # the common case, without temporaries
+        return Span(
+            CURRENT.get().source.path,
+            cast(int, first.start_pos),
+            cast(int, last.end_pos),
+            cast(int, first.line),
+            cast(int, first.column),
+            cast(int, last.end_line),
+            cast(int, last.end_column),
+        )
+    return _span_of(first).to(_span_of(last))
+
+
+def _nodes(children: Iterable[Any], kind: type[T]) -> list[T]:
+    return [c for c in children if isinstance(c, kind)]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{matches[0]}`?" if matches else None
+
+
+@attrs.frozen(slots=True)
+class _Invalid:
+    """Stands for a literal that was reported as wrong; its option is dropped."""
+
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class _NameList:
+    tokens: tuple[Token, ...]
+    span: Span
+
+
+# ---- literal decoding ------------------------------------------------------
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
+_DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d))+\Z")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_ORDER = ["d", "h", "m", "s", "ms"]
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)")
+
+MODES = ("async", "sync")
+JITTERS = ("none", "full", "equal")
+ON_EXHAUSTED = ("dead_letter", "drop")
+
+
+def parse_duration(text: str) -> tuple[int | None, str | None]:
+    """(milliseconds, None) for a valid duration, else (None, a hint saying what is wrong)."""
+    if text.startswith("-"):
+        return None, "a duration cannot be negative"
+    if re.fullmatch(r"\d+\.\d+[A-Za-z]+", text):
+        return None, "durations are whole numbers of one unit: write `1500ms`, not `1.5s`"
+    if not _DURATION.match(text):
+        unit = re.sub(r"^[\d.]+", "", text)
+        hint = did_you_mean(unit, _UNIT_MS)
+        base = f"`{unit}` is not a unit of time: use `ms`, `s`, `m`, `h` or `d`"
+        return None, f"{base}; {hint}" if hint else base
+    parts = _DURATION_PART.findall(text)
+    ranks = [_UNIT_ORDER.index(unit) for _, unit in parts]
+    if ranks != sorted(set(ranks)):
+        return None, "units of a duration go from largest to smallest, each once (`1m30s`)"
+    return sum(int(n) * _UNIT_MS[unit] for n, unit in parts), None
+
+
+def decode_string(raw: str, span: Span) -> str | None:
+    """The value of a string token (quotes included), or None after reporting a bad escape."""
+    body = raw[1:-1]
+    if "\\" not in body:
+        return body
+    out: list[str] = []
+    pos = 0
+    ok = True
+    pending_high: int | None = None
+    for match in _ESCAPE.finditer(body):
+        out.append(body[pos : match.start()])
+        pos = match.end()
+        esc = match.group(1)
+        esc_span = span._replace(
+            start=span.start + 1 + match.start(),
+            end=span.start + 1 + match.end(),
+            column=span.column + 1 + match.start(),
+            end_column=span.column + 1 + match.end(),
+        )
+        if esc.startswith("u") and len(esc) == 5:
+            code = int(esc[1:], 16)
+            if 0xD800 <= code <= 0xDBFF:
+                pending_high = code
+                continue
+            if 0xDC00 <= code <= 0xDFFF:
+                if pending_high is None:
+                    ok = False
+                    _report(error("E0010", f"lone surrogate `\\{esc}` in string", esc_span,
+                                  "not a character",
+                                  "a `\\uDC00`-`\\uDFFF` escape must follow a `\\uD800`-`\\uDBFF` one"))
+                    continue
+                code = 0x10000 + ((pending_high - 0xD800) << 10) + (code - 0xDC00)
+                pending_high = None
+            out.append(chr(code))
+        elif esc in _ESCAPES:
+            out.append(_ESCAPES[esc])
+        else:
+            ok = False
+            shown = "\\u" if esc == "u" else f"\\{esc}"
+            _report(error("E0010", f"invalid escape `{shown}` in string", esc_span, "unknown escape",
+                          'escapes are `\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\uXXXX` '
+                          "(four hex digits); write `\\\\` for a backslash"))
+        if pending_high is not None and not esc.startswith("u"):
+            pending_high = None
+    if pending_high is not None:
+        ok = False
+        _report(error("E0010", "lone surrogate in string", span, "unpaired `\\uD800`-`\\uDBFF` escape",
+                      "write the character itself, or both halves of its surrogate pair"))
+    out.append(body[pos:])
+    return "".join(out) if ok else None
+
+
+# ---- the builder -----------------------------------------------------------
+
+
+def _option_table(
+    options: Sequence[tuple[str, Any, Span]], block: str
+) -> dict[str, Any]:
+    """Options of a block by name; a second occurrence is reported and ignored."""
+    table: dict[str, Any] = {}
+    first: dict[str, Span] = {}
+    for name, value, span in options:
+        if name in first:
+            _report(error("E0017", f"`{name}` given twice in this {block}", span, "given again here",
+                          "remove one of them", [Related(first[name], "first given here")]))
+            continue
+        first[name] = span
+        if not isinstance(value, _Invalid):
+            table[name] = value
+    return table
+
+
+class Builder(Transformer[Token, Any]):
+    """Rule callbacks for the LALR parser: children in, AST nodes out."""
+
+    # -- names ---------------------------------------------------------------
+
+    def _name(self, token: Token, what: str) -> ast.Name:
+        span = tok_span(token)
+        text = str(token)
+        if not _PLAIN_NAME.match(text):
+            _report(error("E0015", f"`{text}` is not a valid {what} name", span, "not a plain name",
+                          "names are letters, digits, `_` and `-`; dots are for event types and field paths"))
+        return ast.Name(text, span)
+
+    def _event_type(self, token: Token) -> ast.Name:
+        span = tok_span(token)
+        text = str(token)
+        if not _DOTTED_NAME.match(text):
+            _report(error("E0015", f"`{text}` is not an event type", span, "globs are not allowed here",
+                          "name one event type, such as `order.created`; globs belong in a route's `on`"))
+        return ast.Name(text, span)
+
+    def _path(self, token: Token) -> ast.Path:
+        span = tok_span(token)
+        text = str(token)
+        if not _DOTTED_NAME.match(text):
+            _report(error("E0015", f"`{text}` is not a field path", span, "not a field path",
+                          "a field path is names joined by dots, such as `customer.tier`"))
+        return ast.Path(tuple(text.split(".")), span)
+
+    def _keyword(self, token: Token, option: str, choices: Sequence[str]) -> ast.Keyword | _Invalid:
+        span = tok_span(token)
+        if str(token) not in choices:
+            listed = ", ".join(f"`{c}`" for c in choices)
+            hint = did_you_mean(str(token), choices)
+            _report(error("E0016", f"`{token}` is not a valid `{option}`", span, f"expected one of {listed}",
+                          hint or f"`{option}` is one of {listed}"))
+            return _Invalid(span)
+        return ast.Keyword(str(token), span)
+
+    # -- literals --------------------------------------------------------------
+
+    def string(self, c: list[Token]) -> ast.Scalar | _Invalid:
+        span = tok_span(c[0])
+        value = decode_string(str(c[0]), span)
+        return _Invalid(span) if value is None else ast.Scalar(value, span)
+
+    def number(self, c: list[Token]) -> ast.Scalar | _Invalid:
+        span = tok_span(c[0])
+        text = str(c[0])
+        value: int | float
+        if re.fullmatch(r"-?\d+", text):
+            value = int(text)
+        else:
+            value = float(text)
+            if value in (float("inf"), float("-inf")):
+                _report(error("E0012", f"number `{text}` is too large", span, "out of range",
+                              "numbers must fit in a 64-bit float"))
+                return _Invalid(span)
+        return ast.Scalar(value, span)
+
+    def duration(self, c: list[Token]) -> ast.Duration | _Invalid:
+        span = tok_span(c[0])
+        ms, problem = parse_duration(str(c[0]))
+        if ms is None:
+            _report(error("E0011", f"invalid duration `{c[0]}`", span, "not a duration", problem))
+            return _Invalid(span)
+        return ast.Duration(ms, str(c[0]), span)
+
+    def true(self, c: list[Token]) -> ast.Scalar:
+        return ast.Scalar(True, tok_span(c[0]))
+
+    def false(self, c: list[Token]) -> ast.Scalar:
+        return ast.Scalar(False, tok_span(c[0]))
+
+    def null(self, c: list[Token]) -> ast.Scalar:
+        return ast.Scalar(None, tok_span(c[0]))
+
+    def list_lit(self, c: list[Any]) -> ast.ListLit:
+        items = [x for x in c[1:-1] if not isinstance(x, Token)]
+        return ast.ListLit(tuple(i for i in items if not isinstance(i, _Invalid)), _span(c))
+
+    def _key_name(self, key: Token | ast.Scalar | _Invalid) -> ast.Name | None:
+        if isinstance(key, Token):
+            return self._name(key, "key")
+        if isinstance(key, ast.Scalar) and isinstance(key.value, str):
+            return ast.Name(key.value, key.span)
+        return None
+
+    def object_entry(self, c: list[Any]) -> ast.ObjectEntry | _Invalid:
+        key = self._key_name(c[0])
+        if key is None or isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        return ast.ObjectEntry(key, c[2], _span(c))
+
+    def object_lit(self, c: list[Any]) -> ast.ObjectLit:
+        entries = _nodes(c, ast.ObjectEntry)
+        self._unique((e.key for e in entries), "key")
+        return ast.ObjectLit(tuple(entries), _span(c))
+
+    def _unique(self, names: Iterable[ast.Name], what: str) -> None:
+        seen: dict[str, ast.Name] = {}
+        for name in names:
+            if name.text in seen:
+                _report(error("E0019", f"{what} `{name.text}` given twice", name.span, "given again here",
+                              f"each {what} may appear once", [Related(seen[name.text].span, "first given here")]))
+            else:
+                seen[name.text] = name
+
+    def name_list(self, c: list[Any]) -> _NameList:
+        return _NameList(tuple(t for t in c if isinstance(t, Token) and t.type == "IDENT"), _span(c))
+
+    # -- schemas ---------------------------------------------------------------
+
+    def named_type(self, c: list[Token]) -> ast.ScalarType:
+        span = tok_span(c[0])
+        name = str(c[0])
+        if name not in ast.SCALAR_TYPES:
+            hint = did_you_mean(name, (*ast.SCALAR_TYPES, "list"))
+            _report(error("E0014", f"unknown type `{name}`", span, "not a type",
+                          hint or "types are `string`, `int`, `float`, `bool`, `timestamp`, `any`, "
+                          "`list<T>` and `{ field: T }`"))
+            return ast.ScalarType("any", span)
+        return ast.ScalarType(name, span)
+
+    def list_type(self, c: list[Any]) -> ast.ListType:
+        return ast.ListType(c[2], _span(c))
+
+    def field(self, c: list[Any]) -> ast.Field:
+        optional = isinstance(c[-1], Token) and c[-1].type == "OPTIONAL"
+        return ast.Field(self._name(c[0], "field"), c[2], optional, _span(c))
+
+    def object_type(self, c: list[Any]) -> ast.ObjectType:
+        fields = _nodes(c, ast.Field)
+        self._unique((f.name for f in fields), "field")
+        return ast.ObjectType(tuple(fields), _span(c))
+
+    def event_decl(self, c: list[Any]) -> ast.EventDecl:
+        schema = c[2] if len(c) > 2 else None
+        return ast.EventDecl(self._event_type(c[1]), schema, _span(c))
+
+    # -- retry policies ----------------------------------------------------------
+
+    def attempts(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "attempts", self._count(c[1], "attempts"), _span(c)
+
+    def _count(self, value: ast.Scalar | _Invalid, option: str) -> ast.Count | _Invalid:
+        if isinstance(value, _Invalid):
+            return value
+        if not isinstance(value.value, int) or value.value < 0:
+            _report(error("E0012", f"`{option}` must be a whole number, not `{value.value}`", value.span,
+                          "not a whole number", f"write `{option}` as a count such as `3`"))
+            return _Invalid(value.span)
+        return ast.Count(value.value, value.span)
+
+    def backoff_max(self, c: list[Any]) -> ast.Duration | _Invalid:
+        return c[1]  # type: ignore[no-any-return]
+
+    def backoff_fixed(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        delay = c[2]
+        value = delay if isinstance(delay, _Invalid) else ast.FixedBackoff(delay, span)
+        return "backoff", value, span
+
+    def backoff_linear(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        initial, step = c[3], c[5]
+        maximum = c[6] if len(c) > 6 else None
+        parts = (initial, step, maximum)
+        if any(isinstance(p, _Invalid) for p in parts):
+            return "backoff", _Invalid(span), span
+        return "backoff", ast.LinearBackoff(initial, step, maximum, span), span
+
+    def backoff_exponential(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        initial, factor = c[3], c[5]
+        maximum = c[6] if len(c) > 6 else None
+        if any(isinstance(p, _Invalid) for p in (initial, factor, maximum)):
+            return "backoff", _Invalid(span), span
+        return "backoff", ast.ExponentialBackoff(initial, ast.Factor(float(factor.value), factor.span),
+                                                 maximum, span), span
+
+    def jitter(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "jitter", self._keyword(c[1], "jitter", JITTERS), _span(c)
+
+    def retry_on(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "retry_on", self._error_kinds(c[1].tokens), _span(c)
+
+    def give_up_on(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "give_up_on", self._error_kinds(c[1].tokens), _span(c)
+
+    def _error_kinds(self, tokens: tuple[Token, ...]) -> tuple[ast.Name, ...]:
+        return tuple(self._name(t, "error kind") for t in tokens)
+
+    def deadline(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "deadline", c[1], _span(c)
+
+    def retry_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
+        options = [x for x in c if isinstance(x, tuple)]
+        return _option_table(options, "retry policy"), _span(c)
+
+    def _retry_policy(self, name: ast.Name | None, body: tuple[dict[str, Any], Span], span: Span) -> ast.RetryPolicy:
+        opts, _ = body
+        return ast.RetryPolicy(
+            name=name,
+            attempts=opts.get("attempts"),
+            backoff=opts.get("backoff"),
+            jitter=opts.get("jitter"),
+            retry_on=opts.get("retry_on"),
+            give_up_on=opts.get("give_up_on"),
+            deadline=opts.get("deadline"),
+            span=span,
+        )
+
+    def retry_decl(self, c: list[Any]) -> ast.RetryPolicy:
+        return self._retry_policy(self._name(c[1], "retry policy"), c[2], _span(c))
+
+    # -- dead letters, targets -------------------------------------------------
+
+    def retain(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "retain", c[1], _span(c)
+
+    def dead_letter_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
+        return _option_table([x for x in c if isinstance(x, tuple)], "dead letter"), _span(c)
+
+    def dead_letter_decl(self, c: list[Any]) -> ast.DeadLetterDecl:
+        opts = c[2][0] if len(c) > 2 else {}
+        return ast.DeadLetterDecl(self._name(c[1], "dead letter"), opts.get("retain"), _span(c))
+
+    def mode(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "mode", self._keyword(c[1], "mode", MODES), _span(c)
+
+    def use_retry(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "retry", self._name(c[1], "retry policy"), _span(c)
+
+    def inline_retry(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        return "retry", self._retry_policy(None, c[1], span), span
+
+    def use_dead_letter(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "dead_letter", self._name(c[1], "dead letter"), _span(c)
+
+    def timeout(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "timeout", c[1], _span(c)
+
+    def concurrency(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "concurrency", self._count(c[1], "concurrency"), _span(c)
+
+    def order_by(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "order_by", self._path(c[2]), _span(c)
+
+    def emits(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "emits", tuple(self._event_type(t) for t in c[1].tokens), _span(c)
+
+    def on_exhausted(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "on_exhausted", self._keyword(c[1], "on_exhausted", ON_EXHAUSTED), _span(c)
+
+    def target_body(self, c: list[Any]) -> tuple[list[tuple[str, Any, Span]], Span]:
+        return [x for x in c if isinstance(x, tuple)], _span(c)
+
+    def target_decl(self, c: list[Any]) -> ast.TargetDecl:
+        options, _ = c[2]
+        return ast.TargetDecl(self._name(c[1], "target"), ast.TargetOptions(**_option_table(options, "target")),
+                              _span(c))
+
+    def defaults_decl(self, c: list[Any]) -> ast.DefaultsDecl:
+        options, _ = c[1]
+        allowed = []
+        for option in options:
+            name, _value, span = option
+            if name in ("order_by", "emits"):
+                shown = "order by" if name == "order_by" else name
+                _report(error("E0018", f"`{shown}` cannot be a default", span, "not allowed in `defaults`",
+                              f"`{shown}` belongs to one target: move it into that target's block"))
+            else:
+                allowed.append(option)
+        return ast.DefaultsDecl(ast.TargetOptions(**_option_table(allowed, "defaults block")), _span(c))
+
+    def unrouted_decl(self, c: list[Any]) -> ast.UnroutedDecl:
+        return ast.UnroutedDecl(self._name(c[3], "dead letter"), _span(c))
+
+    # -- predicates --------------------------------------------------------------
+
+    def compare_op(self, c: list[Token]) -> str:
+        return str(c[0])
+
+    string_op = compare_op
+
+    def group(self, c: list[Any]) -> Any:
+        return c[1]
+
+    def not_expr(self, c: list[Any]) -> ast.Not | _Invalid:
+        if isinstance(c[1], _Invalid):
+            return _Invalid(_span(c))
+        return ast.Not(c[1], _span(c))
+
+    def and_expr(self, c: list[Any]) -> ast.And | _Invalid:
+        return self._junction(c, ast.And)
+
+    def or_expr(self, c: list[Any]) -> ast.Or | _Invalid:
+        return self._junction(c, ast.Or)
+
+    def _junction(self, c: list[Any], kind: Callable[..., T]) -> T | _Invalid:
+        operands = [x for x in c if not isinstance(x, Token)]
+        if any(isinstance(x, _Invalid) for x in operands):
+            return _Invalid(_span(c))
+        return kind(tuple(operands), _span(c))
+
+    def compare(self, c: list[Any]) -> ast.Compare | _Invalid:
+        if isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        node = ast.Compare(self._path(c[0]), c[1], c[2], _span(c))
+        if node.value.value is None:
+            test = "missing" if node.op == "==" else "exists"
+            _report(warning("W0010", f"`{node.path.text} {node.op} null` is never true", node.span, "never true",
+                            "a null field counts as missing, and every comparison with a missing field is "
+                            f"false: write `{test} {node.path.text}`"))
+        return node
+
+    def _list_values(self, lit: ast.ListLit) -> tuple[ast.Scalar, ...] | None:
+        values = []
+        for item in lit.items:
+            if not isinstance(item, ast.Scalar):
+                _report(error("E0020", "a list after `in` holds single values", item.span,
+                              "a list or object here", "compare against strings, numbers, booleans or `null`"))
+                return None
+            values.append(item)
+        return tuple(values)
+
+    def _in_list(self, path_token: Token, lit: ast.ListLit, span: Span, negated: bool, any_element: bool) -> Any:
+        values = self._list_values(lit)
+        if values is None:
+            return _Invalid(span)
+        return ast.InList(self._path(path_token), values, negated, any_element, span)
+
+    def in_list(self, c: list[Any]) -> Any:
+        return self._in_list(c[0], c[2], _span(c), negated=False, any_element=False)
+
+    def not_in_list(self, c: list[Any]) -> Any:
+        return self._in_list(c[0], c[3], _span(c), negated=True, any_element=False)
+
+    def any_in_list(self, c: list[Any]) -> Any:
+        return self._in_list(c[1], c[3], _span(c), negated=False, any_element=True)
+
+    def in_range(self, c: list[Any]) -> ast.InRange | _Invalid:
+        low, high = c[2], c[4]
+        if isinstance(low, _Invalid) or isinstance(high, _Invalid):
+            return _Invalid(_span(c))
+        return ast.InRange(self._path(c[0]), low, high, _span(c))
+
+    def in_cidr(self, c: list[Any]) -> ast.InCidr | _Invalid:
+        lit = c[3]
+        span = _span(c)
+        if isinstance(lit, _Invalid):
+            return _Invalid(span)
+        try:
+            network = ipaddress.ip_network(lit.value, strict=True)
+        except ValueError as exc:
+            hint = "write a network address and prefix length, such as `10.0.0.0/8` or `fd00::/8`"
+            try:
+                loose = ipaddress.ip_network(lit.value, strict=False)
+                hint = f"the host bits are set: did you mean `{loose}`?"
+            except ValueError:
+                pass
+            _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, str(exc), hint))
+            return _Invalid(span)
+        return ast.InCidr(self._path(c[0]), str(network), span)
+
+    def exists(self, c: list[Any]) -> ast.Exists:
+        return ast.Exists(self._path(c[1]), _span(c))
+
+    def missing(self, c: list[Any]) -> ast.Missing:
+        return ast.Missing(self._path(c[1]), _span(c))
+
+    def string_test(self, c: list[Any]) -> ast.StringTest | _Invalid:
+        if isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        return ast.StringTest(self._path(c[0]), c[1], c[2], _span(c))
+
+    def contains(self, c: list[Any]) -> ast.Contains | _Invalid:
+        if isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        return ast.Contains(self._path(c[0]), c[2], _span(c))
+
+    # -- routes and choices --------------------------------------------------------
+
+    def on_clause(self, c: list[Any]) -> tuple[ast.EventPattern, ...]:
+        patterns = []
+        for token in c[1:]:
+            if token.type != "IDENT":
+                continue
+            span = tok_span(token)
+            patterns.append(ast.EventPattern(str(token), span))
+        return tuple(patterns)
+
+    def when_clause(self, c: list[Any]) -> Any:
+        return c[1]
+
+    def to_clause(self, c: list[Any]) -> tuple[ast.Delivery, ...]:
+        return tuple(_nodes(c, ast.Delivery))
+
+    def delivery(self, c: list[Any]) -> ast.Delivery:
+        transform = c[1] if len(c) > 1 else None
+        return ast.Delivery(self._name(c[0], "target"), transform, _span(c))
+
+    def copy_field(self, c: list[Token]) -> ast.Path:
+        return self._path(c[0])
+
+    def transform_entry(self, c: list[Any]) -> ast.TransformEntry | _Invalid:
+        key = self._key_name(c[0])
+        if key is None or isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        return ast.TransformEntry(key, c[2], _span(c))
+
+    def with_clause(self, c: list[Any]) -> ast.Transform:
+        entries = _nodes(c, ast.TransformEntry)
+        self._unique((e.key for e in entries), "key")
+        return ast.Transform(tuple(entries), _span(c))
+
+    def route_decl(self, c: list[Any]) -> ast.RouteDecl:
+        on = c[3]
+        when = c[4] if len(c) == 7 else None
+        to = c[-2]
+        if isinstance(when, _Invalid):
+            when = None
+        return ast.RouteDecl(self._name(c[1], "route"), on, when, to, _span(c))
+
+    def choice(self, c: list[Any]) -> ast.Branch:
+        when = None if isinstance(c[1], _Invalid) else c[1]
+        return ast.Branch(when, c[2], _span(c))
+
+    def otherwise(self, c: list[Any]) -> ast.Branch:
+        return ast.Branch(None, c[1], _span(c))
+
+    def choose_decl(self, c: list[Any]) -> ast.ChooseDecl:
+        branches = _nodes(c, ast.Branch)
+        return ast.ChooseDecl(self._name(c[1], "choose"), c[3], tuple(branches), _span(c))
+
+    # -- tests ---------------------------------------------------------------------
+
+    def send(self, c: list[Any]) -> ast.Send:
+        data = c[2] if len(c) > 2 else None
+        return ast.Send(self._event_type(c[1]), data, _span(c))
+
+    def expect_targets(self, c: list[Any]) -> ast.Expect:
+        names = [self._name(t, "target") for t in c[1:] if t.type == "IDENT"]
+        return ast.Expect(tuple(names), _span(c))
+
+    def expect_nothing(self, c: list[Any]) -> ast.Expect:
+        return ast.Expect((), _span(c))
+
+    def test_step(self, c: list[Any]) -> ast.TestStep:
+        return ast.TestStep(c[0], c[1], _span(c))
+
+    def test_decl(self, c: list[Any]) -> ast.TestDecl:
+        return ast.TestDecl(self._name(c[1], "test"), tuple(_nodes(c, ast.TestStep)), _span(c))
+
+    # -- files ---------------------------------------------------------------------
+
+    def import_decl(self, c: list[Any]) -> ast.Import | _Invalid:
+        if isinstance(c[1], _Invalid):
+            return _Invalid(_span(c))
+        return ast.Import(c[1].value, _span(c))
+
+    def start(self, c: list[Any]) -> list[Any]:
+        return [x for x in c if not isinstance(x, _Invalid)]

@@ -1,0 +1,1 @@
+"""The grammar of the `.route` language, shipped as package data (`route.lark`)."""

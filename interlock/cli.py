@@ -1,0 +1,90 @@
+"""The `interlock` command.
+
+Conventions (see docs and `cli.md`): silent on success, diagnostics on stderr,
+`--format json` on stdout for machines, exit codes 0 (ok), 1 (the input has errors,
+or warnings under `--strict`), 2 (the command was used wrongly). Nothing a user can
+type or feed it ends in a Python traceback: an unexpected failure inside interlock
+is reported in one line as a bug, with exit code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+import interlock
+from interlock import report
+from interlock.dsl.project import InputError, load_project
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="interlock", description="Declarative event routing: check and compile `.route` files.")
+    parser.add_argument("--version", action="version", version=f"interlock {interlock.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    check = commands.add_parser("check", help="parse and validate `.route` files or folders",
+                                description="Parse and validate `.route` files; folders are searched recursively. "
+                                "Silent when there is nothing to report.")
+    check.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text for people (stderr), json for machines (stdout)")
+    check.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
+    check.add_argument("--max-errors", type=_positive, default=0, metavar="N",
+                       help="show at most N errors (0, the default: all); the count stays exact")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _check(args: argparse.Namespace, stderr: Console) -> int:
+    project = load_project(args.paths)
+    diagnostics = list(project.diagnostics)
+    if args.format == "json":
+        print(report.json_report(diagnostics, len(project.files), args.max_errors))
+    else:
+        report.print_text(stderr, diagnostics, project.sources, len(project.files), args.max_errors)
+    failed = any(d.is_error for d in diagnostics) or (args.strict and bool(diagnostics))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        code: int = args.run(args, stderr)
+    except InputError as exc:
+        stderr.print(f"interlock: error: {exc}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the promise: never a traceback for anything a user can feed us
+        stderr.print(f"interlock: internal error: {type(exc).__name__}: {exc}", markup=False)
+        stderr.print("this is a bug in interlock; please report it with the input that caused it", markup=False)
+        return EXIT_INTERNAL
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

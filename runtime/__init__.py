@@ -1,0 +1,1 @@
+"""The runtime: executes compiled dispatch tables against an event store."""
