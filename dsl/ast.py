@@ -444,7 +444,13 @@ Decl: TypeAlias = (
 
 @attrs.frozen(slots=True)
 class Module:
-    """One parsed `.route` file."""
+    """One parsed `.route` file.
+
+    After a syntax error, the declaration around it is left out of `decls`; the name it
+    was defining, if it got that far, is in `broken`, so that references to it are not
+    reported as undefined on top of the syntax error.
+    """
 
     path: str
     decls: tuple[Decl, ...]
+    broken: tuple[str, ...] = ()

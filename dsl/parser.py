@@ -45,11 +45,13 @@ _TOP_LEVEL = re.compile(r"^(?:{})\b".format("|".join(TOP_LEVEL_KEYWORDS)), re.MU
 
 
 class LexFailure(Exception):
-    """No terminal of the grammar matches at `pos`."""
+    """No terminal of the grammar matches at `pos`; `between` when the parser stood
+    between two top-level declarations."""
 
-    def __init__(self, pos: int) -> None:
+    def __init__(self, pos: int, between: bool) -> None:
         super().__init__(pos)
         self.pos = pos
+        self.between = between
 
 
 class RouteLexer(Lexer):
@@ -108,7 +110,8 @@ class RouteLexer(Lexer):
                 if self.trailing.match(text, pos):
                     return
                 skipped = re.compile(r"(?:\s|#[^\n]*)*").match(text, pos)
-                raise LexFailure(skipped.end() if skipped else pos)
+                between = self.keywords["import"] in states[parser_state.position]
+                raise LexFailure(skipped.end() if skipped else pos, between)
             kind = m.lastgroup
             assert kind is not None
             start = m.start(kind)
@@ -254,47 +257,66 @@ def _blank(text: str, start: int, end: int) -> str:
 def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
     """Parse one file. Syntax errors come back as diagnostics, never as exceptions."""
     context = BuildContext(source)
-    diagnostics: list[Diagnostic] = []
+    syntax: list[Diagnostic] = []
+    broken: list[str] = []
     text = source.text
     decls: list[Any] = []
-    for _ in range(MAX_SYNTAX_ERRORS_PER_FILE + 1):
+    while True:
         context.diagnostics = []
         token = CURRENT.set(context)
         try:
             decls = cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
         except (LexFailure, UnexpectedInput) as exc:
             if isinstance(exc, LexFailure):
-                diagnostics.append(_lex_error(source, exc.pos))
+                syntax.append(_lex_error(source, exc.pos))
             elif isinstance(exc, UnexpectedToken):
-                diagnostics.append(_token_error(source, exc))
+                syntax.append(_token_error(source, exc))
             else:  # pragma: no cover - the LALR parser raises only UnexpectedToken
                 raise
-            if len(diagnostics) >= MAX_SYNTAX_ERRORS_PER_FILE:
+            if len(syntax) >= MAX_SYNTAX_ERRORS_PER_FILE:
+                decls, context.diagnostics = [], []
                 break
-            text = _skip_declaration(text, _error_offset(source, exc))
+            text, name = _skip_declaration(text, _error_offset(source, exc), _between_declarations(exc))
+            if name:
+                broken.append(name)
             continue
         finally:
             CURRENT.reset(token)
         break
-    if diagnostics:
-        # Declarations around a syntax error were blanked out; names they defined would
-        # show up as undefined later, so the module is left empty and only what was
-        # found in the text itself (syntax and literals) is reported.
-        return ast.Module(source.path, ()), diagnostics + context.diagnostics
-    return ast.Module(source.path, tuple(decls)), context.diagnostics
+    return ast.Module(source.path, tuple(decls), tuple(broken)), syntax + context.diagnostics
 
 
-def _skip_declaration(text: str, offset: int) -> str:
-    """Blank the top-level declaration that holds `offset`, up to the next one."""
+_DECLARED_NAME = re.compile(r"(?:event|retry|dead_letter|target|route|choose|test)\s+([A-Za-z_][A-Za-z0-9_.-]*)")
+
+
+def _between_declarations(exc: Exception) -> bool:
+    """Whether the parser stood between two declarations (so none is broken)."""
+    if isinstance(exc, LexFailure):
+        return exc.between
+    assert isinstance(exc, UnexpectedToken)
+    return "IMPORT" in (exc.expected or ())
+
+
+def _skip_declaration(text: str, offset: int, between: bool) -> tuple[str, str | None]:
+    """Blank the top-level declaration that holds `offset`, up to the next one.
+
+    Returns the new text and the name the blanked declaration defined, if it got that far,
+    so that references to it are not reported as undefined on top of its syntax error.
+    Stray text between declarations is blanked alone.
+    """
     start = 0
-    for match in _TOP_LEVEL.finditer(text, 0, offset + 1):
-        if match.start() <= offset:
+    if between:
+        start = offset
+    else:
+        for match in _TOP_LEVEL.finditer(text, 0, offset):
             start = match.start()
-    following = _TOP_LEVEL.search(text, offset + 1)
+    # An error at the keyword of the next declaration (a missing `}`, say) belongs to the
+    # declaration before it: blank up to that keyword, not past it.
+    following = _TOP_LEVEL.search(text, offset if offset > start else offset + 1)
     end = following.start() if following else len(text)
-    if start == offset and following is None and offset == len(text):
-        return text
-    return _blank(text, start, end)
+    named = None if between else _DECLARED_NAME.match(text, start)
+    name = named.group(1) if named and named.end(1) <= offset else None
+    return _blank(text, start, end), name
 
 
 def parse_text(text: str, path: str = "<text>") -> tuple[ast.Module, list[Diagnostic]]:

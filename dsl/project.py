@@ -157,6 +157,7 @@ class _Resolver:
         self.defaults: ast.DefaultsDecl | None = None
         self.unrouted: ast.UnroutedDecl | None = None
         self.modules = modules
+        self.broken = {name for module in modules for name in module.broken}
 
     def _define(self, table: dict[str, ast.EventDecl] | dict[str, Named] | dict[str, ast.TestDecl],
                 name: ast.Name, decl: Named | ast.EventDecl | ast.TestDecl, what: str) -> None:
@@ -206,7 +207,7 @@ class _Resolver:
     def ref(self, name: ast.Name, kind: type) -> None:
         """Report `name` unless it names a declaration of `kind`."""
         found = self.names.get(name.text)
-        if isinstance(found, kind):
+        if isinstance(found, kind) or (found is None and name.text in self.broken):
             return
         wanted = KIND_NAMES[kind]
         if found is not None:

@@ -1,0 +1,85 @@
+"""The `interlock` command: exit codes, silence on success, formats, flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interlock.cli import main
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.route").write_text("target t { mode async }\nroute r { on e.x to t }\n")
+    (tmp_path / "warn.route").write_text("target t { mode async }\nroute r { on e.x when a == null to t }\n")
+    (tmp_path / "bad.route").write_text("target t { mode async }\nroute r { on e.x to u, v }\n")
+    return tmp_path
+
+
+def test_check_is_silent_on_success(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "ok.route"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_errors_exit_1_with_a_count(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "bad.route"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0104]: unknown target `u`" in err
+    assert " --> bad.route:2:21" in err
+    assert err.rstrip().endswith("found 2 errors and 0 warnings in 1 file")
+
+
+def test_warnings_pass_unless_strict(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "warn.route"]) == 0
+    assert "warning[W0010]" in capsys.readouterr().err
+    assert main(["check", "--strict", "warn.route"]) == 1
+
+
+def test_json_format(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--format", "json", "bad.route"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    report = json.loads(out)
+    assert report["summary"] == {"errors": 2, "warnings": 0, "files": 1, "shown": 2}
+    first = report["diagnostics"][0]
+    assert {k: first[k] for k in ("code", "severity", "file", "line", "column", "end_column")} == {
+        "code": "E0104", "severity": "error", "file": "bad.route", "line": 2, "column": 21, "end_column": 22}
+
+
+def test_json_on_success_is_an_empty_report(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--format", "json", "ok.route"]) == 0
+    assert json.loads(capsys.readouterr().out)["diagnostics"] == []
+
+
+def test_max_errors_keeps_the_count_exact(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--max-errors", "1", "bad.route"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error[E0104]") == 1
+    assert "found 2 errors and 0 warnings in 1 file (1 not shown: --max-errors 1)" in err
+
+
+def test_usage_errors_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "missing.route"]) == 2
+    assert "no such file or folder: `missing.route`" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["check"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--max-errors", "-1", "ok.route"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_the_installed_command_runs(project: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "interlock.cli", "check", "bad.route"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "error[E0104]" in result.stderr and "Traceback" not in result.stderr

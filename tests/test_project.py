@@ -1,0 +1,152 @@
+"""Loading projects: files and folders, imports, the namespace, resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import interlock
+from interlock.dsl import load_project
+from interlock.dsl.project import InputError
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def codes(project: interlock.Project) -> list[tuple[str, str, int, int]]:
+    return [(d.code, Path(d.span.file).name, d.span.line, d.span.column) for d in project.diagnostics]
+
+
+def test_imports_are_relative_to_the_importing_file(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "app/main.route": 'import "../lib/common.route"\nroute r { on e.x to billing }\n',
+        "lib/common.route": 'import "sub/targets.route"\nretry quick { attempts 2 }\n',
+        "lib/sub/targets.route": "target billing { mode async, retry quick }\n",
+    })
+    project = load_project([str(tmp_path / "app" / "main.route")])
+    assert project.diagnostics == ()
+    assert [Path(f).name for f in project.files] == ["main.route", "common.route", "targets.route"]
+    assert set(project.targets) == {"billing"} and set(project.retries) == {"quick"}
+
+
+def test_a_file_imported_twice_is_loaded_once(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "a.route": 'import "c.route"\nimport "b.route"\n',
+        "b.route": 'import "c.route"\n',
+        "c.route": "target t { mode async }\n",
+    })
+    project = load_project([str(tmp_path)])
+    assert project.diagnostics == ()
+    assert sorted(Path(f).name for f in project.files) == ["a.route", "b.route", "c.route"]
+
+
+def test_folders_are_searched_recursively_and_hidden_folders_skipped(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "x/a.route": "target a { mode async }\n",
+        "x/y/b.route": "target b { mode async }\n",
+        ".hidden/c.route": "target a { mode async }\n",
+        "notes.txt": "not a route file",
+    })
+    project = load_project([str(tmp_path)])
+    assert project.diagnostics == ()
+    assert set(project.targets) == {"a", "b"}
+
+
+def test_import_cycle_names_the_cycle(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": 'import "b.route"\n', "b.route": 'import "c.route"\n', "c.route": 'import "a.route"\n'})
+    project = load_project([str(tmp_path / "a.route")])
+    (diag,) = project.diagnostics
+    assert diag.code == "E0102"
+    assert "a.route` -> `" in diag.message and diag.message.count("->") == 3
+    assert Path(diag.span.file).name == "c.route" and diag.span.line == 1
+
+
+def test_missing_import(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": '\nimport "nope.route"\n'})
+    project = load_project([str(tmp_path / "a.route")])
+    assert codes(project) == [("E0101", "a.route", 2, 1)]
+
+
+def test_duplicate_across_files_points_at_both(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "target billing { mode async }\n", "b.route": "\n\nroute billing { on e to billing }\n"})
+    project = load_project([str(tmp_path)])
+    (diag,) = project.diagnostics
+    assert diag.code == "E0103"
+    assert (Path(diag.span.file).name, diag.span.line, diag.span.column) == ("b.route", 3, 7)
+    (related,) = diag.related
+    assert (Path(related.span.file).name, related.span.line, related.span.column) == ("a.route", 1, 8)
+
+
+def test_events_and_tests_have_their_own_namespaces(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "event billing { id: string }\ntest billing { send billing { id: \"x\" } "
+                                "expect billing }\ntarget billing { mode async }\n"})
+    assert load_project([str(tmp_path)]).diagnostics == ()
+
+
+def test_unknown_names_with_did_you_mean(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": """retry standard { attempts 3 }
+dead_letter billing_dlq
+target billing { mode async, retry standrd, dead_letter billing_dql }
+route r { on e to biling, nowhere }
+test t { send e { } expect bililng }
+"""})
+    project = load_project([str(tmp_path)])
+    found = {(d.code, d.span.line, d.span.column): d.help for d in project.diagnostics}
+    assert found == {
+        ("E0105", 3, 36): "did you mean `standard`?",
+        ("E0106", 3, 57): "did you mean `billing_dlq`?",
+        ("E0104", 4, 19): "did you mean `billing`?",
+        ("E0104", 4, 27): "declare it: `target nowhere { mode async }`",
+        ("E0104", 5, 28): "did you mean `billing`?",
+    }
+
+
+def test_a_name_of_the_wrong_kind(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "target billing { mode async }\ntarget t { retry billing }\nroute r { on e to t }\n"
+                                "route s { on e to r }\n"})
+    project = load_project([str(tmp_path)])
+    assert [(d.code, d.message) for d in project.diagnostics] == [
+        ("E0107", "`billing` is a target, not a retry policy"),
+        ("E0107", "`r` is a route, not a target"),
+    ]
+
+
+def test_unrouted_uses_a_declared_dead_letter(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "dead_letter lost { retain 30d }\nunrouted to dead_letter lost\n"})
+    project = load_project([str(tmp_path)])
+    assert project.diagnostics == ()
+    retain = project.dead_letters["lost"].retain
+    assert retain is not None and retain.ms == 30 * 86_400_000
+
+
+def test_a_declaration_with_a_syntax_error_is_not_also_undefined(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "target billing { mode async\ntarget audit { mode async }\n",
+                     "b.route": "route r { on e to billing, audit, nope }\n"})
+    project = load_project([str(tmp_path)])
+    # billing's syntax error is reported once; audit, after it, still parses; nope is unknown
+    assert codes(project) == [("E0001", "a.route", 2, 1), ("E0104", "b.route", 1, 35)]
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "a.route").write_bytes(b"target t { mode async }\n\xff\xfe")
+    project = load_project([str(tmp_path)])
+    assert [d.code for d in project.diagnostics] == ["E0101"]
+    assert "not UTF-8" in project.diagnostics[0].message
+
+
+def test_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or folder"):
+        load_project([str(tmp_path / "missing")])
+    with pytest.raises(InputError, match="no `.route` files"):
+        load_project([str(tmp_path)])
+
+
+def test_public_check(tmp_path: Path) -> None:
+    write(tmp_path, {"a.route": "route r { on e to nope }\n"})
+    (diag,) = interlock.check(str(tmp_path))
+    assert diag.code == "E0104" and diag.is_error
