@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-import interlock
 from interlock.dsl import load_project
 from interlock.dsl.project import InputError
+
+import interlock
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -73,7 +73,8 @@ def test_missing_import(tmp_path: Path) -> None:
 
 
 def test_duplicate_across_files_points_at_both(tmp_path: Path) -> None:
-    write(tmp_path, {"a.route": "target billing { mode async }\n", "b.route": "\n\nroute billing { on e to billing }\n"})
+    write(tmp_path, {"a.route": "target billing { mode async }\n",
+                     "b.route": "\n\nroute billing { on e to billing }\n"})
     project = load_project([str(tmp_path)])
     (diag,) = project.diagnostics
     assert diag.code == "E0103"
@@ -142,7 +143,7 @@ def test_not_utf8(tmp_path: Path) -> None:
 def test_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file or folder"):
         load_project([str(tmp_path / "missing")])
-    with pytest.raises(InputError, match="no `.route` files"):
+    with pytest.raises(InputError, match=r"no `\.route` files"):
         load_project([str(tmp_path)])
 
 
