@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from interlock.dsl import ast, load_project, parse_text
 
 NORMATIVE = Path(__file__).parent / "fixtures" / "normative"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from interlock.dsl import load_project
-from interlock.dsl.project import InputError
 
 import interlock
+from interlock.dsl import load_project
+from interlock.dsl.project import InputError
 
 
 def write(root: Path, files: dict[str, str]) -> None:

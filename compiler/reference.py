@@ -1,0 +1,230 @@
+"""The reference interpreter: the matching semantics of the language, read straight off the AST.
+
+Simple on purpose. It walks every route and every predicate for every event, and each
+rule of "Matching semantics" in the language brief is one small function here. The
+compiled dispatch tables must agree with it on every event (a property test checks
+this); it is also what `interlock test` uses to say what a `test` block expects.
+
+Semantics, in one place:
+- A path is followed through objects; a list met on the way is entered, and the path
+  goes on in every element ("any element matches"). A missing field or `null` gives no
+  value. Every predicate over no value is false, except `missing`.
+- A list at the end of a path is a set of values for the scalar tests (`==`, `<`, `in`,
+  `startswith`, ...: true when one element passes), and a collection for `contains`
+  (membership), `exists` / `missing` (an empty list exists).
+- Numbers compare by value (`5 == 5.0`); booleans are not numbers; a string never equals
+  a number, and ordering between different kinds is false (`!=` between kinds is true).
+- `not` is plain negation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from interlock.dsl import ast
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    """`*` is one dotted segment, `**` any number of segments, including none."""
+    return _segments_match(tuple(pattern.split(".")), tuple(event_type.split(".")))
+
+
+def _segments_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_segments_match(rest, parts[i:]) for i in range(len(parts) + 1))
+    if not parts:
+        return False
+    return (head == "*" or head == parts[0]) and _segments_match(rest, parts[1:])
+
+
+def glob_matches(pattern: str, text: str) -> bool:
+    """Shell glob over the whole string: `*` any run, `?` one character, `\\x` a literal x.
+
+    The classic two-pointer algorithm: linear backtracking to the last star only, so no
+    pattern can take more than len(pattern) * len(text) steps.
+    """
+    tokens: list[tuple[str, str]] = []  # ("*", ""), ("?", ""), ("c", char)
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            tokens.append(("c", pattern[i + 1]))
+            i += 2
+            continue
+        tokens.append((ch, "") if ch in "*?" else ("c", ch))
+        i += 1
+    p = t = 0
+    star = -1
+    mark = 0
+    while t < len(text):
+        if p < len(tokens) and (tokens[p][0] == "?" or (tokens[p][0] == "c" and tokens[p][1] == text[t])):
+            p += 1
+            t += 1
+        elif p < len(tokens) and tokens[p][0] == "*":
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(tokens) and tokens[p][0] == "*":
+        p += 1
+    return p == len(tokens)
+
+
+def values_at(data: Any, parts: tuple[str, ...]) -> list[Any]:
+    """Every value the path reaches (lists on the way entered), `null` left out."""
+    current = [data]
+    for part in parts:
+        following = []
+        for value in current:
+            for item in value if isinstance(value, list) else (value,):
+                if isinstance(item, dict) and item.get(part) is not None:
+                    following.append(item[part])
+        current = following
+    return current
+
+
+def _scalars(values: Iterable[Any]) -> Iterator[Any]:
+    """The values, with a list at the end of the path opened into its elements."""
+    for value in values:
+        if isinstance(value, list):
+            yield from (v for v in value if v is not None)
+        else:
+            yield value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if _is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "other"
+
+
+def equal(a: Any, b: Any) -> bool:
+    """Equality across kinds: numbers by value, a string never equals a number."""
+    kind = _kind(a)
+    if kind != _kind(b) or kind == "other":
+        return False
+    return bool(a == b)
+
+
+def compare(value: Any, op: str, literal: Any) -> bool:
+    if op == "==":
+        return equal(value, literal)
+    if op == "!=":
+        return not equal(value, literal)
+    kind = _kind(value)
+    if kind != _kind(literal) or kind == "other":
+        return False
+    if kind == "number" and (math.isnan(value) or math.isnan(literal)):
+        return False
+    if op == "<":
+        return bool(value < literal)
+    if op == "<=":
+        return bool(value <= literal)
+    if op == ">":
+        return bool(value > literal)
+    return bool(value >= literal)  # ">="
+
+
+def _in_cidr(value: Any, network: str) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return ipaddress.ip_address(value) in ipaddress.ip_network(network)
+    except ValueError:
+        return False
+
+
+def _string_test(value: Any, op: str, literal: str) -> bool:
+    if not isinstance(value, str):
+        return False
+    if op == "startswith":
+        return value.startswith(literal)
+    if op == "endswith":
+        return value.endswith(literal)
+    if op == "matches":
+        return glob_matches(literal, value)
+    return value.casefold() == literal.casefold()  # "equals_ignore_case"
+
+
+def _contains(value: Any, literal: Any) -> bool:
+    if isinstance(value, list):
+        return any(equal(item, literal) for item in value)
+    if isinstance(value, str) and isinstance(literal, str):
+        return literal in value
+    return False
+
+
+def evaluate(expr: ast.Expr, data: Any) -> bool:
+    """Whether the predicate holds for an event's data."""
+    if isinstance(expr, ast.And):
+        return all(evaluate(e, data) for e in expr.operands)
+    if isinstance(expr, ast.Or):
+        return any(evaluate(e, data) for e in expr.operands)
+    if isinstance(expr, ast.Not):
+        return not evaluate(expr.operand, data)
+    found = values_at(data, expr.path.parts)
+    if isinstance(expr, ast.Exists):
+        return bool(found)
+    if isinstance(expr, ast.Missing):
+        return not found
+    if isinstance(expr, ast.Contains):
+        return any(_contains(v, expr.value.value) for v in found)
+    scalars = list(_scalars(found))
+    if isinstance(expr, ast.Compare):
+        return any(compare(v, expr.op, expr.value.value) for v in scalars)
+    if isinstance(expr, ast.InList):
+        literals = [lit.value for lit in expr.values]
+        if expr.negated:
+            return any(not any(equal(v, lit) for lit in literals) for v in scalars)
+        return any(equal(v, lit) for v in scalars for lit in literals)
+    if isinstance(expr, ast.InRange):
+        low, high = expr.low.value, expr.high.value
+        return any(compare(v, ">=", low) and compare(v, "<=", high) for v in scalars)
+    if isinstance(expr, ast.InCidr):
+        return any(_in_cidr(v, expr.cidr) for v in scalars)
+    if isinstance(expr, ast.StringTest):
+        literal = expr.value.value
+        assert isinstance(literal, str)
+        return any(_string_test(v, expr.op, literal) for v in scalars)
+    raise TypeError(f"not a predicate: {expr!r}")  # pragma: no cover - the AST is closed
+
+
+def _on(patterns: Iterable[ast.EventPattern], event_type: str) -> bool:
+    return any(event_type_matches(p.text, event_type) for p in patterns)
+
+
+def route(
+    routes: Iterable[ast.RouteDecl], chooses: Iterable[ast.ChooseDecl], event_type: str, data: Any
+) -> set[str]:
+    """The set of targets an event reaches: every matching route, and for each matching
+    `choose` the targets of its first branch whose `when` holds."""
+    targets: set[str] = set()
+    for decl in routes:
+        if _on(decl.on, event_type) and (decl.when is None or evaluate(decl.when, data)):
+            targets.update(d.target.text for d in decl.to)
+    for choose in chooses:
+        if not _on(choose.on, event_type):
+            continue
+        for branch in choose.branches:
+            if branch.when is None or evaluate(branch.when, data):
+                targets.update(d.target.text for d in branch.to)
+                break
+    return targets

@@ -1,0 +1,141 @@
+"""The reference interpreter against the normative matching semantics, one rule per case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from interlock.compiler.reference import evaluate, event_type_matches, glob_matches, route
+from interlock.dsl import ast, parse_text
+
+
+def when(condition: str) -> ast.Expr:
+    module, diagnostics = parse_text(f"route r {{ on e when {condition} to t }}")
+    assert [d for d in diagnostics if d.is_error] == []
+    (decl,) = module.decls
+    assert isinstance(decl, ast.RouteDecl) and decl.when is not None
+    return decl.when
+
+
+CASES: list[tuple[str, dict[str, Any], bool]] = [
+    # missing or null: false whatever the operator, except `missing`
+    ("x == 1", {}, False),
+    ("x != 1", {}, False),
+    ("x != 1", {"x": None}, False),
+    ("not (x == 1)", {}, True),
+    ("missing x", {}, True),
+    ("missing x", {"x": None}, True),
+    ("exists x", {"x": None}, False),
+    ("exists x", {"x": 0}, True),
+    ("exists x", {"x": []}, True),
+    ("x in [1, 2]", {}, False),
+    ("x not in [1, 2]", {}, False),
+    ("x startswith \"a\"", {}, False),
+    # numbers by value; strings never equal numbers; booleans are not numbers
+    ("x == 5", {"x": 5.0}, True),
+    ("x == 5.0", {"x": 5}, True),
+    ("x == 5", {"x": "5"}, False),
+    ("x != 5", {"x": "5"}, True),
+    ("x < 10", {"x": "5"}, False),
+    ("x >= 10", {"x": "50"}, False),
+    ("x == 1", {"x": True}, False),
+    ("x == true", {"x": 1}, False),
+    ("x == true", {"x": True}, True),
+    ("x < \"b\"", {"x": "a"}, True),
+    ("x in 10..100", {"x": 10}, True),
+    ("x in 10..100", {"x": 100.0}, True),
+    ("x in 10..100", {"x": 100.5}, False),
+    ("x in 10..100", {"x": "50"}, False),
+    ("x in [1, \"a\"]", {"x": 1.0}, True),
+    ("x in [1, \"a\"]", {"x": "1"}, False),
+    ("x not in [1, 2]", {"x": 3}, True),
+    ("x not in [1, 2]", {"x": 2.0}, False),
+    # paths through lists: any element
+    ("items.sku startswith \"EU-\"", {"items": [{"sku": "US-1"}, {"sku": "EU-2"}]}, True),
+    ("items.sku startswith \"EU-\"", {"items": [{"sku": "US-1"}, {"nosku": 1}]}, False),
+    ("items.sku startswith \"EU-\"", {"items": []}, False),
+    ("missing items.sku", {"items": [{"a": 1}]}, True),
+    ("a.b.c == 1", {"a": [{"b": [{"c": 2}, {"c": 1}]}]}, True),
+    ("a.b == 1", {"a": 5}, False),
+    # contains: substring on strings, membership on lists
+    ("s contains \"ell\"", {"s": "hello"}, True),
+    ("tags contains \"vip\"", {"tags": ["press", "vip"]}, True),
+    ("tags contains \"vi\"", {"tags": ["press", "vip"]}, False),
+    ("tags contains 5", {"tags": [5.0]}, True),
+    ("any tags in [\"vip\", \"press\"]", {"tags": ["x", "press"]}, True),
+    ("any tags in [\"vip\", \"press\"]", {"tags": []}, False),
+    ("tags == \"vip\"", {"tags": ["a", "vip"]}, True),
+    # strings
+    ("m endswith \".pdf\"", {"m": "a.pdf"}, True),
+    ("t equals_ignore_case \"gold\"", {"t": "GoLd"}, True),
+    ("t equals_ignore_case \"straße\"", {"t": "STRASSE"}, True),
+    ("o matches \"ord-*-eu\"", {"o": "ord-123-eu"}, True),
+    ("o matches \"ord-*-eu\"", {"o": "ord-123-us"}, False),
+    ("o matches \"a?c\"", {"o": "abc"}, True),
+    ("o matches \"a?c\"", {"o": "ac"}, False),
+    ("o matches \"a\\\\*\"", {"o": "a*"}, True),
+    ("o matches \"a\\\\*\"", {"o": "ab"}, False),
+    ("o matches \"*\"", {"o": ""}, True),
+    ("o matches \"x\"", {"o": 5}, False),
+    # network
+    ("ip in cidr \"10.0.0.0/8\"", {"ip": "10.1.2.3"}, True),
+    ("ip in cidr \"10.0.0.0/8\"", {"ip": "11.1.2.3"}, False),
+    ("ip in cidr \"10.0.0.0/8\"", {"ip": "not an ip"}, False),
+    ("ip in cidr \"fd00::/8\"", {"ip": "fd12::1"}, True),
+    ("ip in cidr \"10.0.0.0/8\"", {"ip": "fd12::1"}, False),
+    # connectives
+    ("a == 1 and b == 2", {"a": 1, "b": 2}, True),
+    ("a == 1 and b == 2", {"a": 1}, False),
+    ("a == 1 or b == 2", {"b": 2}, True),
+    ("not a == 1 and b == 2", {"b": 2}, True),
+]
+
+
+@pytest.mark.parametrize(("condition", "data", "expected"), CASES)
+def test_semantics(condition: str, data: dict[str, Any], expected: bool) -> None:
+    assert evaluate(when(condition), data) is expected
+
+
+@pytest.mark.parametrize(("pattern", "event_type", "expected"), [
+    ("order.created", "order.created", True),
+    ("order.created", "order.updated", False),
+    ("order.*", "order.created", True),
+    ("order.*", "order", False),
+    ("order.*", "order.created.v2", False),
+    ("order.**", "order", True),
+    ("order.**", "order.created.v2", True),
+    ("**", "anything.at.all", True),
+    ("*.created", "order.created", True),
+    ("**.declined", "payment.card.declined", True),
+    ("a.**.z", "a.z", True),
+    ("a.**.z", "a.b.c.z", True),
+    ("a.**.z", "a.b.c", False),
+])
+def test_event_type_globs(pattern: str, event_type: str, expected: bool) -> None:
+    assert event_type_matches(pattern, event_type) is expected
+
+
+def test_glob_is_not_catastrophic() -> None:
+    assert glob_matches("*a" * 30 + "b", "a" * 5000) is False
+
+
+def test_route_fans_out_and_choose_takes_the_first_match() -> None:
+    module, diagnostics = parse_text("""
+    route big { on order.created when amount >= 1000 to fraud, billing }
+    route every { on order.* to audit }
+    choose region {
+      on order.created
+      when tier == "gold" to priority
+      when currency == "EUR" to eu
+      otherwise to billing
+    }""")
+    assert diagnostics == []
+    routes = [d for d in module.decls if isinstance(d, ast.RouteDecl)]
+    chooses = [d for d in module.decls if isinstance(d, ast.ChooseDecl)]
+    assert route(routes, chooses, "order.created", {"amount": 5000, "tier": "gold", "currency": "EUR"}) == {
+        "fraud", "billing", "audit", "priority"}
+    assert route(routes, chooses, "order.created", {"amount": 5, "currency": "EUR"}) == {"audit", "eu"}
+    assert route(routes, chooses, "order.created", {}) == {"audit", "billing"}
+    assert route(routes, chooses, "order.cancelled", {"amount": 5000}) == {"audit"}
+    assert route(routes, chooses, "payment.failed", {}) == set()
