@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -31,17 +32,18 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer, LexerState, PatternStr
 
 from . import ast
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic, Related, error
 from .source import SourceFile, Span
-from .transform import CURRENT, BuildContext, Builder
+from .transform import CURRENT, BuildContext, Builder, did_you_mean
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
 
-# A top-level declaration starts with one of these words at the start of a line.
-TOP_LEVEL_KEYWORDS = (
-    "import", "event", "retry", "dead_letter", "target", "defaults", "unrouted", "route", "choose", "test",
+# Where error recovery may restart: a top-level keyword at the start of a line. `retry` and
+# `dead_letter` are target options too, so they count only in column 1; the others also
+# when indented.
+_TOP_LEVEL = re.compile(
+    r"^(?:retry|dead_letter|[ \t]*(?:import|event|target|defaults|unrouted|route|choose|test))\b", re.MULTILINE
 )
-_TOP_LEVEL = re.compile(r"^(?:{})\b".format("|".join(TOP_LEVEL_KEYWORDS)), re.MULTILINE)
 
 
 class LexFailure(Exception):
@@ -89,6 +91,7 @@ class RouteLexer(Lexer):
         # Possessive, so that a long run of blanks before a bad character fails in one step
         # instead of backtracking through every way of splitting the run.
         skip = "(?:{})*+".format("|".join(ignore))
+        self.skip = re.compile(skip)
         self.master = re.compile(skip + "(?:" + "|".join(alternatives) + ")")
         self.trailing = re.compile(skip + r"\Z")
 
@@ -109,7 +112,7 @@ class RouteLexer(Lexer):
             if m is None:
                 if self.trailing.match(text, pos):
                     return
-                skipped = re.compile(r"(?:\s|#[^\n]*)*").match(text, pos)
+                skipped = self.skip.match(text, pos)
                 between = self.keywords["import"] in states[parser_state.position]
                 raise LexFailure(skipped.end() if skipped else pos, between)
             kind = m.lastgroup
@@ -178,20 +181,23 @@ def describe_expected(expected: set[str]) -> str:
         return "nothing more"
     if len(names) == 1:
         return names[0]
-    if len(names) > 8:
-        return ", ".join(names[:8]) + f" or one of {len(names) - 8} more"
+    if len(names) > 12:
+        return ", ".join(names[:12]) + f" or one of {len(names) - 12} more"
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _found(token: Token) -> str:
-    if token.type == "$END":
-        return "the end of the file"
-    words = _terminal_words()
-    if token.type in words and words[token.type].startswith("`"):
-        return f"`{token}`"
-    if token.type == "IDENT":
-        return f"`{token}`"
-    return f"{words.get(token.type, token.type)} `{token}`"
+_NUMBERISH = re.compile(r"[0-9][0-9A-Za-z._:-]*")
+_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_.*-]*)[ \t\r\n]*\Z")
+_CHARACTER_HINTS = {
+    "=": "compare with `==`",
+    "&": "join conditions with `and`",
+    "|": "join conditions with `or`",
+    "!": "negate with `not`, or compare with `!=`",
+    "'": 'strings use double quotes: `"text"`',
+    ";": "declarations need no `;`: end the line instead",
+    "/": "comments start with `#`",
+    "-": "a `-` starts a negative number; names cannot start with one",
+}
 
 
 def _lex_error(source: SourceFile, pos: int) -> Diagnostic:
@@ -200,22 +206,50 @@ def _lex_error(source: SourceFile, pos: int) -> Diagnostic:
     if char == '"':
         line_end = text.find("\n", pos)
         end = len(text) if line_end == -1 else line_end
+        if end > pos and text[end - 1] == "\r":
+            end -= 1
         return error("E0003", "unterminated string", source.span(pos, end), "this string is not closed",
                      'close it with `"` on the same line; write `\\n` for a line break inside a string')
+    word = _NUMBERISH.match(text, pos)
+    if word is not None and word.end() - pos > 1:
+        shown = word.group()
+        return error("E0012", f"`{shown}` is not a number", source.span(pos, word.end()), "not a number",
+                     f'to compare with text, quote it: `"{shown}"`')
     span = source.span(pos, pos + 1)
-    hints = {
-        "=": "compare with `==`",
-        "&": "join conditions with `and`",
-        "|": "join conditions with `or`",
-        "!": "negate with `not`, or compare with `!=`",
-        "'": 'strings use double quotes: `"text"`',
-        ";": "declarations need no `;`: end the line instead",
-        "/": "comments start with `#`",
-        "-": "a `-` starts a negative number; names cannot start with one",
-    }
-    shown = repr(char)[1:-1] if not char.isprintable() else char
+    code = f"U+{ord(char):04X}"
+    if char.isspace():
+        name = unicodedata.name(char, code).lower()
+        return error("E0002", f"unexpected {name} ({code})", span, "not a plain space",
+                     "replace it with a plain space: only spaces, tabs and line breaks separate tokens")
+    if not char.isascii() and char.isalpha():
+        return error("E0002", f"unexpected character `{char}` ({code})", span, "not allowed in a name",
+                     "names are ASCII letters, digits, `_` and `-`; other text belongs in strings")
+    shown = char if char.isprintable() else code
     return error("E0002", f"unexpected character `{shown}`", span, "no token starts here",
-                 hints.get(char, "this character has no meaning in a `.route` file"))
+                 _CHARACTER_HINTS.get(char, "this character has no meaning in a `.route` file"))
+
+
+def _enclosing(text: str, offset: int) -> re.Match[str] | None:
+    """The top-level keyword of the declaration that holds `offset`."""
+    found = None
+    for match in _TOP_LEVEL.finditer(text, 0, offset):
+        found = match
+    return found
+
+
+def _opening_brace(source: SourceFile, declaration: re.Match[str] | None, offset: int) -> Related | None:
+    if declaration is None:
+        return None
+    brace = source.text.find("{", declaration.start(), offset)
+    if brace == -1:
+        return None
+    return Related(source.span(brace, brace + 1), f"this `{declaration.group().strip()}` block opens here")
+
+
+def _keyword_suggestion(token: Token, expected: set[str]) -> str | None:
+    words = _terminal_words()
+    keywords = [words[t].strip("`") for t in expected if t in words and words[t].strip("`").isidentifier()]
+    return did_you_mean(str(token).lower(), keywords) if keywords else None
 
 
 def _token_error(source: SourceFile, exc: UnexpectedToken) -> Diagnostic:
@@ -223,21 +257,65 @@ def _token_error(source: SourceFile, exc: UnexpectedToken) -> Diagnostic:
 
     token = exc.token
     expected = set(exc.accepts or exc.expected or ())
+    described = describe_expected(expected)
     if token.type == "$END":
-        span = source.end_span
-        message = f"unexpected end of file: expected {describe_expected(expected)}"
-        code, label = "E0004", "the file ends here"
-        help = "a declaration is not finished: check that every `{` has its `}`"
-    else:
-        start = token.start_pos or 0
-        span = source.span(start, token.end_pos or start)
-        message = f"expected {describe_expected(expected)}, found {_found(token)}"
-        code, label, help = "E0001", "unexpected here", None
-    specific = specific_message(exc.state.position, token.type, expected)
+        offset = len(source.text)
+        declaration = _enclosing(source.text, offset)
+        related = _opening_brace(source, declaration, offset)
+        specific = specific_message(exc.state.position, token, declaration and declaration.group().strip(), expected)
+        what = f"{specific[0]}: " if specific else ""
+        help = specific[1] if specific else "the file ends inside a declaration: check that every `{` has its `}`"
+        return error("E0004", f"{what}unexpected end of file: expected {described}", source.end_span,
+                     "the file ends here", help, [related] if related else ())
+    start = token.start_pos or 0
+    span = source.span(start, token.end_pos or start)
+    text = source.text
+    declaration = _enclosing(text, start)
+    keyword = declaration.group().strip() if declaration else None
+    found = f"expected {described}, found `{token}`"
+    between = "IMPORT" in expected
+
+    # A word that is a keyword elsewhere was read as a name here (keywords are contextual).
+    if token.type == "IDENT" and not between:
+        line_start = text.rfind("\n", 0, start) + 1
+        if _TOP_LEVEL.match(text, line_start) and not text[line_start:start].strip():
+            related = _opening_brace(source, declaration, start)
+            return error("E0001", f"this `{keyword}` is not closed: {found}", span,
+                         "the next declaration starts here", f"add the missing `}}` before `{token}`",
+                         [related] if related else ())
+        before = _WORD_BEFORE.search(text, 0, start)
+        if before is not None and before.group(1) == "to" and _in_condition(expected):
+            # `when to billing`, `a == 1 and to billing`: `to` was taken for a field
+            joiner = _WORD_BEFORE.search(text, 0, before.start(1))
+            to_span = source.span(before.start(1), before.end(1))
+            if joiner is not None and joiner.group(1) in ("and", "or"):
+                return error("E0001", "`and` and `or` need a condition on each side", to_span,
+                             f"no condition after `{joiner.group(1)}`",
+                             f"add the missing condition, or remove the `{joiner.group(1)}`")
+            return error("E0001", "`when` needs a condition", to_span, "no condition before `to`",
+                         "write a condition such as `amount > 100` after `when`")
+
+    specific = specific_message(exc.state.position, token, keyword, expected)
+    if specific is None and between:
+        specific = ("a declaration was expected", _DECLARATIONS_HELP)
     if specific is not None:
         what, help = specific
-        message = f"{what}: {message}" if code == "E0001" else f"{what}: unexpected end of file"
-    return error(code, message, span, label, help)
+        suggestion = _keyword_suggestion(token, expected) if token.type == "IDENT" else None
+        return error("E0001", f"{what}: {found}", span, "unexpected here", suggestion or help)
+    suggestion = _keyword_suggestion(token, expected) if token.type == "IDENT" else None
+    return error("E0001", found, span, "unexpected here", suggestion)
+
+
+_DECLARATIONS_HELP = (
+    "a file holds `import`, `event`, `retry`, `dead_letter`, `target`, `defaults`, `unrouted`, "
+    "`route`, `choose` and `test` declarations"
+)
+
+
+def _in_condition(expected: set[str]) -> bool:
+    """Whether the parser stood after a field in a condition (expecting a comparison)."""
+    words = _terminal_words()
+    return any(words.get(t) == "`==`" for t in expected)
 
 
 def _error_offset(source: SourceFile, exc: Exception) -> int:
@@ -261,6 +339,7 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
     broken: list[str] = []
     text = source.text
     decls: list[Any] = []
+    capped = False
     while True:
         context.diagnostics = []
         token = CURRENT.set(context)
@@ -273,10 +352,23 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
                 syntax.append(_token_error(source, exc))
             else:  # pragma: no cover - the LALR parser raises only UnexpectedToken
                 raise
-            if len(syntax) >= MAX_SYNTAX_ERRORS_PER_FILE:
-                decls, context.diagnostics = [], []
+            offset = _error_offset(source, exc)
+            if capped:  # pragma: no cover - the text before the cut parsed already
+                decls = []
                 break
-            text, name = _skip_declaration(text, _error_offset(source, exc), _between_declarations(exc))
+            if len(syntax) >= MAX_SYNTAX_ERRORS_PER_FILE:
+                capped = True
+                # Stop here: what follows is not checked, but the names it declares are
+                # known to exist, and what came before still counts.
+                declaration = _enclosing(text, offset)
+                cut = declaration.start() if declaration else 0
+                broken.extend(m.group(1) for m in _DECLARED_NAME.finditer(text, cut))
+                text = _blank(text, cut, len(text))
+                syntax.append(error("E0005", f"too many syntax errors: stopped after {len(syntax)} in this file",
+                                    syntax[-1].span, "the last one reported",
+                                    "fix these first; the rest of the file is not checked"))
+                continue
+            text, name = _skip_declaration(text, offset, _between_declarations(exc))
             if name:
                 broken.append(name)
             continue
@@ -286,7 +378,9 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
     return ast.Module(source.path, tuple(decls), tuple(broken)), syntax + context.diagnostics
 
 
-_DECLARED_NAME = re.compile(r"(?:event|retry|dead_letter|target|route|choose|test)\s+([A-Za-z_][A-Za-z0-9_.-]*)")
+_DECLARED_NAME = re.compile(
+    r"^[ \t]*(?:event|retry|dead_letter|target|route|choose|test)\s+([A-Za-z_][A-Za-z0-9_.-]*)", re.MULTILINE
+)
 
 
 def _between_declarations(exc: Exception) -> bool:

@@ -89,19 +89,30 @@ def collect_files(paths: Iterable[str]) -> list[str]:
     return [os.path.normpath(f) for f in found]
 
 
-def _read(path: str) -> tuple[str | None, str | None]:
-    """(text, None), or (None, why it could not be read)."""
+@attrs.frozen
+class _Unreadable:
+    why: str
+    source: SourceFile | None = None  # for text that is not UTF-8: shown with replacements
+    at: int = 0  # the offset of the first bad byte in `source`
+
+
+def _read(path: str) -> str | _Unreadable:
+    """The file's text (a leading byte order mark dropped), or why it cannot be read."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read(), None
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
-        return None, "no such file"
+        return _Unreadable("no such file")
     except IsADirectoryError:
-        return None, "it is a folder"
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (byte {exc.start})"
+        return _Unreadable("it is a folder")
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return _Unreadable(exc.strerror or str(exc))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        shown = data.decode("utf-8-sig", errors="replace")
+        at = len(data[: exc.start].decode("utf-8-sig", errors="replace"))
+        return _Unreadable(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", SourceFile(path, shown), at)
 
 
 class _Loader:
@@ -111,6 +122,7 @@ class _Loader:
         self.display: dict[str, str] = {}  # real path -> path shown to the user
         self.diagnostics: list[Diagnostic] = []
         self.stack: list[str] = []
+        self.unparsed: list[str] = []  # files read but not parsed (not UTF-8)
 
     def load(self, path: str, imported_at: Span | None) -> None:
         real = os.path.realpath(path)
@@ -121,16 +133,11 @@ class _Loader:
             self.diagnostics.append(error("E0102", f"import cycle: {chain}", imported_at, "closes the cycle",
                                           "move what both files need into a third file that both import"))
             return
-        if real in self.modules:
+        if real in self.display:  # loaded already (or found unreadable)
             return
-        text, problem = _read(path)
-        if text is None:
-            if imported_at is not None:
-                self.diagnostics.append(error("E0101", f"cannot import `{path}`: {problem}", imported_at,
-                                              "imported here", "the path is relative to the importing file"))
-            else:
-                where = SourceFile(path, "").span(0, 0)
-                self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem}", where))
+        text = _read(path)
+        if isinstance(text, _Unreadable):
+            self._unreadable(path, real, text, imported_at)
             return
         self.display[real] = path
         source = SourceFile(path, text)
@@ -142,10 +149,32 @@ class _Loader:
         try:
             for decl in module.decls:
                 if isinstance(decl, ast.Import):
+                    if not decl.path.strip():
+                        self.diagnostics.append(error("E0101", "an import needs a file path", decl.span,
+                                                      "empty path", 'write `import "common.route"`'))
+                        continue
                     target = os.path.normpath(os.path.join(os.path.dirname(path), decl.path))
                     self.load(target, decl.span)
         finally:
             self.stack.pop()
+
+
+    def _unreadable(self, path: str, real: str, problem: _Unreadable, imported_at: Span | None) -> None:
+        if problem.source is not None:
+            # The file exists but is not UTF-8: point at the first bad byte in the file itself.
+            self.display[real] = path
+            self.sources[path] = problem.source
+            self.unparsed.append(path)
+            span = problem.source.span(problem.at, problem.at + 1)
+            related = [Related(imported_at, "imported here")] if imported_at else []
+            self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem.why}", span,
+                                          "not UTF-8", "save the file as UTF-8", related))
+        elif imported_at is not None:
+            self.diagnostics.append(error("E0101", f"cannot import `{path}`: {problem.why}", imported_at,
+                                          "imported here", "the path is relative to the importing file"))
+        else:
+            where = SourceFile(path, "").span(0, 0)
+            self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem.why}", where))
 
 
 class _Resolver:
@@ -169,9 +198,10 @@ class _Resolver:
         first_kind = KIND_NAMES.get(type(first), what)
         this_kind = KIND_NAMES.get(type(decl), what)
         kinds = f"the {first_kind}" if first_kind == this_kind else f"a {first_kind}"
+        remedy = "merge the two schemas or remove one" if what == "event" else "rename one of them"
         self.diagnostics.append(error(
             "E0103", f"`{name.text}` is defined twice", name.span, f"{this_kind} `{name.text}` defined again here",
-            f"{kinds} `{name.text}` is already defined; rename one of them",
+            f"{kinds} `{name.text}` is already defined; {remedy}",
             [Related(first_name.span, "first defined here")],
         ))
 
@@ -244,6 +274,8 @@ class _Resolver:
                 elif isinstance(decl, ast.ChooseDecl):
                     for branch in decl.branches:
                         self._deliveries(branch.to)
+                elif isinstance(decl, ast.UnroutedDecl):
+                    self.ref(decl.dead_letter, ast.DeadLetterDecl)
                 elif isinstance(decl, ast.TestDecl):
                     for step in decl.steps:
                         for target in step.expect.targets:
@@ -275,7 +307,7 @@ def load_project(paths: Sequence[str]) -> Project:
     resolver.declare()
     resolver.resolve()
     return Project(
-        files=tuple(loader.display[real] for real in loader.modules),
+        files=(*(loader.display[real] for real in loader.modules), *loader.unparsed),
         sources=loader.sources,
         modules=modules,
         events=resolver.events,

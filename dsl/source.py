@@ -65,7 +65,8 @@ class SourceFile:
         """The text of a 1-based line, without its newline."""
         start = self.line_starts[line - 1]
         end = self.text.find("\n", start)
-        return self.text[start:] if end == -1 else self.text[start:end]
+        text = self.text[start:] if end == -1 else self.text[start:end]
+        return text.removesuffix("\r")
 
     @property
     def end_span(self) -> Span:

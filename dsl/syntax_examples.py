@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+import attrs
+from lark import Token
 from lark.exceptions import UnexpectedToken
 
 from .source import SourceFile
@@ -29,14 +31,22 @@ EXAMPLES: list[tuple[str, str, list[str]]] = [
      ["route r { on a when to b }", "choose c { on a when to b }"]),
     ("a field in a condition needs a test",
      "compare it (`x == 1`, `x in [1, 2]`, `x startswith \"a\"`), or test it with `exists x` / `missing x`",
-     ["route r { on a when x to b }", "route r { on a when x }"]),
+     ["route r { on a when x to b }|=to", "choose c { on a when x to b }|=to", "route r { on a when x }"]),
     ("a comparison needs a value", "compare with a string, number, boolean or `null`: `tier == \"gold\"`",
      ["route r { on a when x == to b }", "route r { on a when x == }", "route r { on a when x == y to b }"]),
     ("`and` and `or` need a condition on each side", "add the missing condition, or remove the `and` / `or`",
      ["route r { on a when x == 1 and to b }", "route r { on a when x == 1 or to b }",
       "route r { on a when x == 1 and }"]),
     ("targets are separated by commas", "write `to billing, audit`",
-     ["route r { on a to b c }|IDENT"]),
+     ["route r { on a to b c }|IDENT", "choose c { on a when x == 1 to b c }|IDENT"]),
+    ("a `,` must be followed by another target", "remove the trailing `,` or name another target",
+     ["route r { on a to b, }", "choose c { on a when x == 1 to b, }"]),
+    ("`when` comes before `to` in a route", "write `on EVENT_TYPE when CONDITION to TARGETS`",
+     ["route r { on a to b when x == 1 }|=when"]),
+    ("`(` is not closed", "add the `)` that ends the group",
+     ["route r { on a when (x == 1 to b }", "route r { on a when (x == 1 and y == 2 to b }"]),
+    ("`list<` needs its `>`", "write `list<string>`",
+     ["event e { a: list<string }", "event e { a: list<string b: int }"]),
     ("event types in `on` are separated by commas", "write `on order.created, order.updated`",
      ["route r { on a b to c }|IDENT"]),
     ("a declaration was expected",
@@ -63,9 +73,9 @@ EXAMPLES: list[tuple[str, str, list[str]]] = [
     ("each `send` needs an `expect`", "add `expect TARGETS` (exactly those targets) or `expect nothing`",
      ["test t { send e { } }", "test t { send e }", "test t { send e { } send e { } }"]),
     ("a `choose` needs at least one `when` branch", "write `when CONDITION to TARGET` before `otherwise`",
-     ["choose c { on a otherwise to b }", "choose c { on a }"]),
+     ["choose c { on a otherwise to b }|=otherwise", "choose c { on a }"]),
     ("`otherwise` must be the last branch of a `choose`", "move the `otherwise` branch to the end",
-     ["choose c { on a when x == 1 to a otherwise to b when y == 2 to c }"]),
+     ["choose c { on a when x == 1 to a otherwise to b when y == 2 to c }|=when"]),
     ("`backoff` is `fixed`, `linear` or `exponential`",
      "write `backoff fixed 1s`, `backoff linear initial 1s step 1s` or "
      "`backoff exponential initial 100ms factor 2`",
@@ -87,21 +97,31 @@ EXAMPLES: list[tuple[str, str, list[str]]] = [
 _DURATION_HELP = "add a unit: `ms`, `s`, `m`, `h` or `d`, as in `500ms` or `5s`"
 
 
+@attrs.frozen
+class _Entry:
+    declaration: str  # the snippet's first word: `route`, `choose`, ...
+    token_type: str | None  # from `|TYPE`; `$END` entries match only the end of the file
+    value: str | None  # from `|TYPE=value` or `|=value`: entries that need the token's text
+    what: str
+    help: str
+
+
 @functools.cache
-def _table() -> dict[tuple[int, str | None], tuple[str, str]]:
+def _table() -> dict[int, list[_Entry]]:
     from .parser import LexFailure, parser
 
-    table: dict[tuple[int, str | None], tuple[str, str]] = {}
+    table: dict[int, list[_Entry]] = {}
     token = CURRENT.set(BuildContext(SourceFile("<example>", "")))
     try:
         for what, help, snippets in EXAMPLES:
             for snippet in snippets:
                 text, _, only = snippet.partition("|")
+                token_type, _, value = only.partition("=")
                 try:
                     parser().parse(text)
                 except UnexpectedToken as exc:
-                    key = (exc.state.position, only or None)
-                    table.setdefault(key, (what, help))
+                    entry = _Entry(text.split()[0], token_type or None, value or None, what, help)
+                    table.setdefault(exc.state.position, []).append(entry)
                 except LexFailure:
                     raise AssertionError(f"syntax example does not lex: {snippet!r}") from None
                 else:
@@ -111,9 +131,30 @@ def _table() -> dict[tuple[int, str | None], tuple[str, str]]:
     return table
 
 
-def specific_message(state: int, token_type: str, expected: set[str]) -> tuple[str, str] | None:
-    """(what went wrong, help) for a parser state and unexpected token, if one is known."""
-    if expected == {"DURATION"} and token_type == "NUMBER":
+def _score(entry: _Entry, token: Token, declaration: str | None) -> int:
+    """How well an entry fits; -1 when it does not apply."""
+    if (entry.token_type == "$END") != (token.type == "$END"):
+        return -1
+    if entry.token_type is not None and entry.token_type != token.type:
+        return -1
+    if entry.value is not None and (entry.value != str(token) or entry.declaration != declaration):
+        return -1
+    return 4 * (entry.value is not None) + 2 * (entry.declaration == declaration) + (entry.token_type is not None)
+
+
+def specific_message(
+    state: int, token: Token, declaration: str | None, expected: set[str]
+) -> tuple[str, str] | None:
+    """(what went wrong, help) for a parser state and unexpected token, if one is known.
+
+    `declaration` is the keyword of the declaration the error is in; among the entries of
+    a state, one from the same kind of declaration and one naming the very token win.
+    """
+    if token.type == "NUMBER" and "DURATION" in expected:
         return "a duration needs a unit", _DURATION_HELP
-    table = _table()
-    return table.get((state, token_type)) or table.get((state, None))
+    best: tuple[int, _Entry] | None = None
+    for entry in _table().get(state, ()):
+        score = _score(entry, token, declaration)
+        if score >= 0 and (best is None or score > best[0]):
+            best = (score, entry)
+    return (best[1].what, best[1].help) if best else None

@@ -116,7 +116,15 @@ _DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d))+\Z")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _UNIT_ORDER = ["d", "h", "m", "s", "ms"]
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
+_UNIT_WORDS = {
+    **{w: "ms" for w in ("msec", "msecs", "millis", "millisecond", "milliseconds")},
+    **{w: "s" for w in ("sec", "secs", "second", "seconds")},
+    **{w: "m" for w in ("min", "mins", "minute", "minutes")},
+    **{w: "h" for w in ("hr", "hrs", "hour", "hours")},
+    **{w: "d" for w in ("day", "days")},
+}
+# `\*` and `\?` stay as written, so that a `matches` glob can say "a literal star".
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/", "*": "\\*", "?": "\\?"}
 _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)")
 
 MODES = ("async", "sync")
@@ -131,7 +139,11 @@ def parse_duration(text: str) -> tuple[int | None, str | None]:
     if re.fullmatch(r"\d+\.\d+[A-Za-z]+", text):
         return None, "durations are whole numbers of one unit: write `1500ms`, not `1.5s`"
     if not _DURATION.match(text):
+        number = re.match(r"\d+", text)
         unit = re.sub(r"^[\d.]+", "", text)
+        short = _UNIT_WORDS.get(unit.lower())
+        if short and number and number.end() == len(text) - len(unit):
+            return None, f"did you mean `{number.group()}{short}`?"
         hint = did_you_mean(unit, _UNIT_MS)
         base = f"`{unit}` is not a unit of time: use `ms`, `s`, `m`, `h` or `d`"
         return None, f"{base}; {hint}" if hint else base
@@ -142,6 +154,18 @@ def parse_duration(text: str) -> tuple[int | None, str | None]:
     return sum(int(n) * _UNIT_MS[unit] for n, unit in parts), None
 
 
+def _sub_span(span: Span, start: int, end: int) -> Span:
+    """The part [start, end) of a one-line token's span."""
+    return span._replace(start=span.start + start, end=span.start + end, column=span.column + start,
+                         end_column=span.column + end)
+
+
+def _report_lone_surrogate(span: Span) -> None:
+    _report(error("E0010", "lone surrogate in string", span, "half of a surrogate pair",
+                  "a `\\uD800`-`\\uDBFF` escape must be followed by a `\\uDC00`-`\\uDFFF` one; "
+                  "or write the character itself"))
+
+
 def decode_string(raw: str, span: Span) -> str | None:
     """The value of a string token (quotes included), or None after reporting a bad escape."""
     body = raw[1:-1]
@@ -150,46 +174,55 @@ def decode_string(raw: str, span: Span) -> str | None:
     out: list[str] = []
     pos = 0
     ok = True
-    pending_high: int | None = None
+    pending_high: tuple[int, Span] | None = None
     for match in _ESCAPE.finditer(body):
-        out.append(body[pos : match.start()])
+        between = body[pos : match.start()]
+        out.append(between)
         pos = match.end()
         esc = match.group(1)
-        esc_span = span._replace(
-            start=span.start + 1 + match.start(),
-            end=span.start + 1 + match.end(),
-            column=span.column + 1 + match.start(),
-            end_column=span.column + 1 + match.end(),
-        )
+        esc_span = _sub_span(span, 1 + match.start(), 1 + match.end())
+        if pending_high is not None and (between or not (esc.startswith("u") and len(esc) == 5)):
+            ok = False
+            _report_lone_surrogate(pending_high[1])
+            pending_high = None
         if esc.startswith("u") and len(esc) == 5:
             code = int(esc[1:], 16)
             if 0xD800 <= code <= 0xDBFF:
-                pending_high = code
+                if pending_high is not None:
+                    ok = False
+                    _report_lone_surrogate(pending_high[1])
+                pending_high = (code, esc_span)
                 continue
             if 0xDC00 <= code <= 0xDFFF:
                 if pending_high is None:
                     ok = False
-                    _report(error("E0010", f"lone surrogate `\\{esc}` in string", esc_span,
-                                  "not a character",
-                                  "a `\\uDC00`-`\\uDFFF` escape must follow a `\\uD800`-`\\uDBFF` one"))
+                    _report_lone_surrogate(esc_span)
                     continue
-                code = 0x10000 + ((pending_high - 0xD800) << 10) + (code - 0xDC00)
+                code = 0x10000 + ((pending_high[0] - 0xD800) << 10) + (code - 0xDC00)
+                pending_high = None
+            elif pending_high is not None:
+                ok = False
+                _report_lone_surrogate(pending_high[1])
                 pending_high = None
             out.append(chr(code))
         elif esc in _ESCAPES:
             out.append(_ESCAPES[esc])
+        elif esc == "u":
+            ok = False
+            digits = re.match(r"[0-9A-Fa-f]{0,3}", body[match.end():])
+            width = len(digits.group()) if digits else 0
+            _report(error("E0010", "`\\u` needs four hex digits", _sub_span(span, 1 + match.start(),
+                          1 + match.end() + width), "incomplete escape",
+                          "write a character as `\\u` and four hex digits, such as `\\u00e9` for é"))
         else:
             ok = False
-            shown = "\\u" if esc == "u" else f"\\{esc}"
-            _report(error("E0010", f"invalid escape `{shown}` in string", esc_span, "unknown escape",
-                          'escapes are `\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\uXXXX` '
-                          "(four hex digits); write `\\\\` for a backslash"))
-        if pending_high is not None and not esc.startswith("u"):
-            pending_high = None
+            _report(error("E0010", f"invalid escape `\\{esc}` in string", esc_span, "unknown escape",
+                          'escapes are `\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\/`, `\\uXXXX` (four hex digits), '
+                          "and `\\*` `\\?` for a literal star or question mark in `matches`; "
+                          "write `\\\\` for a backslash"))
     if pending_high is not None:
         ok = False
-        _report(error("E0010", "lone surrogate in string", span, "unpaired `\\uD800`-`\\uDBFF` escape",
-                      "write the character itself, or both halves of its surrogate pair"))
+        _report_lone_surrogate(pending_high[1])
     out.append(body[pos:])
     return "".join(out) if ok else None
 
@@ -362,9 +395,14 @@ class Builder(Transformer[Token, Any]):
     def _count(self, value: ast.Scalar | _Invalid, option: str) -> ast.Count | _Invalid:
         if isinstance(value, _Invalid):
             return value
-        if not isinstance(value.value, int) or value.value < 0:
-            _report(error("E0012", f"`{option}` must be a whole number, not `{value.value}`", value.span,
+        text = CURRENT.get().source.text[value.span.start:value.span.end]
+        if not isinstance(value.value, int):
+            _report(error("E0012", f"`{option}` must be a whole number, not `{text}`", value.span,
                           "not a whole number", f"write `{option}` as a count such as `3`"))
+            return _Invalid(value.span)
+        if value.value < 0:
+            _report(error("E0012", f"`{option}` cannot be negative", value.span, "negative",
+                          f"write `{option}` as a count such as `3`"))
             return _Invalid(value.span)
         return ast.Count(value.value, value.span)
 
@@ -525,11 +563,12 @@ class Builder(Transformer[Token, Any]):
         if isinstance(c[2], _Invalid):
             return _Invalid(_span(c))
         node = ast.Compare(self._path(c[0]), c[1], c[2], _span(c))
-        if node.value.value is None:
-            test = "missing" if node.op == "==" else "exists"
+        if node.value.value is None and node.op != "!=":
+            # `x != null` is true exactly when x has a value (different kinds are unequal);
+            # every other comparison with null is false whatever x holds.
+            hint = f"write `missing {node.path.text}`" if node.op == "==" else "compare with a value"
             _report(warning("W0010", f"`{node.path.text} {node.op} null` is never true", node.span, "never true",
-                            "a null field counts as missing, and every comparison with a missing field is "
-                            f"false: write `{test} {node.path.text}`"))
+                            f"a null field counts as missing, and a comparison with a missing field is false: {hint}"))
         return node
 
     def _list_values(self, lit: ast.ListLit) -> tuple[ast.Scalar, ...] | None:
@@ -577,7 +616,8 @@ class Builder(Transformer[Token, Any]):
                 hint = f"the host bits are set: did you mean `{loose}`?"
             except ValueError:
                 pass
-            _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, str(exc), hint))
+            problem = "host bits set" if "host bits" in str(exc) else "not a network"
+            _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, problem, hint))
             return _Invalid(span)
         return ast.InCidr(self._path(c[0]), str(network), span)
 
@@ -628,6 +668,9 @@ class Builder(Transformer[Token, Any]):
         return ast.TransformEntry(key, c[2], _span(c))
 
     def with_clause(self, c: list[Any]) -> ast.Transform:
+        return c[1]  # type: ignore[no-any-return]
+
+    def transform_object(self, c: list[Any]) -> ast.Transform:
         entries = _nodes(c, ast.TransformEntry)
         self._unique((e.key for e in entries), "key")
         return ast.Transform(tuple(entries), _span(c))

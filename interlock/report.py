@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -21,8 +22,9 @@ _GUTTER = "bold blue"
 
 
 def _display(line: str, column: int) -> int:
-    """The display column (0-based) of a 1-based character column, tabs expanded."""
-    return len(line[: max(column - 1, 0)].expandtabs(TAB))
+    """The display column (0-based) of a 1-based character column: tabs expanded, and wide
+    characters (CJK, emoji) counted as the two terminal cells they take."""
+    return cell_len(line[: max(column - 1, 0)].expandtabs(TAB))
 
 
 def _snippet(out: Text, span: Span, label: str, marker: str, style: str,
@@ -33,7 +35,7 @@ def _snippet(out: Text, span: Span, label: str, marker: str, style: str,
     raw = source.line_text(span.line)
     shown = raw.expandtabs(TAB)
     start = _display(raw, span.column)
-    end = len(shown) if span.end_line > span.line else _display(raw, span.end_column)
+    end = cell_len(shown) if span.end_line > span.line else _display(raw, span.end_column)
     length = max(end - start, 1)
     pad = " " * width
     out.append(f"{pad} |\n", _GUTTER)

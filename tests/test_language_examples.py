@@ -277,3 +277,23 @@ def test_spans_cover_declarations() -> None:
     assert text[target.span.start:target.span.end].startswith("target billing {")
     assert (target.name.span.line, target.name.span.column) == (3, 8)
     assert target.span.file == "f.route"
+
+
+def test_matches_keeps_escaped_stars_for_the_glob() -> None:
+    module, diagnostics = parse_text(r'route r { on e when x matches "a\*b?" to t }')
+    assert diagnostics == []
+    (route,) = module.decls
+    assert isinstance(route, ast.RouteDecl) and isinstance(route.when, ast.StringTest)
+    assert route.when.value.value == "a\\*b?"
+
+
+def test_transforms_nest_objects_and_hold_constants() -> None:
+    module, diagnostics = parse_text('route r { on e to t with { total: { amount: amount, currency: "EUR" }, tags: [1, 2] } }')
+    assert diagnostics == []
+    (route,) = module.decls
+    assert isinstance(route, ast.RouteDecl) and route.to[0].transform is not None
+    total, tags = route.to[0].transform.entries
+    assert isinstance(total.value, ast.Transform)
+    assert [(e.key.text, type(e.value).__name__) for e in total.value.entries] == [
+        ("amount", "Path"), ("currency", "Scalar")]
+    assert isinstance(tags.value, ast.ListLit)

@@ -151,3 +151,10 @@ def test_public_check(tmp_path: Path) -> None:
     write(tmp_path, {"a.route": "route r { on e to nope }\n"})
     (diag,) = interlock.check(str(tmp_path))
     assert diag.code == "E0104" and diag.is_error
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "a.route").write_bytes("\ufefftarget t { mode async }\n".encode())
+    project = load_project([str(tmp_path)])
+    assert project.diagnostics == ()
+    assert project.targets["t"].span.column == 1
