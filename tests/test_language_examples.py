@@ -288,7 +288,8 @@ def test_matches_keeps_escaped_stars_for_the_glob() -> None:
 
 
 def test_transforms_nest_objects_and_hold_constants() -> None:
-    module, diagnostics = parse_text('route r { on e to t with { total: { amount: amount, currency: "EUR" }, tags: [1, 2] } }')
+    module, diagnostics = parse_text(
+        'route r { on e to t with { total: { amount: amount, currency: "EUR" }, tags: [1, 2] } }')
     assert diagnostics == []
     (route,) = module.decls
     assert isinstance(route, ast.RouteDecl) and route.to[0].transform is not None
