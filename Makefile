@@ -21,6 +21,8 @@ demo: setup
 	@echo "== interlock check examples/"
 	$(BIN)/interlock check examples/
 	@echo "examples/ checks clean"
+	@echo "== interlock test examples/"
+	$(BIN)/interlock test examples/
 
 test: lint typecheck pytest
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 import interlock
 from interlock import report
+from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-errors", type=_positive, default=0, metavar="N",
                        help="show at most N errors (0, the default: all); the count stays exact")
     check.set_defaults(run=_check)
+
+    test = commands.add_parser("test", help="run the `test` blocks of a project",
+                               description="Run every `test` block: each `send` must reach exactly the targets "
+                               "its `expect` names. Failures show expected and actual targets side by side.")
+    test.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    test.add_argument("--format", choices=("text", "json"), default="text",
+                      help="text for people, json for machines (stdout)")
+    test.set_defaults(run=_test)
     return parser
 
 
@@ -65,6 +74,20 @@ def _check(args: argparse.Namespace, stderr: Console) -> int:
     else:
         report.print_text(stderr, diagnostics, project.sources, len(project.files), args.max_errors)
     failed = any(d.is_error for d in diagnostics) or (args.strict and bool(diagnostics))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _test(args: argparse.Namespace, stderr: Console) -> int:
+    project = load_project(args.paths)
+    if not project.ok:
+        report.print_text(stderr, list(project.diagnostics), project.sources, len(project.files))
+        return EXIT_FAILED
+    results = run_tests(project)
+    failed = [r for r in results if not r.passed]
+    if args.format == "json":
+        print(report.test_json(results))
+    else:
+        report.print_test_results(Console(highlight=False, soft_wrap=True), results)
     return EXIT_FAILED if failed else EXIT_OK
 
 

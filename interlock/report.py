@@ -14,6 +14,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
+from interlock.compiler.route_tests import StepResult
 from interlock.dsl import Diagnostic, Severity, SourceFile, Span
 
 TAB = 4
@@ -141,3 +142,47 @@ def json_report(diagnostics: Sequence[Diagnostic], files: int, max_errors: int =
         },
     }
     return json.dumps(report, indent=2, ensure_ascii=False)
+
+
+def _names(names: frozenset[str]) -> str:
+    return ", ".join(sorted(names)) if names else "nothing"
+
+
+def print_test_results(console: Console, results: Sequence[StepResult]) -> None:
+    """One line per test step that failed, with expected and actual side by side, then a count."""
+    from rich.table import Table
+
+    failed = [r for r in results if not r.passed]
+    for result in failed:
+        out = Text()
+        out.append("FAIL", "bold red")
+        out.append(f" {result.test}", "bold")
+        out.append(f" (step {result.step}, send {result.event_type})  {result.span.file}:{result.span.line}:"
+                   f"{result.span.column}")
+        console.print(out, soft_wrap=True)
+        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 4))
+        table.add_column("expected")
+        table.add_column("actual")
+        table.add_column("missing", style="red")
+        table.add_column("unexpected", style="red")
+        table.add_row(_names(result.expected), _names(result.actual),
+                      _names(result.missing) if result.missing else "",
+                      _names(result.unexpected) if result.unexpected else "")
+        console.print(table)
+    tests = {r.test for r in results}
+    failed_tests = {r.test for r in failed}
+    style = "bold red" if failed else "bold green"
+    console.print(Text(f"{len(tests) - len(failed_tests)} tests ok, {len(failed_tests)} failing "
+                       f"({len(results)} steps)", style))
+
+
+def test_json(results: Sequence[StepResult]) -> str:
+    return json.dumps({
+        "steps": [
+            {"test": r.test, "step": r.step, "event_type": r.event_type, "file": r.span.file,
+             "line": r.span.line, "column": r.span.column, "passed": r.passed,
+             "expected": sorted(r.expected), "actual": sorted(r.actual)}
+            for r in results
+        ],
+        "summary": {"steps": len(results), "failed": sum(1 for r in results if not r.passed)},
+    }, indent=2, ensure_ascii=False)
