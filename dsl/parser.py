@@ -56,6 +56,15 @@ class LexFailure(Exception):
         self.between = between
 
 
+class TooDeep(LexFailure):
+    """Brackets or `not`s nested deeper than MAX_NESTING at `pos`."""
+
+
+# The parser is iterative, but every later pass walks the AST recursively: nesting is
+# bounded here, where it can be reported, rather than overflow the stack there.
+MAX_NESTING = 64
+
+
 class RouteLexer(Lexer):
     """A contextual lexer over the grammar's own terminals (see the module docstring)."""
 
@@ -107,6 +116,8 @@ class RouteLexer(Lexer):
         line = 1
         line_start = 0
         end = len(text)
+        depth = 0
+        nots = 0
         while pos < end:
             m = match(text, pos)
             if m is None:
@@ -125,10 +136,22 @@ class RouteLexer(Lexer):
                 line_start = rfind("\n", pos, start) + 1
             if kind == "PUNCT":
                 kind = punctuation[value]
+                if value in "([{":
+                    depth += 1
+                    if depth > MAX_NESTING:
+                        raise TooDeep(start, between=False)
+                elif value in ")]}":
+                    depth -= 1
             elif kind == "IDENT":
                 keyword = keywords.get(value)
                 if keyword is not None and keyword in states[parser_state.position]:
                     kind = keyword
+            if value == "not" and kind != "IDENT":
+                nots += 1
+                if nots > MAX_NESTING:
+                    raise TooDeep(start, between=False)
+            elif kind != "LPAR":
+                nots = 0
             pos = m.end()
             column = start - line_start + 1
             yield Token(kind, value, start, line, column, line, column + len(value), pos)
@@ -346,7 +369,11 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
         try:
             decls = cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
         except (LexFailure, UnexpectedInput) as exc:
-            if isinstance(exc, LexFailure):
+            if isinstance(exc, TooDeep):
+                syntax.append(error("E0006", f"nested more than {MAX_NESTING} levels deep",
+                                    source.span(exc.pos, exc.pos + 1), "too deep",
+                                    "flatten the expression: name parts of it in separate routes or fields"))
+            elif isinstance(exc, LexFailure):
                 syntax.append(_lex_error(source, exc.pos))
             elif isinstance(exc, UnexpectedToken):
                 syntax.append(_token_error(source, exc))

@@ -136,6 +136,8 @@ def parse_duration(text: str) -> tuple[int | None, str | None]:
     """(milliseconds, None) for a valid duration, else (None, a hint saying what is wrong)."""
     if text.startswith("-"):
         return None, "a duration cannot be negative"
+    if len(text) > 40:
+        return None, "a duration is at most a few dozen characters: no duration is that long"
     if re.fullmatch(r"\d+\.\d+[A-Za-z]+", text):
         return None, "durations are whole numbers of one unit: write `1500ms`, not `1.5s`"
     if not _DURATION.match(text):
@@ -297,6 +299,10 @@ class Builder(Transformer[Token, Any]):
         span = tok_span(c[0])
         text = str(c[0])
         value: int | float
+        if len(text) > 40:  # beyond any 64-bit number (and Python's limit on int() of text)
+            _report(error("E0012", "number is too large", span, f"{len(text)} characters",
+                          "numbers must fit in a 64-bit float"))
+            return _Invalid(span)
         if re.fullmatch(r"-?\d+", text):
             value = int(text)
         else:
@@ -311,7 +317,9 @@ class Builder(Transformer[Token, Any]):
         span = tok_span(c[0])
         ms, problem = parse_duration(str(c[0]))
         if ms is None:
-            _report(error("E0011", f"invalid duration `{c[0]}`", span, "not a duration", problem))
+            text = str(c[0])
+            shown = text if len(text) <= 24 else text[:20] + "..."
+            _report(error("E0011", f"invalid duration `{shown}`", span, "not a duration", problem))
             return _Invalid(span)
         return ast.Duration(ms, str(c[0]), span)
 

@@ -176,6 +176,7 @@ CASES = [
     Case("syntax_and_literal_errors", "E0016", "2:8", also=(("E0011", "3:11"), ("E0002", "7:15")),
          says=("found 3 errors",)),
     Case("several_errors_indented", "E0001", "5:16", also=(("E0002", "9:17"),), says=("found 2 errors",)),
+    Case("too_deep", "E0006", "4:71", says=("nested more than 64 levels deep",)),
     Case("too_many_syntax_errors", "E0001", "1:33", lacks=("found 20 errors and 0 warnings in 1 file\n",),
          also=(("E0005", "20:33"),)),
     # ---- names: unknown, wrong kind, twice
