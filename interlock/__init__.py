@@ -20,5 +20,7 @@ def check(paths: str | Sequence[str]) -> list[Diagnostic]:
 
     Raises `interlock.dsl.project.InputError` when a path names nothing to load.
     """
+    from interlock.compiler.pipeline import check as run_passes
+
     project = load_project([paths] if isinstance(paths, str) else list(paths))
-    return list(project.diagnostics)
+    return run_passes(project)

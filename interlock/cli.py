@@ -17,6 +17,7 @@ from rich.console import Console
 
 import interlock
 from interlock import report
+from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
 
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace, stderr: Console) -> int:
     project = load_project(args.paths)
-    diagnostics = list(project.diagnostics)
+    diagnostics = check(project)
     if args.format == "json":
         print(report.json_report(diagnostics, len(project.files), args.max_errors))
     else:
@@ -79,8 +80,9 @@ def _check(args: argparse.Namespace, stderr: Console) -> int:
 
 def _test(args: argparse.Namespace, stderr: Console) -> int:
     project = load_project(args.paths)
-    if not project.ok:
-        report.print_text(stderr, list(project.diagnostics), project.sources, len(project.files))
+    diagnostics = check(project)
+    if any(d.is_error for d in diagnostics):
+        report.print_text(stderr, diagnostics, project.sources, len(project.files))
         return EXIT_FAILED
     results = run_tests(project)
     failed = [r for r in results if not r.passed]

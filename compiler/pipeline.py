@@ -1,0 +1,28 @@
+"""The checking passes that run after the front end, in order.
+
+Each pass is a module with one public function, `pass(project) -> list[Diagnostic]`,
+that reads the resolved project and reports; none changes it. They run only on a project
+without front-end errors (every name resolves), so a pass never has to guard against a
+dangling reference. Order matters only for reading: type errors before the warnings that
+build on types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from interlock.dsl import Diagnostic, Project
+from interlock.dsl.diagnostics import sorted_diagnostics
+
+Pass = Callable[[Project], list[Diagnostic]]
+
+PASSES: tuple[Pass, ...] = ()
+
+
+def check(project: Project) -> list[Diagnostic]:
+    """The front end's diagnostics, then, if it found no error, every pass's; sorted."""
+    diagnostics = list(project.diagnostics)
+    if project.ok:
+        for check_pass in PASSES:
+            diagnostics.extend(check_pass(project))
+    return sorted_diagnostics(diagnostics)

@@ -1,0 +1,127 @@
+"""Every target's effective options: its own, else `defaults`, else the language's defaults.
+
+Owns the language's default values (documented in docs/language.md, "Defaults"), and the
+merge. Does not judge the result: policies that cannot work, loss of events and timeouts
+that cannot hold are the checking passes' business (`check_retries`, `check_loss`).
+
+Expects a project without front-end errors: every name it follows resolves.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from interlock.dsl import Project, Span, ast
+
+DEFAULT_MODE = "async"
+DEFAULT_TIMEOUT_MS = 30_000
+DEFAULT_CONCURRENCY = 16
+# A target with no retry policy anywhere is tried once.
+NO_RETRY_ATTEMPTS = 1
+# A policy that leaves these out gets them.
+DEFAULT_ATTEMPTS = 3
+DEFAULT_BACKOFF = ("exponential", 100, 2.0, 10_000)  # kind, initial ms, factor, max ms
+
+
+@attrs.frozen
+class Backoff:
+    """`fixed`: every delay `initial_ms`. `linear`: initial + n * step. `exponential`: initial * factor ** n.
+    Each capped at `max_ms` when set."""
+
+    kind: str
+    initial_ms: int
+    step_ms: int = 0
+    factor: float = 1.0
+    max_ms: int | None = None
+
+
+@attrs.frozen
+class Policy:
+    name: str | None  # None: inline, or no policy at all
+    attempts: int
+    backoff: Backoff
+    jitter: str
+    retry_on: tuple[str, ...] | None
+    give_up_on: tuple[str, ...]
+    deadline_ms: int | None
+    span: Span | None  # where the policy is written, if anywhere
+
+
+@attrs.frozen
+class Target:
+    name: str
+    mode: str
+    policy: Policy
+    dead_letter: str | None
+    timeout_ms: int
+    concurrency: int
+    order_by: tuple[str, ...] | None
+    emits: tuple[str, ...]
+    on_exhausted: str
+    span: Span  # the target's name
+    decl: ast.TargetDecl
+
+
+def _backoff(backoff: ast.Backoff | None) -> Backoff:
+    if isinstance(backoff, ast.FixedBackoff):
+        return Backoff("fixed", backoff.delay.ms)
+    if isinstance(backoff, ast.LinearBackoff):
+        return Backoff("linear", backoff.initial.ms, step_ms=backoff.step.ms,
+                       max_ms=backoff.max.ms if backoff.max else None)
+    if isinstance(backoff, ast.ExponentialBackoff):
+        return Backoff("exponential", backoff.initial.ms, factor=backoff.factor.value,
+                       max_ms=backoff.max.ms if backoff.max else None)
+    kind, initial, factor, maximum = DEFAULT_BACKOFF
+    return Backoff(kind, initial, factor=factor, max_ms=maximum)
+
+
+def resolve_policy(policy: ast.RetryPolicy) -> Policy:
+    return Policy(
+        name=policy.name.text if policy.name else None,
+        attempts=policy.attempts.value if policy.attempts else DEFAULT_ATTEMPTS,
+        backoff=_backoff(policy.backoff),
+        jitter=policy.jitter.value if policy.jitter else "none",
+        retry_on=tuple(n.text for n in policy.retry_on) if policy.retry_on is not None else None,
+        give_up_on=tuple(n.text for n in policy.give_up_on or ()),
+        deadline_ms=policy.deadline.ms if policy.deadline else None,
+        span=policy.span,
+    )
+
+
+NO_RETRY = Policy(None, NO_RETRY_ATTEMPTS, _backoff(None), "none", None, (), None, None)
+
+
+def _policy(project: Project, retry: ast.Name | ast.RetryPolicy | None) -> Policy | None:
+    if retry is None:
+        return None
+    if isinstance(retry, ast.RetryPolicy):
+        return resolve_policy(retry)
+    return resolve_policy(project.retries[retry.text])
+
+
+def resolve_targets(project: Project) -> dict[str, Target]:
+    """Every target of the project with its effective options, in declaration order."""
+    defaults = project.defaults.options if project.defaults else ast.TargetOptions()
+    resolved = {}
+    for name, decl in project.targets.items():
+        own = decl.options
+        policy = _policy(project, own.retry) or _policy(project, defaults.retry) or NO_RETRY
+        mode = own.mode or defaults.mode
+        timeout = own.timeout or defaults.timeout
+        concurrency = own.concurrency or defaults.concurrency
+        dead_letter = own.dead_letter or defaults.dead_letter
+        on_exhausted = own.on_exhausted or defaults.on_exhausted
+        resolved[name] = Target(
+            name=name,
+            mode=mode.value if mode else DEFAULT_MODE,
+            policy=policy,
+            dead_letter=dead_letter.text if dead_letter else None,
+            timeout_ms=timeout.ms if timeout else DEFAULT_TIMEOUT_MS,
+            concurrency=concurrency.value if concurrency else DEFAULT_CONCURRENCY,
+            order_by=own.order_by.parts if own.order_by else None,
+            emits=tuple(e.text for e in own.emits or ()),
+            on_exhausted=on_exhausted.value if on_exhausted else "dead_letter",
+            span=decl.name.span,
+            decl=decl,
+        )
+    return resolved

@@ -1,0 +1,54 @@
+"""Every checking pass against its fixtures: data, one line of test code per pass.
+
+For a pass `NAME` (its function's name), `tests/fixtures/passes/NAME.route` is a project
+on which it reports nothing, and `NAME__invalid.route` one where each line that should be
+reported ends with `# expect: CODE` (or `# expect: CODE, CODE`): the pass must report
+exactly those codes, at exactly those lines (where each diagnostic's span starts).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from interlock.compiler.pipeline import PASSES
+from interlock.dsl import load_project
+
+FIXTURES = Path(__file__).parent / "fixtures" / "passes"
+_EXPECT = re.compile(r"#\s*expect:\s*([A-Z]\d{4}(?:\s*,\s*[A-Z]\d{4})*)\s*$")
+NAMES = [p.__name__ for p in PASSES]
+BY_NAME = {p.__name__: p for p in PASSES}
+
+
+def _run(name: str, suffix: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    path = FIXTURES / f"{name}{suffix}.route"
+    project = load_project([str(path)])
+    assert project.diagnostics == (), f"{path.name} must pass the front end"
+    found = sorted((d.span.line, d.code) for d in BY_NAME[name](project))
+    expected = sorted(
+        (number, code.strip())
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if (match := _EXPECT.search(line))
+        for code in match.group(1).split(",")
+    )
+    return found, expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pass_accepts_its_cases(name: str) -> None:
+    found, _ = _run(name, "")
+    assert found == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pass_catches_its_invalid_cases(name: str) -> None:
+    found, expected = _run(name, "__invalid")
+    assert expected, "an __invalid fixture must expect something"
+    assert found == expected
+
+
+def test_every_fixture_belongs_to_a_pass() -> None:
+    stems = {p.stem.removesuffix("__invalid") for p in FIXTURES.glob("*.route")}
+    assert stems == set(NAMES)
