@@ -8,8 +8,9 @@ The lexer is ours but its terminals are the grammar's: one master regular
 expression built from the grammar's terminal definitions, which skips whitespace
 and comments in the same match as the token after them. A word becomes a keyword
 only where the parser state accepts that keyword, as with Lark's contextual lexer.
-It is about three times faster than Lark's lexer, which matters for projects of
-thousands of routes (see `bench/parse.py`).
+With the AST built by the parser itself (no parse tree), the whole parse is about 1.2x
+faster than Lark's contextual lexer feeding the same builder (`bench/parse.py`); a
+10,000-route project loads in under a second.
 
 Syntax errors: the first one in a top-level declaration is reported, that
 declaration is blanked out (positions kept), and parsing starts again, so one file

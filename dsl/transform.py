@@ -548,7 +548,11 @@ class Builder(Transformer[Token, Any]):
     string_op = compare_op
 
     def group(self, c: list[Any]) -> Any:
-        return c[1]
+        # The parenthesised expression, its span widened to the parentheses, so that the
+        # source text of an enclosing `not (...)` or `and` is balanced.
+        if isinstance(c[1], _Invalid):
+            return c[1]
+        return attrs.evolve(c[1], span=_span(c))
 
     def not_expr(self, c: list[Any]) -> ast.Not | _Invalid:
         if isinstance(c[1], _Invalid):

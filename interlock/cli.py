@@ -10,8 +10,10 @@ is reported in one line as a bug, with exit code 3.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -64,6 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="text for people, json for machines (stdout)")
     test.set_defaults(run=_test)
+
+    compile_ = commands.add_parser("compile", help="compile a project into a router artifact (JSON)",
+                                   description="Check a project and, when it has no errors, write its compiled "
+                                   "router: dispatch tables, every target's resolved policy, hashes.")
+    compile_.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    compile_.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the artifact")
+    compile_.set_defaults(run=_compile)
+
+    explain = commands.add_parser("explain", help="which routes match one event, and why",
+                                  description="Show, for one event, every route whose `on` takes its type, "
+                                  "each predicate's verdict and the value it saw, and the targets reached.")
+    explain.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
+    explain.add_argument("--event", required=True, metavar="EVENT.json",
+                         help='the event: {"type": ..., "data": {...}} or a CloudEvents JSON object')
+    explain.add_argument("--format", choices=("text", "json"), default="text")
+    explain.set_defaults(run=_explain)
     return parser
 
 
@@ -91,6 +109,64 @@ def _test(args: argparse.Namespace, stderr: Console) -> int:
     else:
         report.print_test_results(Console(highlight=False, soft_wrap=True), results)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _load_router(path: str, stderr: Console) -> interlock.Router | None:
+    try:
+        return interlock.load(path)
+    except interlock.CompileError as exc:
+        project = load_project([path])
+        report.print_text(stderr, exc.diagnostics, project.sources, len(project.files))
+    except interlock.ArtifactError as exc:
+        stderr.print(f"interlock: error: {exc}", markup=False)
+    return None
+
+
+def _compile(args: argparse.Namespace, stderr: Console) -> int:
+    project = load_project(args.paths)
+    diagnostics = check(project)
+    if any(d.is_error for d in diagnostics):
+        report.print_text(stderr, diagnostics, project.sources, len(project.files))
+        return EXIT_FAILED
+    from interlock.compiler.artifact import build_artifact, dumps
+
+    artifact = dumps(build_artifact(project))
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(artifact)
+    except OSError as exc:
+        stderr.print(f"interlock: error: cannot write `{args.output}`: {exc.strerror or exc}", markup=False)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _read_event(path: str) -> tuple[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            event = json.load(handle)
+    except OSError as exc:
+        raise InputError(f"cannot read `{path}`: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"`{path}` is not JSON: {exc}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise InputError(f'`{path}` must be a JSON object with a string "type" and a "data" object')
+    return event["type"], event.get("data", {})
+
+
+def _explain(args: argparse.Namespace, stderr: Console) -> int:
+    event_type, data = _read_event(args.event)
+    router = _load_router(args.path, stderr)
+    if router is None:
+        return EXIT_FAILED
+    explanations = router.explain(event_type, data)
+    targets = router.match(event_type, data)
+    if args.format == "json":
+        print(report.explain_json(event_type, targets, explanations))
+    else:
+        # A tree cannot wrap: when piped, draw it wide rather than cut its lines.
+        width = None if sys.stdout.isatty() else 240
+        Console(highlight=False, width=width).print(report.explain_tree(event_type, targets, explanations))
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

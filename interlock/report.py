@@ -13,9 +13,11 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
+from rich.tree import Tree
 
 from interlock.compiler.route_tests import StepResult
 from interlock.dsl import Diagnostic, Severity, SourceFile, Span
+from interlock.runtime.router import RouteExplanation, Verdict
 
 TAB = 4
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow"}
@@ -186,3 +188,73 @@ def test_json(results: Sequence[StepResult]) -> str:
         ],
         "summary": {"steps": len(results), "failed": sum(1 for r in results if not r.passed)},
     }, indent=2, ensure_ascii=False)
+
+
+def _seen(values: tuple[Any, ...] | None) -> str:
+    if values is None:
+        return ""
+    if not values:
+        return "  saw nothing (missing)"
+    shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in values[:5])
+    return f"  saw {shown}" + (" ..." if len(values) > 5 else "")
+
+
+def _verdict_node(parent: Tree, verdict: Verdict, suffix: str = "") -> None:
+    mark = Text("✓ ", "bold green") if verdict.verdict else Text("✗ ", "bold red")
+    label = mark + Text(verdict.text) + Text(_seen(verdict.seen), "dim") + Text(suffix, "bold")
+    node = parent.add(label)
+    for part in verdict.parts:
+        _verdict_node(node, part)
+
+
+def explain_tree(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> Tree:
+    """A rich tree: the event, then each route or choose with its verdicts and targets."""
+    header = Text(event_type, "bold") + Text(" -> ") + Text(_names(targets), "bold green" if targets else "bold red")
+    tree = Tree(header)
+    if not explanations:
+        tree.add(Text("no route or choose takes this event type: it is unrouted", "yellow"))
+    for e in explanations:
+        mark = Text("✓ ", "bold green") if e.matched else Text("✗ ", "bold red")
+        where = f"  {e.at[0]}:{e.at[1]}:{e.at[2]}"
+        reached = f" -> {_names(e.targets)}" if e.matched else ""
+        node = tree.add(mark + Text(f"{e.kind} {e.name}", "bold") + Text(reached) + Text(where, "dim"))
+        if e.kind == "route":
+            if e.condition is None:
+                node.add(Text("no `when`: always", "dim"))
+            else:
+                _verdict_node(node, e.condition)
+            continue
+        for number, branch in enumerate(e.branches):
+            won = " (chosen)" if number == e.chosen else ""
+            if branch is None:
+                node.add(Text(f"otherwise{won}", "bold" if won else "dim"))
+            elif e.chosen is None or number <= e.chosen:
+                _verdict_node(node, branch, won)
+            else:
+                node.add(Text(f"not tried: {branch.text}", "dim"))
+    return tree
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": verdict.text, "line": verdict.at[0], "column": verdict.at[1],
+                           "verdict": verdict.verdict}
+    if verdict.seen is not None:
+        out["seen"] = list(verdict.seen)
+    if verdict.parts:
+        out["parts"] = [_verdict_json(p) for p in verdict.parts]
+    return out
+
+
+def explain_json(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> str:
+    return json.dumps({
+        "type": event_type,
+        "targets": sorted(targets),
+        "routes": [
+            {"name": e.name, "kind": e.kind, "file": e.at[0], "line": e.at[1], "column": e.at[2],
+             "matched": e.matched, "targets": sorted(e.targets),
+             **({"condition": _verdict_json(e.condition)} if e.condition else {}),
+             **({"branches": [_verdict_json(b) if b else None for b in e.branches], "chosen": e.chosen}
+                if e.kind == "choose" else {})}
+            for e in explanations
+        ],
+    }, indent=2, ensure_ascii=False, default=str)

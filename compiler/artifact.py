@@ -1,0 +1,75 @@
+"""The compiled artifact: what `interlock compile` writes and `interlock.load` reads.
+
+A versioned, self-describing JSON document: the format name and version, a hash of the
+sources it was compiled from, every target's effective options and retry policy, the dead
+letters, the event schemas (for `publish` to validate against), the dispatch tables, and
+an integrity hash over all of that, so that an artifact edited by hand is refused. The
+runtime reads it alone (runtime/artifact.py); nothing here may be needed to run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+
+from interlock.dsl import Project, ast
+
+from .policies import resolve_targets
+from .tables import compile_dispatch
+
+FORMAT = "interlock-router"
+VERSION = 1
+
+
+def canonical_hash(content: Any) -> str:
+    """sha256 over canonical JSON (sorted keys, no spaces); runtime/artifact.py computes the same."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _type_json(node: ast.Type) -> dict[str, Any]:
+    if isinstance(node, ast.ScalarType):
+        return {"type": node.name}
+    if isinstance(node, ast.ListType):
+        return {"type": "list", "item": _type_json(node.item)}
+    return {"type": "object", "fields": {f.name.text: {**_type_json(f.type), "optional": f.optional}
+                                         for f in node.fields}}
+
+
+def build_artifact(project: Project) -> dict[str, Any]:
+    """The artifact of a project that has no errors."""
+    sources = {path: project.sources[path].text for path in sorted(project.sources)}
+    targets = {}
+    for name, target in resolve_targets(project).items():
+        policy = attrs.asdict(target.policy, filter=lambda a, _v: a.name != "span")
+        targets[name] = {
+            "mode": target.mode,
+            "retry": policy,
+            "dead_letter": target.dead_letter,
+            "timeout_ms": target.timeout_ms,
+            "concurrency": target.concurrency,
+            "order_by": list(target.order_by) if target.order_by else None,
+            "emits": list(target.emits),
+            "on_exhausted": target.on_exhausted,
+            "at": [target.span.file, target.span.line, target.span.column],
+        }
+    content: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "source_hash": canonical_hash(sources),
+        "targets": targets,
+        "dead_letters": {name: {"retain_ms": d.retain.ms if d.retain else None}
+                         for name, d in project.dead_letters.items()},
+        "unrouted": project.unrouted.dead_letter.text if project.unrouted else None,
+        "events": {name: _type_json(e.schema) if e.schema else None for name, e in project.events.items()},
+        "dispatch": compile_dispatch(project),
+    }
+    content["integrity"] = canonical_hash(content)
+    return content
+
+
+def dumps(artifact: dict[str, Any]) -> str:
+    return json.dumps(artifact, indent=1, ensure_ascii=False) + "\n"

@@ -1,0 +1,266 @@
+"""Dispatch tables: routes turned into per-event-type indexes whose lookups do not grow with routes.
+
+How a `when` becomes table entries:
+
+1. The condition is put in disjunctive normal form over its atoms (`and`/`or` only;
+   a `not (...)` is one opaque atom, because `not (x == 1)` is not `x != 1` when `x` is
+   missing). Each conjunction is a *rule* of its route (or of its `choose` branch). A
+   condition whose normal form would exceed MAX_CONJUNCTIONS stays one rule, scanned.
+2. Each rule picks one *anchor* atom that an index can answer exactly: an equality or a
+   set (`==`, `in [...]`: a hash lookup), a prefix (`startswith`: one lookup per distinct
+   prefix length), or a numeric range (`<`, `>=`, `in a..b`: sorted boundaries). Rules
+   with no anchor are *scanned*: evaluated in full for every event of the type.
+3. Per event type (declared events, and exact types named in `on` or `emits`), the rules
+   that can apply (by exact type or glob) are indexed by the anchor's field path. Tables
+   with the same content are stored once and shared by their types.
+
+At match time the runtime looks the event's values up in each field index of its type's
+table, and only the rules whose anchor matched have their other atoms evaluated. So the
+work per event depends on the fields of the type and on the rules that really match, not
+on how many routes there are. Types nobody declared or named fall back to the routes
+whose globs match them, evaluated in full.
+
+A `choose` keeps first-match semantics: every branch is rules; among the branches of one
+choose that fire, the runtime takes the first; `otherwise` is an unconditional branch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from interlock.dsl import Project, SourceFile, ast
+
+from .reference import event_type_matches
+
+MAX_CONJUNCTIONS = 64
+
+Json = dict[str, Any]
+
+
+def _text(sources: dict[str, SourceFile], node: Any) -> str:
+    source = sources.get(node.span.file)
+    # one line, whatever the layout of the source
+    return " ".join(source.text[node.span.start:node.span.end].split()) if source else ""
+
+
+def expr_json(expr: ast.Expr, sources: dict[str, SourceFile]) -> Json:
+    """The artifact's form of a predicate (see runtime/predicates.py for the schema)."""
+    out: Json
+    if isinstance(expr, (ast.And, ast.Or)):
+        out = {"op": "and" if isinstance(expr, ast.And) else "or",
+               "args": [expr_json(e, sources) for e in expr.operands]}
+    elif isinstance(expr, ast.Not):
+        out = {"op": "not", "arg": expr_json(expr.operand, sources)}
+    else:
+        out = {"path": list(expr.path.parts)}
+        if isinstance(expr, ast.Compare):
+            out.update(op="cmp", cmp=expr.op, value=expr.value.value)
+        elif isinstance(expr, ast.InList):
+            out.update(op="in", values=[v.value for v in expr.values], negated=expr.negated)
+        elif isinstance(expr, ast.InRange):
+            out.update(op="range", low=expr.low.value, high=expr.high.value)
+        elif isinstance(expr, ast.InCidr):
+            out.update(op="cidr", network=expr.cidr)
+        elif isinstance(expr, ast.Exists):
+            out.update(op="exists")
+        elif isinstance(expr, ast.Missing):
+            out.update(op="missing")
+        elif isinstance(expr, ast.StringTest):
+            out.update(op="str", test=expr.op, value=expr.value.value)
+        else:
+            assert isinstance(expr, ast.Contains)
+            out.update(op="contains", value=expr.value.value)
+    out["text"] = _text(sources, expr)
+    out["at"] = [expr.span.line, expr.span.column]
+    return out
+
+
+def _dnf(expr: ast.Expr) -> list[list[ast.Expr]] | None:
+    """The conjunctions of `expr`'s disjunctive normal form, or None when too large."""
+    if isinstance(expr, ast.Or):
+        out: list[list[ast.Expr]] = []
+        for operand in expr.operands:
+            part = _dnf(operand)
+            if part is None:
+                return None
+            out.extend(part)
+            if len(out) > MAX_CONJUNCTIONS:
+                return None
+        return out
+    if isinstance(expr, ast.And):
+        product: list[list[ast.Expr]] = [[]]
+        for operand in expr.operands:
+            part = _dnf(operand)
+            if part is None or len(product) * len(part) > MAX_CONJUNCTIONS:
+                return None
+            product = [left + right for left in product for right in part]
+        return product
+    return [[expr]]
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _anchor(atom: ast.Expr) -> tuple[int, Json] | None:
+    """(priority, index entry) when an index can answer `atom` exactly; lower is better."""
+    if isinstance(atom, ast.Compare) and atom.value.value is not None:
+        value = atom.value.value
+        if atom.op == "==":
+            return 0, {"kind": "eq", "values": [value]}
+        if atom.op in ("<", "<=", ">", ">=") and _is_number(value) and value == value:
+            low, high = (value, None) if atom.op in (">", ">=") else (None, value)
+            inclusive = atom.op in ("<=", ">=")
+            return 2, {"kind": "range", "low": low, "high": high,
+                       "low_inclusive": inclusive, "high_inclusive": inclusive}
+    if isinstance(atom, ast.InList) and not atom.negated:
+        values = [v.value for v in atom.values if v.value is not None]
+        return 0, {"kind": "eq", "values": values}
+    if isinstance(atom, ast.StringTest) and atom.op == "startswith":
+        return 1, {"kind": "prefix", "prefix": atom.value.value}
+    if isinstance(atom, ast.InRange):
+        low, high = atom.low.value, atom.high.value
+        if _is_number(low) and _is_number(high) and low == low and high == high:
+            return 2, {"kind": "range", "low": low, "high": high, "low_inclusive": True, "high_inclusive": True}
+    return None
+
+
+class _Compiler:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.routes: list[Json] = []
+        self.rules: list[Json] = []
+        self.unconditional: list[tuple[int, int | None]] = []  # (route, branch) that always fire
+
+    def deliveries(self, to: Iterable[ast.Delivery]) -> list[Json]:
+        return [{"target": d.target.text,
+                 "transform": _transform_json(d.transform) if d.transform else None} for d in to]
+
+    def add_condition(self, route: int, branch: int | None, when: ast.Expr | None) -> list[int]:
+        """The rules of one route or branch; none (and an unconditional entry) without `when`."""
+        if when is None:
+            self.unconditional.append((route, branch))
+            return []
+        conjunctions = _dnf(when)
+        if conjunctions is None:
+            conjunctions = [[when]]
+        ids = []
+        for atoms in conjunctions:
+            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom)) is not None]
+            rule: Json = {"route": route, "branch": branch}
+            if anchors:
+                (_, entry), position = min(anchors, key=lambda pair: pair[0][0])
+                rule["anchor"] = {**entry, "path": list(atoms[position].path.parts)}  # type: ignore[union-attr]
+                rest = atoms[:position] + atoms[position + 1:]
+            else:
+                rest = atoms
+            rule["check"] = [expr_json(a, self.project.sources) for a in rest]
+            ids.append(len(self.rules))
+            self.rules.append(rule)
+        return ids
+
+    def compile_routes(self) -> None:
+        for decl in self.project.routes.values():
+            index = len(self.routes)
+            self.routes.append({**_route_header(decl, "route"),
+                                "when": expr_json(decl.when, self.project.sources) if decl.when else None,
+                                "deliveries": self.deliveries(decl.to)})
+            self.add_condition(index, None, decl.when)
+        for choose in self.project.chooses.values():
+            index = len(self.routes)
+            branches = []
+            for number, branch in enumerate(choose.branches):
+                branches.append({"when": expr_json(branch.when, self.project.sources) if branch.when else None,
+                                 "deliveries": self.deliveries(branch.to)})
+                self.add_condition(index, number, branch.when)
+            self.routes.append({**_route_header(choose, "choose"), "branches": branches})
+
+
+def _route_header(decl: ast.RouteDecl | ast.ChooseDecl, kind: str) -> Json:
+    return {"name": decl.name.text, "kind": kind, "on": [p.text for p in decl.on],
+            "file": decl.span.file, "line": decl.span.line, "column": decl.span.column}
+
+
+def _transform_json(transform: ast.Transform) -> Json:
+    entries: Json = {}
+    for entry in transform.entries:
+        value = entry.value
+        if isinstance(value, ast.Path):
+            entries[entry.key.text] = {"copy": list(value.parts)}
+        elif isinstance(value, ast.Transform):
+            entries[entry.key.text] = {"object": _transform_json(value)}
+        else:
+            entries[entry.key.text] = {"value": ast.to_python(value)}
+    return entries
+
+
+def _table(rules: list[Json], rule_ids: list[int], unconditional: list[tuple[int, int | None]]) -> Json:
+    """One event type's table: its unconditional entries, field indexes of anchors, and scans."""
+    fields: dict[tuple[str, ...], Json] = {}
+    scan = []
+    for rule_id in rule_ids:
+        anchor = rules[rule_id].get("anchor")
+        if anchor is None:
+            scan.append(rule_id)
+            continue
+        index = fields.setdefault(tuple(anchor["path"]), {"path": anchor["path"], "eq": [], "prefix": [],
+                                                          "range": []})
+        if anchor["kind"] == "eq":
+            for value in anchor["values"]:
+                index["eq"].append([value, rule_id])
+        elif anchor["kind"] == "prefix":
+            index["prefix"].append([anchor["prefix"], rule_id])
+        else:
+            index["range"].append([anchor["low"], anchor["low_inclusive"], anchor["high"],
+                                   anchor["high_inclusive"], rule_id])
+    return {
+        "unconditional": [list(entry) for entry in unconditional],
+        "index": list(fields.values()),
+        "scan": scan,
+    }
+
+
+def known_event_types(project: Project) -> list[str]:
+    """Declared event types, and exact (glob-free) types named in `on`, `emits` and tests."""
+    names = dict.fromkeys(project.events)
+    decls: list[ast.RouteDecl | ast.ChooseDecl] = [*project.routes.values(), *project.chooses.values()]
+    for decl in decls:
+        names.update(dict.fromkeys(p.text for p in decl.on if not p.is_glob))
+    for target in project.targets.values():
+        names.update(dict.fromkeys(e.text for e in target.options.emits or ()))
+    for test in project.tests.values():
+        names.update(dict.fromkeys(step.send.event_type.text for step in test.steps))
+    return list(names)
+
+
+def compile_dispatch(project: Project) -> Json:
+    """The routes, their rules, and a table per known event type (shared when identical)."""
+    compiler = _Compiler(project)
+    compiler.compile_routes()
+    rules_by_route: dict[int, list[int]] = {}
+    for rule_id, rule in enumerate(compiler.rules):
+        rules_by_route.setdefault(rule["route"], []).append(rule_id)
+    tables: list[Json] = []
+    table_ids: dict[str, int] = {}
+    types: dict[str, int] = {}
+    for event_type in known_event_types(project):
+        applicable = [i for i, route in enumerate(compiler.routes)
+                      if any(event_type_matches(p, event_type) for p in route["on"])]
+        chosen = set(applicable)
+        rule_ids = [r for i in applicable for r in rules_by_route.get(i, [])]
+        unconditional = [u for u in compiler.unconditional if u[0] in chosen]
+        table = _table(compiler.rules, rule_ids, unconditional)
+        key = json.dumps(table, sort_keys=True)
+        if key not in table_ids:
+            table_ids[key] = len(tables)
+            tables.append(table)
+        types[event_type] = table_ids[key]
+    return {
+        "routes": compiler.routes,
+        "rules": compiler.rules,
+        "unconditional": [list(u) for u in compiler.unconditional],
+        "types": types,
+        "tables": tables,
+    }

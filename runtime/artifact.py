@@ -1,0 +1,67 @@
+"""Reading a compiled artifact, and refusing one that is not what the compiler wrote.
+
+Checks, in order: it is JSON of a sane size, it is an interlock router, of the format
+version this runtime reads, its integrity hash matches its content (so a hand-edited
+artifact is refused), and its parts have the shapes the router needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+FORMAT = "interlock-router"
+VERSION = 1
+MAX_BYTES = 256 * 1024 * 1024
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be used; the message says why and what to do."""
+
+
+def canonical_hash(content: Any) -> str:
+    # The same function as compiler/artifact.py: the runtime may not import the compiler.
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_artifact(path: str) -> dict[str, Any]:
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read artifact `{path}`: {exc.strerror or exc}") from None
+    if size > MAX_BYTES:
+        raise ArtifactError(f"artifact `{path}` is {size} bytes, more than the {MAX_BYTES} this runtime reads")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"artifact `{path}` is not JSON ({exc}): recompile it with `interlock compile`") from None
+    return verify_artifact(content, path)
+
+
+_PARTS: dict[str, type] = {"targets": dict, "dead_letters": dict, "events": dict, "dispatch": dict}
+_DISPATCH: dict[str, type] = {"routes": list, "rules": list, "unconditional": list, "types": dict, "tables": list}
+
+
+def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ArtifactError(f"`{where}` is not an interlock router artifact")
+    if content.get("version") != VERSION:
+        raise ArtifactError(
+            f"`{where}` has format version {content.get('version')!r}; this runtime reads version {VERSION}: "
+            "recompile it with this version's `interlock compile`")
+    claimed = content.get("integrity")
+    body = {k: v for k, v in content.items() if k != "integrity"}
+    if claimed != canonical_hash(body):
+        raise ArtifactError(f"`{where}` was modified after it was compiled (its integrity hash does not match): "
+                            "recompile it with `interlock compile` instead of editing it")
+    for part, kind in _PARTS.items():
+        if not isinstance(content.get(part), kind):
+            raise ArtifactError(f"`{where}` has no valid `{part}`")
+    for part, kind in _DISPATCH.items():
+        if not isinstance(content["dispatch"].get(part), kind):
+            raise ArtifactError(f"`{where}` has no valid `dispatch.{part}`")
+    return content

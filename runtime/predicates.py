@@ -1,0 +1,210 @@
+"""Predicates of a compiled router: the artifact's JSON form, turned into Python closures.
+
+This is the runtime's own implementation of the language's matching semantics (it may
+not import the compiler's reference interpreter: a service runs from the artifact
+alone). The property test `tests/test_compiled_matching.py` checks that the two agree
+on random projects and events.
+
+Predicate JSON (one object per node):
+  {"op": "and" | "or", "args": [...]}     {"op": "not", "arg": {...}}
+  {"op": "cmp", "path": [...], "cmp": "==" | "!=" | "<" | "<=" | ">" | ">=", "value": v}
+  {"op": "in", "path": [...], "values": [...], "negated": bool}
+  {"op": "range", "path": [...], "low": n, "high": n}
+  {"op": "cidr", "path": [...], "network": "10.0.0.0/8"}
+  {"op": "exists" | "missing", "path": [...]}
+  {"op": "str", "path": [...], "test": "startswith" | "endswith" | "matches" | "equals_ignore_case", "value": s}
+  {"op": "contains", "path": [...], "value": v}
+Nodes also carry "text" (the source text) and "at" ([line, column]) for `explain`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable
+from typing import Any
+
+Predicate = Callable[[Any], bool]
+
+
+def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
+    """Every value a path reaches: lists on the way are entered, `null` is no value."""
+    if len(path) == 1:  # the common case, without the general loop
+        if isinstance(data, dict):
+            value = data.get(path[0])
+            return [] if value is None else [value]
+        return []
+    current = [data]
+    for part in path:
+        following = []
+        for value in current:
+            for item in value if isinstance(value, list) else (value,):
+                if isinstance(item, dict):
+                    found = item.get(part)
+                    if found is not None:
+                        following.append(found)
+        current = following
+    return current
+
+
+def scalars(values: list[Any]) -> list[Any]:
+    """The values, a list at the end of the path opened into its elements."""
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, list):
+            out.extend(v for v in value if v is not None)
+        else:
+            out.append(value)
+    return out
+
+
+def kind(value: Any) -> int:
+    """0 other, 1 bool, 2 number, 3 string: values of different kinds never compare."""
+    t = type(value)
+    if t is str:
+        return 3
+    if t is bool:
+        return 1
+    if t is int or t is float:
+        return 2
+    return 0
+
+
+def equal(a: Any, b: Any) -> bool:
+    k = kind(a)
+    return k != 0 and k == kind(b) and bool(a == b)
+
+
+def _order(value: Any, op: str, literal: Any) -> bool:
+    k = kind(value)
+    if k == 0 or k != kind(literal):
+        return False
+    if k == 2 and (math.isnan(value) or math.isnan(literal)):
+        return False
+    if op == "<":
+        return bool(value < literal)
+    if op == "<=":
+        return bool(value <= literal)
+    if op == ">":
+        return bool(value > literal)
+    return bool(value >= literal)
+
+
+def glob_matches(pattern: str, text: str) -> bool:
+    """Shell glob over the whole string, in at most len(pattern) * len(text) steps."""
+    tokens: list[tuple[bool, str]] = []  # (is_star, char or "?")
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            tokens.append((False, "\\" + pattern[i + 1]))
+            i += 2
+            continue
+        tokens.append((ch == "*", ch))
+        i += 1
+    p = t = 0
+    star = mark = -1
+    while t < len(text):
+        if p < len(tokens) and not tokens[p][0] and _one(tokens[p][1], text[t]):
+            p += 1
+            t += 1
+        elif p < len(tokens) and tokens[p][0]:
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(tokens) and tokens[p][0]:
+        p += 1
+    return p == len(tokens)
+
+
+def _one(token: str, char: str) -> bool:
+    if token == "?":
+        return True
+    if token.startswith("\\"):
+        return token[1] == char
+    return token == char
+
+
+def _string_test(test: str, literal: str) -> Callable[[Any], bool]:
+    if test == "startswith":
+        return lambda v: type(v) is str and v.startswith(literal)
+    if test == "endswith":
+        return lambda v: type(v) is str and v.endswith(literal)
+    if test == "matches":
+        return lambda v: type(v) is str and glob_matches(literal, v)
+    folded = literal.casefold()
+    return lambda v: type(v) is str and v.casefold() == folded
+
+
+def _in_network(network: str) -> Callable[[Any], bool]:
+    net = ipaddress.ip_network(network)
+
+    def test(value: Any) -> bool:
+        if type(value) is not str:
+            return False
+        try:
+            return ipaddress.ip_address(value) in net
+        except ValueError:
+            return False
+
+    return test
+
+
+def _contains(literal: Any) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if isinstance(value, list):
+            return any(equal(item, literal) for item in value)
+        return type(value) is str and type(literal) is str and literal in value
+
+    return test
+
+
+def _any_scalar(path: list[str], test: Callable[[Any], bool]) -> Predicate:
+    return lambda data: any(test(v) for v in scalars(values_at(data, path)))
+
+
+def compile_predicate(node: dict[str, Any]) -> Predicate:
+    """A closure that evaluates the predicate on an event's data."""
+    op = node["op"]
+    if op == "and":
+        parts = [compile_predicate(a) for a in node["args"]]
+        return lambda data: all(p(data) for p in parts)
+    if op == "or":
+        parts = [compile_predicate(a) for a in node["args"]]
+        return lambda data: any(p(data) for p in parts)
+    if op == "not":
+        inner = compile_predicate(node["arg"])
+        return lambda data: not inner(data)
+    path = node["path"]
+    if op == "exists":
+        return lambda data: bool(values_at(data, path))
+    if op == "missing":
+        return lambda data: not values_at(data, path)
+    if op == "contains":
+        test = _contains(node["value"])
+        return lambda data: any(test(v) for v in values_at(data, path))
+    if op == "cmp":
+        literal, cmp = node["value"], node["cmp"]
+        if cmp == "==":
+            return _any_scalar(path, lambda v: equal(v, literal))
+        if cmp == "!=":
+            return _any_scalar(path, lambda v: not equal(v, literal))
+        return _any_scalar(path, lambda v: _order(v, cmp, literal))
+    if op == "in":
+        literals = node["values"]
+        if node["negated"]:
+            return _any_scalar(path, lambda v: not any(equal(v, lit) for lit in literals))
+        return _any_scalar(path, lambda v: any(equal(v, lit) for lit in literals))
+    if op == "range":
+        low, high = node["low"], node["high"]
+        return _any_scalar(path, lambda v: _order(v, ">=", low) and _order(v, "<=", high))
+    if op == "cidr":
+        return _any_scalar(path, _in_network(node["network"]))
+    if op == "str":
+        return _any_scalar(path, _string_test(node["test"], node["value"]))
+    raise ValueError(f"unknown predicate op {op!r}")

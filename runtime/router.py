@@ -1,0 +1,270 @@
+"""The router: a compiled artifact's dispatch tables, ready to match events.
+
+`match` is the hot path: it reads the event's values once per indexed field of its type,
+looks each up (a hash, a prefix table, sorted range boundaries), and evaluates only the
+remaining atoms of the rules whose anchor matched; so its cost follows the fields of the
+type and the rules that really match, not the number of routes (see compiler/tables.py).
+`explain` walks every applicable route's full condition and says, per predicate, what it
+saw and what it decided.
+
+Delivery (publish, handlers, stores) is built on top of this in later work; this module
+stays free of I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .artifact import verify_artifact
+from .predicates import Predicate, compile_predicate, scalars, values_at
+
+_BOOL = object()  # booleans are keyed apart: in Python, True == 1
+
+
+def _key(value: Any) -> Any:
+    t = type(value)
+    if t is str or t is int or t is float:
+        return value
+    if t is bool:
+        return (_BOOL, value)
+    return None
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    """`*` is one dotted segment, `**` any number of segments, including none."""
+    return _segments(pattern.split("."), event_type.split("."))
+
+
+def _segments(pattern: list[str], parts: list[str]) -> bool:
+    if not pattern:
+        return not parts
+    head = pattern[0]
+    if head == "**":
+        return any(_segments(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and (head == "*" or head == parts[0]) and _segments(pattern[1:], parts[1:])
+
+
+@attrs.frozen
+class _Rule:
+    route: int
+    branch: int | None
+    check: Predicate | None
+
+
+class _FieldIndex:
+    """Every anchor on one field path of one table."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.path: list[str] = entry["path"]
+        self.eq: dict[Any, tuple[int, ...]] = {}
+        for value, rule in entry["eq"]:
+            key = _key(value)
+            self.eq[key] = (*self.eq.get(key, ()), rule)
+        by_length: dict[int, dict[str, tuple[int, ...]]] = {}
+        for prefix, rule in entry["prefix"]:
+            table = by_length.setdefault(len(prefix), {})
+            table[prefix] = (*table.get(prefix, ()), rule)
+        self.prefixes = sorted(by_length.items())
+        self.bounds: list[float] = []
+        self.slots: list[tuple[int, ...]] = []
+        if entry["range"]:
+            self._ranges(entry["range"])
+
+    def _ranges(self, ranges: list[list[Any]]) -> None:
+        # Boundaries b0 < b1 < ...; slot 2i is the open gap below bi, slot 2i+1 the point bi.
+        bounds = sorted({v for low, _, high, _, _ in ranges for v in (low, high) if v is not None})
+        slots: list[list[int]] = [[] for _ in range(2 * len(bounds) + 1)]
+        for low, low_inclusive, high, high_inclusive, rule in ranges:
+            first = 0 if low is None else 2 * bounds.index(low) + (1 if low_inclusive else 2)
+            last = len(slots) - 1 if high is None else 2 * bounds.index(high) + (1 if high_inclusive else 0)
+            for slot in range(first, last + 1):
+                slots[slot].append(rule)
+        interned: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.bounds = bounds
+        self.slots = [interned.setdefault(tuple(s), tuple(s)) for s in slots]
+
+    def lookup(self, value: Any) -> tuple[int, ...]:
+        found: tuple[int, ...] = ()
+        key = _key(value)
+        if key is None:
+            return found
+        hit = self.eq.get(key)
+        if hit:
+            found = hit
+        if self.prefixes and type(value) is str:
+            for length, table in self.prefixes:
+                if length > len(value):
+                    break
+                hit = table.get(value[:length])
+                if hit:
+                    found = found + hit
+        if self.bounds and (type(value) is int or type(value) is float) and value == value:
+            i = bisect.bisect_left(self.bounds, value)
+            slot = 2 * i + 1 if i < len(self.bounds) and self.bounds[i] == value else 2 * i
+            if self.slots[slot]:
+                found = found + self.slots[slot]
+        return found
+
+
+class _Table:
+    def __init__(self, unconditional: list[tuple[int, int | None]], fields: list[_FieldIndex], scan: list[_Rule]):
+        self.unconditional = unconditional
+        self.fields = fields
+        self.scan = scan
+
+
+@attrs.frozen
+class Verdict:
+    """One predicate of an explanation: its source text, the values it saw, and its verdict."""
+
+    text: str
+    at: tuple[int, int]
+    seen: tuple[Any, ...] | None  # None for `and` / `or` / `not`
+    verdict: bool
+    parts: tuple[Verdict, ...] = ()
+
+
+@attrs.frozen
+class RouteExplanation:
+    """Why one route or choose did or did not deliver the event."""
+
+    name: str
+    kind: str  # "route" or "choose"
+    at: tuple[str, int, int]
+    matched: bool
+    targets: frozenset[str]
+    condition: Verdict | None = None  # a route's `when`
+    branches: tuple[Verdict | None, ...] = ()  # a choose's branch conditions (None: otherwise)
+    chosen: int | None = None  # the branch that won
+
+
+def _explain(node: dict[str, Any], data: Any) -> Verdict:
+    op = node["op"]
+    at = (node["at"][0], node["at"][1])
+    if op in ("and", "or"):
+        parts = tuple(_explain(a, data) for a in node["args"])
+        verdict = all(p.verdict for p in parts) if op == "and" else any(p.verdict for p in parts)
+        return Verdict(node["text"], at, None, verdict, parts)
+    if op == "not":
+        inner = _explain(node["arg"], data)
+        return Verdict(node["text"], at, None, not inner.verdict, (inner,))
+    return Verdict(node["text"], at, tuple(values_at(data, node["path"])), compile_predicate(node)(data))
+
+
+class Router:
+    """A compiled router: `match` and `explain` (delivery is built on top of it)."""
+
+    def __init__(self, artifact: dict[str, Any]) -> None:
+        self.artifact = verify_artifact(artifact)
+        dispatch = self.artifact["dispatch"]
+        self._routes: list[dict[str, Any]] = dispatch["routes"]
+        self.targets: dict[str, dict[str, Any]] = self.artifact["targets"]
+        self._route_targets: list[frozenset[str]] = []
+        self._branch_targets: list[list[frozenset[str]]] = []
+        for route in self._routes:
+            if route["kind"] == "route":
+                self._route_targets.append(frozenset(d["target"] for d in route["deliveries"]))
+                self._branch_targets.append([])
+            else:
+                self._route_targets.append(frozenset())
+                self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
+                                             for b in route["branches"]])
+        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"])) for r in dispatch["rules"]]
+        self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
+        tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
+                         [self._rules[number] for number in t["scan"]])
+                  for t in dispatch["tables"]]
+        # For types no table was compiled for: each route's and branch's whole condition.
+        self._conditions: list[_Rule] = []
+        for number, route in enumerate(self._routes):
+            if route["kind"] == "route":
+                if route["when"] is not None:
+                    self._conditions.append(_Rule(number, None, compile_predicate(route["when"])))
+            else:
+                for branch, arm in enumerate(route["branches"]):
+                    if arm["when"] is not None:
+                        self._conditions.append(_Rule(number, branch, compile_predicate(arm["when"])))
+        self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
+        self._unknown: dict[str, _Table] = {}
+
+    def _table(self, event_type: str) -> _Table:
+        table = self._tables.get(event_type) or self._unknown.get(event_type)
+        if table is None:
+            # A type no table was compiled for: the routes whose globs match it, scanned.
+            routes = {i for i, r in enumerate(self._routes) if any(event_type_matches(p, event_type) for p in r["on"])}
+            table = _Table([u for u in self._unconditional if u[0] in routes], [],
+                           [rule for rule in self._conditions if rule.route in routes])
+            if len(self._unknown) > 10_000:
+                self._unknown.clear()
+            self._unknown[event_type] = table
+        return table
+
+    def match(self, event_type: str, data: Any) -> frozenset[str]:
+        """The set of targets the event is routed to. No handler runs, nothing is stored."""
+        table = self._table(event_type)
+        fired: set[int] = set()
+        chosen: dict[int, int] = {}
+        for route, branch in table.unconditional:
+            if branch is None:
+                fired.add(route)
+            elif chosen.get(route, branch + 1) > branch:
+                chosen[route] = branch
+        rules = self._rules
+        for field in table.fields:
+            found = values_at(data, field.path)
+            if not found:
+                continue
+            for value in scalars(found):
+                for number in field.lookup(value):
+                    rule = rules[number]
+                    if rule.check is None or rule.check(data):
+                        if rule.branch is None:
+                            fired.add(rule.route)
+                        elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
+                            chosen[rule.route] = rule.branch
+        for rule in table.scan:
+            if rule.check is None or rule.check(data):
+                if rule.branch is None:
+                    fired.add(rule.route)
+                elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
+                    chosen[rule.route] = rule.branch
+        targets: set[str] = set()
+        for route in fired:
+            targets |= self._route_targets[route]
+        for route, branch in chosen.items():
+            targets |= self._branch_targets[route][branch]
+        return frozenset(targets)
+
+    def explain(self, event_type: str, data: Any) -> list[RouteExplanation]:
+        """Every route and choose whose `on` takes the event type, with each predicate's verdict."""
+        out = []
+        for route in self._routes:
+            if not any(event_type_matches(p, event_type) for p in route["on"]):
+                continue
+            at = (route["file"], route["line"], route["column"])
+            if route["kind"] == "route":
+                condition = _explain(route["when"], data) if route["when"] else None
+                matched = condition is None or condition.verdict
+                targets = frozenset(d["target"] for d in route["deliveries"]) if matched else frozenset()
+                out.append(RouteExplanation(route["name"], "route", at, matched, targets, condition=condition))
+                continue
+            verdicts = tuple(_explain(b["when"], data) if b["when"] else None for b in route["branches"])
+            chosen = next((i for i, v in enumerate(verdicts) if v is None or v.verdict), None)
+            targets = (frozenset(d["target"] for d in route["branches"][chosen]["deliveries"])
+                       if chosen is not None else frozenset())
+            out.append(RouteExplanation(route["name"], "choose", at, chosen is not None, targets,
+                                        branches=verdicts, chosen=chosen))
+        return out
+
+
+def _conjunction(checks: list[dict[str, Any]]) -> Predicate | None:
+    if not checks:
+        return None
+    parts: list[Callable[[Any], bool]] = [compile_predicate(c) for c in checks]
+    if len(parts) == 1:
+        return parts[0]
+    return lambda data: all(p(data) for p in parts)

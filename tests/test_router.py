@@ -1,0 +1,133 @@
+"""`interlock.load`, the artifact, `Router.match` / `explain`, and `interlock compile` / `explain`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import interlock
+from interlock.cli import main
+from interlock.compiler.route_tests import run_tests
+from interlock.dsl import load_project
+
+EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples")
+
+PROJECT = """
+target fraud { mode sync, timeout 100ms }
+target billing { mode async, on_exhausted drop }
+target audit { mode async, on_exhausted drop }
+target priority { mode async, on_exhausted drop }
+target eu { mode async, on_exhausted drop }
+route big { on order.created when amount >= 1000 and currency in ["USD", "EUR"] to fraud, billing }
+route every { on order.** to audit }
+choose region {
+  on order.created
+  when tier == "gold" to priority
+  when currency == "EUR" to eu
+  otherwise to billing
+}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "p.route"
+    path.write_text(PROJECT)
+    return path
+
+
+def test_match_routes_fans_out_and_chooses(project: Path) -> None:
+    router = interlock.load(str(project))
+    assert router.match("order.created", {"amount": 5000, "currency": "EUR", "tier": "gold"}) == {
+        "fraud", "billing", "audit", "priority"}
+    assert router.match("order.created", {"amount": 5, "currency": "EUR"}) == {"audit", "eu"}
+    assert router.match("order.created", {}) == {"audit", "billing"}
+    # a type no table was compiled for still reaches the globs that match it
+    assert router.match("order.line.added", {"amount": 5000}) == {"audit"}
+    assert router.match("payment.failed", {}) == frozenset()
+
+
+def test_the_examples_route_as_their_tests_say() -> None:
+    router = interlock.load(EXAMPLES)
+    project = load_project([EXAMPLES])
+    for step in run_tests(project):
+        test = project.tests[step.test]
+        send = test.steps[step.step - 1].send
+        data = interlock.dsl.ast.to_python(send.data) if send.data else {}
+        assert router.match(step.event_type, data) == step.expected, step
+
+
+def test_explain_says_why(project: Path) -> None:
+    router = interlock.load(str(project))
+    explained = {e.name: e for e in router.explain("order.created", {"amount": 5000, "currency": "GBP"})}
+    big = explained["big"]
+    assert not big.matched and big.condition is not None
+    amount, currency = big.condition.parts
+    assert (amount.text, amount.seen, amount.verdict) == ("amount >= 1000", (5000,), True)
+    assert (currency.text, currency.seen, currency.verdict) == ('currency in ["USD", "EUR"]', ("GBP",), False)
+    region = explained["region"]
+    assert region.chosen == 2 and region.targets == {"billing"}
+    assert [b is None or b.verdict for b in region.branches] == [False, False, True]
+
+
+def test_an_artifact_round_trips_and_refuses_tampering(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "router.json"
+    assert main(["compile", str(project), "-o", str(out)]) == 0
+    router = interlock.load(str(out))
+    assert router.match("order.created", {"amount": 5000, "currency": "USD"}) == {"fraud", "billing", "audit"}
+    content = json.loads(out.read_text())
+    assert content["format"] == "interlock-router" and content["version"] == 1
+    assert content["source_hash"].startswith("sha256:") and content["integrity"].startswith("sha256:")
+    assert content["targets"]["fraud"]["mode"] == "sync" and content["targets"]["fraud"]["timeout_ms"] == 100
+
+    edited = dict(content, targets={**content["targets"], "fraud": {**content["targets"]["fraud"], "mode": "async"}})
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    with pytest.raises(interlock.ArtifactError, match="modified after it was compiled"):
+        interlock.load(str(tmp_path / "edited.json"))
+
+    other = dict(content, version=2)
+    (tmp_path / "v2.json").write_text(json.dumps(other))
+    with pytest.raises(interlock.ArtifactError, match="format version 2; this runtime reads version 1"):
+        interlock.load(str(tmp_path / "v2.json"))
+
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(interlock.ArtifactError, match="not JSON"):
+        interlock.load(str(tmp_path / "bad.json"))
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    with pytest.raises(interlock.ArtifactError, match="not an interlock router"):
+        interlock.load(str(tmp_path / "other.json"))
+
+
+def test_identical_tables_are_shared(tmp_path: Path) -> None:
+    path = tmp_path / "p.route"
+    path.write_text("target t { mode async, on_exhausted drop }\nevent a.x\nevent a.y\nevent b.z\n"
+                    "route r { on a.* when n == 1 to t }\n")
+    content = interlock.compile(str(path))
+    types = content["dispatch"]["types"]
+    assert types["a.x"] == types["a.y"] != types["b.z"]
+
+
+def test_compile_refuses_a_project_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.route").write_text("route r { on e to nowhere }\n")
+    assert main(["compile", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 1
+    assert "error[E0104]" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    with pytest.raises(interlock.CompileError, match="1 error"):
+        interlock.load(str(tmp_path))
+
+
+def test_explain_command(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "e.json"
+    event.write_text(json.dumps({"specversion": "1.0", "id": "1", "source": "s", "type": "order.created",
+                                 "data": {"amount": 5000, "currency": "EUR"}}))
+    assert main(["explain", str(project), "--event", str(event)]) == 0
+    out = capsys.readouterr().out
+    assert "order.created -> audit, billing, eu, fraud" in out
+    assert "✓ amount >= 1000  saw 5000" in out
+    assert main(["explain", str(project), "--event", str(event), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["targets"] == ["audit", "billing", "eu", "fraud"]
+    (tmp_path / "bad.json").write_text("[1]")
+    assert main(["explain", str(project), "--event", str(tmp_path / "bad.json")]) == 2
