@@ -100,6 +100,17 @@ def _dnf(expr: ast.Expr) -> list[list[ast.Expr]] | None:
     return [[expr]]
 
 
+def _atoms(expr: ast.Expr) -> list[ast.Expr]:
+    if isinstance(expr, (ast.And, ast.Or)):
+        return [a for e in expr.operands for a in _atoms(e)]
+    return [expr]
+
+
+def _key(value: Any) -> Any:
+    """Values that are equal in the language are one key (`5` and `5.0`; `true` apart from 1)."""
+    return ("bool", value) if isinstance(value, bool) else value
+
+
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
 
@@ -138,6 +149,45 @@ class _Compiler:
         return [{"target": d.target.text,
                  "transform": _transform_json(d.transform) if d.transform else None} for d in to]
 
+    def gather(self) -> None:
+        """What the anchors estimate their selectivity from: per field, the values tested."""
+        self.values: dict[tuple[str, ...], set[Any]] = {}
+        self.prefixes: dict[tuple[str, ...], set[str]] = {}
+        bounds: dict[tuple[str, ...], list[float]] = {}
+        for expr in self.conditions():
+            for atom in _atoms(expr):
+                anchor = _anchor(atom)
+                if anchor is None:
+                    continue
+                path = atom.path.parts  # type: ignore[union-attr]
+                entry = anchor[1]
+                if entry["kind"] == "eq":
+                    self.values.setdefault(path, set()).update(_key(v) for v in entry["values"])
+                elif entry["kind"] == "prefix":
+                    self.prefixes.setdefault(path, set()).add(entry["prefix"])
+                else:
+                    bounds.setdefault(path, []).extend(b for b in (entry["low"], entry["high"]) if b is not None)
+        self.spans = {path: max(values) - min(values) for path, values in bounds.items()}
+
+    def conditions(self) -> list[ast.Expr]:
+        out = [d.when for d in self.project.routes.values() if d.when is not None]
+        out += [b.when for c in self.project.chooses.values() for b in c.branches if b.when is not None]
+        return out
+
+    def selectivity(self, entry: Json, atom: ast.Expr) -> float:
+        """The share of events an anchor is expected to let through, estimated from how many
+        different values the project's rules test on the same field: an equality on a field
+        tested against 500 values is a better anchor than a set over 2 of 6 regions."""
+        path = atom.path.parts  # type: ignore[union-attr]
+        if entry["kind"] == "eq":
+            return len(entry["values"]) / max(len(self.values.get(path, ())), len(entry["values"]), 1)
+        if entry["kind"] == "prefix":
+            return 1 / max(len(self.prefixes.get(path, ())), 1)
+        span = self.spans.get(path, 0)
+        if entry["low"] is None or entry["high"] is None or span <= 0:
+            return 0.5
+        return min(max((entry["high"] - entry["low"]) / span, 0.0), 1.0)
+
     def add_condition(self, route: int, branch: int | None, when: ast.Expr | None) -> list[int]:
         """The rules of one route or branch; none (and an unconditional entry) without `when`."""
         if when is None:
@@ -151,7 +201,8 @@ class _Compiler:
             anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom)) is not None]
             rule: Json = {"route": route, "branch": branch}
             if anchors:
-                (_, entry), position = min(anchors, key=lambda pair: pair[0][0])
+                (_, entry), position = min(
+                    anchors, key=lambda pair: (self.selectivity(pair[0][1], atoms[pair[1]]), pair[0][0]))
                 rule["anchor"] = {**entry, "path": list(atoms[position].path.parts)}  # type: ignore[union-attr]
                 rest = atoms[:position] + atoms[position + 1:]
             else:
@@ -162,6 +213,7 @@ class _Compiler:
         return ids
 
     def compile_routes(self) -> None:
+        self.gather()
         for decl in self.project.routes.values():
             index = len(self.routes)
             self.routes.append({**_route_header(decl, "route"),
@@ -245,9 +297,18 @@ def compile_dispatch(project: Project) -> Json:
     tables: list[Json] = []
     table_ids: dict[str, int] = {}
     types: dict[str, int] = {}
+    exact: dict[str, list[int]] = {}
+    globs: list[tuple[str, int]] = []
+    for number, decl in enumerate(compiler.routes):
+        for pattern in decl["on"]:
+            if "*" in pattern:
+                globs.append((pattern, number))
+            else:
+                exact.setdefault(pattern, []).append(number)
     for event_type in known_event_types(project):
-        applicable = [i for i, route in enumerate(compiler.routes)
-                      if any(event_type_matches(p, event_type) for p in route["on"])]
+        matched = set(exact.get(event_type, ()))
+        matched.update(number for pattern, number in globs if event_type_matches(pattern, event_type))
+        applicable = sorted(matched)
         chosen = set(applicable)
         rule_ids = [r for i in applicable for r in rules_by_route.get(i, [])]
         unconditional = [u for u in compiler.unconditional if u[0] in chosen]
