@@ -60,6 +60,7 @@ class _FieldIndex:
 
     def __init__(self, entry: dict[str, Any]) -> None:
         self.path: list[str] = entry["path"]
+        self.field: str | None = self.path[0] if len(self.path) == 1 else None  # the common, direct case
         self.eq: dict[Any, tuple[int, ...]] = {}
         for value, rule in entry["eq"]:
             key = _key(value)
@@ -88,13 +89,11 @@ class _FieldIndex:
         self.slots = [interned.setdefault(tuple(s), tuple(s)) for s in slots]
 
     def lookup(self, value: Any) -> tuple[int, ...]:
-        found: tuple[int, ...] = ()
-        key = _key(value)
+        t = type(value)
+        key = (_BOOL, value) if t is bool else value if (t is str or t is int or t is float) else None
         if key is None:
-            return found
-        hit = self.eq.get(key)
-        if hit:
-            found = hit
+            return ()
+        found = self.eq.get(key, ())
         if self.prefixes and type(value) is str:
             for length, table in self.prefixes:
                 if length > len(value):
@@ -115,6 +114,13 @@ class _Table:
         self.unconditional = unconditional
         self.fields = fields
         self.scan = scan
+        self.fired: set[int] = {route for route, branch in unconditional if branch is None}
+        self.chosen: dict[int, int] = {}
+        for route, branch in unconditional:
+            if branch is not None and self.chosen.get(route, branch + 1) > branch:
+                self.chosen[route] = branch
+        # Filled in by the router: the answer when nothing depends on the event's data.
+        self.constant: frozenset[str] | None = None
 
 
 @attrs.frozen
@@ -188,16 +194,31 @@ class Router:
                 for branch, arm in enumerate(route["branches"]):
                     if arm["when"] is not None:
                         self._conditions.append(_Rule(number, branch, compile_predicate(arm["when"])))
+        for table in tables:
+            self._prepare(table)
         self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
         self._unknown: dict[str, _Table] = {}
+
+    def _prepare(self, table: _Table) -> _Table:
+        if not table.fields and not table.scan:
+            table.constant = self._targets(table.fired, table.chosen)
+        return table
+
+    def _targets(self, fired: set[int], chosen: dict[int, int]) -> frozenset[str]:
+        targets: set[str] = set()
+        for route in fired:
+            targets |= self._route_targets[route]
+        for route, branch in chosen.items():
+            targets |= self._branch_targets[route][branch]
+        return frozenset(targets)
 
     def _table(self, event_type: str) -> _Table:
         table = self._tables.get(event_type) or self._unknown.get(event_type)
         if table is None:
             # A type no table was compiled for: the routes whose globs match it, scanned.
             routes = {i for i, r in enumerate(self._routes) if any(event_type_matches(p, event_type) for p in r["on"])}
-            table = _Table([u for u in self._unconditional if u[0] in routes], [],
-                           [rule for rule in self._conditions if rule.route in routes])
+            table = self._prepare(_Table([u for u in self._unconditional if u[0] in routes], [],
+                                         [rule for rule in self._conditions if rule.route in routes]))
             if len(self._unknown) > 10_000:
                 self._unknown.clear()
             self._unknown[event_type] = table
@@ -205,20 +226,22 @@ class Router:
 
     def match(self, event_type: str, data: Any) -> frozenset[str]:
         """The set of targets the event is routed to. No handler runs, nothing is stored."""
-        table = self._table(event_type)
-        fired: set[int] = set()
-        chosen: dict[int, int] = {}
-        for route, branch in table.unconditional:
-            if branch is None:
-                fired.add(route)
-            elif chosen.get(route, branch + 1) > branch:
-                chosen[route] = branch
+        table = self._tables.get(event_type) or self._table(event_type)
+        if table.constant is not None:
+            return table.constant
+        fired = set(table.fired)
+        chosen = dict(table.chosen)
         rules = self._rules
+        direct = type(data) is dict
         for field in table.fields:
-            found = values_at(data, field.path)
-            if not found:
-                continue
-            for value in scalars(found):
+            if field.field is not None and direct:
+                value = data.get(field.field)
+                if value is None:
+                    continue
+                values = scalars([value]) if type(value) is list else (value,)
+            else:
+                values = scalars(values_at(data, field.path))
+            for value in values:
                 for number in field.lookup(value):
                     rule = rules[number]
                     if rule.check is None or rule.check(data):
@@ -232,12 +255,7 @@ class Router:
                     fired.add(rule.route)
                 elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
                     chosen[rule.route] = rule.branch
-        targets: set[str] = set()
-        for route in fired:
-            targets |= self._route_targets[route]
-        for route, branch in chosen.items():
-            targets |= self._branch_targets[route][branch]
-        return frozenset(targets)
+        return self._targets(fired, chosen)
 
     def explain(self, event_type: str, data: Any) -> list[RouteExplanation]:
         """Every route and choose whose `on` takes the event type, with each predicate's verdict."""
