@@ -186,7 +186,8 @@ class _Compiler:
         span = self.spans.get(path, 0)
         if entry["low"] is None or entry["high"] is None or span <= 0:
             return 0.5
-        return min(max((entry["high"] - entry["low"]) / span, 0.0), 1.0)
+        width = float(entry["high"] - entry["low"])
+        return min(max(width / span, 0.0), 1.0)
 
     def add_condition(self, route: int, branch: int | None, when: ast.Expr | None) -> list[int]:
         """The rules of one route or branch; none (and an unconditional entry) without `when`."""
