@@ -9,6 +9,9 @@ Expects a project without front-end errors: every name it follows resolves.
 
 from __future__ import annotations
 
+import math
+import sys
+
 import attrs
 
 from interlock.dsl import Project, Span, ast
@@ -125,3 +128,42 @@ def resolve_targets(project: Project) -> dict[str, Target]:
             decl=decl,
         )
     return resolved
+
+
+# The delay given for one that would not fit in a float (beyond about 1e308 ms): longer than
+# any duration a `.route` file can spell, so no comparison with a written duration changes.
+LONGEST_DELAY_MS = int(sys.float_info.max)
+
+
+def delay(backoff: Backoff, retry: int) -> int:
+    """The delay before retry number `retry` (0 for the first retry), in whole milliseconds.
+
+    Jitter left out: this is the longest the delay can be (`full` jitter draws from 0 up to
+    it, `equal` from half of it up to it). `fixed`: `initial`; `linear`: `initial + retry * step`;
+    `exponential`: `initial * factor ** retry`; each capped at `max` when set, never below 0,
+    fractions of a millisecond dropped.
+    """
+    if backoff.kind == "fixed":
+        raw: float = backoff.initial_ms
+    elif backoff.kind == "linear":
+        raw = backoff.initial_ms + retry * backoff.step_ms
+    else:
+        try:
+            raw = backoff.initial_ms * backoff.factor**retry
+        except OverflowError:  # only a float power overflows; its sign is the power's
+            negative = backoff.factor < 0 and retry % 2 == 1
+            raw = 0.0 if backoff.initial_ms == 0 else -math.inf if negative else math.inf
+    raw = max(raw, 0)
+    if backoff.max_ms is not None:
+        raw = min(raw, backoff.max_ms)
+    return LONGEST_DELAY_MS if math.isinf(raw) else math.floor(raw)
+
+
+def delays(policy: Policy) -> list[int]:
+    """The delay before each retry of `policy`, in whole milliseconds: `attempts - 1` of them.
+
+    Each is `delay(policy.backoff, n)`: jitter left out, so each is an upper bound. A list, for
+    policies as people write them; a check that needs the sum of a huge number of delays
+    computes it without listing them.
+    """
+    return [delay(policy.backoff, n) for n in range(policy.attempts - 1)]

@@ -15,8 +15,9 @@ from interlock.cli import main
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "ok.route").write_text("target t { mode async }\nroute r { on e.x to t }\n")
-    (tmp_path / "warn.route").write_text("target t { mode async }\nroute r { on e.x when a == null to t }\n")
+    (tmp_path / "ok.route").write_text("target t { mode async, on_exhausted drop }\nroute r { on e.x to t }\n")
+    (tmp_path / "warn.route").write_text("target t { mode async, on_exhausted drop }\n"
+                                          "route r { on e.x when a == null to t }\n")
     (tmp_path / "bad.route").write_text("target t { mode async }\nroute r { on e.x to u, v }\n")
     return tmp_path
 

@@ -1,0 +1,529 @@
+"""Field paths, values and test data checked against closed event schemas.
+
+An event declared with a `{ ... }` schema is closed; one declared without, or not declared,
+is open and not checked here. What is checked, and against which schemas:
+
+- a `when` of a route or `choose`, and each copied path of its transforms, against the schema
+  of every closed event its `on` patterns match (`reference.event_type_matches`). A problem
+  found for several of them is reported once, naming them;
+- `order by` of a target, against every closed event a route or `choose` delivers to it (the
+  key is read from the event, even when the delivery has a transform);
+- the data of every `send` of a `test`, against its event's schema.
+
+Rules (codes E0201-E0212):
+
+- a path must name a field at every step, through nested objects and the items of lists of
+  objects (E0201, with "did you mean" among the fields at that step);
+- a value must fit its field (E0202): strings for `string`, numbers for `int` and `float`
+  (`5` and `5.0` alike), `true` / `false` for `bool`, ISO 8601 strings for `timestamp` (E0206
+  when the string is not one); `any` takes everything; a comparison with `null` is the front
+  end's W0010 and is skipped here;
+- an operator must fit the field's type (E0203): string tests and `in cidr` need a string,
+  `in LOW..HIGH` a number, `contains` a string or a list;
+- a list at the end of a path takes `contains` and `any ... in [...]` (their values checked
+  against the item type), `exists` and `missing`; any other test is E0204. A path *through* a
+  list of objects (`items.sku`) is a test on every element and is fine. `any ... in` needs a
+  list (E0205). A path that ends at an object takes only `exists` / `missing` (E0207);
+- `order by` must name one value per event: not a list, an object, or a field inside a list
+  (E0208);
+- test data: no field the schema lacks (E0210), every value of its field's type (E0211, E0206),
+  every field that is not optional present and not `null` (E0212); through nested objects and
+  lists.
+
+Does not check what a predicate means (a `when` that can never hold), nor anything about open
+events, nor whether a `send`'s expectations hold (`interlock test`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator, Sequence
+
+import attrs
+
+from interlock.dsl import Diagnostic, Project, Related, Span, ast
+from interlock.dsl.diagnostics import error
+from interlock.dsl.transform import did_you_mean
+
+from .reference import event_type_matches
+
+# Placeholders in a message for the events it applies to, filled once problems found for
+# several events at one place are merged.
+_EVENT = "\x00event\x00"  # always named: "`order.created`"
+_IN_EVENT = "\x00in\x00"  # named when the route sees several closed events: " in `order.created`"
+_EXAMPLE_TIMESTAMP = '"2024-05-02T09:14:00Z"'
+
+
+def check_types(project: Project) -> list[Diagnostic]:
+    checker = _Checker(project)
+    for route in project.routes.values():
+        checker.check_route(route.on, [route.when], route.to)
+    for choose in project.chooses.values():
+        checker.check_route(choose.on, [b.when for b in choose.branches],
+                            [d for b in choose.branches for d in b.to])
+    for target in project.targets.values():
+        checker.check_order_by(target)
+    for test in project.tests.values():
+        for step in test.steps:
+            checker.check_send(step.send)
+    return checker.diagnostics()
+
+
+@attrs.frozen
+class _Scope:
+    """One closed event a check runs against."""
+
+    event: str
+    schema: ast.ObjectType
+    several: bool  # the construct sees more than one closed event: say which one a problem is in
+
+
+@attrs.frozen
+class _Problem:
+    code: str
+    span: Span
+    message: str  # with _EVENT / _IN_EVENT
+    label: str
+    help: str | None
+    related: tuple[Related, ...] = ()
+
+
+@attrs.frozen
+class _End:
+    """Where a path leads in a schema: its type (None for `any`), and whether it went through a list."""
+
+    type: ast.Type | None
+    through_list: bool
+
+
+def _join(names: Sequence[str]) -> str:
+    quoted = [f"`{n}`" for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+def _type_text(t: ast.Type) -> str:
+    if isinstance(t, ast.ScalarType):
+        return t.name
+    if isinstance(t, ast.ListType):
+        return f"list<{_type_text(t.item)}>"
+    return "{...}"
+
+
+def _items_text(t: ast.Type) -> str:
+    """What the elements of a list of `t` are, in a sentence."""
+    return "objects" if isinstance(t, ast.ObjectType) else f"`{_type_text(t)}`"
+
+
+def _innermost(t: ast.Type) -> ast.Type:
+    while isinstance(t, ast.ListType):
+        t = t.item
+    return t
+
+
+def _is_any(t: ast.Type) -> bool:
+    return isinstance(t, ast.ScalarType) and t.name == "any"
+
+
+def _kind(value: ast.ScalarValue) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "`null`"
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return True
+
+
+def _fits(type_name: str, value: ast.ScalarValue) -> bool:
+    """Whether a present (not null) value has the scalar type; a timestamp string is judged apart."""
+    if type_name == "any":
+        return True
+    if type_name in ("string", "timestamp"):
+        return isinstance(value, str)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _Checker:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.problems: dict[tuple[str, Span, str], tuple[_Problem, list[str]]] = {}
+        self.closed = {name: decl.schema for name, decl in project.events.items() if decl.schema is not None}
+
+    # ---- reporting ---------------------------------------------------------------
+
+    def report(self, scope: _Scope, problem: _Problem) -> None:
+        if not scope.several:
+            problem = attrs.evolve(problem, message=problem.message.replace(_IN_EVENT, ""))
+        key = (problem.code, problem.span, problem.message)
+        _, events = self.problems.setdefault(key, (problem, []))
+        if scope.event not in events:
+            events.append(scope.event)
+
+    def diagnostics(self) -> list[Diagnostic]:
+        found = []
+        for problem, events in self.problems.values():
+            named = _join(events)
+
+            def fill(text: str, named: str = named) -> str:
+                return text.replace(_EVENT, named).replace(_IN_EVENT, f" in {named}")
+
+            found.append(error(problem.code, fill(problem.message), problem.span, fill(problem.label),
+                               fill(problem.help) if problem.help else None, problem.related))
+        return found
+
+    def text(self, span: Span) -> str:
+        return self.project.sources[span.file].text[span.start:span.end]
+
+    # ---- which schemas ---------------------------------------------------------
+
+    def scopes(self, patterns: Iterable[ast.EventPattern]) -> list[_Scope]:
+        texts = [p.text for p in patterns]
+        seen = [(name, schema) for name, schema in self.closed.items()
+                if any(event_type_matches(p, name) for p in texts)]
+        return [_Scope(name, schema, len(seen) > 1) for name, schema in seen]
+
+    # ---- paths -----------------------------------------------------------------
+
+    def resolve(self, path: ast.Path, scope: _Scope, related: tuple[Related, ...] = ()) -> _End | None:
+        """Follow `path` in the scope's schema; report the first step that names no field (None)."""
+        current: ast.Type = scope.schema
+        through_list = False
+        for index, part in enumerate(path.parts):
+            if index > 0:  # a list met before a further step is entered: any element
+                while isinstance(current, ast.ListType):
+                    current = current.item
+                    through_list = True
+            if _is_any(current):
+                return _End(None, through_list)
+            prefix = ".".join(path.parts[:index])
+            if not isinstance(current, ast.ObjectType):
+                self.report(scope, self.unknown(path, index, f"`{prefix}` is `{_type_text(current)}`",
+                                                f"`{prefix}` has no fields: only objects do", related))
+                return None
+            found = next((f for f in current.fields if f.name.text == part), None)
+            if found is None:
+                names = [f.name.text for f in current.fields]
+                where = f"`{prefix}`" if prefix else f"`{scope.event}`"
+                listed = ", ".join(f"`{n}`" for n in names[:10]) + (", ..." if len(names) > 10 else "")
+                help_ = did_you_mean(part, names) or (
+                    f"the fields of {where} are {listed}" if names else f"{where} has no fields")
+                self.report(scope, self.unknown(path, index, "unknown field", help_, related))
+                return None
+            current = found.type
+        return _End(None if _is_any(current) else current, through_list)
+
+    def unknown(self, path: ast.Path, index: int, label: str, help_: str,
+                related: tuple[Related, ...]) -> _Problem:
+        start = sum(len(p) + 1 for p in path.parts[:index])  # a path is one token: no spaces around dots
+        span = path.span._replace(start=path.span.start + start, end=path.span.start + start + len(path.parts[index]),
+                                  column=path.span.column + start,
+                                  end_column=path.span.column + start + len(path.parts[index]))
+        shown = ".".join(path.parts[:index + 1])
+        return _Problem("E0201", span, f"unknown field `{shown}` in {_EVENT}", label, help_, related)
+
+    # ---- routes and chooses ------------------------------------------------------
+
+    def check_route(self, on: Iterable[ast.EventPattern], whens: Iterable[ast.Expr | None],
+                    deliveries: Iterable[ast.Delivery]) -> None:
+        scopes = self.scopes(on)
+        if not scopes:
+            return
+        predicates = [p for when in whens if when is not None for p in _predicates(when)]
+        copied = [p for d in deliveries if d.transform is not None for p in _copied(d.transform)]
+        for scope in scopes:
+            for predicate in predicates:
+                self.check_predicate(predicate, scope)
+            for path in copied:
+                self.resolve(path, scope)
+
+    def check_predicate(self, predicate: ast.Predicate, scope: _Scope) -> None:
+        end = self.resolve(predicate.path, scope)
+        if end is None or end.type is None or isinstance(predicate, (ast.Exists, ast.Missing)):
+            return
+        path, t = predicate.path, end.type
+        membership = isinstance(predicate, ast.Contains) or (isinstance(predicate, ast.InList)
+                                                              and predicate.any_element)
+        if isinstance(t, ast.ObjectType) or (
+                isinstance(t, ast.ListType) and isinstance(_innermost(t), ast.ObjectType) and not membership):
+            self.report(scope, self.object_problem(path, t))
+            return
+        if isinstance(predicate, ast.Contains):
+            self.check_contains(predicate, t, scope)
+        elif isinstance(predicate, ast.InList) and predicate.any_element:
+            if isinstance(t, ast.ListType):
+                self.check_items(path, t.item, predicate.values, scope)
+            elif end.through_list:
+                self.check_items(path, t, predicate.values, scope)
+            else:
+                self.report(scope, _Problem(
+                    "E0205", path.span, f"`any` needs a list, and `{path.text}` is `{_type_text(t)}`{_IN_EVENT}",
+                    "not a list", f"drop `any`: `{path.text} in [...]` tests the value"))
+        elif isinstance(t, ast.ListType):
+            self.report(scope, self.list_problem(predicate, t))
+        else:
+            assert isinstance(t, ast.ScalarType)
+            self.check_scalar(predicate, t, scope)
+
+    def object_problem(self, path: ast.Path, t: ast.Type) -> _Problem:
+        inner = _innermost(t)
+        assert isinstance(inner, ast.ObjectType)
+        fields = [f"`{path.text}.{f.name.text}`" for f in inner.fields if isinstance(f.type, ast.ScalarType)][:3]
+        what = "an object" if isinstance(t, ast.ObjectType) else "a list of objects"
+        hint = f"test one of its fields, such as {' or '.join(fields)}" if fields else "test one of its fields"
+        return _Problem("E0207", path.span, f"`{path.text}` is {what}{_IN_EVENT}: only `exists` and `missing` "
+                        "apply to it", what, f"{hint}, or `exists {path.text}`")
+
+    def list_problem(self, predicate: ast.Predicate, t: ast.ListType) -> _Problem:
+        path = predicate.path.text
+        if isinstance(predicate, ast.Compare) and predicate.op == "==":
+            hint = f"to test for an element, write `{path} contains {self.text(predicate.value.span)}`"
+        elif isinstance(predicate, ast.InList) and not predicate.negated:
+            hint = f"to test the elements, write `any {path} in [...]`"
+        else:
+            hint = f"test its elements with `any {path} in [...]` or `{path} contains ...`"
+        return _Problem("E0204", predicate.path.span, f"`{path}` is a list (`{_type_text(t)}`){_IN_EVENT}: this "
+                        "test needs a single value", "a list", hint)
+
+    def check_contains(self, predicate: ast.Contains, t: ast.Type, scope: _Scope) -> None:
+        path, value = predicate.path, predicate.value
+        if value.value is None:
+            return
+        if isinstance(t, ast.ListType):
+            self.check_items(path, t.item, (value,), scope)
+        elif isinstance(t, ast.ScalarType) and t.name == "string":
+            if not isinstance(value.value, str):
+                self.report(scope, _Problem(
+                    "E0202", value.span, f"`{path.text}` is `string`{_IN_EVENT}: `contains` looks for text, "
+                    f"not {_kind(value.value)}", _kind(value.value),
+                    f"write it as a string: `\"{self.text(value.span)}\"`"))
+        else:
+            self.report(scope, self.operator_problem(predicate, "`contains` needs a string or a list", t))
+
+    def check_items(self, path: ast.Path, item: ast.Type, values: Iterable[ast.Scalar], scope: _Scope) -> None:
+        """Values tested for membership among the elements of the list at `path`."""
+        if _is_any(item):
+            return
+        if not isinstance(item, ast.ScalarType):
+            self.report(scope, _Problem(
+                "E0207", path.span, f"the elements of `{path.text}` are {_items_text(item)}{_IN_EVENT}: they cannot "
+                "equal a single value", "not a list of values", "test a field of its elements"))
+            return
+        for value in values:
+            self.check_value(path, item, value, scope, "its elements are")
+
+    def check_scalar(self, predicate: ast.Predicate, t: ast.ScalarType, scope: _Scope) -> None:
+        path = predicate.path
+        if isinstance(predicate, ast.Compare):
+            self.check_value(path, t, predicate.value, scope)
+        elif isinstance(predicate, ast.InList):
+            for value in predicate.values:
+                self.check_value(path, t, value, scope)
+        elif isinstance(predicate, ast.InRange):
+            if t.name not in ("int", "float"):
+                self.report(scope, self.operator_problem(predicate, "a range needs a number", t))
+        elif isinstance(predicate, ast.InCidr):
+            if t.name != "string":
+                self.report(scope, self.operator_problem(predicate, "`in cidr` needs a string (an IP address)", t))
+        elif isinstance(predicate, ast.StringTest) and t.name != "string":
+            self.report(scope, self.operator_problem(predicate, f"`{predicate.op}` needs a string", t))
+
+    def operator_problem(self, predicate: ast.Predicate, needs: str, t: ast.Type) -> _Problem:
+        path = predicate.path.text
+        if isinstance(t, ast.ScalarType) and t.name == "timestamp":
+            hint = f"compare timestamps with `<`, `>=`, ...: `{path} >= {_EXAMPLE_TIMESTAMP}`"
+        elif isinstance(t, ast.ScalarType) and t.name in ("int", "float"):
+            hint = f"compare numbers with `==`, `<`, `in LOW..HIGH`, ...: `{path} >= 10`"
+        else:
+            hint = f"test `{path}` with an operator for `{_type_text(t)}`, such as `==`"
+        return _Problem("E0203", predicate.path.span, f"{needs}, and `{path}` is `{_type_text(t)}`{_IN_EVENT}",
+                        f"`{_type_text(t)}`", hint)
+
+    def check_value(self, path: ast.Path, t: ast.ScalarType, value: ast.Scalar, scope: _Scope,
+                    what: str = "it is") -> None:
+        if value.value is None or t.name == "any":
+            return
+        if not _fits(t.name, value.value):
+            subject = f"`{path.text}` is `{t.name}`" if what == "it is" else f"the elements of `{path.text}` are " \
+                f"`{t.name}`"
+            self.report(scope, _Problem(
+                "E0202", value.span, f"{subject}{_IN_EVENT}, and this is {_kind(value.value)}",
+                _kind(value.value), self.suggestion(t.name, value)))
+        elif t.name == "timestamp":
+            assert isinstance(value.value, str)
+            if not _is_timestamp(value.value):
+                self.report(scope, self.bad_timestamp(value))
+
+    def bad_timestamp(self, value: ast.Scalar) -> _Problem:
+        shown = self.text(value.span)
+        shown = shown if len(shown) <= 40 else shown[:36] + '..."'
+        return _Problem("E0206", value.span, f"`{shown}` is not a timestamp", "not ISO 8601",
+                        f"write an ISO 8601 date and time, such as `{_EXAMPLE_TIMESTAMP}`")
+
+    def suggestion(self, type_name: str, value: ast.Scalar) -> str:
+        """How to write `value` as a `type_name`."""
+        raw = value.value
+        if type_name == "string":
+            return f"write it as a string: `\"{self.text(value.span)}\"`"
+        if type_name == "timestamp":
+            return f"write a timestamp as an ISO 8601 string, such as `{_EXAMPLE_TIMESTAMP}`"
+        if type_name == "bool":
+            if isinstance(raw, str) and raw in ("true", "false"):
+                return f"write `{raw}` without quotes"
+            return "write `true` or `false`"
+        if isinstance(raw, str):
+            try:
+                float(raw)
+            except ValueError:
+                pass
+            else:
+                return f"write the number without quotes: `{raw.strip()}`"
+        return f"write a number, such as `{'10' if type_name == 'int' else '9.99'}`"
+
+    # ---- order by ----------------------------------------------------------------
+
+    def check_order_by(self, target: ast.TargetDecl) -> None:
+        path = target.options.order_by
+        if path is None:
+            return
+        reached: dict[str, ast.Name] = {}  # closed event -> the route or choose that delivers it
+        for name, on, deliveries in self.deliverers():
+            if any(d.target.text == target.name.text for d in deliveries):
+                for scope in self.scopes(on):
+                    reached.setdefault(scope.event, name)
+        for event, via in reached.items():
+            scope = _Scope(event, self.closed[event], several=True)
+            related = (Related(via.span, f"delivers `{event}` to `{target.name.text}`"),)
+            end = self.resolve(path, scope, related)
+            if end is None or end.type is None:
+                continue
+            if isinstance(end.type, (ast.ListType, ast.ObjectType)) or end.through_list:
+                if isinstance(end.type, ast.ObjectType):
+                    what = "an object"
+                elif isinstance(end.type, ast.ListType):
+                    what = f"a list (`{_type_text(end.type)}`)"
+                else:
+                    what = "a field of the elements of a list"
+                self.report(scope, _Problem(
+                    "E0208", path.span, f"`order by` needs one value per event, and `{path.text}` is {what}"
+                    f"{_IN_EVENT}", "not a single value",
+                    "order by a field that holds one value per event, such as an id", related))
+
+    def deliverers(self) -> Iterator[tuple[ast.Name, tuple[ast.EventPattern, ...], list[ast.Delivery]]]:
+        for route in self.project.routes.values():
+            yield route.name, route.on, list(route.to)
+        for choose in self.project.chooses.values():
+            yield choose.name, choose.on, [d for b in choose.branches for d in b.to]
+
+    # ---- test data -----------------------------------------------------------------
+
+    def check_send(self, send: ast.Send) -> None:
+        schema = self.closed.get(send.event_type.text)
+        if schema is None:
+            return
+        scope = _Scope(send.event_type.text, schema, several=False)
+        data = send.data if send.data is not None else ast.ObjectLit((), send.event_type.span)
+        self.check_object(data, schema, scope, "", send.event_type.span)
+
+    def check_object(self, data: ast.ObjectLit, schema: ast.ObjectType, scope: _Scope, prefix: str,
+                     where: Span) -> None:
+        """Test data for an object of `schema`; `where` is the place to report missing fields at."""
+        fields = {f.name.text: f for f in schema.fields}
+        given = set()
+        for entry in data.entries:
+            key = entry.key.text
+            given.add(key)
+            field = fields.get(key)
+            if field is None:
+                names = list(fields)
+                help_ = did_you_mean(key, names) or ("remove it: the schema has no fields" if not names else
+                                                     "remove it, or add it to the schema of " + _EVENT)
+                self.report(scope, _Problem("E0210", entry.key.span, f"unknown field `{prefix}{key}` in the test "
+                                            f"data of {_EVENT}", "unknown field", help_))
+                continue
+            if isinstance(entry.value, ast.Scalar) and entry.value.value is None:
+                if not field.optional:
+                    self.report(scope, _Problem(
+                        "E0212", entry.value.span, f"required field `{prefix}{key}` is `null` in the test data of "
+                        f"{_EVENT}", "`null` counts as missing", f"give `{prefix}{key}` a value of type "
+                        f"`{_type_text(field.type)}`"))
+                continue
+            self.check_data(entry.value, field.type, scope, f"{prefix}{key}", entry.key.span)
+        missing = [f.name.text for f in schema.fields if not f.optional and f.name.text not in given]
+        if missing:
+            shown = _join([f"{prefix}{m}" for m in missing])
+            plural = "s" if len(missing) > 1 else ""
+            self.report(scope, _Problem(
+                "E0212", where, f"required field{plural} {shown} missing from the test data of {_EVENT}",
+                f"no {_join(missing)}", f"add {shown}, or make {'them' if plural else 'it'} optional in the schema "
+                f"(`{missing[0]}: {_type_text(fields[missing[0]].type)}?`)"))
+
+    def check_data(self, value: ast.Literal, t: ast.Type, scope: _Scope, path: str, where: Span) -> None:
+        if _is_any(t):
+            return
+        if isinstance(t, ast.ObjectType):
+            if isinstance(value, ast.ObjectLit):
+                self.check_object(value, t, scope, f"{path}.", where)
+            else:
+                self.report(scope, self.data_mismatch(value, t, path))
+        elif isinstance(t, ast.ListType):
+            if not isinstance(value, ast.ListLit):
+                self.report(scope, self.data_mismatch(value, t, path))
+                return
+            for item in value.items:
+                if isinstance(item, ast.Scalar) and item.value is None:
+                    self.report(scope, _Problem(
+                        "E0211", item.span, f"the elements of `{path}` are {_items_text(t.item)}, and this is "
+                        "`null`", "`null`", "leave the element out: a list holds values"))
+                else:
+                    self.check_data(item, t.item, scope, path, item.span)
+        elif not isinstance(value, ast.Scalar) or not _fits(t.name, value.value) or (
+                t.name == "int" and isinstance(value.value, float) and not value.value.is_integer()):
+            self.report(scope, self.data_mismatch(value, t, path))
+        elif t.name == "timestamp" and isinstance(value.value, str) and not _is_timestamp(value.value):
+            self.report(scope, self.bad_timestamp(value))
+
+    def data_mismatch(self, value: ast.Literal, t: ast.Type, path: str) -> _Problem:
+        if isinstance(value, ast.Scalar):
+            kind = _kind(value.value)
+            if isinstance(value.value, float) and isinstance(t, ast.ScalarType) and t.name == "int":
+                kind = "a fraction"
+        else:
+            kind = "a list" if isinstance(value, ast.ListLit) else "an object"
+        if isinstance(t, ast.ScalarType) and isinstance(value, ast.Scalar):
+            hint = self.suggestion(t.name, value) if kind != "a fraction" else "write a whole number"
+        elif isinstance(t, ast.ListType):
+            hint = f"write a list: `[...]` of `{_type_text(t.item)}`"
+        elif isinstance(t, ast.ObjectType):
+            hint = "write an object: `{ ... }` with the fields of the schema"
+        else:
+            hint = f"write a single `{_type_text(t)}` value"
+        return _Problem("E0211", value.span, f"`{path}` is `{_type_text(t)}` in {_EVENT}, and this is {kind}",
+                        kind, hint)
+
+
+def _predicates(expr: ast.Expr) -> Iterator[ast.Predicate]:
+    if isinstance(expr, (ast.And, ast.Or)):
+        for operand in expr.operands:
+            yield from _predicates(operand)
+    elif isinstance(expr, ast.Not):
+        yield from _predicates(expr.operand)
+    else:
+        yield expr
+
+
+def _copied(transform: ast.Transform) -> Iterator[ast.Path]:
+    for entry in transform.entries:
+        if isinstance(entry.value, ast.Path):
+            yield entry.value
+        elif isinstance(entry.value, ast.Transform):
+            yield from _copied(entry.value)
