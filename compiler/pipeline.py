@@ -14,9 +14,15 @@ from collections.abc import Callable
 from interlock.dsl import Diagnostic, Project
 from interlock.dsl.diagnostics import sorted_diagnostics
 
+from .check_flow import check_flow
+from .check_loss import check_loss
+from .check_predicates import check_predicates
+from .check_retries import check_retries
+from .check_types import check_types
+
 Pass = Callable[[Project], list[Diagnostic]]
 
-PASSES: tuple[Pass, ...] = ()
+PASSES: tuple[Pass, ...] = (check_types, check_retries, check_loss, check_flow, check_predicates)
 
 
 def check(project: Project) -> list[Diagnostic]:

@@ -19,9 +19,11 @@ from rich.console import Console
 
 import interlock
 from interlock import report
+from interlock.compiler.flow_graph import flow_graph
 from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
+from interlock.graph_render import FORMATS, render
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -66,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="text for people, json for machines (stdout)")
     test.set_defaults(run=_test)
+
+    graph = commands.add_parser("graph", help="draw the event-flow graph (dot, mermaid or html)",
+                                description="Draw the event-flow graph: events, routes and chooses, targets, dead "
+                                "letters, and the events targets emit. A project with errors exits 1; the graph is "
+                                "still drawn when every name resolves, so that an `emits` cycle can be seen.")
+    graph.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    graph.add_argument("--format", choices=FORMATS, default="dot",
+                       help="dot (Graphviz), mermaid, or html (one self-contained page)")
+    graph.add_argument("-o", "--output", metavar="FILE", help="write the graph to FILE instead of stdout")
+    graph.set_defaults(run=_graph)
 
     compile_ = commands.add_parser("compile", help="compile a project into a router artifact (JSON)",
                                    description="Check a project and, when it has no errors, write its compiled "
@@ -167,6 +179,27 @@ def _explain(args: argparse.Namespace, stderr: Console) -> int:
         width = None if sys.stdout.isatty() else 240
         Console(highlight=False, width=width).print(report.explain_tree(event_type, targets, explanations))
     return EXIT_OK
+
+
+def _graph(args: argparse.Namespace, stderr: Console) -> int:
+    project = load_project(args.paths)
+    diagnostics = check(project)
+    failed = any(d.is_error for d in diagnostics)
+    if failed:
+        report.print_text(stderr, diagnostics, project.sources, len(project.files))
+    if not project.ok:  # names that do not resolve: there is no graph to draw
+        return EXIT_FAILED
+    text = render(flow_graph(project), args.format, title=f"interlock: {' '.join(args.paths)}")
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            stderr.print(f"interlock: error: cannot write `{args.output}`: {exc.strerror or exc}", markup=False)
+            return EXIT_USAGE
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
