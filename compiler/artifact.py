@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from interlock.dsl import Project, ast
+from interlock.dsl.project import paused_gc
 
 from .policies import resolve_targets
 from .tables import compile_dispatch
@@ -41,6 +42,11 @@ def _type_json(node: ast.Type) -> dict[str, Any]:
 
 def build_artifact(project: Project) -> dict[str, Any]:
     """The artifact of a project that has no errors."""
+    with paused_gc():
+        return _build(project)
+
+
+def _build(project: Project) -> dict[str, Any]:
     sources = {path: project.sources[path].text for path in sorted(project.sources)}
     targets = {}
     for name, target in resolve_targets(project).items():

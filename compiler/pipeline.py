@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from interlock.dsl import Diagnostic, Project
 from interlock.dsl.diagnostics import sorted_diagnostics
+from interlock.dsl.project import paused_gc
 
 from .check_flow import check_flow
 from .check_loss import check_loss
@@ -29,6 +30,7 @@ def check(project: Project) -> list[Diagnostic]:
     """The front end's diagnostics, then, if it found no error, every pass's; sorted."""
     diagnostics = list(project.diagnostics)
     if project.ok:
-        for check_pass in PASSES:
-            diagnostics.extend(check_pass(project))
+        with paused_gc():
+            for check_pass in PASSES:
+                diagnostics.extend(check_pass(project))
     return sorted_diagnostics(diagnostics)

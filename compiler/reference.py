@@ -19,6 +19,7 @@ Semantics, in one place:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator
@@ -27,8 +28,12 @@ from typing import Any
 from interlock.dsl import ast
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def event_type_matches(pattern: str, event_type: str) -> bool:
-    """`*` is one dotted segment, `**` any number of segments, including none."""
+    """`*` is one dotted segment, `**` any number of segments, including none.
+
+    Cached: the passes ask it for every route and every declared type, and a project has
+    few distinct patterns and types."""
     return _segments_match(tuple(pattern.split(".")), tuple(event_type.split(".")))
 
 

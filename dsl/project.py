@@ -12,8 +12,10 @@ nor rendering diagnostics (the CLI's).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, TypeVar
 
 import attrs
@@ -293,12 +295,35 @@ def _declaration_hint(kind: type, name: str) -> str:
     return f"dead_letter {name} {{ retain 7d }}"
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a burst of allocation.
+
+    Compiling allocates hundreds of thousands of small objects that form no cycles (AST
+    nodes, spans, tables); the collector, triggered by the allocation count alone, keeps
+    scanning them and finds nothing. On a 10,000-route project that was about 40% of the
+    time (bench/parse.py). Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_project(paths: Sequence[str]) -> Project:
     """Load, parse and resolve the project named by `paths` (files or folders).
 
     Raises `InputError` when a path names nothing loadable; every problem inside the
     files is a diagnostic in the returned project.
     """
+    with paused_gc():
+        return _load_project(paths)
+
+
+def _load_project(paths: Sequence[str]) -> Project:
     loader = _Loader()
     for path in collect_files(paths):
         loader.load(path, None)
