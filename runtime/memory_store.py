@@ -1,0 +1,266 @@
+"""The in-memory event store: the embedded default, and the model of the contract.
+
+Everything lives in this process, in plain dicts and lists guarded by the event loop's
+single thread (no `await` happens in the middle of a mutation, so each method is atomic
+the way a Redis command is). Waiting (a blocking `read`, an `append` to a full stream) is
+done with futures that the mutation that makes progress possible resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON value, so that a caller mutating its dict later changes nothing stored."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+class _Signal:
+    """Wake every waiter; works whatever loop the waiter waits in."""
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def wait(self, timeout: float | None) -> bool:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if future in self._waiters:
+                self._waiters.remove(future)
+
+    def notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.get_loop().call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@attrs.define
+class _Delivery:
+    consumer: str
+    deliveries: int
+    since_ms: int
+
+
+@attrs.define
+class _Group:
+    last_delivered: EntryId
+    pending: dict[EntryId, _Delivery] = attrs.Factory(dict)
+
+
+@attrs.define
+class _Stream:
+    ids: list[EntryId] = attrs.Factory(list)
+    entries: dict[EntryId, Entry] = attrs.Factory(dict)
+    groups: dict[str, _Group] = attrs.Factory(dict)
+    last_id: EntryId = MIN_ID
+    appended: _Signal = attrs.Factory(_Signal)
+    room: _Signal = attrs.Factory(_Signal)
+
+
+class MemoryStore(EventStore):
+    """The contract of `runtime/store.py`, in this process's memory."""
+
+    def __init__(self, *, max_unacked: int | None = None, clock: Callable[[], float] | None = None) -> None:
+        if max_unacked is not None and max_unacked < 1:
+            raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
+        self.max_unacked = max_unacked
+        self._clock = clock or (lambda: time.time() * 1000)
+        self._streams: dict[str, _Stream] = {}
+        self._schedule: list[tuple[int, int, str, Entry]] = []
+        self._scheduled_count = 0
+        self._keys: dict[str, int] = {}
+        self._key_expiry: list[tuple[int, str]] = []
+
+    def now_ms(self) -> int:
+        return int(self._clock())
+
+    def _stream(self, name: str) -> _Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = _Stream()
+        return stream
+
+    def _group(self, stream: str, group: str) -> tuple[_Stream, _Group]:
+        s = self._streams.get(stream)
+        g = s.groups.get(group) if s else None
+        if s is None or g is None:
+            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group")
+        return s, g
+
+    # ---- appending ---------------------------------------------------------------
+
+    def _unacked(self, stream: _Stream) -> int:
+        if not stream.groups:
+            return 0
+        oldest = min(g.last_delivered for g in stream.groups.values())
+        unread = len(stream.ids) - bisect.bisect_right(stream.ids, oldest)
+        pending = {i for g in stream.groups.values() for i in g.pending if i <= oldest}
+        return unread + len(pending)
+
+    def _append_now(self, name: str, entry: Entry) -> EntryId:
+        stream = self._stream(name)
+        now = self.now_ms()
+        last = stream.last_id
+        new = EntryId(now, 0) if now > last.ms else EntryId(last.ms, last.seq + 1)
+        stream.last_id = new
+        stream.ids.append(new)
+        stream.entries[new] = _copy(entry)
+        stream.appended.notify()
+        return new
+
+    async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
+        if not isinstance(entry, dict):
+            raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+        s = self._stream(stream)
+        if self.max_unacked is not None:
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            while self._unacked(s) >= self.max_unacked:
+                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if (left is not None and left <= 0) or not await s.room.wait(left):
+                    raise StoreFull(f"stream `{stream}` holds {self._unacked(s)} unacknowledged entries, "
+                                    f"its bound; it stayed full for {timeout} s")
+        return self._append_now(stream, entry)
+
+    # ---- groups ------------------------------------------------------------------
+
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
+        s = self._stream(stream)
+        if group not in s.groups:
+            s.groups[group] = _Group(start)
+
+    async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
+                   block: float | None = None) -> list[Record]:
+        s, g = self._group(stream, group)
+        deadline = None if block is None else asyncio.get_running_loop().time() + block
+        while True:
+            first = bisect.bisect_right(s.ids, g.last_delivered)
+            fresh = s.ids[first:first + count]
+            if fresh:
+                now = self.now_ms()
+                g.last_delivered = fresh[-1]
+                for entry_id in fresh:
+                    g.pending[entry_id] = _Delivery(consumer, 1, now)
+                return [Record(i, _copy(s.entries[i]), 1) for i in fresh]
+            if deadline is None:
+                return []
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0 or not await s.appended.wait(left):
+                return []
+            s, g = self._group(stream, group)
+
+    async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
+        s, g = self._group(stream, group)
+        done = sum(1 for i in ids if g.pending.pop(i, None) is not None)
+        if done:
+            s.room.notify()
+        return done
+
+    async def pending(self, stream: str, group: str) -> list[Pending]:
+        _, g = self._group(stream, group)
+        now = self.now_ms()
+        return [Pending(i, d.consumer, d.deliveries, max(now - d.since_ms, 0)) for i, d in sorted(g.pending.items())]
+
+    async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
+                    count: int = 10) -> list[Record]:
+        s, g = self._group(stream, group)
+        now = self.now_ms()
+        taken: list[Record] = []
+        for entry_id, delivery in sorted(g.pending.items()):
+            if len(taken) >= count:
+                break
+            if now - delivery.since_ms >= min_idle_ms:
+                delivery.consumer = consumer
+                delivery.deliveries += 1
+                delivery.since_ms = now
+                taken.append(Record(entry_id, _copy(s.entries[entry_id]), delivery.deliveries))
+        return taken
+
+    # ---- reading, retention --------------------------------------------------------
+
+    async def range(self, stream: str, *, start: EntryId = MIN_ID, count: int | None = None) -> list[Record]:
+        s = self._streams.get(stream)
+        if s is None:
+            return []
+        first = bisect.bisect_left(s.ids, start)
+        chosen = s.ids[first:] if count is None else s.ids[first:first + count]
+        return [Record(i, _copy(s.entries[i])) for i in chosen]
+
+    async def length(self, stream: str) -> int:
+        s = self._streams.get(stream)
+        return len(s.ids) if s else 0
+
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+        s = self._streams.get(stream)
+        if s is None:
+            return 0
+        now = self.now_ms()
+        dropped = 0
+        for entry_id in s.ids:
+            too_many = max_len is not None and len(s.ids) - dropped > max_len
+            too_old = max_age_ms is not None and now - entry_id.ms > max_age_ms
+            done = all(entry_id <= g.last_delivered and entry_id not in g.pending for g in s.groups.values())
+            if not (too_many or too_old) or not done:
+                break
+            del s.entries[entry_id]
+            dropped += 1
+        del s.ids[:dropped]
+        return dropped
+
+    # ---- the delayed schedule --------------------------------------------------------
+
+    async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
+        self._scheduled_count += 1
+        heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, _copy(entry)))
+
+    async def release_due(self, *, now_ms: int | None = None) -> int:
+        now = self.now_ms() if now_ms is None else now_ms
+        released = 0
+        while self._schedule and self._schedule[0][0] <= now:
+            _, _, stream, entry = heapq.heappop(self._schedule)
+            # Already accepted: a retry is never refused for want of room.
+            self._append_now(stream, entry)
+            released += 1
+        return released
+
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+        return [(due, name, _copy(entry)) for due, _, name, entry in sorted(self._schedule)
+                if stream is None or name == stream]
+
+    # ---- idempotency -------------------------------------------------------------------
+
+    async def remember(self, key: str, ttl_ms: int) -> bool:
+        now = self.now_ms()
+        while self._key_expiry and self._key_expiry[0][0] <= now:
+            expiry, old = heapq.heappop(self._key_expiry)
+            if self._keys.get(old) == expiry:
+                del self._keys[old]
+        if key in self._keys and self._keys[key] > now:
+            return False
+        self._keys[key] = now + ttl_ms
+        heapq.heappush(self._key_expiry, (now + ttl_ms, key))
+        return True

@@ -1,0 +1,161 @@
+"""The event-store contract: what delivery needs from storage, whatever the engine.
+
+Two implementations keep this contract: `MemoryStore` (runtime/memory_store.py, the
+embedded default) and the Redis Streams store (later). The contract is written to map onto
+Redis Streams one to one, so that the same delivery code and the same contract test suite
+(`tests/store_contract.py`) run on both.
+
+Concepts
+--------
+- **Stream**: an append-only log of entries. `append` gives each entry an `EntryId`,
+  strictly increasing within the stream (the *offset*). Entries are dicts of JSON values.
+- **Consumer group**: a named cursor over one stream, shared by consumers. `read` hands
+  each new entry to exactly one consumer of the group and records it as *pending* for that
+  consumer, with a delivery count of 1. `ack` removes entries from the pending list.
+  Entries are never removed by being read: only trimming removes them.
+- **Pending entries**: read but not yet acknowledged. `pending` lists them with their
+  consumer, delivery count and idle time; `claim` transfers entries idle for at least a
+  threshold to another consumer (a crashed worker's work is taken over), adding one to
+  their delivery count.
+- **Delayed schedule**: `schedule` parks an entry until a due time; `release_due` moves
+  every entry whose time has come into its stream as a new entry, atomically (an entry is
+  never both scheduled and appended, nor neither).
+- **Dead letters** are streams too, by convention named by the caller.
+- **Replay**: `range` reads a stream from an offset, whatever the groups have done.
+- **Retention**: `trim` drops the oldest entries beyond a length or age, but never an entry
+  some group has not acknowledged (or not yet read).
+- **Bounds and backpressure**: a store may bound the entries a stream holds unacknowledged;
+  `append` to a full stream waits until there is room (up to `timeout`), then raises
+  `StoreFull`. Nothing accepted is ever dropped.
+- **Idempotency keys**: `remember(key, ttl)` is true the first time a key is seen within
+  its time to live, false afterwards (Redis: SET NX PX).
+
+Time is the store's clock in milliseconds (`now_ms`), so tests can drive a fake clock.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import attrs
+
+Entry = dict[str, Any]
+
+
+@attrs.frozen(order=True)
+class EntryId:
+    """An offset in a stream: (milliseconds, sequence), ordered; printed as Redis does."""
+
+    ms: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> EntryId:
+        ms, _, seq = text.partition("-")
+        try:
+            return cls(int(ms), int(seq or 0))
+        except ValueError:
+            raise ValueError(f"not a stream entry id: {text!r} (expected MS-SEQ, such as 1700000000000-0)") from None
+
+
+MIN_ID = EntryId(0, 0)
+
+
+@attrs.frozen
+class Record:
+    """An entry read from a stream, with how many times it has been delivered."""
+
+    id: EntryId
+    entry: Entry
+    deliveries: int = 0
+
+
+@attrs.frozen
+class Pending:
+    id: EntryId
+    consumer: str
+    deliveries: int
+    idle_ms: int
+
+
+class StoreError(Exception):
+    """A store operation that cannot be done; the message names the stream or group."""
+
+
+class StoreFull(StoreError):
+    """A bounded stream stayed full for longer than the append was willing to wait."""
+
+
+class EventStore(abc.ABC):
+    """The contract. Every method is a coroutine; all of them are safe to call concurrently."""
+
+    @abc.abstractmethod
+    def now_ms(self) -> int:
+        """The store's clock."""
+
+    @abc.abstractmethod
+    async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
+        """Append an entry; wait up to `timeout` seconds (None: forever) while the stream is full."""
+
+    @abc.abstractmethod
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
+        """Create the group if it does not exist, reading entries after `start`; creates the stream too."""
+
+    @abc.abstractmethod
+    async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
+                   block: float | None = None) -> list[Record]:
+        """Up to `count` entries never delivered to the group, now pending for `consumer`.
+
+        With `block`, wait up to that many seconds for at least one; without, return at once.
+        Raises StoreError when the group does not exist.
+        """
+
+    @abc.abstractmethod
+    async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
+        """Acknowledge pending entries; returns how many were pending (others are ignored)."""
+
+    @abc.abstractmethod
+    async def pending(self, stream: str, group: str) -> list[Pending]:
+        """The group's pending entries, oldest first."""
+
+    @abc.abstractmethod
+    async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
+                    count: int = 10) -> list[Record]:
+        """Take over up to `count` pending entries idle at least `min_idle_ms`, oldest first;
+        each one's delivery count grows by one and its idle time starts again."""
+
+    @abc.abstractmethod
+    async def range(self, stream: str, *, start: EntryId = MIN_ID, count: int | None = None) -> list[Record]:
+        """Entries from `start` on (inclusive), oldest first: replay, whatever groups did."""
+
+    @abc.abstractmethod
+    async def length(self, stream: str) -> int:
+        """How many entries the stream holds."""
+
+    @abc.abstractmethod
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+        """Drop the oldest entries beyond `max_len` or older than `max_age_ms`, except any that a
+        group has not acknowledged or not yet read; returns how many were dropped."""
+
+    @abc.abstractmethod
+    async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
+        """Park `entry` until `due_ms`, when `release_due` appends it to `stream`."""
+
+    @abc.abstractmethod
+    async def release_due(self, *, now_ms: int | None = None) -> int:
+        """Append every scheduled entry that is due (in due order) to its stream; returns how many."""
+
+    @abc.abstractmethod
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+        """The entries still scheduled (due time, stream, entry), soonest first."""
+
+    @abc.abstractmethod
+    async def remember(self, key: str, ttl_ms: int) -> bool:
+        """True the first time `key` is seen within `ttl_ms`, False while it is remembered."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
+        """Release connections; the store is not used afterwards."""
