@@ -1,0 +1,85 @@
+"""`Event`: what handlers receive, and the CloudEvents JSON shape both ways.
+
+Fields: `id` (what idempotency keys on; generated when absent), `type`, `data` (a JSON
+object), `key` (the ordering key of this delivery, from its target's `order by`), `time`
+(RFC 3339, UTC), `attempt` (1 for the first delivery), `source`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from typing import Any
+
+import attrs
+
+_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
+SOURCE = "interlock"
+
+
+class EventError(ValueError):
+    """An event that cannot be accepted; the message names the attribute or field."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_type(event_type: Any) -> str:
+    if not isinstance(event_type, str) or not _TYPE.match(event_type):
+        raise EventError(f"event type must be a dotted name such as `order.created`, not {event_type!r}")
+    return event_type
+
+
+@attrs.frozen
+class Event:
+    type: str = attrs.field(validator=lambda _i, _a, v: check_type(v))
+    data: dict[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(factory=_new_id)
+    key: Any = None
+    time: str = attrs.field(factory=_now)
+    attempt: int = 1
+    source: str = SOURCE
+
+    @data.validator
+    def _data(self, _attribute: Any, value: Any) -> None:
+        if not isinstance(value, dict):
+            raise EventError(f"event data must be a JSON object (a dict), not {type(value).__name__}")
+
+    @id.validator
+    def _id(self, _attribute: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            raise EventError(f"event id must be a non-empty string, not {value!r}")
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """The CloudEvents 1.0 JSON form (structured mode)."""
+        return {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_cloudevent(cls, event: Any) -> Event:
+        """An `Event` from a CloudEvents JSON object; raises EventError naming what is wrong."""
+        if not isinstance(event, dict):
+            raise EventError(f"a CloudEvent is a JSON object, not {type(event).__name__}")
+        if event.get("specversion") != "1.0":
+            raise EventError(f"CloudEvent `specversion` must be \"1.0\", not {event.get('specversion')!r}")
+        for attribute in ("id", "source", "type"):
+            if not isinstance(event.get(attribute), str) or not event[attribute]:
+                raise EventError(f"CloudEvent attribute `{attribute}` must be a non-empty string")
+        content_type = event.get("datacontenttype", "application/json")
+        if content_type != "application/json" and not str(content_type).endswith("+json"):
+            raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {content_type!r}")
+        return cls(type=event["type"], data=event.get("data") or {}, id=event["id"],
+                   time=event.get("time") or _now(), source=event["source"])
