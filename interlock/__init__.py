@@ -16,19 +16,33 @@ from typing import Any
 
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
 from interlock.runtime.artifact import ArtifactError, read_artifact
+from interlock.runtime.delivery import DeadLetter, DeliveryError, Receipt
+from interlock.runtime.event import Event, EventError
+from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.router import RouteExplanation, Router, Verdict
+from interlock.runtime.schema import SchemaError
+from interlock.runtime.store import EventStore, StoreFull
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactError",
     "CompileError",
+    "DeadLetter",
+    "DeliveryError",
     "Diagnostic",
+    "Event",
+    "EventError",
+    "EventStore",
+    "MemoryStore",
     "Project",
+    "Receipt",
     "RouteExplanation",
     "Router",
+    "SchemaError",
     "Severity",
     "Span",
+    "StoreFull",
     "Verdict",
     "__version__",
     "check",
@@ -82,11 +96,28 @@ def _fingerprint(project: Project) -> tuple[tuple[str, float, int], ...]:
     return tuple((f, os.path.getmtime(f), os.path.getsize(f)) for f in sorted(project.files))
 
 
-def load(path: str | Sequence[str]) -> Router:
-    """A router for a `.route` project (files or folders) or a compiled artifact (`.json`)."""
+def _store(url: str | EventStore) -> EventStore:
+    if isinstance(url, EventStore):
+        return url
+    if url == "memory://":
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"store {url!r}: the Redis Streams store is not available in this version yet; "
+                         "use the default store, memory://")
+    raise ValueError(f"unknown store {url!r}: use memory:// (the default)")
+
+
+def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", **options: Any) -> Router:
+    """A router for a `.route` project (files or folders) or a compiled artifact (`.json`).
+
+    `store` is where deliveries live: `memory://` (the default) or an `EventStore`. Options go
+    to delivery: `idempotency_window_ms`, `publish_timeout` (seconds a publish may wait for a
+    full store before StoreFull), `seed` (of the random source of jitter).
+    """
     paths = _paths(path)
+    event_store = _store(store)
     if len(paths) == 1 and paths[0].endswith(".json"):
-        return Router(read_artifact(paths[0]))
+        return Router(read_artifact(paths[0]), event_store, **options)
     from interlock.compiler.artifact import build_artifact
     from interlock.compiler.pipeline import check as run_passes
 
@@ -98,4 +129,4 @@ def load(path: str | Sequence[str]) -> Router:
         if any(d.is_error for d in diagnostics):
             raise CompileError(diagnostics)
         artifact = _CACHE[key] = build_artifact(project)
-    return Router(artifact)
+    return Router(artifact, event_store, **options)

@@ -210,6 +210,20 @@ class MemoryStore(EventStore):
         chosen = s.ids[first:] if count is None else s.ids[first:first + count]
         return [Record(i, _copy(s.entries[i])) for i in chosen]
 
+    async def delete(self, stream: str, ids: list[EntryId]) -> int:
+        s = self._streams.get(stream)
+        if s is None:
+            return 0
+        gone = {i for i in ids if i in s.entries}
+        for entry_id in gone:
+            del s.entries[entry_id]
+            for group in s.groups.values():
+                group.pending.pop(entry_id, None)
+        if gone:
+            s.ids = [i for i in s.ids if i not in gone]
+            s.room.notify()
+        return len(gone)
+
     async def length(self, stream: str) -> int:
         s = self._streams.get(stream)
         return len(s.ids) if s else 0

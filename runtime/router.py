@@ -13,6 +13,7 @@ stays free of I/O.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,10 @@ from typing import Any
 import attrs
 
 from .artifact import verify_artifact
+from .delivery import DeadLetter, Engine, Handler, Receipt
+from .memory_store import MemoryStore
 from .predicates import Predicate, compile_predicate, scalars, values_at
+from .store import EventStore
 
 _BOOL = object()  # booleans are keyed apart: in Python, True == 1
 
@@ -162,10 +166,16 @@ def _explain(node: dict[str, Any], data: Any) -> Verdict:
 
 
 class Router:
-    """A compiled router: `match` and `explain` (delivery is built on top of it)."""
+    """A compiled router: the routing decision (`match`, `explain`) and delivery on an event store
+    (`handler`, `async with`, `publish`, `drain`, `dead_letters`, `redrive`; `publish_sync`
+    and `with router:` for code that is not async)."""
 
-    def __init__(self, artifact: dict[str, Any]) -> None:
+    def __init__(self, artifact: dict[str, Any], store: EventStore | None = None, **options: Any) -> None:
         self.artifact = verify_artifact(artifact)
+        self.store: EventStore = store if store is not None else MemoryStore()
+        self._options = options
+        self._engine: Engine | None = None
+        self._thread: _LoopThread | None = None
         dispatch = self.artifact["dispatch"]
         self._routes: list[dict[str, Any]] = dispatch["routes"]
         self.targets: dict[str, dict[str, Any]] = self.artifact["targets"]
@@ -229,6 +239,10 @@ class Router:
         table = self._tables.get(event_type) or self._table(event_type)
         if table.constant is not None:
             return table.constant
+        return self._targets(*self._fire(table, data))
+
+    def _fire(self, table: _Table, data: Any) -> tuple[set[int], dict[int, int]]:
+        """The routes that fire, and for each choose that fires, the branch that wins."""
         fired = set(table.fired)
         chosen = dict(table.chosen)
         rules = self._rules
@@ -255,7 +269,20 @@ class Router:
                     fired.add(rule.route)
                 elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
                     chosen[rule.route] = rule.branch
-        return self._targets(fired, chosen)
+        return fired, chosen
+
+    def deliveries(self, event_type: str, data: Any) -> dict[str, list[tuple[str, dict[str, Any] | None]]]:
+        """Per target the event reaches: the routes that lead there, in declaration order, each
+        with its transform (None: the event's data as it is)."""
+        table = self._tables.get(event_type) or self._table(event_type)
+        fired, chosen = self._fire(table, data) if table.constant is None else (table.fired, table.chosen)
+        out: dict[str, list[tuple[str, dict[str, Any] | None]]] = {}
+        for number in sorted({*fired, *chosen}):
+            route = self._routes[number]
+            arm = route if number in fired else route["branches"][chosen[number]]
+            for delivery in arm["deliveries"]:
+                out.setdefault(delivery["target"], []).append((route["name"], delivery["transform"]))
+        return out
 
     def explain(self, event_type: str, data: Any) -> list[RouteExplanation]:
         """Every route and choose whose `on` takes the event type, with each predicate's verdict."""
@@ -278,6 +305,64 @@ class Router:
                                         branches=verdicts, chosen=chosen))
         return out
 
+    # ---- delivery ------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self, self.store, **self._options)
+        return self._engine
+
+    def handler(self, target: str) -> Callable[[Handler], Handler]:
+        """Register the handler of a target: `@router.handler("billing")` on an `async def` or a `def`."""
+        return self.engine.handler(target)
+
+    async def __aenter__(self) -> Router:
+        await self.engine.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.engine.stop()
+
+    async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        """Publish an event: `publish("order.created", {...})`, an `Event`, or a CloudEvents dict."""
+        return await self.engine.publish(event, data, id=id)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Return when every async delivery accepted so far has been acknowledged or dead-lettered."""
+        await self.engine.drain(timeout)
+
+    def dead_letters(self, name: str) -> list[DeadLetter]:
+        """The entries of a dead letter: event, target, routes, each attempt's error and time."""
+        return _run(self.engine.dead_letters(name))  # type: ignore[no-any-return]
+
+    async def redrive(self, name: str, ids: list[str] | None = None) -> int:
+        """Deliver a dead letter's entries (or those with `ids`) to their target again."""
+        return await self.engine.redrive(name, ids)
+
+    def __enter__(self) -> Router:
+        """Delivery for code that is not async: an event loop in a thread of its own."""
+        self._thread = _LoopThread()
+        self._thread.run(self.__aenter__())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._thread is not None:
+            self._thread.run(self.__aexit__())
+            self._thread.close()
+            self._thread = None
+
+    def publish_sync(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        """`publish` for code that is not async: inside `with router:`, or on its own for sync targets."""
+        if self._thread is not None:
+            return self._thread.run(self.publish(event, data, id=id))  # type: ignore[no-any-return]
+        return _run(self.publish(event, data, id=id))  # type: ignore[no-any-return]
+
+    def drain_sync(self, timeout: float | None = None) -> None:
+        if self._thread is None:
+            raise RuntimeError("drain_sync needs delivery running: use it inside `with router:`")
+        self._thread.run(self.drain(timeout))
+
 
 def _conjunction(checks: list[dict[str, Any]]) -> Predicate | None:
     if not checks:
@@ -286,3 +371,35 @@ def _conjunction(checks: list[dict[str, Any]]) -> Predicate | None:
     if len(parts) == 1:
         return parts[0]
     return lambda data: all(p(data) for p in parts)
+
+
+class _LoopThread:
+    """An event loop in a thread of its own, for `with router:` and `publish_sync`."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="interlock-delivery", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine from plain code: in a fresh loop, or, inside a running loop, in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+

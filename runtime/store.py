@@ -133,6 +133,11 @@ class EventStore(abc.ABC):
         """Entries from `start` on (inclusive), oldest first: replay, whatever groups did."""
 
     @abc.abstractmethod
+    async def delete(self, stream: str, ids: list[EntryId]) -> int:
+        """Remove entries (a dead letter that was re-driven, say); returns how many existed.
+        Pending references to them are dropped too (Redis: XDEL, then XACK)."""
+
+    @abc.abstractmethod
     async def length(self, stream: str) -> int:
         """How many entries the stream holds."""
 

@@ -1,0 +1,415 @@
+"""Delivery: publish, handlers, retries, dead letters, ordering, idempotency — on any event store.
+
+How an event travels:
+
+1. `publish` builds the `Event` (refusing a bad type, or data that breaks a declared
+   schema, before anything is stored), and remembers its id for the idempotency window: a
+   second publish of the same id within it is accepted and delivered to no one.
+2. The router decides the targets. No target: the event goes to the unrouted dead letter.
+3. Each **async** target gets a delivery entry on its stream (`deliveries.TARGET`); the
+   store's bound may make `publish` wait, or refuse after `publish_timeout` (StoreFull).
+   Nothing is dropped. Then each **sync** target's handler is called right away, with its
+   timeout per attempt and its retries; its reply (or its failure after retries) comes
+   back in the receipt.
+4. Workers (per async target, `concurrency` of them) read deliveries from the target's
+   consumer group and call its handler with the event (its data transformed when the route
+   says `with { }`). Success: ack. Failure: the policy decides (runtime/retry.py): a retry
+   is scheduled on the store's delayed schedule, then the delivery acked; or, when the
+   policy gives up, the delivery goes to the target's dead letter with every attempt's
+   error and time, then is acked. Delivery is at least once: a crash between two of these
+   steps repeats a step, never skips one.
+5. `order by`: deliveries with the same key run one at a time, in publish order, retries
+   included: a key whose delivery is being retried holds back later deliveries of that key
+   (they wait, still pending in the store); other keys keep flowing.
+
+`drain` returns when every delivery accepted so far has been acked or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import random
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .event import Event, EventError, check_type
+from .predicates import values_at
+from .retry import decide
+from .schema import validate
+from .store import EntryId, EventStore, Record
+
+GROUP = "interlock"
+Handler = Callable[[Event], Any]
+
+
+class DeliveryError(Exception):
+    """A router that cannot start or deliver as asked; the message names the target."""
+
+
+@attrs.frozen
+class Receipt:
+    id: str
+    targets: frozenset[str]
+    replies: dict[str, Any] = attrs.Factory(dict)
+    unrouted: bool = False
+    duplicate: bool = False
+    errors: dict[str, str] = attrs.Factory(dict)  # sync targets that failed after their retries
+
+
+@attrs.frozen
+class Attempt:
+    attempt: int
+    kind: str
+    message: str
+    at_ms: int
+
+
+@attrs.frozen
+class DeadLetter:
+    """An event that a target could not take, with its whole history."""
+
+    id: str  # the entry's id in the dead-letter stream
+    dead_letter: str
+    event: Event
+    target: str | None  # None for an unrouted event
+    routes: tuple[str, ...]
+    attempts: tuple[Attempt, ...]
+    reason: str
+    at_ms: int
+
+
+def apply_transform(transform: dict[str, Any], data: Any) -> dict[str, Any]:
+    """What a target receives from a `with { }`: copied fields, constants, nested objects.
+    A copied path that reaches nothing is left out; one that passes through lists gives a list."""
+    out: dict[str, Any] = {}
+    for key, spec in transform.items():
+        if "copy" in spec:
+            found = values_at(data, spec["copy"])
+            through_list = _passes_list(data, spec["copy"])
+            if found:
+                out[key] = found if through_list else found[0]
+        elif "object" in spec:
+            out[key] = apply_transform(spec["object"], data)
+        else:
+            out[key] = spec["value"]
+    return out
+
+
+def _passes_list(data: Any, path: list[str]) -> bool:
+    current = data
+    for part in path[:-1]:
+        if not isinstance(current, dict):
+            return False
+        current = current.get(part)
+        if isinstance(current, list):
+            return True
+    return False
+
+
+def _key_of(data: Any, path: list[str] | None) -> Any:
+    if path is None:
+        return None
+    found = values_at(data, path)
+    return found[0] if len(found) == 1 and not isinstance(found[0], (list, dict)) else (
+        repr(found) if found else None)
+
+
+class Engine:
+    """The delivery side of a router, bound to one store."""
+
+    def __init__(self, router: Any, store: EventStore, *, idempotency_window_ms: int = 24 * 3600 * 1000,
+                 publish_timeout: float | None = None, seed: int | None = None) -> None:
+        self.router = router
+        self.store = store
+        self.targets: dict[str, dict[str, Any]] = router.targets
+        self.schemas: dict[str, Any] = router.artifact["events"]
+        self.unrouted_dead_letter: str = router.artifact.get("unrouted") or "unrouted"
+        self.handlers: dict[str, Handler] = {}
+        self.idempotency_window_ms = idempotency_window_ms
+        self.publish_timeout = publish_timeout
+        self.random = random.Random(seed).random
+        self.tasks: list[asyncio.Task[None]] = []
+        self.outstanding = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.running = False
+        self.consumer = f"{os.getpid()}-{id(self):x}"
+        # order by: per target, the key being delivered, and later deliveries held back
+        self.busy: dict[str, dict[Any, str]] = {}
+        self.held: dict[str, dict[Any, deque[Record]]] = {}
+        self.ready: dict[str, asyncio.Queue[Record]] = {}
+
+    # ---- setup -------------------------------------------------------------------
+
+    def handler(self, target: str) -> Callable[[Handler], Handler]:
+        if target not in self.targets:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise DeliveryError(f"no target `{target}` in this router (targets: {known})")
+
+        def register(function: Handler) -> Handler:
+            if target in self.handlers:
+                raise DeliveryError(f"target `{target}` already has a handler")
+            self.handlers[target] = function
+            return function
+
+        return register
+
+    async def start(self) -> None:
+        routed = {d["target"] for r in self.router.artifact["dispatch"]["routes"]
+                  for arm in ([r] if r["kind"] == "route" else r["branches"]) for d in arm["deliveries"]}
+        missing = sorted(t for t in routed if t not in self.handlers)
+        if missing:
+            raise DeliveryError("no handler for routed target(s) " + ", ".join(f"`{t}`" for t in missing) +
+                                ": register one with @router.handler(NAME) before starting")
+        self.running = True
+        for name, target in self.targets.items():
+            if target["mode"] != "async" or name not in self.handlers:
+                continue
+            stream = f"deliveries.{name}"
+            await self.store.ensure_group(stream, GROUP)
+            self.busy[name], self.held[name], self.ready[name] = {}, {}, asyncio.Queue()
+            for number in range(max(target["concurrency"], 1)):
+                self.tasks.append(asyncio.create_task(self._worker(name, f"{self.consumer}-{number}")))
+        self.tasks.append(asyncio.create_task(self._scheduler()))
+
+    async def stop(self) -> None:
+        self.running = False
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+
+    # ---- publish -------------------------------------------------------------------
+
+    def _event(self, event: Any, data: Any, event_id: str | None) -> Event:
+        if isinstance(event, Event):
+            return event
+        if isinstance(event, dict):
+            return Event.from_cloudevent(event)
+        check_type(event)
+        if data is None:
+            data = {}
+        return Event(event, data) if event_id is None else Event(event, data, id=event_id)
+
+    async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        ev = self._event(event, data, id)
+        schema = self.schemas.get(ev.type)
+        if schema is not None:
+            validate(ev.data, schema)
+        if not await self.store.remember(f"idempotency.{ev.id}", self.idempotency_window_ms):
+            return Receipt(ev.id, frozenset(), duplicate=True)
+        deliveries = self.router.deliveries(ev.type, ev.data)
+        if not deliveries:
+            await self._dead_letter(self.unrouted_dead_letter, ev, None, (), (), "no route matched")
+            return Receipt(ev.id, frozenset(), unrouted=True)
+        now = self.store.now_ms()
+        sync = []
+        for target, routes in deliveries.items():
+            if self.targets[target]["mode"] == "sync":
+                sync.append((target, routes))
+                continue
+            entry = {"event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
+                     "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
+                     "delivery": f"{ev.id}/{target}", "key": _key_of(ev.data, self.targets[target]["order_by"])}
+            self._started()
+            try:
+                await self.store.append(f"deliveries.{target}", entry, timeout=self.publish_timeout)
+            except BaseException:
+                self._finished()
+                raise
+        replies: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for target, routes in sync:
+            ok, value = await self._call_sync(ev, target, routes)
+            if ok:
+                replies[target] = value
+            else:
+                errors[target] = value
+        return Receipt(ev.id, frozenset(deliveries), replies, errors=errors)
+
+    async def _call(self, target: str, event: Event) -> Any:
+        function = self.handlers.get(target)
+        if function is None:
+            raise DeliveryError(f"no handler for target `{target}` in this process")
+        timeout = self.targets[target]["timeout_ms"] / 1000
+        if inspect.iscoroutinefunction(function):
+            return await asyncio.wait_for(function(event), timeout)
+        return await asyncio.wait_for(asyncio.to_thread(function, event), timeout)
+
+    async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]) -> tuple[bool, Any]:
+        policy = self.targets[target]["retry"]
+        first = self.store.now_ms()
+        history: list[Attempt] = []
+        delivered = _delivered(ev, routes[0][1], 1, None)
+        attempt = 1
+        while True:
+            try:
+                return True, await self._call(target, delivered)
+            except Exception as exc:  # a handler's failure, whatever it is, is its error kind
+                kind, message = _describe(exc)
+                history.append(Attempt(attempt, kind, message, self.store.now_ms()))
+                decision = decide(policy, attempt, kind, self.store.now_ms() - first, self.random)
+                if not decision.retry:
+                    dead = self.targets[target]["dead_letter"]
+                    if dead is not None and self.targets[target]["on_exhausted"] != "drop":
+                        await self._dead_letter(dead, ev, target, tuple(r for r, _ in routes), tuple(history),
+                                                decision.reason)
+                    return False, f"{kind}: {message} ({decision.reason})"
+                await asyncio.sleep(decision.delay_ms / 1000)
+                attempt += 1
+                delivered = _delivered(ev, routes[0][1], attempt, None)
+
+    # ---- workers -------------------------------------------------------------------
+
+    async def _worker(self, target: str, consumer: str) -> None:
+        stream = f"deliveries.{target}"
+        ready = self.ready[target]
+        while self.running:
+            try:
+                record = ready.get_nowait()
+            except asyncio.QueueEmpty:
+                records = await self.store.read(stream, GROUP, consumer, count=1, block=0.05)
+                if not records:
+                    continue
+                record = records[0]
+            try:
+                await self._deliver(target, record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pragma: no cover - a bug here must not kill the worker silently
+                traceback.print_exc()
+
+    def _admit(self, target: str, record: Record) -> bool:
+        """Order by: whether this delivery may run now; if not, it is held back behind its key."""
+        key = record.entry.get("key")
+        if self.targets[target]["order_by"] is None or key is None:
+            return True
+        busy = self.busy[target]
+        owner = busy.get(key)
+        if owner is None or owner == record.entry["delivery"]:
+            busy[key] = record.entry["delivery"]
+            return True
+        self.held[target].setdefault(key, deque()).append(record)
+        return False
+
+    def _release(self, target: str, record: Record) -> None:
+        key = record.entry.get("key")
+        if self.targets[target]["order_by"] is None or key is None:
+            return
+        self.busy[target].pop(key, None)
+        waiting = self.held[target].get(key)
+        if waiting:
+            following = waiting.popleft()
+            if not waiting:
+                del self.held[target][key]
+            self.busy[target][key] = following.entry["delivery"]
+            self.ready[target].put_nowait(following)
+
+    async def _deliver(self, target: str, record: Record) -> None:
+        if not self._admit(target, record):
+            return
+        entry = record.entry
+        stream = f"deliveries.{target}"
+        ev = Event.from_cloudevent(entry["event"])
+        try:
+            await self._call(target, _delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
+        except Exception as exc:  # the handler's failure: its class name is the error kind
+            kind, message = _describe(exc)
+            now = self.store.now_ms()
+            errors = [*entry["errors"], {"attempt": entry["attempt"], "kind": kind, "message": message, "at_ms": now}]
+            decision = decide(self.targets[target]["retry"], entry["attempt"], kind, now - entry["first_ms"],
+                              self.random)
+            if decision.retry:
+                self._started()
+                await self.store.schedule(stream, {**entry, "attempt": entry["attempt"] + 1, "errors": errors},
+                                          now + decision.delay_ms)
+                await self.store.ack(stream, GROUP, [record.id])
+                self._finished()
+                return  # the key stays held until the retry's outcome
+            dead = self.targets[target]["dead_letter"]
+            if dead is not None and self.targets[target]["on_exhausted"] != "drop":
+                history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
+                await self._dead_letter(dead, ev, target, tuple(entry["routes"]), history, decision.reason)
+        await self.store.ack(stream, GROUP, [record.id])
+        self._release(target, record)
+        self._finished()
+
+    async def _scheduler(self) -> None:
+        while self.running:
+            await self.store.release_due()
+            await asyncio.sleep(0.005)
+
+    # ---- dead letters -------------------------------------------------------------------
+
+    async def _dead_letter(self, name: str, ev: Event, target: str | None, routes: tuple[str, ...],
+                           attempts: tuple[Attempt, ...], reason: str) -> None:
+        await self.store.append(f"dead.{name}", {
+            "event": ev.to_cloudevent(), "target": target, "routes": list(routes), "reason": reason,
+            "attempts": [attrs.asdict(a) for a in attempts], "at_ms": self.store.now_ms()})
+
+    async def dead_letters(self, name: str) -> list[DeadLetter]:
+        records = await self.store.range(f"dead.{name}")
+        return [DeadLetter(str(r.id), name, Event.from_cloudevent(r.entry["event"]), r.entry["target"],
+                           tuple(r.entry["routes"]), tuple(Attempt(**a) for a in r.entry["attempts"]),
+                           r.entry["reason"], r.entry["at_ms"]) for r in records]
+
+    async def redrive(self, name: str, ids: list[str] | None = None) -> int:
+        """Deliver dead-lettered events to their target again, from a first attempt; returns how many."""
+        chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]
+        count = 0
+        for dead in chosen:
+            if dead.target is None:
+                receipt = await self.publish(Event(dead.event.type, dead.event.data))
+                count += 0 if receipt.unrouted else 1
+            else:
+                deliveries = self.router.deliveries(dead.event.type, dead.event.data).get(dead.target, [])
+                entry = {"event": dead.event.to_cloudevent(), "target": dead.target, "routes": list(dead.routes),
+                         "transform": deliveries[0][1] if deliveries else None, "attempt": 1,
+                         "first_ms": self.store.now_ms(), "errors": [],
+                         "delivery": f"{dead.event.id}/{dead.target}/redrive-{dead.id}",
+                         "key": _key_of(dead.event.data, self.targets[dead.target]["order_by"])}
+                self._started()
+                await self.store.append(f"deliveries.{dead.target}", entry)
+                count += 1
+            await self.store.delete(f"dead.{name}", [EntryId.parse(dead.id)])
+        return count
+
+    # ---- drain --------------------------------------------------------------------------
+
+    def _started(self) -> None:
+        self.outstanding += 1
+        self.idle.clear()
+
+    def _finished(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self.idle.set()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        if self.outstanding and not self.running:
+            raise DeliveryError(f"{self.outstanding} deliveries are waiting, but delivery is not running: "
+                                "drain inside `async with router:`")
+        await asyncio.wait_for(self.idle.wait(), timeout)
+
+
+def _delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: Any) -> Event:
+    data = apply_transform(transform, ev.data) if transform else ev.data
+    return Event(ev.type, data, id=ev.id, key=key, time=ev.time, attempt=attempt, source=ev.source)
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "TimeoutError", "the attempt took longer than the target's timeout"
+    return type(exc).__name__, str(exc)
+
+
+__all__ = ["Attempt", "DeadLetter", "DeliveryError", "Engine", "EventError", "Receipt", "apply_transform"]

@@ -1,0 +1,312 @@
+"""Delivery on the memory store: the promises of runtime.md, one test each, and nothing lost as a property."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import interlock
+from interlock.runtime.delivery import DeliveryError, apply_transform
+from interlock.runtime.event import Event
+from interlock.runtime.schema import SchemaError
+
+SHOP = """
+event order.created { id: string, amount: float, customer: { id: string, tier: string } }
+dead_letter dlq { retain 7d }
+retry quick { attempts 3 backoff fixed 5ms }
+target billing { mode async, retry quick, dead_letter dlq, order by customer.id, concurrency 4 }
+target fraud { mode sync, timeout 100ms, retry quick, dead_letter dlq }
+target audit { mode async, dead_letter dlq }
+target slim { mode async, dead_letter dlq }
+route big { on order.created when amount >= 1000 to fraud, billing }
+route every { on order.* to audit }
+route light { on order.created to slim with { order: id, tier: customer.tier, source: "shop" } }
+unrouted to dead_letter lost
+"""
+
+
+def load(text: str) -> interlock.Router:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(text)
+    return interlock.load(str(folder / "p.route"))
+
+
+def order(number: int, amount: float = 5000, customer: str = "c1") -> dict[str, Any]:
+    return {"id": f"o{number}", "amount": amount, "customer": {"id": customer, "tier": "gold"}}
+
+
+def wire(router: interlock.Router, failures: dict[tuple[str, str], int] | None = None) -> list[tuple[str, str, int]]:
+    """Handlers that record what they received; `failures[(target, id)]` first attempts raise."""
+    seen: list[tuple[str, str, int]] = []
+    failures = failures or {}
+    for target in ("billing", "audit", "slim"):
+        async def handle(event: Event, target: str = target) -> None:
+            if failures.get((target, event.id), 0) > 0:
+                failures[(target, event.id)] -= 1
+                raise ConnectionError(f"{target} is down")
+            seen.append((target, event.id, event.attempt))
+        router.handler(target)(handle)
+
+    @router.handler("fraud")
+    def fraud(event: Event) -> dict[str, float]:
+        return {"score": 0.02}
+
+    return seen
+
+
+def test_publish_delivers_replies_and_retries() -> None:
+    router = load(SHOP)
+    seen = wire(router, {("billing", "o2"): 2})
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            receipt = await router.publish("order.created", order(1), id="o1")
+            await router.publish("order.created", order(2), id="o2")
+            await router.drain(5)
+        return receipt
+
+    receipt = asyncio.run(main())
+    assert receipt.targets == {"fraud", "billing", "audit", "slim"}
+    assert receipt.replies == {"fraud": {"score": 0.02}} and not receipt.unrouted
+    assert ("billing", "o2", 3) in seen and ("billing", "o1", 1) in seen
+    assert sorted(t for t, i, _ in seen if i == "o1") == ["audit", "billing", "slim"]
+
+
+def test_transforms_shape_what_the_handler_receives() -> None:
+    router = load(SHOP)
+    received: list[dict[str, Any]] = []
+    wire(router)
+    router.engine.handlers.pop("slim")
+
+    @router.handler("slim")
+    async def slim(event: Event) -> None:
+        received.append(event.data)
+
+    async def main() -> None:
+        async with router:
+            await router.publish("order.created", order(1, amount=5))
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert received == [{"order": "o1", "tier": "gold", "source": "shop"}]
+
+
+def test_exhausted_retries_go_to_the_dead_letter_with_their_history() -> None:
+    router = load(SHOP)
+    wire(router, {("billing", "o1"): 10})
+
+    async def main() -> None:
+        async with router:
+            await router.publish("order.created", order(1), id="o1")
+            await router.drain(5)
+
+    asyncio.run(main())
+    (dead,) = router.dead_letters("dlq")
+    assert dead.target == "billing" and dead.event.id == "o1" and dead.routes == ("big",)
+    assert [(a.attempt, a.kind, a.message) for a in dead.attempts] == [
+        (1, "ConnectionError", "billing is down"), (2, "ConnectionError", "billing is down"),
+        (3, "ConnectionError", "billing is down")]
+    assert dead.reason == "all 3 attempts failed"
+
+
+def test_redrive_delivers_a_dead_letter_again() -> None:
+    router = load(SHOP)
+    seen = wire(router, {("billing", "o1"): 3})
+
+    async def main() -> int:
+        async with router:
+            await router.publish("order.created", order(1), id="o1")
+            await router.drain(5)
+            count = await router.redrive("dlq")
+            await router.drain(5)
+        return count
+
+    assert asyncio.run(main()) == 1
+    assert ("billing", "o1", 1) in seen
+    assert router.dead_letters("dlq") == []
+
+
+def test_unrouted_events_are_kept() -> None:
+    router = load(SHOP)
+    wire(router)
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            return await router.publish("payment.failed", {"id": "p1"})
+
+    receipt = asyncio.run(main())
+    assert receipt.unrouted and receipt.targets == frozenset()
+    (dead,) = router.dead_letters("lost")
+    assert dead.event.type == "payment.failed" and dead.target is None and dead.reason == "no route matched"
+
+
+def test_a_duplicate_id_is_delivered_once() -> None:
+    router = load(SHOP)
+    seen = wire(router)
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            await router.publish("order.created", order(1), id="same")
+            again = await router.publish("order.created", order(1), id="same")
+            await router.drain(5)
+        return again
+
+    assert asyncio.run(main()).duplicate
+    assert sorted(t for t, i, _ in seen) == ["audit", "billing", "slim"]
+
+
+def test_schema_violations_are_refused_and_nothing_is_stored() -> None:
+    router = load(SHOP)
+    wire(router)
+
+    async def main() -> None:
+        async with router:
+            with pytest.raises(SchemaError, match=r"field `customer\.tier` is required"):
+                await router.publish("order.created", {"id": "o1", "amount": 1, "customer": {"id": "c"}})
+            with pytest.raises(SchemaError, match="field `amount` must be a float"):
+                await router.publish("order.created", {"id": "o1", "amount": "1", "customer": {"id": "c", "tier": "t"}})
+            assert await router.store.length("deliveries.audit") == 0
+
+    asyncio.run(main())
+
+
+def test_a_routed_target_without_handler_is_an_error_at_start() -> None:
+    router = load(SHOP)
+
+    async def main() -> None:
+        async with router:
+            pass
+
+    with pytest.raises(DeliveryError, match="no handler for routed target"):
+        asyncio.run(main())
+
+
+def test_sync_target_timeout_and_failure_reach_the_caller() -> None:
+    router = load(SHOP)
+    wire(router)
+    router.engine.handlers.pop("fraud")
+
+    @router.handler("fraud")
+    async def slow(event: Event) -> None:
+        await asyncio.sleep(1)
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            receipt = await router.publish("order.created", order(1))
+            await router.drain(5)
+        return receipt
+
+    receipt = asyncio.run(main())
+    assert receipt.errors["fraud"].startswith("TimeoutError") and "fraud" not in receipt.replies
+    assert [d.target for d in router.dead_letters("dlq")] == ["fraud"]
+
+
+def test_order_by_holds_a_failing_key_back_and_lets_others_flow() -> None:
+    router = load(SHOP)
+    calls: list[tuple[str, str, int]] = []
+    wire(router)
+    router.engine.handlers.pop("billing")
+    failing = {"o1": 2}
+
+    @router.handler("billing")
+    async def billing(event: Event) -> None:
+        calls.append((event.key, event.id, event.attempt))
+        if failing.get(event.id, 0) > 0:
+            failing[event.id] -= 1
+            raise ConnectionError("down")
+        await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        async with router:
+            for number in range(1, 7):
+                await router.publish("order.created", order(number, customer="A" if number % 2 else "B"),
+                                     id=f"o{number}")
+            await router.drain(5)
+
+    asyncio.run(main())
+    for key in ("A", "B"):
+        ids = [int(i[1:]) for k, i, _ in calls if k == key]
+        assert ids == sorted(ids), (key, calls)
+    assert [a for k, i, a in calls if i == "o1"] == [1, 2, 3]
+
+
+def test_publish_sync_and_a_sync_context() -> None:
+    router = load(SHOP)
+    seen = wire(router)
+    with router:
+        receipt = router.publish_sync("order.created", order(1))
+        router.drain_sync(5)
+    assert receipt.replies == {"fraud": {"score": 0.02}}
+    assert sorted(t for t, _, _ in seen) == ["audit", "billing", "slim"]
+
+
+def test_apply_transform() -> None:
+    transform = {"a": {"copy": ["x", "y"]}, "b": {"value": [1]}, "c": {"object": {"d": {"copy": ["items", "sku"]}}},
+                 "e": {"copy": ["missing"]}}
+    assert apply_transform(transform, {"x": {"y": 5}, "items": [{"sku": "s1"}, {"sku": "s2"}]}) == {
+        "a": 5, "b": [1], "c": {"d": ["s1", "s2"]}}
+
+
+# ---- nothing lost, as a property -----------------------------------------------------------
+
+_target = st.fixed_dictionaries({
+    "attempts": st.integers(1, 3), "ordered": st.booleans(), "concurrency": st.integers(1, 3),
+    "retry_on": st.sampled_from(["", "retry_on [ConnectionError, TimeoutError]"]),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_target, min_size=1, max_size=3), st.lists(st.tuples(st.integers(0, 2), st.integers(0, 99)),
+                                                                 min_size=1, max_size=25),
+       st.integers(0, 2**32 - 1))
+def test_every_delivery_ends_acknowledged_or_dead_lettered(targets: list[dict[str, Any]],
+                                                           stream: list[tuple[int, int]], seed: int) -> None:
+    lines = ["event e.x { k: int, n: int }", "dead_letter dlq"]
+    for number, t in enumerate(targets):
+        order_by = ", order by k" if t["ordered"] else ""
+        lines.append(f"target t{number} {{ mode async, dead_letter dlq, timeout 30ms, concurrency {t['concurrency']}"
+                     f"{order_by}, retry {{ attempts {t['attempts']} backoff fixed 1ms {t['retry_on']} }} }}")
+        lines.append(f"route r{number} {{ on e.x when n >= {number * 10} to t{number} }}")
+    router = load("\n".join(lines) + "\n")
+    rng = random.Random(seed)
+    acked: set[tuple[str, str]] = set()
+    starts: dict[tuple[str, int], list[int]] = {}
+
+    for number in range(len(targets)):
+        async def handle(event: Event, target: str = f"t{number}") -> None:
+            starts.setdefault((target, event.data["k"]), []).append(int(event.id[1:]))
+            fate = rng.random()
+            if fate < 0.2:
+                raise ConnectionError("flaky")
+            if fate < 0.3:
+                raise ValueError("not retryable when retry_on is set")
+            if fate < 0.35:
+                await asyncio.sleep(0.06)  # longer than the 30 ms timeout
+            acked.add((target, event.id))
+        router.handler(f"t{number}")(handle)
+
+    expected: set[tuple[str, str]] = set()
+
+    async def main() -> None:
+        async with router:
+            for n, (k, value) in enumerate(stream):
+                receipt = await router.publish("e.x", {"k": k, "n": value}, id=f"e{n}")
+                expected.update((t, f"e{n}") for t in receipt.targets)
+            await router.drain(30)
+
+    asyncio.run(main())
+    dead = {(d.target, d.event.id) for d in router.dead_letters("dlq")}
+    assert expected <= acked | dead, expected - acked - dead
+    # per key, an ordered target started deliveries in publish order (a retry repeats, never reorders)
+    for number, t in enumerate(targets):
+        if t["ordered"]:
+            for (target, _key), published in starts.items():
+                if target == f"t{number}":
+                    assert published == sorted(published), (target, published)
