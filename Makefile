@@ -23,6 +23,8 @@ demo: setup
 	@echo "examples/ checks clean"
 	@echo "== interlock test examples/"
 	$(BIN)/interlock test examples/
+	@echo "== interlock simulate examples/ (billing fails 20% of attempts)"
+	$(BIN)/interlock simulate examples/ --events examples/events.jsonl --fail billing=0.2
 
 test: lint typecheck pytest
 

@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help='the event: {"type": ..., "data": {...}} or a CloudEvents JSON object')
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(run=_explain)
+
+    simulate = commands.add_parser("simulate", help="run events through the real runtime with injected failures",
+                                   description="Publish the events of a JSON-lines file through the real runtime, "
+                                   "with a synthetic handler per target, and report per target: delivered, retried, "
+                                   "dead-lettered, latency percentiles.")
+    simulate.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
+    simulate.add_argument("--events", required=True, metavar="EVENTS.jsonl",
+                          help='one event per line: {"type": ..., "data": {...}} or a CloudEvent')
+    simulate.add_argument("--fail", action="append", default=[], metavar="TARGET=RATE",
+                          help="make TARGET's handler fail with this probability (0 to 1)")
+    simulate.add_argument("--slow", action="append", default=[], metavar="TARGET=MS",
+                          help="make TARGET's handler take this many milliseconds")
+    simulate.add_argument("--seed", type=int, default=0, help="of the random failures and jitter (default 0)")
+    simulate.set_defaults(run=_simulate)
     return parser
 
 
@@ -200,6 +214,20 @@ def _graph(args: argparse.Namespace, stderr: Console) -> int:
             stderr.print(f"interlock: error: cannot write `{args.output}`: {exc.strerror or exc}", markup=False)
             return EXIT_USAGE
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, stderr: Console) -> int:
+    from interlock.simulate import SimulationInputError, run
+
+    router = _load_router(args.path, stderr)
+    if router is None:
+        return EXIT_FAILED
+    try:
+        run(router, args.events, args.fail, args.slow, args.seed, Console(highlight=False))
+    except SimulationInputError as exc:
+        stderr.print(f"interlock: error: {exc}", markup=False)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

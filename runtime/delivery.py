@@ -362,6 +362,11 @@ class Engine:
                            tuple(r.entry["routes"]), tuple(Attempt(**a) for a in r.entry["attempts"]),
                            r.entry["reason"], r.entry["at_ms"]) for r in records]
 
+    async def dead_letters_all(self) -> list[DeadLetter]:
+        """The entries of every dead letter of the router, the unrouted one included."""
+        names = dict.fromkeys([*self.router.artifact["dead_letters"], self.unrouted_dead_letter])
+        return [entry for name in names for entry in await self.dead_letters(name)]
+
     async def redrive(self, name: str, ids: list[str] | None = None) -> int:
         """Deliver dead-lettered events to their target again, from a first attempt; returns how many."""
         chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]

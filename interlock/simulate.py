@@ -1,0 +1,173 @@
+"""`interlock simulate`: a project's events through the real runtime, with synthetic handlers.
+
+Every target gets a handler that takes `--slow TARGET=MS` milliseconds and fails with
+probability `--fail TARGET=RATE` (raising `ConnectionError`, which every policy retries
+unless its `retry_on` says otherwise). The events are published in order, delivery runs
+until drained, and a table per target says what happened: delivered, retried,
+dead-lettered, and the publish-to-handler latency of the deliveries that succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from interlock.runtime.event import Event, EventError
+from interlock.runtime.router import Router
+
+
+class SimulationInputError(ValueError):
+    """Bad input to a simulation: the message says which file, line or option."""
+
+
+def parse_rates(options: Sequence[str], flag: str, targets: Sequence[str], *, fraction: bool) -> dict[str, float]:
+    """`TARGET=VALUE` options, checked: the target exists, the value is a number in range."""
+    out: dict[str, float] = {}
+    for option in options:
+        target, sep, text = option.partition("=")
+        if not sep or target not in targets:
+            known = ", ".join(sorted(targets))
+            raise SimulationInputError(f"{flag} {option!r}: expected TARGET=VALUE with a target of the project ({known})")
+        try:
+            value = float(text)
+        except ValueError:
+            raise SimulationInputError(f"{flag} {option!r}: {text!r} is not a number") from None
+        if value < 0 or (fraction and value > 1) or value != value:
+            limit = "between 0 and 1" if fraction else "0 or more"
+            raise SimulationInputError(f"{flag} {option!r}: the value must be {limit}")
+        out[target] = value
+    return out
+
+
+def read_events(path: str) -> list[Event]:
+    """One event per line: `{"type": ..., "data": {...}}` (optionally `"id"`), or a CloudEvent."""
+    events = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise SimulationInputError(f"cannot read `{path}`: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SimulationInputError(f"`{path}` is not UTF-8 text") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            item = json.loads(line)
+            if isinstance(item, dict) and "specversion" in item:
+                events.append(Event.from_cloudevent(item))
+            elif isinstance(item, dict) and "type" in item:
+                extra = {"id": item["id"]} if "id" in item else {}
+                events.append(Event(item["type"], item.get("data", {}), **extra))
+            else:
+                raise EventError('expected an object with "type" and "data", or a CloudEvent')
+        except (json.JSONDecodeError, EventError) as exc:
+            raise SimulationInputError(f"{path}:{number}: {exc}") from None
+    return events
+
+
+@attrs.define
+class TargetStats:
+    delivered: int = 0
+    retried: int = 0
+    failed_attempts: int = 0
+    latencies_ms: list[float] = attrs.Factory(list)
+
+
+@attrs.frozen
+class Result:
+    stats: dict[str, TargetStats]
+    dead_lettered: dict[str, int]
+    unrouted: int
+    refused: list[str]
+    seconds: float
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def simulate(router: Router, events: list[Event], fail: dict[str, float], slow: dict[str, float],
+                   *, seed: int = 0, progress: Progress | None = None) -> Result:
+    rng = random.Random(seed)
+    stats = {name: TargetStats() for name in router.targets}
+    published: dict[str, float] = {}
+
+    for name in router.targets:
+        async def handle(event: Event, name: str = name) -> dict[str, str]:
+            s = stats[name]
+            if event.attempt > 1:
+                s.retried += 1
+            if slow.get(name):
+                await asyncio.sleep(slow[name] / 1000)
+            if rng.random() < fail.get(name, 0.0):
+                s.failed_attempts += 1
+                raise ConnectionError(f"simulated failure of `{name}`")
+            s.delivered += 1
+            s.latencies_ms.append((time.perf_counter() - published[event.id]) * 1000)
+            return {"simulated": name}
+        router.handler(name)(handle)
+
+    unrouted = 0
+    refused = []
+    task = progress.add_task("publishing", total=len(events)) if progress else None
+    start = time.perf_counter()
+    async with router:
+        for event in events:
+            published[event.id] = time.perf_counter()
+            try:
+                receipt = await router.publish(event)
+            except ValueError as exc:  # a schema violation: refused, nothing stored
+                refused.append(f"{event.type} {event.id}: {exc}")
+                continue
+            unrouted += receipt.unrouted
+            if progress is not None and task is not None:
+                progress.advance(task)
+        if progress is not None and task is not None:
+            progress.update(task, description="delivering")
+        await router.drain()
+    seconds = time.perf_counter() - start
+    dead: dict[str, int] = {}
+    for entry in await router.engine.dead_letters_all():
+        if entry.target is not None:
+            dead[entry.target] = dead.get(entry.target, 0) + 1
+    return Result(stats, dead, unrouted, refused, seconds)
+
+
+def report(console: Console, result: Result, events: int) -> None:
+    table = Table(title=f"{events} events in {result.seconds:.2f} s", title_justify="left")
+    for column in ("target", "delivered", "retried", "dead-lettered", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for name, s in result.stats.items():
+        p50, p99 = _percentile(s.latencies_ms, 0.5), _percentile(s.latencies_ms, 0.99)
+        table.add_row(name, str(s.delivered), str(s.retried), str(result.dead_lettered.get(name, 0)),
+                      "-" if p50 is None else f"{p50:.2f}", "-" if p99 is None else f"{p99:.2f}")
+    console.print(table)
+    console.print(f"unrouted (kept in their dead letter): {result.unrouted}")
+    for line in result.refused:
+        console.print(f"refused: {line}", markup=False)
+
+
+def run(router: Router, events_path: str, fail: Sequence[str], slow: Sequence[str], seed: int,
+        console: Console) -> Result:
+    events = read_events(events_path)
+    targets = list(router.targets)
+    fail_rates = parse_rates(fail, "--fail", targets, fraction=True)
+    slow_ms = parse_rates(slow, "--slow", targets, fraction=False)
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        result = asyncio.run(simulate(router, events, fail_rates, slow_ms, seed=seed, progress=progress))
+    report(console, result, len(events))
+    return result
