@@ -36,7 +36,8 @@ def parse_rates(options: Sequence[str], flag: str, targets: Sequence[str], *, fr
         target, sep, text = option.partition("=")
         if not sep or target not in targets:
             known = ", ".join(sorted(targets))
-            raise SimulationInputError(f"{flag} {option!r}: expected TARGET=VALUE with a target of the project ({known})")
+            raise SimulationInputError(
+                f"{flag} {option!r}: expected TARGET=VALUE with a target of the project ({known})")
         try:
             value = float(text)
         except ValueError:
