@@ -125,7 +125,8 @@ class Engine:
     """The delivery side of a router, bound to one store."""
 
     def __init__(self, router: Any, store: EventStore, *, idempotency_window_ms: int = 24 * 3600 * 1000,
-                 publish_timeout: float | None = None, seed: int | None = None) -> None:
+                 publish_timeout: float | None = None, seed: int | None = None,
+                 retain_delivered_ms: int = 0, housekeeping_ms: int = 1000) -> None:
         self.router = router
         self.store = store
         self.targets: dict[str, dict[str, Any]] = router.targets
@@ -133,6 +134,11 @@ class Engine:
         self.unrouted_dead_letter: str = router.artifact.get("unrouted") or "unrouted"
         self.handlers: dict[str, Handler] = {}
         self.idempotency_window_ms = idempotency_window_ms
+        # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
+        # dead letters for their `retain` (kept forever without one).
+        self.retain_delivered_ms = retain_delivered_ms
+        self.housekeeping_ms = housekeeping_ms
+        self.batch = 16  # deliveries a worker reads at once; the rest go to the target's ready queue
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
         self.tasks: list[asyncio.Task[None]] = []
@@ -277,9 +283,11 @@ class Engine:
             try:
                 record = ready.get_nowait()
             except asyncio.QueueEmpty:
-                records = await self.store.read(stream, GROUP, consumer, count=1, block=0.05)
+                records = await self.store.read(stream, GROUP, consumer, count=self.batch, block=0.05)
                 if not records:
                     continue
+                for record in records[1:]:
+                    ready.put_nowait(record)  # shared with this target's other workers
                 record = records[0]
             try:
                 await self._deliver(target, record)
@@ -344,9 +352,24 @@ class Engine:
         self._finished()
 
     async def _scheduler(self) -> None:
+        last_housekeeping = self.store.now_ms()
         while self.running:
             await self.store.release_due()
+            if self.store.now_ms() - last_housekeeping >= self.housekeeping_ms:
+                await self.housekeeping()
+                last_housekeeping = self.store.now_ms()
             await asyncio.sleep(0.005)
+
+    async def housekeeping(self) -> int:
+        """Apply retention: trim acknowledged deliveries older than `retain_delivered_ms`, and
+        dead-letter entries older than their dead letter's `retain`. Returns entries dropped."""
+        dropped = 0
+        for name in self.ready:
+            dropped += await self.store.trim(f"deliveries.{name}", max_age_ms=self.retain_delivered_ms)
+        for name, dead in self.router.artifact["dead_letters"].items():
+            if dead.get("retain_ms") is not None:
+                dropped += await self.store.trim(f"dead.{name}", max_age_ms=dead["retain_ms"])
+        return dropped
 
     # ---- dead letters -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +21,16 @@ import attrs
 from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
 
 
-def _copy(value: Any) -> Any:
-    """A copy of a JSON value, so that a caller mutating its dict later changes nothing stored."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+def _encode(entry: Entry) -> str:
+    """Entries are kept as JSON text, as Redis keeps them: a caller mutating its dict later
+    changes nothing stored, and what cannot be stored elsewhere cannot be stored here."""
+    try:
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"an entry must be JSON: {exc}") from None
+
+
+_decode = json.loads
 
 
 class _Signal:
@@ -75,7 +79,7 @@ class _Group:
 @attrs.define
 class _Stream:
     ids: list[EntryId] = attrs.Factory(list)
-    entries: dict[EntryId, Entry] = attrs.Factory(dict)
+    entries: dict[EntryId, str] = attrs.Factory(dict)
     groups: dict[str, _Group] = attrs.Factory(dict)
     last_id: EntryId = MIN_ID
     appended: _Signal = attrs.Factory(_Signal)
@@ -91,7 +95,7 @@ class MemoryStore(EventStore):
         self.max_unacked = max_unacked
         self._clock = clock or (lambda: time.time() * 1000)
         self._streams: dict[str, _Stream] = {}
-        self._schedule: list[tuple[int, int, str, Entry]] = []
+        self._schedule: list[tuple[int, int, str, str]] = []
         self._scheduled_count = 0
         self._keys: dict[str, int] = {}
         self._key_expiry: list[tuple[int, str]] = []
@@ -123,13 +127,16 @@ class MemoryStore(EventStore):
         return unread + len(pending)
 
     def _append_now(self, name: str, entry: Entry) -> EntryId:
+        return self._append_encoded(name, _encode(entry))
+
+    def _append_encoded(self, name: str, encoded: str) -> EntryId:
         stream = self._stream(name)
         now = self.now_ms()
         last = stream.last_id
         new = EntryId(now, 0) if now > last.ms else EntryId(last.ms, last.seq + 1)
         stream.last_id = new
         stream.ids.append(new)
-        stream.entries[new] = _copy(entry)
+        stream.entries[new] = encoded
         stream.appended.notify()
         return new
 
@@ -165,7 +172,7 @@ class MemoryStore(EventStore):
                 g.last_delivered = fresh[-1]
                 for entry_id in fresh:
                     g.pending[entry_id] = _Delivery(consumer, 1, now)
-                return [Record(i, _copy(s.entries[i]), 1) for i in fresh]
+                return [Record(i, _decode(s.entries[i]), 1) for i in fresh]
             if deadline is None:
                 return []
             left = deadline - asyncio.get_running_loop().time()
@@ -197,7 +204,7 @@ class MemoryStore(EventStore):
                 delivery.consumer = consumer
                 delivery.deliveries += 1
                 delivery.since_ms = now
-                taken.append(Record(entry_id, _copy(s.entries[entry_id]), delivery.deliveries))
+                taken.append(Record(entry_id, _decode(s.entries[entry_id]), delivery.deliveries))
         return taken
 
     # ---- reading, retention --------------------------------------------------------
@@ -208,7 +215,7 @@ class MemoryStore(EventStore):
             return []
         first = bisect.bisect_left(s.ids, start)
         chosen = s.ids[first:] if count is None else s.ids[first:first + count]
-        return [Record(i, _copy(s.entries[i])) for i in chosen]
+        return [Record(i, _decode(s.entries[i])) for i in chosen]
 
     async def delete(self, stream: str, ids: list[EntryId]) -> int:
         s = self._streams.get(stream)
@@ -249,7 +256,7 @@ class MemoryStore(EventStore):
 
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
         self._scheduled_count += 1
-        heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, _copy(entry)))
+        heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, _encode(entry)))
 
     async def release_due(self, *, now_ms: int | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms
@@ -257,12 +264,12 @@ class MemoryStore(EventStore):
         while self._schedule and self._schedule[0][0] <= now:
             _, _, stream, entry = heapq.heappop(self._schedule)
             # Already accepted: a retry is never refused for want of room.
-            self._append_now(stream, entry)
+            self._append_encoded(stream, entry)
             released += 1
         return released
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
-        return [(due, name, _copy(entry)) for due, _, name, entry in sorted(self._schedule)
+        return [(due, name, _decode(entry)) for due, _, name, entry in sorted(self._schedule)
                 if stream is None or name == stream]
 
     # ---- idempotency -------------------------------------------------------------------

@@ -36,16 +36,17 @@ Time is the store's clock in milliseconds (`now_ms`), so tests can drive a fake 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 Entry = dict[str, Any]
 
 
-@attrs.frozen(order=True)
-class EntryId:
-    """An offset in a stream: (milliseconds, sequence), ordered; printed as Redis does."""
+class EntryId(NamedTuple):
+    """An offset in a stream: (milliseconds, sequence), ordered; printed as Redis does.
+
+    A named tuple: delivery compares and hashes ids all the time, and tuples do it in C."""
 
     ms: int
     seq: int

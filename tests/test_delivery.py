@@ -310,3 +310,21 @@ def test_every_delivery_ends_acknowledged_or_dead_lettered(targets: list[dict[st
             for (target, _key), published in starts.items():
                 if target == f"t{number}":
                     assert published == sorted(published), (target, published)
+
+
+def test_retention_trims_what_was_delivered_and_old_dead_letters() -> None:
+    router = load(SHOP.replace("dead_letter dlq { retain 7d }", "dead_letter dlq { retain 50ms }"))
+    wire(router, {("billing", "o1"): 10})
+
+    async def main() -> tuple[int, int, int]:
+        async with router:
+            for number in range(1, 6):
+                await router.publish("order.created", order(number), id=f"o{number}")
+            await router.drain(5)
+            before = await router.store.length("deliveries.audit")
+            await asyncio.sleep(0.06)
+            await router.engine.housekeeping()
+            return before, await router.store.length("deliveries.audit"), await router.store.length("dead.dlq")
+
+    before, after, dead = asyncio.run(main())
+    assert before == 5 and after == 0 and dead == 0
