@@ -14,7 +14,6 @@ import heapq
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
