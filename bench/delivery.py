@@ -36,10 +36,21 @@ route to_answer { on bench.sync to answer }
 """
 
 
-def router(**options: Any) -> interlock.Router:
+def router(sink: Any = None, **options: Any) -> interlock.Router:
+    """The bench project's router, its handlers no-ops unless `sink` is given."""
     folder = Path(tempfile.mkdtemp())
     (folder / "bench.route").write_text(PROJECT)
-    return interlock.load(str(folder / "bench.route"), **options)
+    r = interlock.load(str(folder / "bench.route"), **options)
+
+    async def nothing(event: interlock.Event) -> None:
+        return None
+
+    async def answer(event: interlock.Event) -> int:
+        return 1
+
+    r.handler("sink")(sink or nothing)
+    r.handler("answer")(answer)
+    return r
 
 
 async def bare_queue(count: int, workers: int = 8) -> float:
@@ -68,14 +79,6 @@ async def bare_queue(count: int, workers: int = 8) -> float:
 async def interlock_async(count: int) -> float:
     r = router()
 
-    @r.handler("sink")
-    async def sink(event: interlock.Event) -> None:
-        return None
-
-    @r.handler("answer")
-    async def answer(event: interlock.Event) -> int:
-        return 1
-
     async with r:
         start = time.perf_counter()
         for n in range(count):
@@ -86,14 +89,6 @@ async def interlock_async(count: int) -> float:
 
 async def sync_publish(count: int) -> tuple[float, float]:
     r = router()
-
-    @r.handler("sink")
-    async def sink(event: interlock.Event) -> None:
-        return None
-
-    @r.handler("answer")
-    async def answer(event: interlock.Event) -> int:
-        return 1
 
     async with r:
         start = time.perf_counter()
@@ -120,17 +115,13 @@ async def sync_publish(count: int) -> tuple[float, float]:
 
 
 async def latency(count: int) -> tuple[float, float]:
-    r = router()
     sent: dict[str, float] = {}
     seen: list[float] = []
 
-    @r.handler("sink")
     async def sink(event: interlock.Event) -> None:
         seen.append(time.perf_counter() - sent[event.id])
 
-    @r.handler("answer")
-    async def answer(event: interlock.Event) -> int:
-        return 1
+    r = router(sink)
 
     async with r:
         for n in range(count):
@@ -144,14 +135,6 @@ async def latency(count: int) -> tuple[float, float]:
 
 async def memory(count: int) -> tuple[float, float, int]:
     r = router(idempotency_window_ms=1000, retain_delivered_ms=0)
-
-    @r.handler("sink")
-    async def sink(event: interlock.Event) -> None:
-        return None
-
-    @r.handler("answer")
-    async def answer(event: interlock.Event) -> int:
-        return 1
 
     tracemalloc.start()
     start = time.perf_counter()
