@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TYPECHECK := .build/typecheck
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench clean redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,14 @@ typecheck: setup
 	ln -s "$(CURDIR)/grammar" $(TYPECHECK)/interlock/grammar
 	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" -p interlock
 
-pytest: setup
+# The Redis tests start a real redis-server on a free loopback port; install it when missing.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "== installing redis-server (Debian's package) for the Redis store tests"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq redis-server; }
+
+pytest: setup redis-server
 	$(BIN)/pytest
 
 bench: setup

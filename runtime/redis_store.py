@@ -1,0 +1,288 @@
+"""The event-store contract on Redis Streams (redis-py's asyncio client).
+
+Each operation is the Redis command the contract was written after: streams are Redis
+streams (`interlock:s:NAME`), groups are consumer groups, pending entries and delivery
+counts are Redis's own (XPENDING, XAUTOCLAIM), entries are JSON text in a field `e`. The
+delayed schedule is one sorted set (`interlock:schedule`) scored by due time; a Lua script
+moves due entries into their streams, so an entry is never both scheduled and appended.
+Idempotency keys are `SET NX PX`. The clock is this machine's (XADD ids use the server's:
+on one machine they agree; across machines, keep clocks in sync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
+
+PREFIX = "interlock:"
+SCHEDULE = PREFIX + "schedule"
+
+# Due entries of the schedule into their streams, atomically, at most 100 a call.
+_RELEASE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, member in ipairs(due) do
+  local item = cjson.decode(member)
+  redis.call('XADD', ARGV[2] .. item['stream'], '*', 'e', item['entry'])
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+# Append unless the stream holds `bound` entries some group has not acknowledged (pending,
+# or not yet read): the check and the append in one step, so two waiters never both get in.
+_BOUNDED_APPEND = """
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if ok then
+  for _, group in ipairs(groups) do
+    local info = {}
+    for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+    local lag = info['lag']
+    if not lag then
+      lag = #redis.call('XRANGE', KEYS[1], '(' .. info['last-delivered-id'], '+')
+    end
+    if info['pending'] + lag >= tonumber(ARGV[2]) then return false end
+  end
+end
+return redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+"""
+
+
+def _key(stream: str) -> str:
+    return f"{PREFIX}s:{stream}"
+
+
+def _id(text: str) -> EntryId:
+    return EntryId.parse(text)
+
+
+def _encode(entry: Entry) -> str:
+    try:
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"an entry must be JSON: {exc}") from None
+
+
+class RedisStore(EventStore):
+    """The contract of `runtime/store.py` on a Redis server: `RedisStore("redis://127.0.0.1:6379/0")`."""
+
+    def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01) -> None:
+        if max_unacked is not None and max_unacked < 1:
+            raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
+        self.url = url
+        self.max_unacked = max_unacked
+        self.poll = poll
+        self._client: aioredis.Redis | None = None
+        self._release: Any = None
+        self._bounded_append: Any = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            # A bounded pool that makes callers wait for a connection instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
+                                                            timeout=None)
+            self._client = aioredis.Redis(connection_pool=pool)
+            self._release = self._client.register_script(_RELEASE)
+            self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
+        return self._client
+
+    async def _do(self, awaitable: Any) -> Any:
+        """Await one redis-py call, a lost connection reported as a StoreError naming the server."""
+        try:
+            return await awaitable
+        except (RedisConnectionError, OSError) as exc:
+            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from None
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # ---- appending ---------------------------------------------------------------
+
+    async def _groups(self, stream: str) -> list[dict[str, Any]]:
+        try:
+            return list(await self._do(self.client.xinfo_groups(_key(stream))))
+        except ResponseError:
+            return []  # no such stream
+
+    async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
+        if not isinstance(entry, dict):
+            raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+        encoded = _encode(entry)
+        if self.max_unacked is None:
+            return _id(await self._do(self.client.xadd(_key(stream), {"e": encoded})))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.client  # noqa: B018 - creates the client and its scripts
+            added = await self._do(self._bounded_append(keys=[_key(stream)], args=[encoded, self.max_unacked]))
+            if added:
+                return _id(added)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StoreFull(f"stream `{stream}` holds {self.max_unacked} unacknowledged entries, its bound; "
+                                f"it stayed full for {timeout} s")
+            await asyncio.sleep(self.poll)
+
+    # ---- groups ------------------------------------------------------------------
+
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
+        try:
+            await self._do(self.client.xgroup_create(_key(stream), group, str(start), mkstream=True))
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StoreError(f"cannot create group `{group}` on stream `{stream}`: {exc}") from None
+
+    @staticmethod
+    def _records(rows: list[Any], deliveries: int) -> list[Record]:
+        """Stream rows as redis-py parses them, (id, {field: value}), into records."""
+        out = []
+        for entry_id, fields in rows:
+            if not fields:  # an entry deleted while pending
+                continue
+            if not isinstance(fields, dict):
+                fields = dict(zip(fields[::2], fields[1::2], strict=True))
+            out.append(Record(_id(entry_id), json.loads(fields["e"]), deliveries))
+        return out
+
+    async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
+                   block: float | None = None) -> list[Record]:
+        wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
+        try:
+            reply = await self._do(self.client.xreadgroup(group, consumer, {_key(stream): ">"}, count=count,
+                                                          block=wait))
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                raise StoreError(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group") \
+                    from None
+            raise
+        if not reply:
+            return []
+        rows = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+        return self._records(rows, 1)
+
+    async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
+        if not ids:
+            return 0
+        try:
+            return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
+        except ResponseError:
+            return 0
+
+    async def _pending_rows(self, stream: str, group: str, start: str = "-", end: str = "+",
+                            count: int = 1_000_000) -> list[Any]:
+        try:
+            return list(await self._do(self.client.xpending_range(_key(stream), group, start, end, count)))
+        except ResponseError as exc:
+            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
+
+    async def pending(self, stream: str, group: str) -> list[Pending]:
+        rows = await self._pending_rows(stream, group)
+        return [Pending(_id(r["message_id"]), r["consumer"], int(r["times_delivered"]), int(r["time_since_delivered"]))
+                for r in rows]
+
+    async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
+                    count: int = 10) -> list[Record]:
+        taken: list[Any] = []
+        cursor = "0-0"
+        while len(taken) < count:
+            try:
+                reply = await self._do(self.client.xautoclaim(_key(stream), group, consumer, min_idle_ms, cursor,
+                                                              count=count - len(taken)))
+            except ResponseError as exc:
+                raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
+            cursor, rows = reply[0], reply[1]
+            taken.extend(row for row in rows if row and row[1])
+            if cursor == "0-0":
+                break
+        records = []
+        for entry_id, fields in taken:
+            row = await self._pending_rows(stream, group, entry_id, entry_id, 1)
+            deliveries = int(row[0]["times_delivered"]) if row else 1
+            records.extend(self._records([[entry_id, fields]], deliveries))
+        return records
+
+    # ---- reading, retention --------------------------------------------------------
+
+    async def range(self, stream: str, *, start: EntryId = MIN_ID, count: int | None = None) -> list[Record]:
+        return self._records(await self._do(self.client.xrange(_key(stream), str(start), "+", count=count)), 0)
+
+    async def delete(self, stream: str, ids: list[EntryId]) -> int:
+        if not ids:
+            return 0
+        gone = int(await self._do(self.client.xdel(_key(stream), *map(str, ids))))
+        for group in await self._groups(stream):
+            await self._do(self.client.xack(_key(stream), group["name"], *map(str, ids)))
+        return gone
+
+    async def length(self, stream: str) -> int:
+        return int(await self._do(self.client.xlen(_key(stream))))
+
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+        key = _key(stream)
+        total = await self.length(stream)
+        if total == 0 or (max_len is None and max_age_ms is None):
+            return 0
+        cuts = []
+        if max_len is not None and total > max_len:
+            drop = total - max_len
+            first_kept = await self._do(self.client.xrange(key, "-", "+", count=drop + 1))
+            if len(first_kept) > drop:
+                cuts.append(_id(first_kept[drop][0]))
+            else:
+                last = _id(first_kept[-1][0])
+                cuts.append(EntryId(last.ms, last.seq + 1))
+        if max_age_ms is not None:
+            cuts.append(EntryId(self.now_ms() - max_age_ms, 0))
+        if not cuts:
+            return 0
+        cut = max(cuts)
+        for group in await self._groups(stream):
+            last = _id(group["last-delivered-id"])
+            cut = min(cut, EntryId(last.ms, last.seq + 1))
+            oldest = await self._do(self.client.xpending_range(key, group["name"], "-", "+", 1))
+            if oldest:
+                cut = min(cut, _id(oldest[0]["message_id"]))
+        before = await self._do(self.client.xrange(key, "-", f"({cut}", count=1)) if cut > MIN_ID else []
+        if not before:
+            return 0
+        return int(await self._do(self.client.xtrim(key, minid=str(cut), approximate=False)))
+
+    # ---- the delayed schedule --------------------------------------------------------
+
+    async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
+        member = json.dumps({"stream": stream, "entry": _encode(entry), "token": uuid.uuid4().hex})
+        await self._do(self.client.zadd(SCHEDULE, {member: due_ms}))
+
+    async def release_due(self, *, now_ms: int | None = None) -> int:
+        now = self.now_ms() if now_ms is None else now_ms
+        released = 0
+        while True:
+            moved = int(await self._do(self._release(keys=[SCHEDULE], args=[now, f"{PREFIX}s:"])))
+            released += moved
+            if moved < 100:
+                return released
+
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+        out = []
+        for member, score in await self._do(self.client.zrange(SCHEDULE, 0, -1, withscores=True)):
+            item = json.loads(member)
+            if stream is None or item["stream"] == stream:
+                out.append((int(float(score)), item["stream"], json.loads(item["entry"])))
+        return out
+
+    # ---- idempotency -------------------------------------------------------------------
+
+    async def remember(self, key: str, ttl_ms: int) -> bool:
+        return bool(await self._do(self.client.set(f"{PREFIX}k:{key}", "1", nx=True, px=max(int(ttl_ms), 1))))
