@@ -34,7 +34,7 @@ from lark.lexer import Lexer, LexerState, PatternStr
 
 from . import ast
 from .diagnostics import Diagnostic, Related, error
-from .source import SourceFile, Span
+from .source import SourceFile
 from .transform import CURRENT, BuildContext, Builder, did_you_mean
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
@@ -444,6 +444,3 @@ def _skip_declaration(text: str, offset: int, between: bool) -> tuple[str, str |
 def parse_text(text: str, path: str = "<text>") -> tuple[ast.Module, list[Diagnostic]]:
     return parse_source(SourceFile(path, text))
 
-
-def span_of_offset(source: SourceFile, offset: int) -> Span:
-    return source.span(offset, offset)
