@@ -102,9 +102,10 @@ def _store(url: str | EventStore) -> EventStore:
     if url == "memory://":
         return MemoryStore()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"store {url!r}: the Redis Streams store is not available in this version yet; "
-                         "use the default store, memory://")
-    raise ValueError(f"unknown store {url!r}: use memory:// (the default)")
+        from interlock.runtime.redis_store import RedisStore
+
+        return RedisStore(url)
+    raise ValueError(f"unknown store {url!r}: use memory:// (the default) or redis://HOST:PORT/DB")
 
 
 def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", **options: Any) -> Router:

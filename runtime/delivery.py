@@ -32,6 +32,7 @@ import contextlib
 import inspect
 import os
 import random
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from .event import Event, EventError, check_type
 from .predicates import values_at
 from .retry import decide
 from .schema import validate
-from .store import EntryId, EventStore, Record
+from .store import EntryId, EventStore, Record, StoreError
 
 GROUP = "interlock"
 Handler = Callable[[Event], Any]
@@ -126,7 +127,7 @@ class Engine:
 
     def __init__(self, router: Any, store: EventStore, *, idempotency_window_ms: int = 24 * 3600 * 1000,
                  publish_timeout: float | None = None, seed: int | None = None,
-                 retain_delivered_ms: int = 0, housekeeping_ms: int = 1000) -> None:
+                 retain_delivered_ms: int = 0, housekeeping_ms: int = 1000, claim_idle_ms: int = 30_000) -> None:
         self.router = router
         self.store = store
         self.targets: dict[str, dict[str, Any]] = router.targets
@@ -139,6 +140,10 @@ class Engine:
         self.retain_delivered_ms = retain_delivered_ms
         self.housekeeping_ms = housekeeping_ms
         self.batch = 16  # deliveries a worker reads at once; the rest go to the target's ready queue
+        # On a shared store, deliveries pending this long with a consumer (a crashed process)
+        # are taken over; never less than twice a target's timeout, so live work is not stolen.
+        self.claim_idle_ms = claim_idle_ms
+        self.groups_ready = False
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
         self.tasks: list[asyncio.Task[None]] = []
@@ -171,9 +176,11 @@ class Engine:
         routed = {d["target"] for r in self.router.artifact["dispatch"]["routes"]
                   for arm in ([r] if r["kind"] == "route" else r["branches"]) for d in arm["deliveries"]}
         missing = sorted(t for t in routed if t not in self.handlers)
-        if missing:
+        if missing and not self.store.shared:
             raise DeliveryError("no handler for routed target(s) " + ", ".join(f"`{t}`" for t in missing) +
                                 ": register one with @router.handler(NAME) before starting")
+        # On a shared store, other processes deliver for the targets this one has no handler for.
+        await self._ensure_groups()
         self.running = True
         for name, target in self.targets.items():
             if target["mode"] != "async" or name not in self.handlers:
@@ -206,7 +213,16 @@ class Engine:
             data = {}
         return Event(event, data) if event_id is None else Event(event, data, id=event_id)
 
+    async def _ensure_groups(self) -> None:
+        """Every async target's consumer group, so that nothing published is invisible to them."""
+        if not self.groups_ready:
+            for name, target in self.targets.items():
+                if target["mode"] == "async":
+                    await self.store.ensure_group(f"deliveries.{name}", GROUP)
+            self.groups_ready = True
+
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        await self._ensure_groups()
         ev = self._event(event, data, id)
         schema = self.schemas.get(ev.type)
         if schema is not None:
@@ -279,11 +295,29 @@ class Engine:
     async def _worker(self, target: str, consumer: str) -> None:
         stream = f"deliveries.{target}"
         ready = self.ready[target]
+        idle_ms = max(self.claim_idle_ms, 2 * self.targets[target]["timeout_ms"])
+        next_claim = 0
+        failures = 0
         while self.running:
             try:
                 record = ready.get_nowait()
             except asyncio.QueueEmpty:
-                records = await self.store.read(stream, GROUP, consumer, count=self.batch, block=0.05)
+                try:
+                    records = []
+                    if self.store.shared and self.store.now_ms() >= next_claim:
+                        # deliveries a crashed process left pending
+                        records = await self.store.claim(stream, GROUP, consumer, min_idle_ms=idle_ms,
+                                                         count=self.batch)
+                        next_claim = self.store.now_ms() + idle_ms // 4
+                    if not records:
+                        records = await self.store.read(stream, GROUP, consumer, count=self.batch, block=0.05)
+                    failures = 0
+                except StoreError as exc:
+                    failures += 1  # the store is unreachable: back off, keep trying, lose nothing
+                    wait = min(0.05 * 2 ** failures, 5.0)
+                    print(f"interlock: {exc}; retrying in {wait:.2f} s", file=sys.stderr)
+                    await asyncio.sleep(wait)
+                    continue
                 if not records:
                     continue
                 for record in records[1:]:
@@ -423,10 +457,23 @@ class Engine:
             self.idle.set()
 
     async def drain(self, timeout: float | None = None) -> None:
+        if self.store.shared:
+            await asyncio.wait_for(self._drain_shared(), timeout)
+            return
         if self.outstanding and not self.running:
             raise DeliveryError(f"{self.outstanding} deliveries are waiting, but delivery is not running: "
                                 "drain inside `async with router:`")
         await asyncio.wait_for(self.idle.wait(), timeout)
+
+    async def _drain_shared(self) -> None:
+        """On a shared store, other processes deliver too: wait until no async target has a
+        delivery pending or unread and no retry is scheduled, whoever does the work."""
+        streams = [f"deliveries.{n}" for n, t in self.targets.items() if t["mode"] == "async"]
+        while True:
+            busy = sum([await self.store.backlog(s, GROUP) for s in streams])
+            if not busy and not any(s in streams for _, s, _ in await self.store.scheduled()):
+                return
+            await asyncio.sleep(0.02)
 
 
 def _delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: Any) -> Event:

@@ -191,6 +191,13 @@ class MemoryStore(EventStore):
         now = self.now_ms()
         return [Pending(i, d.consumer, d.deliveries, max(now - d.since_ms, 0)) for i, d in sorted(g.pending.items())]
 
+    async def backlog(self, stream: str, group: str) -> int:
+        s = self._streams.get(stream)
+        g = s.groups.get(group) if s else None
+        if s is None or g is None:
+            return 0
+        return len(g.pending) + len(s.ids) - bisect.bisect_right(s.ids, g.last_delivered)
+
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:
         s, g = self._group(stream, group)

@@ -18,8 +18,11 @@ import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
 
@@ -74,6 +77,8 @@ def _encode(entry: Entry) -> str:
 class RedisStore(EventStore):
     """The contract of `runtime/store.py` on a Redis server: `RedisStore("redis://127.0.0.1:6379/0")`."""
 
+    shared = True
+
     def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01) -> None:
         if max_unacked is not None and max_unacked < 1:
             raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
@@ -88,8 +93,11 @@ class RedisStore(EventStore):
     def client(self) -> aioredis.Redis:
         if self._client is None:
             # A bounded pool that makes callers wait for a connection instead of failing.
-            pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
-                                                            timeout=None)
+            # A dropped connection is retried with backoff before an operation gives up.
+            retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=64, timeout=None, retry=retry,
+                retry_on_error=[RedisConnectionError, RedisTimeoutError])
             self._client = aioredis.Redis(connection_pool=pool)
             self._release = self._client.register_script(_RELEASE)
             self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
@@ -191,6 +199,16 @@ class RedisStore(EventStore):
         rows = await self._pending_rows(stream, group)
         return [Pending(_id(r["message_id"]), r["consumer"], int(r["times_delivered"]), int(r["time_since_delivered"]))
                 for r in rows]
+
+    async def backlog(self, stream: str, group: str) -> int:
+        for info in await self._groups(stream):
+            if info["name"] != group:
+                continue
+            lag = info.get("lag")
+            if lag is None:  # Redis cannot tell after deletions: count what is after the group's cursor
+                lag = len(await self._do(self.client.xrange(_key(stream), f"({info['last-delivered-id']}", "+")))
+            return int(info["pending"]) + int(lag)
+        return 0
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:

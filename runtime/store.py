@@ -124,6 +124,10 @@ class EventStore(abc.ABC):
         """The group's pending entries, oldest first."""
 
     @abc.abstractmethod
+    async def backlog(self, stream: str, group: str) -> int:
+        """Entries the group has still to finish: pending, plus not yet read (0 for no such group)."""
+
+    @abc.abstractmethod
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:
         """Take over up to `count` pending entries idle at least `min_idle_ms`, oldest first;
@@ -162,6 +166,9 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def remember(self, key: str, ttl_ms: int) -> bool:
         """True the first time `key` is seen within `ttl_ms`, False while it is remembered."""
+
+    #: Whether other processes share this store (their workers deliver what this one publishes).
+    shared = False
 
     async def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections; the store is not used afterwards."""

@@ -328,6 +328,24 @@ class StoreContract:
 
         run(store, _run)
 
+    def test_backlog_counts_pending_and_unread(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, group, other = name("s"), name("g"), name("other")
+            assert await store.backlog(stream, group) == 0  # no such stream or group
+            await store.ensure_group(stream, group)
+            await store.ensure_group(stream, other)
+            a, b, c, _ = await fill(store, stream, 4)
+            assert await store.backlog(stream, group) == 4
+            await store.read(stream, group, "c1", count=3)
+            assert await store.backlog(stream, group) == 4  # 3 pending, 1 unread
+            await store.ack(stream, group, [a, b])
+            assert await store.backlog(stream, group) == 2
+            await store.delete(stream, [c])
+            assert await store.backlog(stream, group) == 1
+            assert await store.backlog(stream, other) == 3  # each group its own
+
+        run(store, _run)
+
     def test_pending_lists_consumer_deliveries_and_growing_idle(self, store: EventStore) -> None:
         async def _run(store: EventStore) -> None:
             stream, group = name("s"), name("g")

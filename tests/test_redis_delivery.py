@@ -1,0 +1,72 @@
+"""Many processes on one Redis: a publisher, two workers, one killed with SIGKILL mid-stream.
+
+Every event must end handled or dead-lettered: the survivor claims what the killed worker
+left pending, retries follow the policy, and the publisher's `drain` waits for work done in
+other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+import interlock
+
+WORKER = Path(__file__).parent / "redis_worker.py"
+PROJECT = """
+dead_letter dlq
+target work { mode async, timeout 200ms, concurrency 4, dead_letter dlq,
+              retry { attempts 3 backoff fixed 10ms } }
+route jobs { on job.* to work }
+"""
+
+
+def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/1"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    project = tmp_path / "jobs.route"
+    project.write_text(PROJECT)
+    workers = [subprocess.Popen([sys.executable, str(WORKER), url, str(project), name, str(seed)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               for name, seed in (("a", 1), ("b", 2))]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        publisher = interlock.load(str(project), store=url)  # no handlers: it only publishes
+        ids: list[str] = []
+
+        async def publish() -> None:
+            async with publisher:
+                for n in range(300):
+                    receipt = await publisher.publish("job.run", {"n": n}, id=f"job-{n}")
+                    ids.append(receipt.id)
+                    if n == 150:
+                        deadline = time.monotonic() + 10
+                        while int(client.get("test:count:a") or 0) < 20 and time.monotonic() < deadline:
+                            await asyncio.sleep(0.01)
+                        os.kill(workers[0].pid, signal.SIGKILL)
+                await publisher.drain(60)
+            await publisher.store.close()
+
+        asyncio.run(publish())
+        acked = {member.decode() for member in client.smembers("test:acked")}
+        dead = {entry.event.id for entry in publisher.dead_letters("dlq")}
+        assert workers[0].wait(5) == -signal.SIGKILL
+        assert int(client.get("test:count:a") or 0) >= 20  # it did work before it died
+        missing = set(ids) - acked - dead
+        assert not missing, sorted(missing)[:10]
+        assert len(ids) == 300
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(10)
+        client.close()
