@@ -94,7 +94,7 @@ class RedisStore(EventStore):
         if self._client is None:
             # A bounded pool that makes callers wait for a connection instead of failing.
             # A dropped connection is retried with backoff before an operation gives up.
-            retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8)
+            retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6)
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.url, decode_responses=True, max_connections=64, timeout=None, retry=retry,
                 retry_on_error=[RedisConnectionError, RedisTimeoutError])

@@ -70,3 +70,22 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
                 worker.terminate()
                 worker.wait(10)
         client.close()
+
+
+def test_an_unreachable_redis_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    project = tmp_path / "jobs.route"
+    project.write_text(PROJECT)
+    router = interlock.load(str(project), store="redis://127.0.0.1:1/0")
+
+    async def start() -> None:
+        async with router:
+            pass
+
+    started = time.monotonic()
+    try:
+        asyncio.run(start())
+    except interlock.runtime.store.StoreError as exc:
+        assert "cannot reach Redis at redis://127.0.0.1:1/0" in str(exc)
+    else:
+        raise AssertionError("started without a Redis")
+    assert time.monotonic() - started < 15  # retried with backoff, then gave up
