@@ -30,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import random
 import sys
 import traceback
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +129,8 @@ class Engine:
 
     def __init__(self, router: Any, store: EventStore, *, idempotency_window_ms: int = 24 * 3600 * 1000,
                  publish_timeout: float | None = None, seed: int | None = None,
-                 retain_delivered_ms: int = 0, housekeeping_ms: int = 1000, claim_idle_ms: int = 30_000) -> None:
+                 retain_delivered_ms: int = 0, housekeeping_ms: int = 1000, claim_idle_ms: int = 30_000,
+                 partitions: int = 16, lease_ms: int = 10_000) -> None:
         self.router = router
         self.store = store
         self.targets: dict[str, dict[str, Any]] = router.targets
@@ -144,6 +147,12 @@ class Engine:
         # are taken over; never less than twice a target's timeout, so live work is not stolen.
         self.claim_idle_ms = claim_idle_ms
         self.groups_ready = False
+        # `order by` on a shared store: a target's deliveries are split by key over `partitions`
+        # streams, each consumed by one process at a time (the holder of its lease).
+        self.partitions = partitions
+        self.lease_ms = lease_ms
+        self.owned: dict[str, list[str]] = {}
+        self.reading: dict[str, asyncio.Lock] = {}
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
         self.tasks: list[asyncio.Task[None]] = []
@@ -185,15 +194,20 @@ class Engine:
         for name, target in self.targets.items():
             if target["mode"] != "async" or name not in self.handlers:
                 continue
-            stream = f"deliveries.{name}"
-            await self.store.ensure_group(stream, GROUP)
             self.busy[name], self.held[name], self.ready[name] = {}, {}, asyncio.Queue()
+            if self._partitioned(name):
+                self.owned[name] = []
+                self.tasks.append(asyncio.create_task(self._keeper(name)))
             for number in range(max(target["concurrency"], 1)):
                 self.tasks.append(asyncio.create_task(self._worker(name, f"{self.consumer}-{number}")))
         self.tasks.append(asyncio.create_task(self._scheduler()))
 
     async def stop(self) -> None:
         self.running = False
+        for streams in self.owned.values():
+            for stream in streams:
+                with contextlib.suppress(StoreError):
+                    await self.store.release(f"lease.{stream}", self.consumer)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -213,12 +227,28 @@ class Engine:
             data = {}
         return Event(event, data) if event_id is None else Event(event, data, id=event_id)
 
+    def _partitioned(self, target: str) -> bool:
+        return self.store.shared and self.targets[target]["order_by"] is not None
+
+    def _stream(self, target: str, key: Any) -> str:
+        """The stream a delivery of `target` with ordering key `key` goes to."""
+        if not self._partitioned(target):
+            return f"deliveries.{target}"
+        part = zlib.crc32(json.dumps(key, sort_keys=True).encode()) % self.partitions
+        return f"deliveries.{target}.p{part}"
+
+    def _streams(self, target: str) -> list[str]:
+        if not self._partitioned(target):
+            return [f"deliveries.{target}"]
+        return [f"deliveries.{target}.p{part}" for part in range(self.partitions)]
+
     async def _ensure_groups(self) -> None:
         """Every async target's consumer group, so that nothing published is invisible to them."""
         if not self.groups_ready:
             for name, target in self.targets.items():
                 if target["mode"] == "async":
-                    await self.store.ensure_group(f"deliveries.{name}", GROUP)
+                    for stream in self._streams(name):
+                        await self.store.ensure_group(stream, GROUP)
             self.groups_ready = True
 
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
@@ -244,7 +274,7 @@ class Engine:
                      "delivery": f"{ev.id}/{target}", "key": _key_of(ev.data, self.targets[target]["order_by"])}
             self._started()
             try:
-                await self.store.append(f"deliveries.{target}", entry, timeout=self.publish_timeout)
+                await self.store.append(self._stream(target, entry["key"]), entry, timeout=self.publish_timeout)
             except BaseException:
                 self._finished()
                 raise
@@ -292,9 +322,32 @@ class Engine:
 
     # ---- workers -------------------------------------------------------------------
 
+    async def _keeper(self, target: str) -> None:
+        """Hold the leases of as many partitions of an ordered target as are free, renewing
+        them; on taking one over, first take its pending deliveries (they come before what is
+        unread), then leave the rest to the workers."""
+        owned = self.owned[target]
+        while self.running:
+            for stream in self._streams(target):
+                try:
+                    held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
+                    if held and stream not in owned:
+                        taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, count=10_000)
+                        for record in taken:
+                            self.ready[target].put_nowait(record)
+                        owned.append(stream)
+                    elif not held and stream in owned:
+                        owned.remove(stream)
+                except StoreError as exc:
+                    print(f"interlock: {exc}", file=sys.stderr)
+            await asyncio.sleep(self.lease_ms / 3000)
+
     async def _worker(self, target: str, consumer: str) -> None:
-        stream = f"deliveries.{target}"
         ready = self.ready[target]
+        if self._partitioned(target):
+            await self._partition_worker(target, consumer)
+            return
+        stream = f"deliveries.{target}"
         idle_ms = max(self.claim_idle_ms, 2 * self.targets[target]["timeout_ms"])
         next_claim = 0
         failures = 0
@@ -323,12 +376,51 @@ class Engine:
                 for record in records[1:]:
                     ready.put_nowait(record)  # shared with this target's other workers
                 record = records[0]
+            await self._deliver_safely(target, record)
+
+    async def _partition_worker(self, target: str, consumer: str) -> None:
+        """A worker of an ordered target on a shared store: reads the partitions this process
+        holds the lease of (claims were done when the lease was taken)."""
+        ready = self.ready[target]
+        lock = self.reading.setdefault(target, asyncio.Lock())
+        turn = 0
+        while self.running:
             try:
-                await self._deliver(target, record)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # pragma: no cover - a bug here must not kill the worker silently
-                traceback.print_exc()
+                record = ready.get_nowait()
+            except asyncio.QueueEmpty:
+                # One reader at a time: two reads in flight could come back in either order,
+                # and the ready queue must hold each partition's deliveries in stream order.
+                async with lock:
+                    if ready.empty():
+                        turn = await self._read_partitions(target, consumer, turn)
+                if ready.empty():
+                    await asyncio.sleep(0.005)
+                continue
+            await self._deliver_safely(target, record)
+
+    async def _read_partitions(self, target: str, consumer: str, turn: int) -> int:
+        """Read the next owned partition that has deliveries into the ready queue; the next turn."""
+        owned = list(self.owned[target])
+        for offset in range(len(owned)):
+            stream = owned[(turn + offset) % len(owned)]
+            try:
+                records = await self.store.read(stream, GROUP, consumer, count=self.batch)
+            except StoreError as exc:
+                print(f"interlock: {exc}", file=sys.stderr)
+                continue
+            if records:
+                for record in records:
+                    self.ready[target].put_nowait(record)
+                return turn + offset + 1
+        return turn
+
+    async def _deliver_safely(self, target: str, record: Record) -> None:
+        try:
+            await self._deliver(target, record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - a bug here must not kill the worker silently
+            traceback.print_exc()
 
     def _admit(self, target: str, record: Record) -> bool:
         """Order by: whether this delivery may run now; if not, it is held back behind its key."""
@@ -360,7 +452,7 @@ class Engine:
         if not self._admit(target, record):
             return
         entry = record.entry
-        stream = f"deliveries.{target}"
+        stream = self._stream(target, entry["key"])
         ev = Event.from_cloudevent(entry["event"])
         try:
             await self._call(target, _delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
@@ -399,7 +491,8 @@ class Engine:
         dead-letter entries older than their dead letter's `retain`. Returns entries dropped."""
         dropped = 0
         for name in self.ready:
-            dropped += await self.store.trim(f"deliveries.{name}", max_age_ms=self.retain_delivered_ms)
+            for stream in self._streams(name):
+                dropped += await self.store.trim(stream, max_age_ms=self.retain_delivered_ms)
         for name, dead in self.router.artifact["dead_letters"].items():
             if dead.get("retain_ms") is not None:
                 dropped += await self.store.trim(f"dead.{name}", max_age_ms=dead["retain_ms"])
@@ -440,7 +533,7 @@ class Engine:
                          "delivery": f"{dead.event.id}/{dead.target}/redrive-{dead.id}",
                          "key": _key_of(dead.event.data, self.targets[dead.target]["order_by"])}
                 self._started()
-                await self.store.append(f"deliveries.{dead.target}", entry)
+                await self.store.append(self._stream(dead.target, entry["key"]), entry)
                 count += 1
             await self.store.delete(f"dead.{name}", [EntryId.parse(dead.id)])
         return count
@@ -468,7 +561,7 @@ class Engine:
     async def _drain_shared(self) -> None:
         """On a shared store, other processes deliver too: wait until no async target has a
         delivery pending or unread and no retry is scheduled, whoever does the work."""
-        streams = [f"deliveries.{n}" for n, t in self.targets.items() if t["mode"] == "async"]
+        streams = [s for n, t in self.targets.items() if t["mode"] == "async" for s in self._streams(n)]
         while True:
             busy = sum([await self.store.backlog(s, GROUP) for s in streams])
             if not busy and not any(s in streams for _, s, _ in await self.store.scheduled()):

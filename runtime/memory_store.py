@@ -97,6 +97,7 @@ class MemoryStore(EventStore):
         self._schedule: list[tuple[int, int, str, str]] = []
         self._scheduled_count = 0
         self._keys: dict[str, int] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
         self._key_expiry: list[tuple[int, str]] = []
 
     def now_ms(self) -> int:
@@ -291,3 +292,18 @@ class MemoryStore(EventStore):
         self._keys[key] = now + ttl_ms
         heapq.heappush(self._key_expiry, (now + ttl_ms, key))
         return True
+
+    # ---- leases ------------------------------------------------------------------------
+
+    async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        now = self.now_ms()
+        holder = self._leases.get(name)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self._leases[name] = (owner, now + ttl_ms)
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        holder = self._leases.get(name)
+        if holder is not None and holder[0] == owner:
+            del self._leases[name]

@@ -59,6 +59,23 @@ return redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
 """
 
 
+# Take a free lease, or renew one's own; 1 when held, 0 when another owner holds it.
+_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _key(stream: str) -> str:
     return f"{PREFIX}s:{stream}"
 
@@ -88,6 +105,8 @@ class RedisStore(EventStore):
         self._client: aioredis.Redis | None = None
         self._release: Any = None
         self._bounded_append: Any = None
+        self._lease: Any = None
+        self._release_lease: Any = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -101,6 +120,8 @@ class RedisStore(EventStore):
             self._client = aioredis.Redis(connection_pool=pool)
             self._release = self._client.register_script(_RELEASE)
             self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
+            self._lease = self._client.register_script(_LEASE)
+            self._release_lease = self._client.register_script(_RELEASE_LEASE)
         return self._client
 
     async def _do(self, awaitable: Any) -> Any:
@@ -304,3 +325,13 @@ class RedisStore(EventStore):
 
     async def remember(self, key: str, ttl_ms: int) -> bool:
         return bool(await self._do(self.client.set(f"{PREFIX}k:{key}", "1", nx=True, px=max(int(ttl_ms), 1))))
+
+    # ---- leases ------------------------------------------------------------------------
+
+    async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        self.client  # noqa: B018 - creates the client and its scripts
+        return bool(await self._do(self._lease(keys=[f"{PREFIX}l:{name}"], args=[owner, max(int(ttl_ms), 1)])))
+
+    async def release(self, name: str, owner: str) -> None:
+        self.client  # noqa: B018 - creates the client and its scripts
+        await self._do(self._release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))

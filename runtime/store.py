@@ -167,6 +167,16 @@ class EventStore(abc.ABC):
     async def remember(self, key: str, ttl_ms: int) -> bool:
         """True the first time `key` is seen within `ttl_ms`, False while it is remembered."""
 
+    @abc.abstractmethod
+    async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Hold the lease `name` for `owner` for `ttl_ms`: True when it was free, expired or
+        already `owner`'s (renewed), False while another owner holds it (Redis: SET NX PX,
+        renewed by a script that checks the owner)."""
+
+    @abc.abstractmethod
+    async def release(self, name: str, owner: str) -> None:
+        """Give the lease up, if `owner` holds it."""
+
     #: Whether other processes share this store (their workers deliver what this one publishes).
     shared = False
 

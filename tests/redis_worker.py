@@ -2,7 +2,8 @@
 
 Usage: python redis_worker.py URL PROJECT NAME SEED. Its handler fails one attempt in five
 (a retryable error), takes a few milliseconds, and records each success in the Redis set
-`test:acked` and a per-worker counter `test:count:NAME`. It runs until it is killed.
+`test:acked`, a per-worker counter `test:count:NAME`, and, for events with a key `k`, the
+list `test:order:K` of their `n` in the order they were handled. It runs until killed.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ import interlock
 async def main(url: str, project: str, name: str, seed: int) -> None:
     rng = random.Random(seed)
     client = aioredis.Redis.from_url(url)
-    router = interlock.load(project, store=url, claim_idle_ms=500)
+    router = interlock.load(project, store=url, claim_idle_ms=500, partitions=4, lease_ms=1000)
 
-    @router.handler("work")
     async def work(event: interlock.Event) -> None:
         await asyncio.sleep(0.003)
         if rng.random() < 0.2:
             raise ConnectionError("flaky downstream")
         await client.sadd("test:acked", event.id)
         await client.incr(f"test:count:{name}")
+        if "k" in event.data:
+            await client.rpush(f"test:order:{event.data['k']}", event.data["n"])
+
+    for target in router.targets:
+        router.handler(target)(work)
 
     async with router:
         print("ready", flush=True)

@@ -328,6 +328,21 @@ class StoreContract:
 
         run(store, _run)
 
+    def test_a_lease_has_one_owner_at_a_time(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            lease = name("lease")
+            assert await store.lease(lease, "a", 150)
+            assert not await store.lease(lease, "b", 150)
+            assert await store.lease(lease, "a", 150)  # renewed by its owner
+            await store.release(lease, "b")  # not b's to give up
+            assert not await store.lease(lease, "b", 150)
+            await store.release(lease, "a")
+            assert await store.lease(lease, "b", 100)
+            await asyncio.sleep(0.15)  # b's lease expired
+            assert await store.lease(lease, "a", 100)
+
+        run(store, _run)
+
     def test_backlog_counts_pending_and_unread(self, store: EventStore) -> None:
         async def _run(store: EventStore) -> None:
             stream, group, other = name("s"), name("g"), name("other")

@@ -24,8 +24,27 @@ PROJECT = """
 dead_letter dlq
 target work { mode async, timeout 200ms, concurrency 4, dead_letter dlq,
               retry { attempts 3 backoff fixed 10ms } }
+target ordered { mode async, timeout 200ms, concurrency 4, order by k, dead_letter dlq,
+                 retry { attempts 5 backoff fixed 5ms } }
 route jobs { on job.* to work }
+route keyed { on keyed.* to ordered }
 """
+
+
+def _workers(url: str, project: Path) -> list[subprocess.Popen[str]]:
+    workers = [subprocess.Popen([sys.executable, str(WORKER), url, str(project), name, str(seed)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               for name, seed in (("a", 1), ("b", 2))]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    return workers
+
+
+def _stop(workers: list[subprocess.Popen[str]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(10)
 
 
 def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path) -> None:
@@ -34,12 +53,8 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
     client.flushdb()
     project = tmp_path / "jobs.route"
     project.write_text(PROJECT)
-    workers = [subprocess.Popen([sys.executable, str(WORKER), url, str(project), name, str(seed)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-               for name, seed in (("a", 1), ("b", 2))]
+    workers = _workers(url, project)
     try:
-        for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
         publisher = interlock.load(str(project), store=url)  # no handlers: it only publishes
         ids: list[str] = []
 
@@ -65,10 +80,38 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
         assert not missing, sorted(missing)[:10]
         assert len(ids) == 300
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(10)
+        _stop(workers)
+        client.close()
+
+
+def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) -> None:
+    """Two worker processes share an ordered target; its handler fails at random, so
+    deliveries are retried: each key's events are still handled in publish order."""
+    url = redis_url.rsplit("/", 1)[0] + "/2"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    project = tmp_path / "keyed.route"
+    project.write_text(PROJECT)
+    workers = _workers(url, project)
+    try:
+        publisher = interlock.load(str(project), store=url, partitions=4)
+
+        async def publish() -> None:
+            async with publisher:
+                for n in range(200):
+                    await publisher.publish("keyed.run", {"k": n % 7, "n": n}, id=f"keyed-{n}")
+                await publisher.drain(60)
+            await publisher.store.close()
+
+        asyncio.run(publish())
+        dead = {entry.event.id for entry in publisher.dead_letters("dlq")}
+        for key in range(7):
+            handled = [int(n) for n in client.lrange(f"test:order:{key}", 0, -1)]
+            assert handled == sorted(handled), (key, handled)
+            expected = [n for n in range(key, 200, 7) if f"keyed-{n}" not in dead]
+            assert handled == expected, (key, handled, expected)
+    finally:
+        _stop(workers)
         client.close()
 
 
