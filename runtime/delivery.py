@@ -366,10 +366,12 @@ class Engine:
                         records = await self.store.read(stream, GROUP, consumer, count=self.batch, block=0.05)
                     failures = 0
                 except StoreError as exc:
-                    failures += 1  # the store is unreachable: back off, keep trying, lose nothing
+                    failures += 1  # the store is unreachable or was reset: back off, keep trying, lose nothing
                     wait = min(0.05 * 2 ** failures, 5.0)
                     print(f"interlock: {exc}; retrying in {wait:.2f} s", file=sys.stderr)
                     await asyncio.sleep(wait)
+                    with contextlib.suppress(StoreError):  # a group lost with the store's data
+                        await self.store.ensure_group(stream, GROUP)
                     continue
                 if not records:
                     continue

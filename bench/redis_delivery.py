@@ -1,0 +1,145 @@
+"""Delivery through Redis, side by side with the floor of that engine from Python.
+
+Starts its own `redis-server` (no persistence) on a free loopback port, then, in one run:
+
+- a bare redis-py loop: pipelined XADD of N entries, then XREADGROUP (100 at a time) and a
+  pipelined XACK, with a no-op handler: what any Python consumer of Redis Streams pays;
+- interlock on the same server: N publishes to one async target with a no-op handler, and
+  a drain, in one process;
+- the same N events published by one process and delivered by 1, then 2, worker processes.
+
+Run: `.venv/bin/python bench/redis_delivery.py [--events N] [--rounds N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+import interlock
+
+PROJECT = """
+dead_letter dlq
+target sink { mode async, dead_letter dlq, concurrency 8 }
+route all { on bench.* to sink }
+"""
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is not installed (`make test` installs it)")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.025)
+    return process, f"redis://127.0.0.1:{port}"
+
+
+async def bare(url: str, count: int, db: int) -> float:
+    client = aioredis.Redis.from_url(f"{url}/{db}")
+    await client.flushdb()
+    await client.xgroup_create("bare", "g", "0", mkstream=True)
+    start = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        pipe.xadd("bare", {"e": f'{{"n": {n}}}'})
+        if n % 500 == 499:
+            await pipe.execute()
+    await pipe.execute()
+    done = 0
+    while done < count:
+        reply = await client.xreadgroup("g", "c", {"bare": ">"}, count=100)
+        rows = reply[0][1]
+        for _row in rows:
+            pass  # the no-op handler
+        await client.xack("bare", "g", *(row[0] for row in rows))
+        done += len(rows)
+    elapsed = time.perf_counter() - start
+    await client.aclose()
+    return elapsed
+
+
+async def ours(url: str, project: str, count: int, db: int, handlers: bool = True) -> float:
+    if handlers:  # with worker processes, the caller emptied the database before starting them
+        cleanup = redis.Redis.from_url(f"{url}/{db}")
+        cleanup.flushdb()
+        cleanup.close()
+    router = interlock.load(project, store=f"{url}/{db}")
+    if handlers:
+        async def nothing(event: interlock.Event) -> None:
+            return None
+        router.handler("sink")(nothing)
+    async with router:
+        start = time.perf_counter()
+        for n in range(count):
+            await router.publish("bench.run", {"n": n})
+        await router.drain()
+        elapsed = time.perf_counter() - start
+    await router.store.close()
+    return elapsed
+
+
+def with_workers(url: str, project: str, count: int, workers: int, db: int) -> float:
+    cleanup = redis.Redis.from_url(f"{url}/{db}")
+    cleanup.flushdb()
+    cleanup.close()
+    processes = [subprocess.Popen([sys.executable, str(Path(__file__).parent / "redis_worker.py"), f"{url}/{db}",
+                                   project], stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return asyncio.run(ours(url, project, count, db, handlers=False))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    server, url = start_server()
+    folder = Path(tempfile.mkdtemp())
+    project = folder / "bench.route"
+    project.write_text(PROJECT)
+    try:
+        floor = statistics.median(asyncio.run(bare(url, args.events, 3)) for _ in range(args.rounds))
+        one = statistics.median(asyncio.run(ours(url, str(project), args.events, 4)) for _ in range(args.rounds))
+        print(f"{args.events:,} events through Redis, no-op handler (medians of {args.rounds}):")
+        print(f"  bare redis-py (pipelined XADD, XREADGROUP 100, XACK)  {args.events / floor:>9,.0f} events/s")
+        print(f"  interlock, publish + deliver in one process          {args.events / one:>9,.0f} events/s"
+              f"   = {floor / one:.2f}x the bare loop")
+        for workers in (1, 2):
+            spent = statistics.median(with_workers(url, str(project), args.events, workers, 5)
+                                      for _ in range(args.rounds))
+            print(f"  interlock, one publisher, {workers} worker process{'es' if workers > 1 else '  '}"
+                  f"          {args.events / spent:>9,.0f} events/s")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
