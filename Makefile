@@ -53,10 +53,12 @@ redis-server:
 pytest: setup redis-server
 	$(BIN)/pytest
 
-bench: setup
+bench: setup redis-server
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/match.py
+	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/redis_delivery.py
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache .hypothesis
