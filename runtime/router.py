@@ -123,8 +123,10 @@ class _Table:
         for route, branch in unconditional:
             if branch is not None and self.chosen.get(route, branch + 1) > branch:
                 self.chosen[route] = branch
-        # Filled in by the router: the answer when nothing depends on the event's data.
+        # Filled in by the router: the answer when nothing depends on the event's data, or
+        # a function generated for this table (see `_generate`).
         self.constant: frozenset[str] | None = None
+        self.fast: Callable[[Any], frozenset[str]] | None = None
 
 
 @attrs.frozen
@@ -212,7 +214,63 @@ class Router:
     def _prepare(self, table: _Table) -> _Table:
         if not table.fields and not table.scan:
             table.constant = self._targets(table.fired, table.chosen)
+        else:
+            table.fast = self._generate(table)
         return table
+
+    def _generate(self, table: _Table) -> Callable[[Any], frozenset[str]] | None:
+        """Python source for one table's matching, compiled once at load (as Jinja does for
+        templates): each field's lookup inlined, each rule's targets a constant. Tables with a
+        `choose` keep the general path (first-match needs the branch bookkeeping)."""
+        rules = [r for f in table.fields for hits in f.eq.values() for r in hits]
+        rules += [r for f in table.fields for _, t in f.prefixes for hits in t.values() for r in hits]
+        rules += [r for f in table.fields for slot in f.slots for r in slot]
+        if table.chosen or any(self._rules[r].branch is not None for r in rules) or any(
+                rule.branch is not None for rule in table.scan):
+            return None
+        names: dict[str, Any] = {"_B": _BOOL, "values_at": values_at, "scalars": scalars,
+                                 "BASE": self._targets(table.fired, {})}
+        lines = ["def match(data):", "    out = BASE", "    direct = type(data) is dict"]
+
+        def fire(rule_name: str, check_name: str, indent: str) -> list[str]:
+            return [f"{indent}if {check_name} is None or {check_name}(data):",
+                    f"{indent}    out = out | {rule_name}"]
+
+        for number, field in enumerate(table.fields):
+            names[f"F{number}"] = field
+            names[f"EQ{number}"] = {key: tuple((self._route_targets[self._rules[r].route], self._rules[r].check)
+                                               for r in hits) for key, hits in field.eq.items()}
+            if field.field is not None:
+                lines += [f"    v = data.get({field.field!r}) if direct else None",
+                          "    if v is not None:",
+                          "        for x in (v if type(v) is list else (v,)):"]
+            else:
+                lines += [f"    for x in scalars(values_at(data, F{number}.path)):"]
+            body = "            " if field.field is not None else "        "
+            if field.prefixes or field.bounds:  # the general lookup, which answers all three kinds
+                lines += [f"{body}for r in F{number}.lookup(x):",
+                          f"{body}    rule = RULES[r]",
+                          *fire("TARGETS[rule.route]", "rule.check", body + "    ")]
+                continue
+            lines += [f"{body}t = type(x)",  # equalities only: the hash lookup inlined
+                      f"{body}if t is str or t is int or t is float:",
+                      f"{body}    hits = EQ{number}.get(x)",
+                      f"{body}elif t is bool:",
+                      f"{body}    hits = EQ{number}.get((_B, x))",
+                      f"{body}else:",
+                      f"{body}    continue",
+                      f"{body}if hits:",
+                      f"{body}    for targets, check in hits:",
+                      *fire("targets", "check", body + "        ")]
+        for number, rule in enumerate(table.scan):
+            names[f"S{number}"] = rule.check
+            names[f"ST{number}"] = self._route_targets[rule.route]
+            lines += fire(f"ST{number}", f"S{number}", "    ")
+        lines.append("    return out")
+        names["RULES"] = self._rules
+        names["TARGETS"] = self._route_targets
+        exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
+        return names["match"]  # type: ignore[no-any-return]
 
     def _targets(self, fired: set[int], chosen: dict[int, int]) -> frozenset[str]:
         targets: set[str] = set()
@@ -239,6 +297,8 @@ class Router:
         table = self._tables.get(event_type) or self._table(event_type)
         if table.constant is not None:
             return table.constant
+        if table.fast is not None:
+            return table.fast(data)
         return self._targets(*self._fire(table, data))
 
     def _fire(self, table: _Table, data: Any) -> tuple[set[int], dict[int, int]]:
