@@ -209,6 +209,9 @@ class Router:
         for table in tables:
             self._prepare(table)
         self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
+        # The hot path's one lookup: per type, the answer itself or the function that finds it.
+        self._dispatch: dict[str, frozenset[str] | Callable[[Any], frozenset[str]]] = {
+            name: self._entry(table) for name, table in self._tables.items()}
         self._unknown: dict[str, _Table] = {}
 
     def _prepare(self, table: _Table) -> _Table:
@@ -292,14 +295,21 @@ class Router:
             self._unknown[event_type] = table
         return table
 
-    def match(self, event_type: str, data: Any) -> frozenset[str]:
-        """The set of targets the event is routed to. No handler runs, nothing is stored."""
-        table = self._tables.get(event_type) or self._table(event_type)
+    def _entry(self, table: _Table) -> frozenset[str] | Callable[[Any], frozenset[str]]:
         if table.constant is not None:
             return table.constant
         if table.fast is not None:
-            return table.fast(data)
-        return self._targets(*self._fire(table, data))
+            return table.fast
+        return lambda data: self._targets(*self._fire(table, data))
+
+    def match(self, event_type: str, data: Any) -> frozenset[str]:
+        """The set of targets the event is routed to. No handler runs, nothing is stored."""
+        entry = self._dispatch.get(event_type)
+        if entry is None:
+            entry = self._entry(self._table(event_type))
+        if type(entry) is frozenset:
+            return entry
+        return entry(data)  # type: ignore[operator]
 
     def _fire(self, table: _Table, data: Any) -> tuple[set[int], dict[int, int]]:
         """The routes that fire, and for each choose that fires, the branch that wins."""
