@@ -250,28 +250,47 @@ class Router:
             else:
                 lines += [f"    for x in scalars(values_at(data, F{number}.path)):"]
             body = "            " if field.field is not None else "        "
-            if field.prefixes or field.bounds:  # the general lookup, which answers all three kinds
-                lines += [f"{body}for r in F{number}.lookup(x):",
-                          f"{body}    rule = RULES[r]",
-                          *fire("TARGETS[rule.route]", "rule.check", body + "    ")]
-                continue
-            lines += [f"{body}t = type(x)",  # equalities only: the hash lookup inlined
-                      f"{body}if t is str or t is int or t is float:",
-                      f"{body}    hits = EQ{number}.get(x)",
-                      f"{body}elif t is bool:",
-                      f"{body}    hits = EQ{number}.get((_B, x))",
-                      f"{body}else:",
-                      f"{body}    continue",
-                      f"{body}if hits:",
-                      f"{body}    for targets, check in hits:",
-                      *fire("targets", "check", body + "        ")]
+
+            def pairs(hits: tuple[int, ...]) -> tuple[tuple[frozenset[str], Predicate | None], ...]:
+                return tuple((self._route_targets[self._rules[r].route], self._rules[r].check) for r in hits)
+
+            lines += [f"{body}t = type(x)"]
+            if field.eq:
+                names[f"EQ{number}"] = {key: pairs(hits) for key, hits in field.eq.items()}
+                lines += [f"{body}if t is str or t is int or t is float:",  # the hash lookup, inlined
+                          f"{body}    hits = EQ{number}.get(x)",
+                          f"{body}elif t is bool:",
+                          f"{body}    hits = EQ{number}.get((_B, x))",
+                          f"{body}else:",
+                          f"{body}    continue",
+                          f"{body}if hits:",
+                          f"{body}    for targets, check in hits:",
+                          *fire("targets", "check", body + "        ")]
+            if field.prefixes:
+                names[f"PRE{number}"] = [(length, {p: pairs(h) for p, h in table.items()})
+                                         for length, table in field.prefixes]
+                lines += [f"{body}if t is str:",  # one lookup per distinct prefix length
+                          f"{body}    for length, table in PRE{number}:",
+                          f"{body}        if length > len(x):",
+                          f"{body}            break",
+                          f"{body}        hits = table.get(x[:length])",
+                          f"{body}        if hits:",
+                          f"{body}            for targets, check in hits:",
+                          *fire("targets", "check", body + "                ")]
+            if field.bounds:
+                names[f"BOUNDS{number}"] = field.bounds
+                names[f"SLOTS{number}"] = [pairs(slot) for slot in field.slots]
+                names["bisect_left"] = bisect.bisect_left
+                lines += [f"{body}if (t is int or t is float) and x == x:",  # sorted boundaries
+                          f"{body}    i = bisect_left(BOUNDS{number}, x)",
+                          f"{body}    slot = 2 * i + (1 if i < {len(field.bounds)} and BOUNDS{number}[i] == x else 0)",
+                          f"{body}    for targets, check in SLOTS{number}[slot]:",
+                          *fire("targets", "check", body + "        ")]
         for number, rule in enumerate(table.scan):
             names[f"S{number}"] = rule.check
             names[f"ST{number}"] = self._route_targets[rule.route]
             lines += fire(f"ST{number}", f"S{number}", "    ")
         lines.append("    return out")
-        names["RULES"] = self._rules
-        names["TARGETS"] = self._route_targets
         exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
         return names["match"]  # type: ignore[no-any-return]
 
