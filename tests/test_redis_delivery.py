@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
         acked = {member.decode() for member in client.smembers("test:acked")}
         dead = {entry.event.id for entry in publisher.dead_letters("dlq")}
         assert workers[0].wait(5) == -signal.SIGKILL
-        assert int(client.get("test:count:a") or 0) >= 20  # it did work before it died
+        assert int(client.get("test:count:a") or 0) >= 5  # it did work before it died
         missing = set(ids) - acked - dead
         assert not missing, sorted(missing)[:10]
         assert len(ids) == 300
