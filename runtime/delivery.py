@@ -257,27 +257,42 @@ class Engine:
         schema = self.schemas.get(ev.type)
         if schema is not None:
             validate(ev.data, schema)
-        if not await self.store.remember(f"idempotency.{ev.id}", self.idempotency_window_ms):
-            return Receipt(ev.id, frozenset(), duplicate=True)
         deliveries = self.router.deliveries(ev.type, ev.data)
+        once = f"idempotency.{ev.id}"
         if not deliveries:
-            await self._dead_letter(self.unrouted_dead_letter, ev, None, (), (), "no route matched")
+            stored = await self.store.append_all(
+                [(f"dead.{self.unrouted_dead_letter}", self._dead_entry(ev, None, (), (), "no route matched"))],
+                once=once, ttl_ms=self.idempotency_window_ms, timeout=self.publish_timeout)
+            if stored is None:
+                return Receipt(ev.id, frozenset(), duplicate=True)
             return Receipt(ev.id, frozenset(), unrouted=True)
         now = self.store.now_ms()
         sync = []
+        entries = []
         for target, routes in deliveries.items():
             if self.targets[target]["mode"] == "sync":
                 sync.append((target, routes))
                 continue
-            entry = {"event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
-                     "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
-                     "delivery": f"{ev.id}/{target}", "key": _key_of(ev.data, self.targets[target]["order_by"])}
+            key = _key_of(ev.data, self.targets[target]["order_by"])
+            entries.append((self._stream(target, key), {
+                "event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
+                "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
+                "delivery": f"{ev.id}/{target}", "key": key}))
+        # The deliveries and the idempotency key in one step: a publish that raised stored
+        # nothing, so publishing the same event again is safe.
+        for _ in entries:
             self._started()
-            try:
-                await self.store.append(self._stream(target, entry["key"]), entry, timeout=self.publish_timeout)
-            except BaseException:
+        try:
+            stored = await self.store.append_all(entries, once=once, ttl_ms=self.idempotency_window_ms,
+                                                 timeout=self.publish_timeout)
+        except BaseException:
+            for _ in entries:
                 self._finished()
-                raise
+            raise
+        if stored is None:
+            for _ in entries:
+                self._finished()
+            return Receipt(ev.id, frozenset(), duplicate=True)
         replies: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for target, routes in sync:
@@ -502,11 +517,14 @@ class Engine:
 
     # ---- dead letters -------------------------------------------------------------------
 
+    def _dead_entry(self, ev: Event, target: str | None, routes: tuple[str, ...], attempts: tuple[Attempt, ...],
+                    reason: str) -> dict[str, Any]:
+        return {"event": ev.to_cloudevent(), "target": target, "routes": list(routes), "reason": reason,
+                "attempts": [attrs.asdict(a) for a in attempts], "at_ms": self.store.now_ms()}
+
     async def _dead_letter(self, name: str, ev: Event, target: str | None, routes: tuple[str, ...],
                            attempts: tuple[Attempt, ...], reason: str) -> None:
-        await self.store.append(f"dead.{name}", {
-            "event": ev.to_cloudevent(), "target": target, "routes": list(routes), "reason": reason,
-            "attempts": [attrs.asdict(a) for a in attempts], "at_ms": self.store.now_ms()})
+        await self.store.append(f"dead.{name}", self._dead_entry(ev, target, routes, attempts, reason))
 
     async def dead_letters(self, name: str) -> list[DeadLetter]:
         records = await self.store.range(f"dead.{name}")

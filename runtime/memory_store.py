@@ -153,6 +153,24 @@ class MemoryStore(EventStore):
                                     f"its bound; it stayed full for {timeout} s")
         return self._append_now(stream, entry)
 
+    async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
+                         timeout: float | None = None) -> list[EntryId] | None:
+        for _, entry in entries:
+            if not isinstance(entry, dict):
+                raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+        encoded = [(stream, _encode(entry)) for stream, entry in entries]
+        if self.max_unacked is not None:
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            while full := next((n for n, _ in encoded if self._unacked(self._stream(n)) >= self.max_unacked), None):
+                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if (left is not None and left <= 0) or not await self._stream(full).room.wait(left):
+                    raise StoreFull(f"stream `{full}` holds {self._unacked(self._stream(full))} unacknowledged "
+                                    f"entries, its bound; it stayed full for {timeout} s")
+        # From here on nothing awaits: the key and the entries land together.
+        if once is not None and not self._remember_now(once, ttl_ms):
+            return None
+        return [self._append_encoded(stream, text) for stream, text in encoded]
+
     # ---- groups ------------------------------------------------------------------
 
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
@@ -282,6 +300,9 @@ class MemoryStore(EventStore):
     # ---- idempotency -------------------------------------------------------------------
 
     async def remember(self, key: str, ttl_ms: int) -> bool:
+        return self._remember_now(key, ttl_ms)
+
+    def _remember_now(self, key: str, ttl_ms: int) -> bool:
         now = self.now_ms()
         while self._key_expiry and self._key_expiry[0][0] <= now:
             expiry, old = heapq.heappop(self._key_expiry)

@@ -76,6 +76,39 @@ return 0
 """
 
 
+# One publish: every entry appended, and the idempotency key set, in one step, or nothing.
+# KEYS: the idempotency key, then the streams; ARGV: use the key (1/0), its ttl, the bound
+# (0: none), then one encoded entry per stream. Returns the ids, false for a duplicate, or
+# {"full", stream} when a bounded stream has no room.
+_APPEND_ALL = """
+local bound = tonumber(ARGV[3])
+if bound > 0 then
+  for i = 2, #KEYS do
+    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])
+    if ok then
+      for _, group in ipairs(groups) do
+        local info = {}
+        for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
+        local lag = info['lag']
+        if not lag then
+          lag = #redis.call('XRANGE', KEYS[i], '(' .. info['last-delivered-id'], '+')
+        end
+        if info['pending'] + lag >= bound then return {'full', KEYS[i]} end
+      end
+    end
+  end
+end
+if ARGV[1] == '1' then
+  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return false end
+end
+local ids = {}
+for i = 2, #KEYS do
+  ids[#ids + 1] = redis.call('XADD', KEYS[i], '*', 'e', ARGV[i + 2])
+end
+return ids
+"""
+
+
 def _key(stream: str) -> str:
     return f"{PREFIX}s:{stream}"
 
@@ -106,6 +139,7 @@ class RedisStore(EventStore):
         self._release: Any = None
         self._bounded_append: Any = None
         self._lease: Any = None
+        self._append_all: Any = None
         self._release_lease: Any = None
 
     @property
@@ -121,6 +155,7 @@ class RedisStore(EventStore):
             self._release = self._client.register_script(_RELEASE)
             self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
             self._lease = self._client.register_script(_LEASE)
+            self._append_all = self._client.register_script(_APPEND_ALL)
             self._release_lease = self._client.register_script(_RELEASE_LEASE)
         return self._client
 
@@ -160,6 +195,28 @@ class RedisStore(EventStore):
             if added:
                 return _id(added)
             if deadline is not None and time.monotonic() >= deadline:
+                raise StoreFull(f"stream `{stream}` holds {self.max_unacked} unacknowledged entries, its bound; "
+                                f"it stayed full for {timeout} s")
+            await asyncio.sleep(self.poll)
+
+    async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
+                         timeout: float | None = None) -> list[EntryId] | None:
+        for _, entry in entries:
+            if not isinstance(entry, dict):
+                raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+        keys = [f"{PREFIX}k:{once or ''}", *(_key(stream) for stream, _ in entries)]
+        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), self.max_unacked or 0,
+                *(_encode(entry) for _, entry in entries)]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.client  # noqa: B018 - creates the client and its scripts
+            reply = await self._do(self._append_all(keys=keys, args=args))
+            if reply is None:  # the script's false: a duplicate
+                return None
+            if not reply or reply[0] != "full":
+                return [_id(i) for i in reply]
+            if deadline is not None and time.monotonic() >= deadline:
+                stream = reply[1][len(PREFIX) + 2:]
                 raise StoreFull(f"stream `{stream}` holds {self.max_unacked} unacknowledged entries, its bound; "
                                 f"it stayed full for {timeout} s")
             await asyncio.sleep(self.poll)

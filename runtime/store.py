@@ -103,6 +103,15 @@ class EventStore(abc.ABC):
         """Append an entry; wait up to `timeout` seconds (None: forever) while the stream is full."""
 
     @abc.abstractmethod
+    async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
+                         timeout: float | None = None) -> list[EntryId] | None:
+        """Append every (stream, entry) together, or none of them. With `once`, only if that
+        idempotency key is new (it is then remembered for `ttl_ms`, as `remember` would); a
+        key already remembered appends nothing and returns None. Waits up to `timeout` while
+        any of the streams is full, then raises StoreFull, having appended and remembered
+        nothing. (This is one publish: its deliveries and its idempotency key in one step.)"""
+
+    @abc.abstractmethod
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
         """Create the group if it does not exist, reading entries after `start`; creates the stream too."""
 

@@ -328,6 +328,38 @@ class StoreContract:
 
         run(store, _run)
 
+    def test_append_all_lands_together_once(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            first, second, key = name("s"), name("s"), name("key")
+            ids = await store.append_all([(first, {"n": 1}), (second, {"n": 2}), (first, {"n": 3})],
+                                         once=key, ttl_ms=10_000)
+            assert ids is not None and len(ids) == 3
+            assert [r.entry for r in await store.range(first)] == [{"n": 1}, {"n": 3}]
+            assert [r.entry for r in await store.range(second)] == [{"n": 2}]
+            # the same key again: nothing appended, None returned, and the key is remembered
+            assert await store.append_all([(first, {"n": 4})], once=key, ttl_ms=10_000) is None
+            assert await store.length(first) == 2
+            assert not await store.remember(key, 10_000)
+            # without a key, always appended; with no entries, only the key is remembered
+            assert await store.append_all([(first, {"n": 5})]) is not None
+            other = name("key")
+            assert await store.append_all([], once=other, ttl_ms=10_000) == []
+            assert not await store.remember(other, 10_000)
+
+        run(store, _run)
+
+    def test_append_all_to_a_full_stream_stores_and_remembers_nothing(self, make_store: MakeStore) -> None:
+        async def _run(store: EventStore) -> None:
+            full, free, key = name("s"), name("s"), name("key")
+            await store.ensure_group(full, name("g"))
+            await store.append(full, {"n": 0})
+            with pytest.raises(StoreFull):
+                await store.append_all([(free, {"n": 1}), (full, {"n": 2})], once=key, ttl_ms=10_000, timeout=0.05)
+            assert await store.length(free) == 0 and await store.length(full) == 1
+            assert await store.remember(key, 10_000)  # the key was not taken by the refused publish
+
+        run(make_store(max_unacked=1), _run)
+
     def test_a_lease_has_one_owner_at_a_time(self, store: EventStore) -> None:
         async def _run(store: EventStore) -> None:
             lease = name("lease")
