@@ -212,6 +212,7 @@ class Router:
         # The hot path's one lookup: per type, the answer itself or the function that finds it.
         self._dispatch: dict[str, frozenset[str] | Callable[[Any], frozenset[str]]] = {
             name: self._entry(table) for name, table in self._tables.items()}
+        setattr(self, "match", self._fast_match())  # noqa: B010 - the instance's own hot path
         self._unknown: dict[str, _Table] = {}
 
     def _prepare(self, table: _Table) -> _Table:
@@ -320,6 +321,24 @@ class Router:
         if table.fast is not None:
             return table.fast
         return lambda data: self._targets(*self._fire(table, data))
+
+    def _fast_match(self) -> Callable[[str, Any], frozenset[str]]:
+        """`match` as a closure over the dispatch dict: the same steps as the method below,
+        without its attribute lookups (a tenth of the time of a match on a small project)."""
+        get = self._dispatch.get
+        entry_for = self._entry
+        table_for = self._table
+
+        def match(event_type: str, data: Any) -> frozenset[str]:
+            entry = get(event_type)
+            if entry is None:
+                entry = entry_for(table_for(event_type))
+            if type(entry) is frozenset:
+                return entry
+            return entry(data)  # type: ignore[operator]
+
+        match.__doc__ = Router.match.__doc__
+        return match
 
     def match(self, event_type: str, data: Any) -> frozenset[str]:
         """The set of targets the event is routed to. No handler runs, nothing is stored."""
