@@ -340,6 +340,10 @@ class Builder(Transformer[Token, Any]):
         if isinstance(key, Token):
             return self._name(key, "key")
         if isinstance(key, ast.Scalar) and isinstance(key.value, str):
+            if not key.value:
+                _report(error("E0015", "a key cannot be empty", key.span, "empty key",
+                              "name the key: `order_id: id`"))
+                return None
             return ast.Name(key.value, key.span)
         return None
 
@@ -597,6 +601,11 @@ class Builder(Transformer[Token, Any]):
         values = self._list_values(lit)
         if values is None:
             return _Invalid(span)
+        for value in values:
+            if value.value is None:
+                _report(warning("W0010", "`null` in a list never matches", value.span, "never matches",
+                                "a null field counts as missing, and a missing field matches no list: "
+                                "use `missing FIELD` for that case"))
         return ast.InList(self._path(path_token), values, negated, any_element, span)
 
     def in_list(self, c: list[Any]) -> Any:
@@ -714,6 +723,7 @@ class Builder(Transformer[Token, Any]):
 
     def expect_targets(self, c: list[Any]) -> ast.Expect:
         names = [self._name(t, "target") for t in c[1:] if t.type == "IDENT"]
+        self._unique(names, "target")
         return ast.Expect(tuple(names), _span(c))
 
     def expect_nothing(self, c: list[Any]) -> ast.Expect:

@@ -154,11 +154,14 @@ CASES = [
     Case("backoff_missing_factor", "E0001", "3:37", says=("needs `initial` and `factor`",)),
     Case("order_without_by", "E0001", "3:9", says=("`order` must be followed by `by`",)),
     # ---- literals in tests and transforms
+    Case("expect_target_twice", "E0019", "6:19", says=("target `billing` given twice",)),
+    Case("empty_key", "E0015", "5:24", says=("a key cannot be empty",)),
     Case("duplicate_object_key", "E0019", "8:45"),
     Case("duplicate_with_key", "E0019", "5:50"),
     Case("list_in_in_list", "E0020", "5:28"),
     # ---- null comparisons (warnings only)
     Case("null_comparison", "W0010", "5:8", exit=0, says=("write `missing coupon`",)),
+    Case("null_in_list", "W0010", "4:29", exit=0, says=("`null` in a list never matches",)),
     Case("null_ordering", "W0010", "5:8", exit=0, says=("compare with a value",)),
     # ---- top level
     Case("garbage_top_level", "E0001", "3:1", says=("a declaration was expected",)),
