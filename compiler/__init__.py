@@ -1,1 +1,1 @@
-"""The compiler: semantic passes over the AST and dispatch tables (see issue: compiler)."""
+"""The compiler: checking passes over the resolved project, dispatch tables, the artifact, the reference interpreter."""

@@ -1,1 +1,1 @@
-"""The runtime: executes compiled dispatch tables against an event store."""
+"""The runtime: a compiled router from its artifact alone — matching, delivery, and the event stores (memory, Redis)."""
