@@ -582,10 +582,7 @@ class Engine:
         """On a shared store, other processes deliver too: wait until no async target has a
         delivery pending or unread and no retry is scheduled, whoever does the work."""
         streams = [s for n, t in self.targets.items() if t["mode"] == "async" for s in self._streams(n)]
-        while True:
-            busy = sum([await self.store.backlog(s, GROUP) for s in streams])
-            if not busy and not any(s in streams for _, s, _ in await self.store.scheduled()):
-                return
+        while not await self.store.quiet(streams, GROUP):
             await asyncio.sleep(0.02)
 
 

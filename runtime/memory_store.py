@@ -217,6 +217,13 @@ class MemoryStore(EventStore):
             return 0
         return len(g.pending) + len(s.ids) - bisect.bisect_right(s.ids, g.last_delivered)
 
+    async def quiet(self, streams: list[str], group: str) -> bool:
+        for stream in streams:
+            if await self.backlog(stream, group):
+                return False
+        wanted = set(streams)
+        return not any(name in wanted for _, _, name, _ in self._schedule)
+
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:
         s, g = self._group(stream, group)

@@ -109,6 +109,35 @@ return ids
 """
 
 
+# Whether a group has nothing left to do on some streams, in one atomic read: no entry
+# pending or unread, and no retry scheduled for them. KEYS: the schedule, then the streams;
+# ARGV: the group, then the stream names as the schedule records them.
+_QUIET = """
+for i = 2, #KEYS do
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])
+  if ok then
+    for _, group in ipairs(groups) do
+      local info = {}
+      for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
+      if info['name'] == ARGV[1] then
+        local lag = info['lag']
+        if not lag then
+          lag = #redis.call('XRANGE', KEYS[i], '(' .. info['last-delivered-id'], '+')
+        end
+        if info['pending'] + lag > 0 then return 0 end
+      end
+    end
+  end
+end
+local wanted = {}
+for i = 2, #ARGV do wanted[ARGV[i]] = true end
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if wanted[cjson.decode(member)['stream']] then return 0 end
+end
+return 1
+"""
+
+
 def _key(stream: str) -> str:
     return f"{PREFIX}s:{stream}"
 
@@ -140,6 +169,7 @@ class RedisStore(EventStore):
         self._bounded_append: Any = None
         self._lease: Any = None
         self._append_all: Any = None
+        self._quiet: Any = None
         self._release_lease: Any = None
 
     @property
@@ -156,6 +186,7 @@ class RedisStore(EventStore):
             self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
             self._lease = self._client.register_script(_LEASE)
             self._append_all = self._client.register_script(_APPEND_ALL)
+            self._quiet = self._client.register_script(_QUIET)
             self._release_lease = self._client.register_script(_RELEASE_LEASE)
         return self._client
 
@@ -287,6 +318,11 @@ class RedisStore(EventStore):
                 lag = len(await self._do(self.client.xrange(_key(stream), f"({info['last-delivered-id']}", "+")))
             return int(info["pending"]) + int(lag)
         return 0
+
+    async def quiet(self, streams: list[str], group: str) -> bool:
+        self.client  # noqa: B018 - creates the client and its scripts
+        keys = [SCHEDULE, *(_key(stream) for stream in streams)]
+        return bool(await self._do(self._quiet(keys=keys, args=[group, *streams])))
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:

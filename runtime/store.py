@@ -137,6 +137,12 @@ class EventStore(abc.ABC):
         """Entries the group has still to finish: pending, plus not yet read (0 for no such group)."""
 
     @abc.abstractmethod
+    async def quiet(self, streams: list[str], group: str) -> bool:
+        """True when, read in one atomic step, no stream has an entry the group has still to
+        finish (pending or unread) and none has a retry scheduled. (Two separate reads could
+        miss a retry moving from the schedule into its stream between them.)"""
+
+    @abc.abstractmethod
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:
         """Take over up to `count` pending entries idle at least `min_idle_ms`, oldest first;

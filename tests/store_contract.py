@@ -375,6 +375,27 @@ class StoreContract:
 
         run(store, _run)
 
+    def test_quiet_sees_pending_unread_and_scheduled_work(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, other, group = name("s"), name("s"), name("g")
+            await store.ensure_group(stream, group)
+            assert await store.quiet([stream, other], group)
+            (a,) = await fill(store, stream, 1)
+            assert not await store.quiet([stream], group)  # unread
+            await store.read(stream, group, "c1")
+            assert not await store.quiet([stream], group)  # pending
+            await store.schedule(stream, {"retry": 1}, store.now_ms() + 60_000)
+            await store.ack(stream, group, [a])
+            assert not await store.quiet([stream], group)  # a retry scheduled
+            assert await store.quiet([other], group)  # someone else's retry does not count
+            await store.release_due(now_ms=store.now_ms() + 120_000)
+            assert not await store.quiet([stream], group)  # the retry, now unread
+            (retry,) = await store.read(stream, group, "c1")
+            await store.ack(stream, group, [retry.id])
+            assert await store.quiet([stream], group)
+
+        run(store, _run)
+
     def test_backlog_counts_pending_and_unread(self, store: EventStore) -> None:
         async def _run(store: EventStore) -> None:
             stream, group, other = name("s"), name("g"), name("other")
