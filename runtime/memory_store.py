@@ -126,9 +126,6 @@ class MemoryStore(EventStore):
         pending = {i for g in stream.groups.values() for i in g.pending if i <= oldest}
         return unread + len(pending)
 
-    def _append_now(self, name: str, entry: Entry) -> EntryId:
-        return self._append_encoded(name, _encode(entry))
-
     def _append_encoded(self, name: str, encoded: str) -> EntryId:
         stream = self._stream(name)
         now = self.now_ms()
@@ -141,17 +138,9 @@ class MemoryStore(EventStore):
         return new
 
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
-        if not isinstance(entry, dict):
-            raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
-        s = self._stream(stream)
-        if self.max_unacked is not None:
-            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-            while self._unacked(s) >= self.max_unacked:
-                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
-                if (left is not None and left <= 0) or not await s.room.wait(left):
-                    raise StoreFull(f"stream `{stream}` holds {self._unacked(s)} unacknowledged entries, "
-                                    f"its bound; it stayed full for {timeout} s")
-        return self._append_now(stream, entry)
+        ids = await self.append_all([(stream, entry)], timeout=timeout)
+        assert ids is not None  # no idempotency key: never a duplicate
+        return ids[0]
 
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:

@@ -40,25 +40,6 @@ end
 return #due
 """
 
-# Append unless the stream holds `bound` entries some group has not acknowledged (pending,
-# or not yet read): the check and the append in one step, so two waiters never both get in.
-_BOUNDED_APPEND = """
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if ok then
-  for _, group in ipairs(groups) do
-    local info = {}
-    for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
-    local lag = info['lag']
-    if not lag then
-      lag = #redis.call('XRANGE', KEYS[1], '(' .. info['last-delivered-id'], '+')
-    end
-    if info['pending'] + lag >= tonumber(ARGV[2]) then return false end
-  end
-end
-return redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
-"""
-
-
 # Take a free lease, or renew one's own; 1 when held, 0 when another owner holds it.
 _LEASE = """
 local holder = redis.call('GET', KEYS[1])
@@ -76,26 +57,37 @@ return 0
 """
 
 
+# What a group (or, without a name, the busiest group) has still to finish on a stream:
+# pending plus not yet read. Shared by the scripts below.
+_UNFINISHED = """
+local function unfinished(key, name)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
+  if not ok then return 0 end
+  local most = 0
+  for _, group in ipairs(groups) do
+    local info = {}
+    for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
+    if name == nil or info['name'] == name then
+      local lag = info['lag']
+      if not lag then
+        lag = #redis.call('XRANGE', key, '(' .. info['last-delivered-id'], '+')
+      end
+      most = math.max(most, info['pending'] + lag)
+    end
+  end
+  return most
+end
+"""
+
 # One publish: every entry appended, and the idempotency key set, in one step, or nothing.
 # KEYS: the idempotency key, then the streams; ARGV: use the key (1/0), its ttl, the bound
 # (0: none), then one encoded entry per stream. Returns the ids, false for a duplicate, or
 # {"full", stream} when a bounded stream has no room.
-_APPEND_ALL = """
+_APPEND_ALL = _UNFINISHED + """
 local bound = tonumber(ARGV[3])
 if bound > 0 then
   for i = 2, #KEYS do
-    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])
-    if ok then
-      for _, group in ipairs(groups) do
-        local info = {}
-        for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
-        local lag = info['lag']
-        if not lag then
-          lag = #redis.call('XRANGE', KEYS[i], '(' .. info['last-delivered-id'], '+')
-        end
-        if info['pending'] + lag >= bound then return {'full', KEYS[i]} end
-      end
-    end
+    if unfinished(KEYS[i], nil) >= bound then return {'full', KEYS[i]} end
   end
 end
 if ARGV[1] == '1' then
@@ -112,22 +104,9 @@ return ids
 # Whether a group has nothing left to do on some streams, in one atomic read: no entry
 # pending or unread, and no retry scheduled for them. KEYS: the schedule, then the streams;
 # ARGV: the group, then the stream names as the schedule records them.
-_QUIET = """
+_QUIET = _UNFINISHED + """
 for i = 2, #KEYS do
-  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])
-  if ok then
-    for _, group in ipairs(groups) do
-      local info = {}
-      for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
-      if info['name'] == ARGV[1] then
-        local lag = info['lag']
-        if not lag then
-          lag = #redis.call('XRANGE', KEYS[i], '(' .. info['last-delivered-id'], '+')
-        end
-        if info['pending'] + lag > 0 then return 0 end
-      end
-    end
-  end
+  if unfinished(KEYS[i], ARGV[1]) > 0 then return 0 end
 end
 local wanted = {}
 for i = 2, #ARGV do wanted[ARGV[i]] = true end
@@ -166,7 +145,6 @@ class RedisStore(EventStore):
         self.poll = poll
         self._client: aioredis.Redis | None = None
         self._release: Any = None
-        self._bounded_append: Any = None
         self._lease: Any = None
         self._append_all: Any = None
         self._quiet: Any = None
@@ -183,7 +161,6 @@ class RedisStore(EventStore):
                 retry_on_error=[RedisConnectionError, RedisTimeoutError])
             self._client = aioredis.Redis(connection_pool=pool)
             self._release = self._client.register_script(_RELEASE)
-            self._bounded_append = self._client.register_script(_BOUNDED_APPEND)
             self._lease = self._client.register_script(_LEASE)
             self._append_all = self._client.register_script(_APPEND_ALL)
             self._quiet = self._client.register_script(_QUIET)
@@ -216,19 +193,11 @@ class RedisStore(EventStore):
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
         if not isinstance(entry, dict):
             raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
-        encoded = _encode(entry)
         if self.max_unacked is None:
-            return _id(await self._do(self.client.xadd(_key(stream), {"e": encoded})))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.client  # noqa: B018 - creates the client and its scripts
-            added = await self._do(self._bounded_append(keys=[_key(stream)], args=[encoded, self.max_unacked]))
-            if added:
-                return _id(added)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise StoreFull(f"stream `{stream}` holds {self.max_unacked} unacknowledged entries, its bound; "
-                                f"it stayed full for {timeout} s")
-            await asyncio.sleep(self.poll)
+            return _id(await self._do(self.client.xadd(_key(stream), {"e": _encode(entry)})))
+        ids = await self.append_all([(stream, entry)], timeout=timeout)  # the bound checked in the script
+        assert ids is not None  # no idempotency key: never a duplicate
+        return ids[0]
 
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
