@@ -35,9 +35,10 @@ import os
 import random
 import sys
 import traceback
+import types
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import attrs
@@ -308,9 +309,19 @@ class Engine:
         if function is None:
             raise DeliveryError(f"no handler for target `{target}` in this process")
         timeout = self.targets[target]["timeout_ms"] / 1000
-        if inspect.iscoroutinefunction(function):
-            return await asyncio.wait_for(function(event), timeout)
-        return await asyncio.wait_for(asyncio.to_thread(function, event), timeout)
+        if not inspect.iscoroutinefunction(function):
+            async with asyncio.timeout(timeout):
+                return await asyncio.to_thread(function, event)
+        # The handler runs in this task, not a task of its own. Its first step runs now, as
+        # `await` would run it; only if it then waits does the deadline need a timer (a
+        # handler that never waits cannot be interrupted by one anyway).
+        coroutine = function(event)
+        try:
+            waiting_on = coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        async with asyncio.timeout(timeout):
+            return await _resume(coroutine, waiting_on)
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]) -> tuple[bool, Any]:
         policy = self.targets[target]["retry"]
@@ -587,8 +598,33 @@ class Engine:
 
 
 def _delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: Any) -> Event:
+    if not transform and attempt == ev.attempt and key is None and ev.key is None:
+        return ev  # what the handler receives is the event as published
     data = apply_transform(transform, ev.data) if transform else ev.data
     return Event(ev.type, data, id=ev.id, key=key, time=ev.time, attempt=attempt, source=ev.source)
+
+
+@types.coroutine
+def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Go on running a coroutine that has already run its first step and is waiting on
+    `waiting_on`, exactly as `await` would have: what the task sends or throws in goes to
+    the coroutine, what the coroutine waits on goes to the task."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting_on = coroutine.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waiting_on = coroutine.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:

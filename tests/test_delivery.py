@@ -208,6 +208,64 @@ def test_sync_target_timeout_and_failure_reach_the_caller() -> None:
     assert [d.target for d in router.dead_letters("dlq")] == ["fraud"]
 
 
+def test_a_handler_that_waits_runs_to_its_end_in_the_publishing_task() -> None:
+    """Handlers run inside the caller's task (their first step at once, the rest under the
+    deadline): what they wait on, what they catch and what they return all behave as `await`."""
+    router = load(SHOP)
+    wire(router)
+    router.engine.handlers.pop("fraud")
+    steps: list[str] = []
+
+    @router.handler("fraud")
+    async def careful(event: Event) -> dict[str, Any]:
+        steps.append("first")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: 1 / 0)
+        except ZeroDivisionError:
+            steps.append("caught")
+        await asyncio.sleep(0.001)
+        return {"score": len(steps)}
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            receipt = await router.publish("order.created", order(1))
+            await router.drain(5)
+        return receipt
+
+    assert asyncio.run(main()).replies == {"fraud": {"score": 2}}
+    assert steps == ["first", "caught"]
+
+
+def test_cancelling_a_publish_cancels_its_waiting_sync_handler() -> None:
+    router = load(SHOP)
+    wire(router)
+    router.engine.handlers.pop("fraud")
+    seen: list[str] = []
+
+    @router.handler("fraud")
+    async def slow(event: Event) -> None:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def main() -> None:
+        async with router:
+            publishing = asyncio.create_task(router.publish("order.created", order(1)))
+            await asyncio.sleep(0.01)
+            publishing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await publishing
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert seen == ["cancelled"]
+    assert router.dead_letters("dlq") == []  # a cancelled publish is not the handler's failure
+
+
 def test_order_by_holds_a_failing_key_back_and_lets_others_flow() -> None:
     router = load(SHOP)
     calls: list[tuple[str, str, int]] = []
