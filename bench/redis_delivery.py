@@ -79,7 +79,7 @@ async def bare(url: str, count: int, db: int) -> float:
     return elapsed
 
 
-async def ours(url: str, project: str, count: int, db: int, handlers: bool = True) -> float:
+async def ours(url: str, project: str, count: int, db: int, handlers: bool = True, publishers: int = 1) -> float:
     if handlers:  # with worker processes, the caller emptied the database before starting them
         cleanup = redis.Redis.from_url(f"{url}/{db}")
         cleanup.flushdb()
@@ -90,16 +90,19 @@ async def ours(url: str, project: str, count: int, db: int, handlers: bool = Tru
             return None
         router.handler("sink")(nothing)
     async with router:
+        async def publisher(first: int) -> None:
+            for n in range(first, count, publishers):
+                await router.publish("bench.run", {"n": n})
+
         start = time.perf_counter()
-        for n in range(count):
-            await router.publish("bench.run", {"n": n})
+        await asyncio.gather(*(publisher(first) for first in range(publishers)))
         await router.drain()
         elapsed = time.perf_counter() - start
     await router.store.close()
     return elapsed
 
 
-def with_workers(url: str, project: str, count: int, workers: int, db: int) -> float:
+def with_workers(url: str, project: str, count: int, workers: int, db: int, publishers: int) -> float:
     cleanup = redis.Redis.from_url(f"{url}/{db}")
     cleanup.flushdb()
     cleanup.close()
@@ -108,7 +111,7 @@ def with_workers(url: str, project: str, count: int, workers: int, db: int) -> f
     try:
         for process in processes:
             assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        return asyncio.run(ours(url, project, count, db, handlers=False))
+        return asyncio.run(ours(url, project, count, db, handlers=False, publishers=publishers))
     finally:
         for process in processes:
             process.terminate()
@@ -119,6 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--publishers", type=int, default=64,
+                        help="concurrent publishing tasks (a service handling that many requests at once)")
     args = parser.parse_args()
     server, url = start_server()
     folder = Path(tempfile.mkdtemp())
@@ -127,15 +132,19 @@ def main() -> None:
     try:
         floor = statistics.median(asyncio.run(bare(url, args.events, 3)) for _ in range(args.rounds))
         one = statistics.median(asyncio.run(ours(url, str(project), args.events, 4)) for _ in range(args.rounds))
+        many = statistics.median(asyncio.run(ours(url, str(project), args.events, 4, publishers=args.publishers))
+                                 for _ in range(args.rounds))
         print(f"{args.events:,} events through Redis, no-op handler (medians of {args.rounds}):")
-        print(f"  bare redis-py (pipelined XADD, XREADGROUP 100, XACK)  {args.events / floor:>9,.0f} events/s")
-        print(f"  interlock, publish + deliver in one process          {args.events / one:>9,.0f} events/s"
+        print(f"  bare redis-py (pipelined XADD, XREADGROUP 100, XACK)       {args.events / floor:>9,.0f} events/s")
+        print(f"  interlock in one process, publishes one at a time         {args.events / one:>9,.0f} events/s"
               f"   = {floor / one:.2f}x the bare loop")
+        print(f"  interlock in one process, {args.publishers} concurrent publishers       "
+              f"{args.events / many:>9,.0f} events/s   = {floor / many:.2f}x the bare loop")
         for workers in (1, 2):
-            spent = statistics.median(with_workers(url, str(project), args.events, workers, 5)
+            spent = statistics.median(with_workers(url, str(project), args.events, workers, 5, args.publishers)
                                       for _ in range(args.rounds))
-            print(f"  interlock, one publisher, {workers} worker process{'es' if workers > 1 else '  '}"
-                  f"          {args.events / spent:>9,.0f} events/s")
+            print(f"  one process publishing ({args.publishers} concurrent), {workers} worker process"
+                  f"{'es' if workers > 1 else '  '}  {args.events / spent:>9,.0f} events/s")
     finally:
         server.terminate()
         server.wait()

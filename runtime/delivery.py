@@ -143,7 +143,9 @@ class Engine:
         # dead letters for their `retain` (kept forever without one).
         self.retain_delivered_ms = retain_delivered_ms
         self.housekeeping_ms = housekeeping_ms
-        self.batch = 16  # deliveries a worker reads at once; the rest go to the target's ready queue
+        # Deliveries a worker reads at once (the rest go to the target's ready queue): more from a
+        # shared store, where each read is a round trip.
+        self.batch = 128 if store.shared else 16
         # On a shared store, deliveries pending this long with a consumer (a crashed process)
         # are taken over; never less than twice a target's timeout, so live work is not stolen.
         self.claim_idle_ms = claim_idle_ms
@@ -166,6 +168,7 @@ class Engine:
         self.busy: dict[str, dict[Any, str]] = {}
         self.held: dict[str, dict[Any, deque[Record]]] = {}
         self.ready: dict[str, asyncio.Queue[Record]] = {}
+        self.acking: set[asyncio.Future[int]] = set()  # acks on their way to a shared store
 
     # ---- setup -------------------------------------------------------------------
 
@@ -205,15 +208,17 @@ class Engine:
 
     async def stop(self) -> None:
         self.running = False
-        for streams in self.owned.values():
-            for stream in streams:
-                with contextlib.suppress(StoreError):
-                    await self.store.release(f"lease.{stream}", self.consumer)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.acking:  # what was delivered is acked before its partitions are let go
+            await asyncio.wait(list(self.acking), timeout=10)
+        for streams in self.owned.values():
+            for stream in streams:
+                with contextlib.suppress(StoreError):
+                    await self.store.release(f"lease.{stream}", self.consumer)
         self.tasks = []
 
     # ---- publish -------------------------------------------------------------------
@@ -501,7 +506,23 @@ class Engine:
             if dead is not None and self.targets[target]["on_exhausted"] != "drop":
                 history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
                 await self._dead_letter(dead, ev, target, tuple(entry["routes"]), history, decision.reason)
-        await self.store.ack(stream, GROUP, [record.id])
+        if not self.store.shared:
+            await self.store.ack(stream, GROUP, [record.id])
+            self._release(target, record)
+            self._finished()
+            return
+        # On a shared store the ack is a round trip: the worker goes on while it travels
+        # (acks of many deliveries share one), and the key is released once it has landed.
+        # An ack that fails leaves the delivery pending, to be claimed and delivered again.
+        acking = asyncio.ensure_future(self.store.ack(stream, GROUP, [record.id]))
+        self.acking.add(acking)
+        acking.add_done_callback(lambda done: self._acked(target, record, done))
+
+    def _acked(self, target: str, record: Record, done: asyncio.Future[int]) -> None:
+        self.acking.discard(done)
+        if not done.cancelled() and done.exception() is not None:
+            print(f"interlock: {done.exception()}; delivery {record.id} of `{target}` stays pending",
+                  file=sys.stderr)
         self._release(target, record)
         self._finished()
 

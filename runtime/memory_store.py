@@ -188,7 +188,10 @@ class MemoryStore(EventStore):
             s, g = self._group(stream, group)
 
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
-        s, g = self._group(stream, group)
+        s = self._streams.get(stream)
+        g = s.groups.get(group) if s else None
+        if s is None or g is None:
+            return 0
         done = sum(1 for i in ids if g.pending.pop(i, None) is not None)
         if done:
             s.room.notify()

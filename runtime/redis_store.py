@@ -12,6 +12,7 @@ on one machine they agree; across machines, keep clocks in sync).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -21,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
@@ -79,25 +80,53 @@ local function unfinished(key, name)
 end
 """
 
-# One publish: every entry appended, and the idempotency key set, in one step, or nothing.
-# KEYS: the idempotency key, then the streams; ARGV: use the key (1/0), its ttl, the bound
-# (0: none), then one encoded entry per stream. Returns the ids, false for a duplicate, or
-# {"full", stream} when a bounded stream has no room.
-_APPEND_ALL = _UNFINISHED + """
-local bound = tonumber(ARGV[3])
-if bound > 0 then
-  for i = 2, #KEYS do
-    if unfinished(KEYS[i], nil) >= bound then return {'full', KEYS[i]} end
+# Publishes, each with every entry appended and its idempotency key set in one step, or
+# nothing. Concurrent publishes share one call (see `_Batch`). ARGV[1]: the bound (0: none);
+# then per publish: use the key (1/0), its ttl, its number of entries N, and N encoded
+# entries. KEYS, per publish: its idempotency key, then its N streams. Returns, per publish,
+# its ids, false for a duplicate, or {"full", stream} when a bounded stream has no room.
+_APPEND = _UNFINISHED + """
+local bound = tonumber(ARGV[1])
+local out = {}
+local k, a = 1, 2
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 2])
+  local result = nil
+  if bound > 0 then
+    for i = 1, n do
+      if unfinished(KEYS[k + i], nil) >= bound then
+        result = {'full', KEYS[k + i]}
+        break
+      end
+    end
   end
+  if result == nil and ARGV[a] == '1' then
+    if not redis.call('SET', KEYS[k], '1', 'NX', 'PX', ARGV[a + 1]) then result = false end
+  end
+  if result == nil then
+    result = {}
+    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 2 + i]) end
+  end
+  out[#out + 1] = result
+  k = k + 1 + n
+  a = a + 3 + n
 end
-if ARGV[1] == '1' then
-  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return false end
+return out
+"""
+
+# Acknowledgements of concurrent callers, in one call. KEYS: a stream per call; ARGV per
+# call: the group, the number of ids N, the N ids. Returns per call how many were pending
+# (0 when the group does not exist).
+_ACK = """
+local out = {}
+local a = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a + 1])
+  local ok, acked = pcall(redis.call, 'XACK', KEYS[k], ARGV[a], unpack(ARGV, a + 2, a + 1 + n))
+  out[k] = ok and acked or 0
+  a = a + 2 + n
 end
-local ids = {}
-for i = 2, #KEYS do
-  ids[#ids + 1] = redis.call('XADD', KEYS[i], '*', 'e', ARGV[i + 2])
-end
-return ids
+return out
 """
 
 
@@ -132,6 +161,110 @@ def _encode(entry: Entry) -> str:
         raise StoreError(f"an entry must be JSON: {exc}") from None
 
 
+class _Script:
+    """A Lua script that concurrent callers share: their keys and arguments are concatenated
+    into one call (after `header`, the arguments every call starts with) and its reply, a
+    list with one element per caller, split back."""
+
+    def __init__(self, source: str, header: tuple[Any, ...] = ()) -> None:
+        self.source = source
+        self.header = header
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+_Item = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]  # (script or None, command or (keys, args), caller)
+
+
+class _Batch:
+    """Group commit: what callers ask while a round trip is in flight goes, pipelined, in the
+    next one; calls of the same shared script become one call. A lone caller pays one round
+    trip, as before; a hundred concurrent publishes or acks pay a few. Each caller still
+    waits for its own reply, so a publish that returned is on the server."""
+
+    LIMIT = 512  # callers per round trip
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.queue: list[_Item] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def call(self, *command: Any) -> Any:
+        return await self._submit(None, command)
+
+    async def script(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        return await self._submit(script, (keys, args))
+
+    async def _submit(self, script: _Script | None, payload: tuple[Any, ...]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            # Callers left behind by a loop that was closed are gone with it.
+            self.queue = [item for item in self.queue if item[2].get_loop() is loop]
+            self.task = loop.create_task(self._flush())
+        self.queue.append((script, payload, future))
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the callers that are ready to ask, ask: they join this round trip
+        while self.queue:
+            batch, self.queue = self.queue[:self.LIMIT], self.queue[self.LIMIT:]
+            # One command per plain call, one per script whatever its callers.
+            commands: list[tuple[Any, ...]] = []
+            shared: dict[_Script, list[_Item]] = {}
+            for item in batch:
+                if item[0] is None:
+                    commands.append(item[1])
+                else:
+                    shared.setdefault(item[0], []).append(item)
+            for script, items in shared.items():
+                keys = [key for _, (k, _a), _f in items for key in k]
+                args = [*script.header, *(arg for _, (_k, a), _f in items for arg in a)]
+                commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
+            try:
+                replies = await self._execute(commands, {script.sha: script.source for script in shared})
+            except Exception as exc:  # the whole round trip failed: every caller hears of it
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except BaseException:  # cancelled with its loop: so are its callers
+                for _, _, future in batch:
+                    future.cancel()
+                raise
+            plain = iter(replies)
+            for script, _, future in batch:
+                if script is None:
+                    _settle(future, next(plain))
+            for items, reply in zip(shared.values(), replies[len(replies) - len(shared):], strict=True):
+                for number, (_, _, future) in enumerate(items):
+                    _settle(future, reply if isinstance(reply, Exception) else reply[number])
+            await asyncio.sleep(0)  # the callers just answered may ask again at once: in the next trip
+
+    async def _execute(self, commands: list[tuple[Any, ...]], sources: dict[str, str]) -> list[Any]:
+        client = self.store.client
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = list(await self.store._do(pipe.execute(raise_on_error=False)))
+        for number, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # the server restarted, or its scripts were flushed
+                await self.store._do(client.script_load(sources[commands[number][1]]))
+                try:
+                    replies[number] = await self.store._do(client.execute_command(*commands[number]))  # type: ignore[no-untyped-call]
+                except ResponseError as exc:
+                    replies[number] = exc
+        return replies
+
+
+def _settle(future: asyncio.Future[Any], reply: Any) -> None:
+    if future.done():
+        return  # its caller was cancelled; the command ran all the same
+    if isinstance(reply, Exception):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)
+
+
 class RedisStore(EventStore):
     """The contract of `runtime/store.py` on a Redis server: `RedisStore("redis://127.0.0.1:6379/0")`."""
 
@@ -146,9 +279,11 @@ class RedisStore(EventStore):
         self._client: aioredis.Redis | None = None
         self._release: Any = None
         self._lease: Any = None
-        self._append_all: Any = None
         self._quiet: Any = None
         self._release_lease: Any = None
+        self._batch = _Batch(self)
+        self._append_script = _Script(_APPEND, header=(max_unacked or 0,))
+        self._ack_script = _Script(_ACK)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -162,7 +297,6 @@ class RedisStore(EventStore):
             self._client = aioredis.Redis(connection_pool=pool)
             self._release = self._client.register_script(_RELEASE)
             self._lease = self._client.register_script(_LEASE)
-            self._append_all = self._client.register_script(_APPEND_ALL)
             self._quiet = self._client.register_script(_QUIET)
             self._release_lease = self._client.register_script(_RELEASE_LEASE)
         return self._client
@@ -194,7 +328,7 @@ class RedisStore(EventStore):
         if not isinstance(entry, dict):
             raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
         if self.max_unacked is None:
-            return _id(await self._do(self.client.xadd(_key(stream), {"e": _encode(entry)})))
+            return _id(await self._batch.call("XADD", _key(stream), "*", "e", _encode(entry)))
         ids = await self.append_all([(stream, entry)], timeout=timeout)  # the bound checked in the script
         assert ids is not None  # no idempotency key: never a duplicate
         return ids[0]
@@ -205,12 +339,11 @@ class RedisStore(EventStore):
             if not isinstance(entry, dict):
                 raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
         keys = [f"{PREFIX}k:{once or ''}", *(_key(stream) for stream, _ in entries)]
-        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), self.max_unacked or 0,
+        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), len(entries),
                 *(_encode(entry) for _, entry in entries)]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self.client  # noqa: B018 - creates the client and its scripts
-            reply = await self._do(self._append_all(keys=keys, args=args))
+            reply = await self._batch.script(self._append_script, keys, args)
             if reply is None:  # the script's false: a duplicate
                 return None
             if not reply or reply[0] != "full":
@@ -262,7 +395,9 @@ class RedisStore(EventStore):
         if not ids:
             return 0
         try:
-            return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
+            if len(ids) > 1000:  # more than a script's arguments can unpack at once
+                return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
+            return int(await self._batch.script(self._ack_script, [_key(stream)], [group, len(ids), *map(str, ids)]))
         except ResponseError:
             return 0
 
@@ -364,7 +499,7 @@ class RedisStore(EventStore):
 
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
         member = json.dumps({"stream": stream, "entry": _encode(entry), "token": uuid.uuid4().hex})
-        await self._do(self.client.zadd(SCHEDULE, {member: due_ms}))
+        await self._batch.call("ZADD", SCHEDULE, due_ms, member)
 
     async def release_due(self, *, now_ms: int | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms

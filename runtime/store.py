@@ -126,7 +126,8 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
-        """Acknowledge pending entries; returns how many were pending (others are ignored)."""
+        """Acknowledge pending entries; returns how many were pending (others are ignored, and
+        on a stream or group that does not exist, all are: 0, as Redis's XACK)."""
 
     @abc.abstractmethod
     async def pending(self, stream: str, group: str) -> list[Pending]:

@@ -918,3 +918,47 @@ class StoreContract:
             assert owners == {i: consumer for consumer, ids in got.items() for i in ids}
 
         run(store, _run)
+
+    def test_concurrent_publishes_and_acks_each_get_their_own_answer(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            streams, group, key = [name("a"), name("b")], name("g"), name("k")
+            for stream in streams:
+                await store.ensure_group(stream, group)
+
+            async def publish(n: int) -> list[EntryId] | None:
+                entries = [(stream, {"n": n}) for stream in streams]
+                return await store.append_all(entries, once=f"{key}-{n % 100}", ttl_ms=60_000)
+
+            # 100 keys, the first 50 published twice at once: one of each pair lands, whole.
+            answers = await asyncio.gather(*(publish(n) for n in range(150)))
+            for n in range(50):
+                assert (answers[n] is None) != (answers[n + 100] is None)
+            landed = [ids for ids in answers if ids is not None]
+            assert len(landed) == 100 and all(len(ids) == 2 for ids in landed)
+            for number, stream in enumerate(streams):
+                records = await store.range(stream)
+                assert sorted(ids_of(records)) == sorted(ids[number] for ids in landed)
+                assert sorted(r.entry["n"] % 100 for r in records) == list(range(100))
+            read = await store.read(streams[0], group, "c", count=200)
+            acks = await asyncio.gather(*(store.ack(streams[0], group, [r.id]) for r in read))
+            assert acks == [1] * 100
+            again = await asyncio.gather(*(store.ack(streams[0], group, [r.id]) for r in read[:10]),
+                                         store.ack(streams[0], name("no-group"), [read[0].id]))
+            assert again == [0] * 11
+            assert await store.pending(streams[0], group) == []
+
+        run(store, _run)
+
+    def test_concurrent_appends_to_a_full_stream_wait_or_are_refused_each(self, make_store: MakeStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, group = name("s"), name("g")
+            await store.ensure_group(stream, group)
+            outcomes = await asyncio.gather(*(store.append(stream, {"n": n}, timeout=0.1) for n in range(6)),
+                                            return_exceptions=True)
+            stored = [o for o in outcomes if isinstance(o, EntryId)]
+            refused = [o for o in outcomes if isinstance(o, StoreFull)]
+            assert len(stored) == 3 and len(refused) == 3, outcomes
+            assert sorted(r.entry["n"] for r in await store.range(stream)) == sorted(
+                n for n, o in enumerate(outcomes) if isinstance(o, EntryId))
+
+        run(make_store(max_unacked=3), _run)
