@@ -155,6 +155,8 @@ class Engine:
         self.partitions = partitions
         self.lease_ms = lease_ms
         self.owned: dict[str, list[str]] = {}
+        self.leaving: dict[str, set[str]] = {}  # partitions being handed over to another instance
+        self.inflight: dict[str, int] = {}  # per partition: deliveries read and not yet done with
         self.reading: dict[str, asyncio.Lock] = {}
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
@@ -200,7 +202,7 @@ class Engine:
                 continue
             self.busy[name], self.held[name], self.ready[name] = {}, {}, asyncio.Queue()
             if self._partitioned(name):
-                self.owned[name] = []
+                self.owned[name], self.leaving[name] = [], set()
                 self.tasks.append(asyncio.create_task(self._keeper(name)))
             for number in range(max(target["concurrency"], 1)):
                 self.tasks.append(asyncio.create_task(self._worker(name, f"{self.consumer}-{number}")))
@@ -215,9 +217,10 @@ class Engine:
                 await task
         if self.acking:  # what was delivered is acked before its partitions are let go
             await asyncio.wait(list(self.acking), timeout=10)
-        for streams in self.owned.values():
-            for stream in streams:
-                with contextlib.suppress(StoreError):
+        for target, streams in self.owned.items():
+            with contextlib.suppress(StoreError):
+                await self.store.members(f"members.{target}", self.consumer, 0)
+                for stream in streams:
                     await self.store.release(f"lease.{stream}", self.consumer)
         self.tasks = []
 
@@ -354,24 +357,70 @@ class Engine:
     # ---- workers -------------------------------------------------------------------
 
     async def _keeper(self, target: str) -> None:
-        """Hold the leases of as many partitions of an ordered target as are free, renewing
-        them; on taking one over, first take its pending deliveries (they come before what is
-        unread), then leave the rest to the workers."""
+        """Share an ordered target's partitions with the other live instances, each holding
+        the lease of the partitions it is given, renewing them.
+
+        Every instance with a handler for the target beats in its membership; with the live
+        members sorted, partition p belongs to member p mod n. On taking a partition, its
+        pending deliveries are claimed first (they come before what is unread). A partition
+        this instance should no longer hold (another instance came up) is handed over with
+        care, so that one key is never delivered by two instances at once, nor out of order:
+        the instance finishes the deliveries it has read and their retries, leaves every new
+        delivery pending, and lets the lease go once none of its keys is left; the next
+        holder claims what was left pending first."""
         owned = self.owned[target]
+        leaving = self.leaving[target]
+        streams = self._streams(target)
         while self.running:
-            for stream in self._streams(target):
-                try:
+            try:
+                members = await self.store.members(f"members.{target}", self.consumer, self.lease_ms)
+                mine = members.index(self.consumer) if self.consumer in members else 0
+                for number, stream in enumerate(streams):
+                    if number % max(len(members), 1) == mine:
+                        leaving.discard(stream)  # given back to this instance while it was leaving
+                    elif stream in owned:
+                        leaving.add(stream)
+                    if stream in leaving and not self._started_keys(target, stream):
+                        # No read of the partition may be under way: what it took would be
+                        # pending here after the next holder has claimed what was.
+                        async with self.reading.setdefault(target, asyncio.Lock()):
+                            done = not self._started_keys(target, stream)  # a read may have brought retries
+                            if done:
+                                owned.remove(stream)
+                                leaving.discard(stream)
+                        if done:
+                            await self.store.release(f"lease.{stream}", self.consumer)
+                            continue
+                    if number % max(len(members), 1) != mine and stream not in owned:
+                        continue
                     held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
                     if held and stream not in owned:
                         taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, count=10_000)
                         for record in taken:
+                            self._taken(stream)
                             self.ready[target].put_nowait(record)
                         owned.append(stream)
                     elif not held and stream in owned:
-                        owned.remove(stream)
-                except StoreError as exc:
-                    print(f"interlock: {exc}", file=sys.stderr)
+                        owned.remove(stream)  # lost (this instance stalled longer than the lease)
+                        leaving.discard(stream)
+            except StoreError as exc:
+                print(f"interlock: {exc}", file=sys.stderr)
             await asyncio.sleep(self.lease_ms / 3000)
+
+    def _taken(self, stream: str) -> None:
+        self.inflight[stream] = self.inflight.get(stream, 0) + 1
+
+    def _settled(self, target: str, record: Record) -> None:
+        """A delivery of a partition read by this instance is done with (acked, or left pending)."""
+        if self._partitioned(target):
+            stream = self._stream(target, record.entry.get("key"))
+            self.inflight[stream] -= 1
+
+    def _started_keys(self, target: str, stream: str) -> bool:
+        """Whether this instance still has deliveries of the partition in hand, or keys of it
+        that are waiting for a retry."""
+        return self.inflight.get(stream, 0) > 0 or any(
+            self._stream(target, key) == stream for key in self.busy[target])
 
     async def _worker(self, target: str, consumer: str) -> None:
         ready = self.ready[target]
@@ -441,8 +490,13 @@ class Engine:
             except StoreError as exc:
                 print(f"interlock: {exc}", file=sys.stderr)
                 continue
+            if stream in self.leaving[target]:
+                # Handing the partition over: only retries of what this instance started go on
+                # here; new deliveries stay pending, for the next holder to claim first.
+                records = [record for record in records if record.entry["attempt"] > 1]
             if records:
                 for record in records:
+                    self._taken(stream)
                     self.ready[target].put_nowait(record)
                 return turn + offset + 1
         return turn
@@ -500,6 +554,7 @@ class Engine:
                 await self.store.schedule(stream, {**entry, "attempt": entry["attempt"] + 1, "errors": errors},
                                           now + decision.delay_ms)
                 await self.store.ack(stream, GROUP, [record.id])
+                self._settled(target, record)
                 self._finished()
                 return  # the key stays held until the retry's outcome
             dead = self.targets[target]["dead_letter"]
@@ -508,6 +563,7 @@ class Engine:
                 await self._dead_letter(dead, ev, target, tuple(entry["routes"]), history, decision.reason)
         if not self.store.shared:
             await self.store.ack(stream, GROUP, [record.id])
+            self._settled(target, record)
             self._release(target, record)
             self._finished()
             return
@@ -523,6 +579,7 @@ class Engine:
         if not done.cancelled() and done.exception() is not None:
             print(f"interlock: {done.exception()}; delivery {record.id} of `{target}` stays pending",
                   file=sys.stderr)
+        self._settled(target, record)
         self._release(target, record)
         self._finished()
 

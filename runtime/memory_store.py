@@ -98,6 +98,7 @@ class MemoryStore(EventStore):
         self._scheduled_count = 0
         self._keys: dict[str, int] = {}
         self._leases: dict[str, tuple[str, int]] = {}
+        self._members: dict[str, dict[str, int]] = {}
         self._key_expiry: list[tuple[int, str]] = []
 
     def now_ms(self) -> int:
@@ -327,3 +328,11 @@ class MemoryStore(EventStore):
         holder = self._leases.get(name)
         if holder is not None and holder[0] == owner:
             del self._leases[name]
+
+    async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
+        now = self.now_ms()
+        live = self._members.setdefault(name, {})
+        live[owner] = now + ttl_ms
+        for who in [who for who, until in live.items() if until <= now]:
+            del live[who]
+        return sorted(live)

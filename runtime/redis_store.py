@@ -52,6 +52,20 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
 
+# Heartbeats in memberships (sorted sets scored by expiry), of concurrent callers in one
+# call: each owner recorded, the expired dropped, the live listed. KEYS: a membership per
+# call; ARGV per call: now, the owner's expiry, the owner.
+_MEMBERS = """
+local out = {}
+for k = 1, #KEYS do
+  local a = 3 * (k - 1)
+  redis.call('ZADD', KEYS[k], ARGV[a + 2], ARGV[a + 3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', ARGV[a + 1])
+  out[k] = redis.call('ZRANGE', KEYS[k], 0, -1)
+end
+return out
+"""
+
 _RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -284,6 +298,7 @@ class RedisStore(EventStore):
         self._batch = _Batch(self)
         self._append_script = _Script(_APPEND, header=(max_unacked or 0,))
         self._ack_script = _Script(_ACK)
+        self._members_script = _Script(_MEMBERS)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -532,3 +547,8 @@ class RedisStore(EventStore):
     async def release(self, name: str, owner: str) -> None:
         self.client  # noqa: B018 - creates the client and its scripts
         await self._do(self._release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))
+
+    async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
+        now = self.now_ms()
+        live = await self._batch.script(self._members_script, [f"{PREFIX}m:{name}"], [now, now + ttl_ms, owner])
+        return sorted(live)

@@ -193,6 +193,12 @@ class EventStore(abc.ABC):
     async def release(self, name: str, owner: str) -> None:
         """Give the lease up, if `owner` holds it."""
 
+    @abc.abstractmethod
+    async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
+        """Heartbeat in the membership `name`: `owner` counts as live for `ttl_ms` from now
+        (0: it leaves at once). Returns the live owners, sorted (Redis: a sorted set scored
+        by expiry, trimmed and read in one script)."""
+
     #: Whether other processes share this store (their workers deliver what this one publishes).
     shared = False
 

@@ -962,3 +962,21 @@ class StoreContract:
                 n for n, o in enumerate(outcomes) if isinstance(o, EntryId))
 
         run(make_store(max_unacked=3), _run)
+
+    # -- memberships ----------------------------------------------------------------------------
+
+    def test_members_are_the_owners_that_keep_beating(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            group = name("members")
+            assert await store.members(group, "b", 150) == ["b"]
+            assert await store.members(group, "a", 150) == ["a", "b"]
+            assert await store.members(name("other"), "c", 150) == ["c"]  # memberships are apart
+            await asyncio.sleep(0.1)
+            assert await store.members(group, "a", 150) == ["a", "b"]
+            await asyncio.sleep(0.1)  # b stopped beating 200 ms ago
+            assert await store.members(group, "a", 150) == ["a"]
+            assert await store.members(group, "b", 0) == ["a"]  # 0: leaves at once
+            concurrent = await asyncio.gather(*(store.members(group, f"m{n}", 1000) for n in range(5)))
+            assert concurrent[-1] == sorted(["a", *(f"m{n}" for n in range(5))])
+
+        run(store, _run)

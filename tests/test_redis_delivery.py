@@ -31,10 +31,10 @@ route keyed { on keyed.* to ordered }
 """
 
 
-def _workers(url: str, project: Path) -> list[subprocess.Popen[str]]:
+def _workers(url: str, project: Path, names: tuple[str, ...] = ("a", "b")) -> list[subprocess.Popen[str]]:
     workers = [subprocess.Popen([sys.executable, str(WORKER), url, str(project), name, str(seed)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-               for name, seed in (("a", 1), ("b", 2))]
+               for seed, name in enumerate(names, 1)]
     for worker in workers:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
     return workers
@@ -84,9 +84,14 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
         client.close()
 
 
+def _lease_holders(client: redis.Redis, partitions: int) -> list[bytes | None]:
+    return [client.get(f"interlock:l:lease.deliveries.ordered.p{p}") for p in range(partitions)]
+
+
 def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) -> None:
     """Two worker processes share an ordered target; its handler fails at random, so
-    deliveries are retried: each key's events are still handled in publish order."""
+    deliveries are retried: each key's events are still handled in publish order, and
+    the two processes share the partitions (the first one up hands half of them over)."""
     url = redis_url.rsplit("/", 1)[0] + "/2"
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -94,6 +99,12 @@ def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) ->
     project.write_text(PROJECT)
     workers = _workers(url, project)
     try:
+        deadline = time.monotonic() + 15
+        while len(set(_lease_holders(client, 4)) - {None}) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holders = _lease_holders(client, 4)
+        assert None not in holders and len(set(holders)) == 2, holders
+        assert holders[0] == holders[2] and holders[1] == holders[3]  # partition p to member p mod 2
         publisher = interlock.load(str(project), store=url, partitions=4)
 
         async def publish() -> None:
@@ -110,6 +121,47 @@ def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) ->
             assert handled == sorted(handled), (key, handled)
             expected = [n for n in range(key, 200, 7) if f"keyed-{n}" not in dead]
             assert handled == expected, (key, handled, expected)
+        # keys 0 and 2 hash to partition 1, key 4 to 0: both processes had work
+        assert int(client.get("test:count:a") or 0) > 0 and int(client.get("test:count:b") or 0) > 0
+    finally:
+        _stop(workers)
+        client.close()
+
+
+def test_partitions_are_handed_over_mid_stream_in_order(redis_url: str, tmp_path: Path) -> None:
+    """A second worker process comes up while the first delivers an ordered target, with
+    retries under way: half the partitions move to it, and no key is delivered out of
+    order or lost on the way."""
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    project = tmp_path / "keyed.route"
+    project.write_text(PROJECT)
+    workers = _workers(url, project, ("a",))
+    COUNT = 1000  # noqa: N806
+    try:
+        publisher = interlock.load(str(project), store=url, partitions=4)
+
+        async def publish() -> None:
+            async with publisher:
+                for n in range(COUNT):  # faster than `a` alone delivers: each key has deliveries queued
+                    await publisher.publish("keyed.run", {"k": n % 7, "n": n}, id=f"keyed-{n}")
+                    if n == 100:
+                        workers.extend(_workers(url, project, ("b",)))
+                    if n % 20 == 19:
+                        await asyncio.sleep(0.005)
+                await publisher.drain(60)
+            await publisher.store.close()
+
+        asyncio.run(publish())
+        dead = {entry.event.id for entry in publisher.dead_letters("dlq")}
+        for key in range(7):
+            handled = [int(n) for n in client.lrange(f"test:order:{key}", 0, -1)]
+            expected = [n for n in range(key, COUNT, 7) if f"keyed-{n}" not in dead]
+            assert handled == expected, (key, handled, expected)
+        assert int(client.get("test:count:b") or 0) > 0  # the newcomer took partitions over
+        holders = _lease_holders(client, 4)
+        assert len(set(holders)) == 2, holders
     finally:
         _stop(workers)
         client.close()
