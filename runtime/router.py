@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -57,6 +57,7 @@ class _Rule:
     route: int
     branch: int | None
     check: Predicate | None
+    quick: Predicate | None = None  # `check` for data that is a plain dict (see `_quick`)
 
 
 class _FieldIndex:
@@ -129,6 +130,68 @@ class _Table:
         self.fast: Callable[[Any], frozenset[str]] | None = None
 
 
+_Hit = tuple[int, tuple[tuple[int, Predicate], ...]]  # see Router._generate
+_MEMO = 4096  # answers a table's generated code keeps, by the mask of what fired
+
+
+class _Answers:
+    """A table's answer as a function of a bit mask, the state of its generated code.
+
+    A bit per target that a conditional route of the table leads to (a route that fires sets
+    the bits of its targets), and per `choose` a run of bits, one per branch in order (a branch
+    that fires sets its bit; the lowest set bit of the run is the branch that wins). `resolve`
+    turns a mask into the answer and remembers it, for up to _MEMO masks."""
+
+    def __init__(self, base: frozenset[str], route_targets: list[frozenset[str]],
+                 branch_targets: list[list[frozenset[str]]]) -> None:
+        self.base = base  # the unconditional routes' targets, in every answer
+        self.route_targets = route_targets
+        self.branch_targets = branch_targets
+        self.meaning: list[str | tuple[int, int]] = []  # per bit: a target, or (choose, branch)
+        self.targets: dict[str, int] = {}
+        self.runs: dict[int, int] = {}  # choose -> the bit of its branch 0
+        self.memo: dict[int, frozenset[str]] = {}
+
+    def route(self, route: int) -> int:
+        mask = 0
+        for target in self.route_targets[route]:
+            if target in self.base:
+                continue
+            if target not in self.targets:
+                self.targets[target] = 1 << len(self.meaning)
+                self.meaning.append(target)
+            mask |= self.targets[target]
+        return mask
+
+    def branch(self, route: int, branch: int) -> int:
+        if route not in self.runs:
+            self.runs[route] = len(self.meaning)
+            self.meaning += [(route, b) for b in range(len(self.branch_targets[route]))]
+        return 1 << (self.runs[route] + branch)
+
+    def resolve(self, mask: int) -> frozenset[str]:
+        found = set(self.base)
+        decided: set[int] = set()
+        rest = mask
+        while rest:  # the set bits, lowest first
+            bit = rest & -rest
+            rest ^= bit
+            what = self.meaning[bit.bit_length() - 1]
+            if isinstance(what, str):
+                found.add(what)
+            elif what[0] not in decided:  # the first branch of its choose that fired
+                decided.add(what[0])
+                found |= self.branch_targets[what[0]][what[1]]
+        answer = frozenset(found)
+        if len(self.memo) < _MEMO:
+            self.memo[mask] = answer
+        return answer
+
+
+def _indent(lines: list[str], width: int) -> list[str]:
+    return [" " * width + line for line in lines]
+
+
 @attrs.frozen
 class Verdict:
     """One predicate of an explanation: its source text, the values it saw, and its verdict."""
@@ -191,7 +254,8 @@ class Router:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
-        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"])) for r in dispatch["rules"]]
+        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"]), _quick(r["check"]))
+                       for r in dispatch["rules"]]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
                          [self._rules[number] for number in t["scan"]])
@@ -222,78 +286,134 @@ class Router:
             table.fast = self._generate(table)
         return table
 
-    def _generate(self, table: _Table) -> Callable[[Any], frozenset[str]] | None:
+    def _generate(self, table: _Table) -> Callable[[Any], frozenset[str]]:
         """Python source for one table's matching, compiled once at load (as Jinja does for
-        templates): each field's lookup inlined, each rule's targets a constant. Tables with a
-        `choose` keep the general path (first-match needs the branch bookkeeping)."""
-        rules = [r for f in table.fields for hits in f.eq.values() for r in hits]
-        rules += [r for f in table.fields for _, t in f.prefixes for hits in t.values() for r in hits]
-        rules += [r for f in table.fields for slot in f.slots for r in slot]
-        if table.chosen or any(self._rules[r].branch is not None for r in rules) or any(
-                rule.branch is not None for rule in table.scan):
-            return None
+        templates): each field's lookup inlined, each rule's effect a constant bit mask.
+
+        The function ORs into `m` the bits of the rules that fire (`_Answers`: a bit per
+        target, and per `choose` a run of bits in branch order, whose lowest set bit is the
+        branch that wins), then turns `m` into the answer with one dict lookup, so no set is
+        built per event. Data that is not a plain dict takes the general path (`_fire`)."""
+        answers = _Answers(self._targets(table.fired, {}), self._route_targets, self._branch_targets)
+        start = 0
+        for route, branch in table.chosen.items():
+            start |= answers.branch(route, branch)
+
+        def bits(rule: _Rule) -> int:
+            """What the rule sets when it fires; 0 when that cannot change the answer."""
+            if rule.branch is None:
+                return answers.route(rule.route)
+            if table.chosen.get(rule.route, rule.branch + 1) <= rule.branch:
+                return 0  # an unconditional branch at or before this one always wins
+            return answers.branch(rule.route, rule.branch)
+
+        def hit(numbers: Iterable[int]) -> _Hit | None:
+            """One lookup's hit: the bits of its rules without a check, and (bits, check) of the others."""
+            always, checked = 0, []
+            for number in numbers:
+                rule = self._rules[number]
+                value = bits(rule)
+                check = rule.check if rule.quick is None else rule.quick
+                if value and check is None:
+                    always |= value
+                elif value and check is not None:
+                    checked.append((value, check))
+            return (always, tuple(checked)) if always or checked else None
+
+        def fire(found: Iterable[_Hit | None]) -> tuple[Callable[[_Hit], Any], list[str]]:
+            """How an index stores its hits, and the code that ORs in the bits of one (`h`)."""
+            if all(h is None or not h[1] for h in found):  # no check anywhere: a hit is its bits
+                return (lambda h: h[0]), ["m |= h"]
+            return (lambda h: h), ["u, c = h", "m |= u", "if c:", "    for b, f in c:", "        if f(data):",
+                                   "            m |= b"]
+
         names: dict[str, Any] = {"_B": _BOOL, "values_at": values_at, "scalars": scalars,
-                                 "BASE": self._targets(table.fired, {})}
-        lines = ["def match(data):", "    out = BASE", "    direct = type(data) is dict"]
-
-        def fire(rule_name: str, check_name: str, indent: str) -> list[str]:
-            return [f"{indent}if {check_name} is None or {check_name}(data):",
-                    f"{indent}    out = out | {rule_name}"]
-
+                                 "bisect_left": bisect.bisect_left, "SLOW": self._general(table),
+                                 "MEMO": answers.memo, "RESOLVE": answers.resolve}
+        lines = ["def match(data):",
+                 "    if type(data) is not dict:",
+                 "        return SLOW(data)",
+                 f"    m = {start}"]
         for number, field in enumerate(table.fields):
-            names[f"F{number}"] = field
-            names[f"EQ{number}"] = {key: tuple((self._route_targets[self._rules[r].route], self._rules[r].check)
-                                               for r in hits) for key, hits in field.eq.items()}
-            if field.field is not None:
-                lines += [f"    v = data.get({field.field!r}) if direct else None",
-                          "    if v is not None:",
-                          "        for x in (v if type(v) is list else (v,)):"]
-            else:
-                lines += [f"    for x in scalars(values_at(data, F{number}.path)):"]
-            body = "            " if field.field is not None else "        "
-
-            def pairs(hits: tuple[int, ...]) -> tuple[tuple[frozenset[str], Predicate | None], ...]:
-                return tuple((self._route_targets[self._rules[r].route], self._rules[r].check) for r in hits)
-
-            lines += [f"{body}t = type(x)"]
-            if field.eq:
-                names[f"EQ{number}"] = {key: pairs(hits) for key, hits in field.eq.items()}
-                lines += [f"{body}if t is str or t is int or t is float:",  # the hash lookup, inlined
-                          f"{body}    hits = EQ{number}.get(x)",
-                          f"{body}elif t is bool:",
-                          f"{body}    hits = EQ{number}.get((_B, x))",
-                          f"{body}else:",
-                          f"{body}    continue",
-                          f"{body}if hits:",
-                          f"{body}    for targets, check in hits:",
-                          *fire("targets", "check", body + "        ")]
-            if field.prefixes:
-                names[f"PRE{number}"] = [(length, {p: pairs(h) for p, h in table.items()})
-                                         for length, table in field.prefixes]
-                lines += [f"{body}if t is str:",  # one lookup per distinct prefix length
-                          f"{body}    for length, table in PRE{number}:",
-                          f"{body}        if length > len(x):",
-                          f"{body}            break",
-                          f"{body}        hits = table.get(x[:length])",
-                          f"{body}        if hits:",
-                          f"{body}            for targets, check in hits:",
-                          *fire("targets", "check", body + "                ")]
-            if field.bounds:
+            body: list[str] = []  # the tests of one value `x`, of type `t`
+            eq = {key: h for key, numbers in field.eq.items() if (h := hit(numbers)) is not None}
+            if eq:
+                form, code = fire(eq.values())
+                names[f"EQ{number}"] = {key: form(h) for key, h in eq.items()}
+                kinds = [test for test, present in (
+                    ("t is str", any(type(key) is str for key in eq)),
+                    ("t is int or t is float", any(type(key) is int or type(key) is float for key in eq)))
+                    if present]
+                if kinds:  # the hash lookup, inlined, for the kinds of values the index holds
+                    body += [f"if {' or '.join(kinds)}:",
+                             f"    h = EQ{number}.get(x)",
+                             "    if h is not None:",
+                             *_indent(code, 8)]
+                if any(type(key) is tuple for key in eq):  # booleans, keyed apart from 0 and 1
+                    body += [f"{'elif' if kinds else 'if'} t is bool:",
+                             f"    h = EQ{number}.get((_B, x))",
+                             "    if h is not None:",
+                             *_indent(code, 8)]
+            prefixes: list[str] = []
+            for position, (length, by_prefix) in enumerate(field.prefixes):
+                found = {p: h for p, numbers in by_prefix.items() if (h := hit(numbers)) is not None}
+                if found:  # one lookup per distinct prefix length (a shorter string is no key)
+                    form, code = fire(found.values())
+                    names[f"PRE{number}_{position}"] = {p: form(h) for p, h in found.items()}
+                    prefixes += [f"    h = PRE{number}_{position}.get(x[:{length}])",
+                                 "    if h is not None:",
+                                 *_indent(code, 8)]
+            if prefixes:
+                body += ["if t is str:", *prefixes]
+            slots = [hit(slot) for slot in field.slots]
+            if any(h is not None for h in slots):  # sorted boundaries; NaN is in no range
+                form, code = fire(slots)
                 names[f"BOUNDS{number}"] = field.bounds
-                names[f"SLOTS{number}"] = [pairs(slot) for slot in field.slots]
-                names["bisect_left"] = bisect.bisect_left
-                lines += [f"{body}if (t is int or t is float) and x == x:",  # sorted boundaries
-                          f"{body}    i = bisect_left(BOUNDS{number}, x)",
-                          f"{body}    slot = 2 * i + (1 if i < {len(field.bounds)} and BOUNDS{number}[i] == x else 0)",
-                          f"{body}    for targets, check in SLOTS{number}[slot]:",
-                          *fire("targets", "check", body + "        ")]
+                names[f"SLOTS{number}"] = [None if h is None else form(h) for h in slots]
+                body += ["if (t is int or t is float) and x == x:",
+                         f"    i = bisect_left(BOUNDS{number}, x)",
+                         f"    h = SLOTS{number}[2 * i + 1 if i < {len(field.bounds)} and BOUNDS{number}[i] == x"
+                         " else 2 * i]",
+                         "    if h is not None:",
+                         *_indent(code, 8)]
+            if not body:
+                continue
+            if field.field is not None:  # the common case: a top-level field, a value or a list of them
+                lines += [f"    x = data.get({field.field!r})",
+                          "    if x is not None:",
+                          "        t = type(x)",
+                          "        if t is list:",
+                          "            for x in x:",
+                          "                t = type(x)",
+                          *_indent(body, 16),
+                          "        else:",
+                          *_indent(body, 12)]
+            else:
+                names[f"PATH{number}"] = field.path
+                lines += [f"    for x in scalars(values_at(data, PATH{number})):",
+                          "        t = type(x)",
+                          *_indent(body, 8)]
         for number, rule in enumerate(table.scan):
-            names[f"S{number}"] = rule.check
-            names[f"ST{number}"] = self._route_targets[rule.route]
-            lines += fire(f"ST{number}", f"S{number}", "    ")
-        lines.append("    return out")
+            value = bits(rule)
+            check = rule.check if rule.quick is None else rule.quick
+            if value and check is None:
+                lines.append(f"    m |= {value}")
+            elif value:
+                names[f"SCAN{number}"] = check
+                lines += [f"    if SCAN{number}(data):",
+                          f"        m |= {value}"]
+        names["START"] = answers.resolve(start)  # after every bit is given out
+        lines += ["    if not m:" if not start else f"    if m == {start}:",
+                  "        return START",
+                  "    try:",
+                  "        return MEMO[m]",
+                  "    except KeyError:",
+                  "        return RESOLVE(m)"]
         exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
         return names["match"]  # type: ignore[no-any-return]
+
+    def _general(self, table: _Table) -> Callable[[Any], frozenset[str]]:
+        return lambda data: self._targets(*self._fire(table, data))
 
     def _targets(self, fired: set[int], chosen: dict[int, int]) -> frozenset[str]:
         targets: set[str] = set()
@@ -320,7 +440,7 @@ class Router:
             return table.constant
         if table.fast is not None:
             return table.fast
-        return lambda data: self._targets(*self._fire(table, data))
+        return self._general(table)
 
     def _fast_match(self) -> Callable[[str, Any], frozenset[str]]:
         """`match` as a closure over the dispatch dict: the same steps as the method below,
@@ -475,10 +595,58 @@ class Router:
 def _conjunction(checks: list[dict[str, Any]]) -> Predicate | None:
     if not checks:
         return None
-    parts: list[Callable[[Any], bool]] = [compile_predicate(c) for c in checks]
+    return _every([compile_predicate(c) for c in checks])
+
+
+def _quick(checks: list[dict[str, Any]]) -> Predicate | None:
+    """`_conjunction` for data that is a plain dict (all the generated code sees): an `==` or
+    `in` on a top-level field looks the value's key up in a set, as the eq index does."""
+    if not checks:
+        return None
+    return _every([_membership(c) or compile_predicate(c) for c in checks])
+
+
+def _every(parts: list[Predicate]) -> Predicate:
     if len(parts) == 1:
         return parts[0]
-    return lambda data: all(p(data) for p in parts)
+
+    def every(data: Any) -> bool:
+        for part in parts:  # noqa: SIM110 - without the generator of all(), on the hot path
+            if not part(data):
+                return False
+        return True
+
+    return every
+
+
+def _membership(node: dict[str, Any]) -> Predicate | None:
+    """`field == v` and `field in [...]` (top-level field, data a plain dict), or None."""
+    if node["op"] == "in" and not node["negated"]:
+        literals = node["values"]
+    elif node["op"] == "cmp" and node["cmp"] == "==":
+        literals = [node["value"]]
+    else:
+        return None
+    if len(node["path"]) != 1 or node.get("timestamp"):  # instants compare by value, not by text
+        return None
+    # A value of another kind, NaN, null, a list or an object is equal to nothing.
+    keys = frozenset(key for v in literals if (key := _key(v)) is not None and v == v)
+    field = node["path"][0]
+
+    def membership(data: dict[str, Any]) -> bool:
+        x: Any = data.get(field)
+        t = type(x)
+        if t is str or t is int or t is float:
+            return x in keys
+        if t is bool:
+            return (_BOOL, x) in keys
+        if t is list:  # any element (a list at the end of the path is its values)
+            for y in x:
+                if _key(y) in keys:
+                    return True
+        return False
+
+    return membership
 
 
 class _LoopThread:

@@ -99,12 +99,13 @@ def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) ->
     project.write_text(PROJECT)
     workers = _workers(url, project)
     try:
+        def shared(holders: list[bytes | None]) -> bool:  # partition p to member p mod 2
+            return None not in holders and len(set(holders)) == 2 and holders[:2] == holders[2:]
+
         deadline = time.monotonic() + 15
-        while len(set(_lease_holders(client, 4)) - {None}) < 2 and time.monotonic() < deadline:
+        while not shared(_lease_holders(client, 4)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        holders = _lease_holders(client, 4)
-        assert None not in holders and len(set(holders)) == 2, holders
-        assert holders[0] == holders[2] and holders[1] == holders[3]  # partition p to member p mod 2
+        assert shared(_lease_holders(client, 4)), _lease_holders(client, 4)
         publisher = interlock.load(str(project), store=url, partitions=4)
 
         async def publish() -> None:
@@ -138,13 +139,13 @@ def test_partitions_are_handed_over_mid_stream_in_order(redis_url: str, tmp_path
     project = tmp_path / "keyed.route"
     project.write_text(PROJECT)
     workers = _workers(url, project, ("a",))
-    COUNT = 1000  # noqa: N806
+    count = 1000
     try:
         publisher = interlock.load(str(project), store=url, partitions=4)
 
         async def publish() -> None:
             async with publisher:
-                for n in range(COUNT):  # faster than `a` alone delivers: each key has deliveries queued
+                for n in range(count):  # faster than `a` alone delivers: each key has deliveries queued
                     await publisher.publish("keyed.run", {"k": n % 7, "n": n}, id=f"keyed-{n}")
                     if n == 100:
                         workers.extend(_workers(url, project, ("b",)))
@@ -157,7 +158,7 @@ def test_partitions_are_handed_over_mid_stream_in_order(redis_url: str, tmp_path
         dead = {entry.event.id for entry in publisher.dead_letters("dlq")}
         for key in range(7):
             handled = [int(n) for n in client.lrange(f"test:order:{key}", 0, -1)]
-            expected = [n for n in range(key, COUNT, 7) if f"keyed-{n}" not in dead]
+            expected = [n for n in range(key, count, 7) if f"keyed-{n}" not in dead]
             assert handled == expected, (key, handled, expected)
         assert int(client.get("test:count:b") or 0) > 0  # the newcomer took partitions over
         holders = _lease_holders(client, 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,88 @@ def test_explain_command(project: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert report["targets"] == ["audit", "billing", "eu", "fraud"]
     (tmp_path / "bad.json").write_text("[1]")
     assert main(["explain", str(project), "--event", str(tmp_path / "bad.json")]) == 2
+
+
+def _generated(router: interlock.Router, event_type: str) -> bool:
+    entry = router._dispatch[event_type]  # which code the type's matching runs
+    return callable(entry) and entry.__code__.co_filename.startswith("<interlock table")
+
+
+def test_a_choose_goes_through_generated_code_and_the_first_branch_that_fires_wins(project: Path) -> None:
+    router = interlock.load(str(project))
+    assert _generated(router, "order.created")
+    # both conditional branches fire (the later one by its anchor): the earlier one wins
+    assert router.match("order.created", {"tier": "gold", "currency": "EUR"}) == {"audit", "priority"}
+    assert router.match("order.created", {"tier": ["x", "gold"], "currency": ["GBP", "EUR"]}) == {
+        "audit", "priority"}
+    assert router.match("order.created", {"tier": "silver", "currency": "EUR"}) == {"audit", "eu"}
+    # the unconditional `otherwise`, taken when no branch before it fires
+    assert router.match("order.created", {"tier": "silver", "currency": "GBP"}) == {"audit", "billing"}
+    # a route alongside reaches a target the choose also reaches
+    assert router.match("order.created", {"amount": 5000, "currency": "USD"}) == {"audit", "billing", "fraud"}
+    answer = router.match("order.created", {"tier": "gold"})
+    assert type(answer) is frozenset and answer == router.match("order.created", {"tier": "gold"})
+
+
+TWO_CHOOSES = """
+target t1 { mode async, on_exhausted drop }
+target t2 { mode async, on_exhausted drop }
+target t3 { mode async, on_exhausted drop }
+target t4 { mode async, on_exhausted drop }
+target t5 { mode async, on_exhausted drop }
+target t6 { mode async, on_exhausted drop }
+event e.x { k: string, n: int, s: string }
+route r { on e.x when s startswith "ab" to t6 }
+choose first {
+  on e.x
+  when n > 5 to t1
+  when k == "x" to t2
+  otherwise to t3
+}
+choose second {
+  on e.x
+  when missing k to t4
+  when k in ["x", "y"] or s startswith "a" to t5
+  when n in 0..10 to t1
+}
+"""
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"k": "x", "n": 7}, {"t1", "t5"}),  # first: n > 5 over k == "x"; second: the `in` over the range
+    ({"k": "x", "n": 3}, {"t2", "t5"}),
+    ({"k": "z", "n": 3}, {"t3", "t1"}),  # first: otherwise; second: only its last branch fires
+    ({"k": "z", "n": 30}, {"t1"}),  # second: no branch fires, and it has no `otherwise`
+    ({"n": 3}, {"t3", "t4"}),  # second: `missing k` (a scanned rule) before the range's anchor
+    ({"k": "z", "s": "abc"}, {"t3", "t5", "t6"}),  # second's branch 1 by its other disjunct; the route
+    ({"k": "z"}, {"t3"}),
+    ({"k": ["z", "y"], "n": [30, 2]}, {"t1", "t5"}),
+])
+def test_two_chooses_in_one_type_each_take_their_first_branch(
+        tmp_path: Path, data: dict[str, object], expected: set[str]) -> None:
+    (tmp_path / "p.route").write_text(TWO_CHOOSES)
+    router = interlock.load(str(tmp_path))
+    assert _generated(router, "e.x")
+    assert router.match("e.x", data) == expected
+    # the same as the general path (what `deliveries` walks)
+    assert set(router.deliveries("e.x", data)) == expected
+
+
+def test_data_that_is_not_a_plain_dict_matches_as_a_dict_does(project: Path) -> None:
+    router = interlock.load(str(project))
+    data = {"amount": 5000, "currency": "EUR", "tier": "gold"}
+    assert router.match("order.created", OrderedDict(data)) == router.match("order.created", data) == {
+        "fraud", "billing", "audit", "priority"}
+    assert router.match("order.created", None) == {"audit", "billing"}
+    assert router.match("order.created", [data]) == {"audit", "billing"}
+
+
+def test_answers_past_the_memo_are_still_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interlock.runtime.router, "_MEMO", 2)  # remembers the first two masks only
+    (tmp_path / "p.route").write_text(TWO_CHOOSES)
+    router = interlock.load(str(tmp_path))
+    cases = [({"k": "x", "n": 7}, {"t1", "t5"}), ({"k": "x", "n": 3}, {"t2", "t5"}), ({"n": 3}, {"t3", "t4"}),
+             ({"k": "z", "s": "abc"}, {"t3", "t5", "t6"}), ({"k": "z", "n": 30}, {"t1"})]
+    for _ in range(2):
+        for data, expected in cases:
+            assert router.match("e.x", data) == expected
