@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -96,17 +97,32 @@ end
 
 # Publishes, each with every entry appended and its idempotency key set in one step, or
 # nothing. Concurrent publishes share one call (see `_Batch`). ARGV[1]: the bound (0: none);
-# then per publish: use the key (1/0), its ttl, its number of entries N, and N encoded
-# entries. KEYS, per publish: its idempotency key, then its N streams. Returns, per publish,
-# its ids, false for a duplicate, or {"full", stream} when a bounded stream has no room.
+# then per publish: use the key (1/0), its ttl, the publish's nonce, its number of entries
+# N, and N encoded entries. KEYS, per publish: its idempotency key, then its N streams.
+# The key holds the nonce and the ids: when the client sends a round trip again after a
+# lost connection, a publish that had landed finds its own nonce and gets its ids back
+# instead of being taken for a duplicate. Returns, per publish, its ids, false for a
+# duplicate, or {"full", stream} when a bounded stream has no room.
 _APPEND = _UNFINISHED + """
 local bound = tonumber(ARGV[1])
 local out = {}
 local k, a = 1, 2
 while a <= #ARGV do
-  local n = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
   local result = nil
-  if bound > 0 then
+  if ARGV[a] == '1' then
+    local seen = redis.call('GET', KEYS[k])
+    if seen then
+      local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')
+      if nonce == ARGV[a + 2] then
+        result = {}
+        for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
+      else
+        result = false
+      end
+    end
+  end
+  if result == nil and bound > 0 then
     for i = 1, n do
       if unfinished(KEYS[k + i], nil) >= bound then
         result = {'full', KEYS[k + i]}
@@ -114,16 +130,16 @@ while a <= #ARGV do
       end
     end
   end
-  if result == nil and ARGV[a] == '1' then
-    if not redis.call('SET', KEYS[k], '1', 'NX', 'PX', ARGV[a + 1]) then result = false end
-  end
   if result == nil then
     result = {}
-    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 2 + i]) end
+    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 3 + i]) end
+    if ARGV[a] == '1' then
+      redis.call('SET', KEYS[k], ARGV[a + 2] .. ' ' .. table.concat(result, ' '), 'PX', ARGV[a + 1])
+    end
   end
   out[#out + 1] = result
   k = k + 1 + n
-  a = a + 3 + n
+  a = a + 4 + n
 end
 return out
 """
@@ -354,7 +370,7 @@ class RedisStore(EventStore):
             if not isinstance(entry, dict):
                 raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
         keys = [f"{PREFIX}k:{once or ''}", *(_key(stream) for stream, _ in entries)]
-        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), len(entries),
+        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), os.urandom(8).hex(), len(entries),
                 *(_encode(entry) for _, entry in entries)]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

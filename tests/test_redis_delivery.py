@@ -185,3 +185,55 @@ def test_an_unreachable_redis_is_a_clear_error_at_start(tmp_path: Path) -> None:
     else:
         raise AssertionError("started without a Redis")
     assert time.monotonic() - started < 15  # retried with backoff, then gave up
+
+
+def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: str, tmp_path: Path) -> None:
+    """Every connection of the process is killed again and again while it publishes (many
+    at once, so publishes share round trips) and delivers: each publish that returned is
+    delivered, none twice counted as a duplicate of itself, and the workers carry on."""
+    url = redis_url.rsplit("/", 1)[0] + "/4"
+    admin = redis.Redis.from_url(url)
+    admin.flushdb()
+    project = tmp_path / "jobs.route"
+    project.write_text(PROJECT)
+    router = interlock.load(str(project), store=url, claim_idle_ms=300)
+    handled: set[str] = set()
+    receipts: dict[str, interlock.Receipt] = {}
+    refused: list[str] = []
+    kills: list[int] = []
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        handled.add(event.id)
+
+    @router.handler("ordered")
+    async def ordered(event: interlock.Event) -> None:
+        handled.add(event.id)
+
+    async def main() -> None:
+        async with router:
+            async def publisher(first: int) -> None:
+                for n in range(first, 400, 8):
+                    try:
+                        receipts[f"job-{n}"] = await router.publish("job.run", {"n": n}, id=f"job-{n}")
+                    except interlock.runtime.store.StoreError:
+                        refused.append(f"job-{n}")
+                    await asyncio.sleep(0.001)
+
+            async def killer() -> None:
+                while len(receipts) + len(refused) < 400:
+                    await asyncio.sleep(0.01)
+                    kills.append(admin.client_kill_filter(_type="normal", skipme=True))
+
+            await asyncio.gather(killer(), *(publisher(first) for first in range(8)))
+            await router.drain(60)
+        await router.store.close()
+
+    asyncio.run(main())
+    admin.close()
+    assert len(receipts) + len(refused) == 400
+    assert sum(kills) >= 20, kills  # connections were really dropped, many times
+    assert len(receipts) >= 300  # the client's retries carried most publishes through
+    duplicates = sorted(i for i, r in receipts.items() if r.duplicate)
+    assert not duplicates, duplicates  # a retried round trip is not a second publish
+    assert set(receipts) <= handled, sorted(set(receipts) - handled)[:10]

@@ -76,3 +76,24 @@ def test_scripts_the_server_lost_are_loaded_again(redis_url: str) -> None:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_publish_sent_again_after_a_lost_reply_gets_its_own_ids_back(redis_url: str) -> None:
+    """redis-py sends a round trip again when the connection dropped before the reply came:
+    the publish had landed, and must not then be taken for a duplicate of itself."""
+    async def main() -> None:
+        store = RedisStore(redis_url)
+        stream = f"resent-{uuid.uuid4().hex}"
+        keys = [f"interlock:k:{stream}", f"interlock:s:{stream}"]
+        args = ["1", 60_000, "nonce1", 1, '{"n":1}']
+        try:
+            first = await store._batch.script(store._append_script, keys, args)
+            again = await store._batch.script(store._append_script, keys, args)  # the same round trip, resent
+            assert again == first and len(first) == 1
+            other = await store._batch.script(store._append_script, keys, [*args[:2], "nonce2", *args[3:]])
+            assert other is None  # another publish of the same id: a duplicate
+            assert [r.entry for r in await store.range(stream)] == [{"n": 1}]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
