@@ -43,7 +43,7 @@ from typing import Any
 
 import attrs
 
-from .event import Event, EventError, check_type
+from .event import Event, EventError
 from .predicates import values_at
 from .retry import decide
 from .schema import validate
@@ -138,6 +138,7 @@ class Engine:
         self.schemas: dict[str, Any] = router.artifact["events"]
         self.unrouted_dead_letter: str = router.artifact.get("unrouted") or "unrouted"
         self.handlers: dict[str, Handler] = {}
+        self.coroutine_functions: dict[Handler, bool] = {}  # inspect's answer, remembered
         self.idempotency_window_ms = idempotency_window_ms
         # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
         # dead letters for their `retain` (kept forever without one).
@@ -231,10 +232,9 @@ class Engine:
             return event
         if isinstance(event, dict):
             return Event.from_cloudevent(event)
-        check_type(event)
         if data is None:
             data = {}
-        return Event(event, data) if event_id is None else Event(event, data, id=event_id)
+        return Event(event, data) if event_id is None else Event(event, data, id=event_id)  # checks the type
 
     def _partitioned(self, target: str) -> bool:
         return self.store.shared and self.targets[target]["order_by"] is not None
@@ -317,7 +317,10 @@ class Engine:
         if function is None:
             raise DeliveryError(f"no handler for target `{target}` in this process")
         timeout = self.targets[target]["timeout_ms"] / 1000
-        if not inspect.iscoroutinefunction(function):
+        coroutine_function = self.coroutine_functions.get(function)
+        if coroutine_function is None:
+            coroutine_function = self.coroutine_functions[function] = inspect.iscoroutinefunction(function)
+        if not coroutine_function:
             async with asyncio.timeout(timeout):
                 return await asyncio.to_thread(function, event)
         # The handler runs in this task, not a task of its own. Its first step runs now, as
