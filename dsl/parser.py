@@ -66,6 +66,12 @@ class TooDeep(LexFailure):
 MAX_NESTING = 64
 
 
+# Keywords that begin a predicate, and the words that may follow a field at its start.
+PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
+OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "contains", "startswith", "endswith", "matches",
+                       "equals_ignore_case"})
+
+
 class RouteLexer(Lexer):
     """A contextual lexer over the grammar's own terminals (see the module docstring)."""
 
@@ -147,6 +153,12 @@ class RouteLexer(Lexer):
                 keyword = keywords.get(value)
                 if keyword is not None and keyword in states[parser_state.position]:
                     kind = keyword
+                    if value in PREDICATE_WORDS and "IDENT" in states[parser_state.position]:
+                        # `not`, `any`, `exists` and `missing` start a predicate, and may also
+                        # name a field: followed by an operator (`missing == 1`), they do.
+                        after = match(text, m.end())
+                        if after is not None and after.group(after.lastgroup or 0) in OPERATORS:
+                            kind = "IDENT"
             if value == "not" and kind != "IDENT":
                 nots += 1
                 if nots > MAX_NESTING:

@@ -89,6 +89,16 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("a == 1 and b == 2", {"a": 1}, False),
     ("a == 1 or b == 2", {"b": 2}, True),
     ("not a == 1 and b == 2", {"b": 2}, True),
+    # fields named like the words that start a predicate: followed by an operator, a field
+    ("missing == 1", {"missing": 1}, True),
+    ("missing missing", {}, True),
+    ("exists in [1, 2]", {"exists": 2}, True),
+    ("exists exists", {"exists": 0}, True),
+    ("any startswith \"q\"", {"any": "qq"}, True),
+    ("any any in [1]", {"any": [0, 1]}, True),
+    ("not != 2", {"not": 3}, True),
+    ("not not == 2", {"not": 3}, True),
+    ("not missing contains \"a\"", {"missing": "abc"}, False),
 ]
 
 
