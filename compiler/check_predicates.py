@@ -15,6 +15,14 @@ when it is unsure. How it decides:
   strings as finite candidate sets (from `==`, `in`) checked against every test, else
   lexicographic bounds, prefixes and suffixes; booleans and other values by trying them.
   Kinds are not taken from schemas: a comparison of the wrong kind is `check_types`' error.
+- Timestamp comparisons (`reference.is_timestamp_comparison`: on a path declared `timestamp`
+  in a closed schema the `on` covers) compare instants, not text: a value is either an
+  instant, on which they are intervals of instants (microseconds since the epoch, reasoned
+  about as numbers are, so `placed_at > "...T11:00:00+02:00" and placed_at < "...T10:00:00Z"`
+  is possible), or not one, on which each is fixed (only `!=` and `not in` hold). The other
+  tests of the same path are left out of the instant side (a looser question, so never a
+  false warning), and the timestamp comparisons out of the non-instant side, but for that
+  fixed verdict.
 - A path may yield several values (through a list: "any element matches"). Two tests on
   such a path may hold on different elements, so only this is used there: each positive
   test needs one value that passes it and fails every negated test (`not (p == 1)` holds
@@ -31,6 +39,7 @@ can never be reached.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -41,7 +50,7 @@ import attrs
 from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import warning
 
-from .reference import evaluate
+from .reference import Stamps, evaluate, instant, is_timestamp_comparison, project_timestamp_paths
 
 # Conditions with more conjunctions than this in normal form are not analysed.
 MAX_CLAUSES = 256
@@ -54,6 +63,8 @@ Interval: TypeAlias = tuple[Any, bool, Any, bool]  # low, low included, high, hi
 _INF = math.inf
 _REALS: list[Interval] = [(-_INF, False, _INF, False)]
 _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 # ---- normal form -------------------------------------------------------------
@@ -156,19 +167,23 @@ def _points(values: Sequence[ast.Scalar]) -> list[Interval]:
     return [(n, True, n, True) for n in numbers]
 
 
+def _ordered(op: str, c: Any) -> list[Interval]:
+    """The points `x` of the line with `x OP c`."""
+    where: dict[str, list[Interval]] = {
+        "==": [(c, True, c, True)],
+        "!=": [(-_INF, False, c, False), (c, False, _INF, False)],
+        "<": [(-_INF, False, c, False)],
+        "<=": [(-_INF, False, c, True)],
+        ">": [(c, False, _INF, False)],
+        ">=": [(c, True, _INF, False)],
+    }
+    return where[op]
+
+
 def _numbers_where(atom: ast.Predicate) -> list[Interval]:
     """The numbers (not NaN) for which `atom` holds, as sorted disjoint intervals."""
     if isinstance(atom, ast.Compare) and _is_number(atom.value.value):
-        c = atom.value.value
-        where: dict[str, list[Interval]] = {
-            "==": [(c, True, c, True)],
-            "!=": [(-_INF, False, c, False), (c, False, _INF, False)],
-            "<": [(-_INF, False, c, False)],
-            "<=": [(-_INF, False, c, True)],
-            ">": [(c, False, _INF, False)],
-            ">=": [(c, True, _INF, False)],
-        }
-        return where[atom.op]
+        return _ordered(atom.op, atom.value.value)
     if isinstance(atom, ast.InList):
         points = _points(atom.values)
         return _complement(points) if atom.negated else points
@@ -269,8 +284,53 @@ def _affixes_possible(required: list[str], excluded: list[str], has: Callable[[s
     return not any(has(longest, affix) for affix in excluded)
 
 
-def _value_possible(literals: Sequence[Lit]) -> bool:
+def _micros(text: Any) -> int | None:
+    """A timestamp as microseconds since the epoch (exact: equal instants, equal numbers)."""
+    moment = instant(text)
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _instants_where(atom: ast.Predicate) -> list[Interval]:
+    """The instants (as `_micros`) for which a timestamp comparison holds, as sorted disjoint
+    intervals: over the reals, which only ever finds more room than the microseconds have."""
+    if isinstance(atom, ast.Compare):
+        c = _micros(atom.value.value)
+        if c is None:  # not a timestamp: E0206's business; like a value of another kind
+            return list(_REALS) if atom.op == "!=" else []
+        return _ordered(atom.op, c)
+    assert isinstance(atom, ast.InList)
+    found = {_micros(v.value) for v in atom.values}
+    points: list[Interval] = [(n, True, n, True) for n in sorted(m for m in found if m is not None)]
+    return _complement(points) if atom.negated else points
+
+
+def _holds_off_instants(atom: ast.Predicate) -> bool:
+    """A timestamp comparison's verdict on every value that is not a timestamp."""
+    if isinstance(atom, ast.Compare):
+        return atom.op == "!="
+    assert isinstance(atom, ast.InList)
+    return atom.negated
+
+
+def _instant_possible(literals: Sequence[Lit]) -> bool:
+    """Whether one instant satisfies every literal, all timestamp comparisons."""
+    allowed = list(_REALS)
+    for atom, positive in literals:
+        where = _instants_where(atom)
+        allowed = _intersect(allowed, where if positive else _complement(where))
+        if not allowed:
+            return False
+    return True
+
+
+def _value_possible(literals: Sequence[Lit], stamps: Stamps = frozenset()) -> bool:
     """Whether one value (of any kind; not a list) satisfies every literal."""
+    instants = [(atom, positive) for atom, positive in literals if is_timestamp_comparison(atom, stamps)]
+    if instants:
+        rest = [(atom, positive) for atom, positive in literals if not is_timestamp_comparison(atom, stamps)]
+        # A value that is no timestamp: each timestamp comparison is as on a value of another kind.
+        fixed = all(_holds_off_instants(atom) == positive for atom, positive in instants)
+        return (fixed and _value_possible(rest)) or _instant_possible(instants)
     return (
         _all_hold(literals, {})  # objects and NaN: one verdict for them all
         or any(_all_hold(literals, b) for b in (True, False))
@@ -290,7 +350,7 @@ def _opaque(atom: ast.Predicate, single: bool) -> bool:
     return isinstance(atom, ast.Contains) and not single
 
 
-def _possible(clause: Sequence[Lit], single: SinglePath) -> bool:
+def _possible(clause: Sequence[Lit], single: SinglePath, stamps: Stamps) -> bool:
     """Whether some event satisfies every literal of the conjunction; True when unsure."""
     seen = {(_key(atom), positive) for atom, positive in clause}
     if any((key, not positive) in seen for key, positive in seen):
@@ -313,20 +373,20 @@ def _possible(clause: Sequence[Lit], single: SinglePath) -> bool:
         usable = [(atom, positive) for atom, positive in literals if not _opaque(atom, one)]
         if one:
             # One value, or none (then every negated test holds and no positive one is here).
-            if parts in present and not _value_possible(usable):
+            if parts in present and not _value_possible(usable, stamps):
                 return False
             continue
         # Several values: each positive test needs an element that fails every negated test.
         negated = [(atom, positive) for atom, positive in usable if not positive]
-        if any(not _value_possible([(atom, True), *negated]) for atom, positive in usable if positive):
+        if any(not _value_possible([(atom, True), *negated], stamps) for atom, positive in usable if positive):
             return False
     return True
 
 
-def _never(expr: ast.Expr, single: SinglePath) -> list[Clause] | None:
+def _never(expr: ast.Expr, single: SinglePath, stamps: Stamps) -> list[Clause] | None:
     """The normal form of `expr` when it is provably never true, else None."""
     clauses = _dnf(expr)
-    if clauses is None or any(_possible(clause, single) for clause in clauses):
+    if clauses is None or any(_possible(clause, single, stamps) for clause in clauses):
         return None
     return clauses
 
@@ -372,14 +432,14 @@ def _literal_text(project: Project, atom: ast.Predicate, positive: bool) -> str:
     return f"not {text}" if text.startswith("(") and text.endswith(")") else f"not ({text})"
 
 
-def _why(project: Project, clauses: list[Clause], single: SinglePath) -> str:
+def _why(project: Project, clauses: list[Clause], single: SinglePath, stamps: Stamps) -> str:
     if len(clauses) > 1:
         return "none of the alternatives joined by `or` can be true"
     core = list(clauses[0])
     i = 0
     while i < len(core):  # drop what is not needed for the contradiction
         trial = core[:i] + core[i + 1:]
-        if trial and not _possible(trial, single):
+        if trial and not _possible(trial, single, stamps):
             core = trial
         else:
             i += 1
@@ -390,18 +450,18 @@ def _why(project: Project, clauses: list[Clause], single: SinglePath) -> str:
     return f"{joined} cannot all be true" if len(texts) > 2 else f"{joined} cannot both be true"
 
 
-def _route(project: Project, route: ast.RouteDecl) -> list[Diagnostic]:
+def _route(project: Project, route: ast.RouteDecl, stamps: Stamps) -> list[Diagnostic]:
     if route.when is None:
         return []
     single = _single_paths(project, route.on)
-    clauses = _never(route.when, single)
+    clauses = _never(route.when, single, stamps)
     if clauses is None:
         return []
     return [warning("W0250", f"the condition of route `{route.name.text}` is never true", route.when.span,
-                    "never true", f"{_why(project, clauses, single)}: the route never delivers")]
+                    "never true", f"{_why(project, clauses, single, stamps)}: the route never delivers")]
 
 
-def _choose(project: Project, choose: ast.ChooseDecl) -> list[Diagnostic]:
+def _choose(project: Project, choose: ast.ChooseDecl, stamps: Stamps) -> list[Diagnostic]:
     single = _single_paths(project, choose.on)
     diagnostics = []
     earlier: list[ast.Expr] = []
@@ -409,13 +469,13 @@ def _choose(project: Project, choose: ast.ChooseDecl) -> list[Diagnostic]:
         when = branch.when
         if when is None:
             continue
-        clauses = _never(when, single)
+        clauses = _never(when, single, stamps)
         if clauses is not None:
             diagnostics.append(warning(
                 "W0250", f"this branch of choose `{choose.name.text}` is never taken: its condition is never true",
                 when.span,
-                "never true", f"{_why(project, clauses, single)}: this branch is never taken"))
-        elif (shadow := _shadowed(when, earlier, single)) is not None:
+                "never true", f"{_why(project, clauses, single, stamps)}: this branch is never taken"))
+        elif (shadow := _shadowed(when, earlier, single, stamps)) is not None:
             related = [Related(e.span, "takes them first") for e in shadow]
             above = "the branch above takes" if len(shadow) == 1 else "the branches above take"
             diagnostics.append(warning(
@@ -427,14 +487,14 @@ def _choose(project: Project, choose: ast.ChooseDecl) -> list[Diagnostic]:
     return diagnostics
 
 
-def _shadowed(when: ast.Expr, earlier: list[ast.Expr], single: SinglePath) -> list[ast.Expr] | None:
+def _shadowed(when: ast.Expr, earlier: list[ast.Expr], single: SinglePath, stamps: Stamps) -> list[ast.Expr] | None:
     """The earlier conditions that together hold whenever `when` does, if provably so."""
     for other in earlier:
-        if _never(ast.And((when, ast.Not(other, other.span)), when.span), single) is not None:
+        if _never(ast.And((when, ast.Not(other, other.span)), when.span), single, stamps) is not None:
             return [other]
     if len(earlier) > 1:
         rest = tuple(ast.Not(other, other.span) for other in earlier)
-        if _never(ast.And((when, *rest), when.span), single) is not None:
+        if _never(ast.And((when, *rest), when.span), single, stamps) is not None:
             return earlier
     return None
 
@@ -442,8 +502,9 @@ def _shadowed(when: ast.Expr, earlier: list[ast.Expr], single: SinglePath) -> li
 def check_predicates(project: Project) -> list[Diagnostic]:
     """`when` conditions that are never true (`W0250`) and `choose` branches never taken (`W0251`)."""
     diagnostics = []
+    stamps = project_timestamp_paths(project)
     for route in project.routes.values():
-        diagnostics.extend(_route(project, route))
+        diagnostics.extend(_route(project, route, stamps[route.name.text]))
     for choose in project.chooses.values():
-        diagnostics.extend(_choose(project, choose))
+        diagnostics.extend(_choose(project, choose, stamps[choose.name.text]))
     return diagnostics

@@ -15,17 +15,27 @@ Semantics, in one place:
 - Numbers compare by value (`5 == 5.0`); booleans are not numbers; a string never equals
   a number, and ordering between different kinds is false (`!=` between kinds is true).
 - `not` is plain negation.
+- A timestamp comparison (`==`, `!=`, `<`, `<=`, `>`, `>=` with a string, `in` / `not in`
+  with strings, on a path declared `timestamp` or `list<timestamp>` in the closed schema of
+  one of the event types the route's `on` covers: `project_timestamp_paths`) compares instants: the
+  value and the literal are read as ISO 8601 (the rule of E0206; a final `Z` or an offset,
+  none meaning UTC), so `"2024-05-02T11:14:00+02:00" == "2024-05-02T09:14:00Z"`. A value that
+  is no timestamp string is of the wrong kind: `==`, the orderings and `in` are false on it,
+  `!=` and `not in` true.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import ipaddress
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-from interlock.dsl import ast
+from interlock.dsl import Project, ast
+
+Stamps = Collection[tuple[str, ...]]  # the field paths whose comparisons are timestamp comparisons
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -148,6 +158,105 @@ def compare(value: Any, op: str, literal: Any) -> bool:
     return bool(value >= literal)  # ">="
 
 
+# ---- timestamps ---------------------------------------------------------------
+
+
+def instant(value: Any) -> datetime.datetime | None:
+    """The instant a timestamp string names, or None for a value that is not one.
+
+    The rule of E0206 (compiler/check_types.py): ISO 8601 as `datetime.fromisoformat` reads
+    it, after a final `Z` is written `+00:00`; a value without an offset (a date alone too)
+    is read as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+def _schema_timestamps(schema: ast.ObjectType) -> set[tuple[str, ...]]:
+    """The paths of a schema that end at a `timestamp` or a list of them, through nested
+    objects and the items of lists of objects."""
+    found: set[tuple[str, ...]] = set()
+    stack: list[tuple[tuple[str, ...], ast.ObjectType]] = [((), schema)]
+    while stack:
+        prefix, node = stack.pop()
+        for field in node.fields:
+            path, kind = (*prefix, field.name.text), field.type
+            while isinstance(kind, ast.ListType):
+                kind = kind.item
+            if isinstance(kind, ast.ObjectType):
+                stack.append((path, kind))
+            elif kind.name == "timestamp":
+                found.add(path)
+    return found
+
+
+def _stamped_events(events: Mapping[str, ast.EventDecl]) -> dict[str, set[tuple[str, ...]]]:
+    """The closed event types that have timestamp fields, with their paths."""
+    found = {}
+    for name, decl in events.items():
+        if decl.schema is not None and (paths := _schema_timestamps(decl.schema)):
+            found[name] = paths
+    return found
+
+
+def _covered(stamped: dict[str, set[tuple[str, ...]]],
+             patterns: Iterable[ast.EventPattern]) -> frozenset[tuple[str, ...]]:
+    texts = [p.text for p in patterns]
+    found: set[tuple[str, ...]] = set()
+    for name, paths in stamped.items():
+        if any(event_type_matches(p, name) for p in texts):
+            found |= paths
+    return frozenset(found)
+
+
+def project_timestamp_paths(project: Project) -> dict[str, frozenset[tuple[str, ...]]]:
+    """By route and choose name (for `route`), the field paths that are `timestamp` (or
+    `list<timestamp>`, or such a field of the objects of a list) in the closed schema of at
+    least one declared event type that its `on` covers."""
+    stamped = _stamped_events(project.events)
+    decls: list[ast.RouteDecl | ast.ChooseDecl] = [*project.routes.values(), *project.chooses.values()]
+    return {d.name.text: _covered(stamped, d.on) if stamped else frozenset() for d in decls}
+
+
+def is_timestamp_comparison(expr: ast.Expr, stamps: Stamps) -> bool:
+    """Whether `expr` compares instants: `==` ... `>=` with a string, or `in` / `not in` whose
+    items are strings (`null` items aside), on a path of `stamps` (see `project_timestamp_paths`).
+    The compiler marks these in the artifact (`"timestamp": true`) by this same rule."""
+    if isinstance(expr, ast.Compare):
+        return isinstance(expr.value.value, str) and expr.path.parts in stamps
+    if isinstance(expr, ast.InList):
+        return expr.path.parts in stamps and all(v.value is None or isinstance(v.value, str) for v in expr.values)
+    return False
+
+
+def compare_instants(value: Any, op: str, literal: Any) -> bool:
+    """A timestamp comparison of one value: a value (or a literal) that is no timestamp is of
+    the wrong kind, so only `!=` holds for it."""
+    moment, bound = instant(value), instant(literal)
+    if moment is None or bound is None:
+        return op == "!="
+    if op == "==":
+        return moment == bound
+    if op == "!=":
+        return moment != bound
+    if op == "<":
+        return moment < bound
+    if op == "<=":
+        return moment <= bound
+    if op == ">":
+        return moment > bound
+    return moment >= bound  # ">="
+
+
+def _instant_in(value: Any, literals: Iterable[Any]) -> bool:
+    moment = instant(value)
+    return moment is not None and any(moment == bound for bound in map(instant, literals) if bound is not None)
+
+
 def _in_cidr(value: Any, network: str) -> bool:
     if not isinstance(value, str):
         return False
@@ -177,14 +286,15 @@ def _contains(value: Any, literal: Any) -> bool:
     return False
 
 
-def evaluate(expr: ast.Expr, data: Any) -> bool:
-    """Whether the predicate holds for an event's data."""
+def evaluate(expr: ast.Expr, data: Any, stamps: Stamps = frozenset()) -> bool:
+    """Whether the predicate holds for an event's data; comparisons on the paths of `stamps`
+    are timestamp comparisons (`is_timestamp_comparison`)."""
     if isinstance(expr, ast.And):
-        return all(evaluate(e, data) for e in expr.operands)
+        return all(evaluate(e, data, stamps) for e in expr.operands)
     if isinstance(expr, ast.Or):
-        return any(evaluate(e, data) for e in expr.operands)
+        return any(evaluate(e, data, stamps) for e in expr.operands)
     if isinstance(expr, ast.Not):
-        return not evaluate(expr.operand, data)
+        return not evaluate(expr.operand, data, stamps)
     found = values_at(data, expr.path.parts)
     if isinstance(expr, ast.Exists):
         return bool(found)
@@ -194,9 +304,13 @@ def evaluate(expr: ast.Expr, data: Any) -> bool:
         return any(_contains(v, expr.value.value) for v in found)
     scalars = list(_scalars(found))
     if isinstance(expr, ast.Compare):
+        if stamps and is_timestamp_comparison(expr, stamps):
+            return any(compare_instants(v, expr.op, expr.value.value) for v in scalars)
         return any(compare(v, expr.op, expr.value.value) for v in scalars)
     if isinstance(expr, ast.InList):
         literals = [lit.value for lit in expr.values]
+        if stamps and is_timestamp_comparison(expr, stamps):
+            return any(_instant_in(v, literals) != expr.negated for v in scalars)
         if expr.negated:
             return any(not any(equal(v, lit) for lit in literals) for v in scalars)
         return any(equal(v, lit) for v in scalars for lit in literals)
@@ -217,19 +331,27 @@ def _on(patterns: Iterable[ast.EventPattern], event_type: str) -> bool:
 
 
 def route(
-    routes: Iterable[ast.RouteDecl], chooses: Iterable[ast.ChooseDecl], event_type: str, data: Any
+    routes: Iterable[ast.RouteDecl], chooses: Iterable[ast.ChooseDecl], event_type: str, data: Any,
+    stamps: Mapping[str, Stamps] | None = None,
 ) -> set[str]:
     """The set of targets an event reaches: every matching route, and for each matching
-    `choose` the targets of its first branch whose `when` holds."""
+    `choose` the targets of its first branch whose `when` holds.
+
+    `stamps` gives, by route and choose name, the paths of their timestamp comparisons
+    (`project_timestamp_paths`); without it no comparison is one (a project without
+    closed `timestamp` fields)."""
+    stamps = stamps or {}
     targets: set[str] = set()
     for decl in routes:
-        if _on(decl.on, event_type) and (decl.when is None or evaluate(decl.when, data)):
+        if _on(decl.on, event_type) and (
+                decl.when is None or evaluate(decl.when, data, stamps.get(decl.name.text, frozenset()))):
             targets.update(d.target.text for d in decl.to)
     for choose in chooses:
         if not _on(choose.on, event_type):
             continue
+        paths = stamps.get(choose.name.text, frozenset())
         for branch in choose.branches:
-            if branch.when is None or evaluate(branch.when, data):
+            if branch.when is None or evaluate(branch.when, data, paths):
                 targets.update(d.target.text for d in branch.to)
                 break
     return targets

@@ -10,7 +10,7 @@ import attrs
 
 from interlock.dsl import Project, Span, ast
 
-from .reference import route
+from .reference import project_timestamp_paths, route
 
 
 @attrs.frozen
@@ -39,11 +39,12 @@ def run_tests(project: Project) -> list[StepResult]:
     """Every step of every test, in declaration order. The project must have no errors."""
     routes = list(project.routes.values())
     chooses = list(project.chooses.values())
+    stamps = project_timestamp_paths(project)
     results = []
     for test in project.tests.values():
         for number, step in enumerate(test.steps, 1):
             data = ast.to_python(step.send.data) if step.send.data is not None else {}
-            actual = route(routes, chooses, step.send.event_type.text, data)
+            actual = route(routes, chooses, step.send.event_type.text, data, stamps)
             results.append(StepResult(
                 test=test.name.text,
                 step=number,

@@ -10,6 +10,10 @@ How a `when` becomes table entries:
    set (`==`, `in [...]`: a hash lookup), a prefix (`startswith`: one lookup per distinct
    prefix length), or a numeric range (`<`, `>=`, `in a..b`: sorted boundaries). Rules
    with no anchor are *scanned*: evaluated in full for every event of the type.
+   A timestamp comparison (`reference.is_timestamp_comparison`: on a path declared
+   `timestamp` in a closed schema the route's `on` covers) is never an anchor: it compares
+   instants (`"...T11:14:00+02:00" == "...T09:14:00Z"`), which neither a hash of the text nor
+   the numeric boundaries answer, so it stays a check, marked `"timestamp": true`.
 3. Per event type (declared events, and exact types named in `on` or `emits`), the rules
    that can apply (by exact type or glob) are indexed by the anchor's field path. Tables
    with the same content are stored once and shared by their types.
@@ -32,7 +36,7 @@ from typing import Any
 
 from interlock.dsl import Project, SourceFile, ast
 
-from .reference import event_type_matches
+from .reference import Stamps, event_type_matches, is_timestamp_comparison, project_timestamp_paths
 
 MAX_CONJUNCTIONS = 64
 
@@ -45,14 +49,15 @@ def _text(sources: dict[str, SourceFile], node: Any) -> str:
     return " ".join(source.text[node.span.start:node.span.end].split()) if source else ""
 
 
-def expr_json(expr: ast.Expr, sources: dict[str, SourceFile]) -> Json:
-    """The artifact's form of a predicate (see runtime/predicates.py for the schema)."""
+def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = frozenset()) -> Json:
+    """The artifact's form of a predicate (see runtime/predicates.py for the schema); a
+    comparison on a path of `stamps` that compares instants is marked `"timestamp": true`."""
     out: Json
     if isinstance(expr, (ast.And, ast.Or)):
         out = {"op": "and" if isinstance(expr, ast.And) else "or",
-               "args": [expr_json(e, sources) for e in expr.operands]}
+               "args": [expr_json(e, sources, stamps) for e in expr.operands]}
     elif isinstance(expr, ast.Not):
-        out = {"op": "not", "arg": expr_json(expr.operand, sources)}
+        out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps)}
     else:
         out = {"path": list(expr.path.parts)}
         if isinstance(expr, ast.Compare):
@@ -72,6 +77,8 @@ def expr_json(expr: ast.Expr, sources: dict[str, SourceFile]) -> Json:
         else:
             assert isinstance(expr, ast.Contains)
             out.update(op="contains", value=expr.value.value)
+        if is_timestamp_comparison(expr, stamps):
+            out["timestamp"] = True
     out["text"] = _text(sources, expr)
     out["at"] = [expr.span.line, expr.span.column]
     return out
@@ -115,8 +122,11 @@ def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-def _anchor(atom: ast.Expr) -> tuple[int, Json] | None:
-    """(priority, index entry) when an index can answer `atom` exactly; lower is better."""
+def _anchor(atom: ast.Expr, stamps: Stamps) -> tuple[int, Json] | None:
+    """(priority, index entry) when an index can answer `atom` exactly; lower is better.
+    Never a timestamp comparison: the indexes compare text and numbers, not instants."""
+    if is_timestamp_comparison(atom, stamps):
+        return None
     if isinstance(atom, ast.Compare) and atom.value.value is not None:
         value = atom.value.value
         if atom.op == "==":
@@ -144,6 +154,8 @@ class _Compiler:
         self.routes: list[Json] = []
         self.rules: list[Json] = []
         self.unconditional: list[tuple[int, int | None]] = []  # (route, branch) that always fire
+        # per route and choose name, the paths of its timestamp comparisons
+        self.stamps = project_timestamp_paths(project)
 
     def deliveries(self, to: Iterable[ast.Delivery]) -> list[Json]:
         return [{"target": d.target.text,
@@ -154,9 +166,9 @@ class _Compiler:
         self.values: dict[tuple[str, ...], set[Any]] = {}
         self.prefixes: dict[tuple[str, ...], set[str]] = {}
         bounds: dict[tuple[str, ...], list[float]] = {}
-        for expr in self.conditions():
+        for expr, stamps in self.conditions():
             for atom in _atoms(expr):
-                anchor = _anchor(atom)
+                anchor = _anchor(atom, stamps)
                 if anchor is None:
                     continue
                 path = atom.path.parts  # type: ignore[union-attr]
@@ -169,9 +181,12 @@ class _Compiler:
                     bounds.setdefault(path, []).extend(b for b in (entry["low"], entry["high"]) if b is not None)
         self.spans = {path: max(values) - min(values) for path, values in bounds.items()}
 
-    def conditions(self) -> list[ast.Expr]:
-        out = [d.when for d in self.project.routes.values() if d.when is not None]
-        out += [b.when for c in self.project.chooses.values() for b in c.branches if b.when is not None]
+    def conditions(self) -> list[tuple[ast.Expr, Stamps]]:
+        """Every `when`, with the timestamp paths of its route or choose."""
+        out: list[tuple[ast.Expr, Stamps]] = [
+            (d.when, self.stamps[d.name.text]) for d in self.project.routes.values() if d.when is not None]
+        out += [(b.when, self.stamps[c.name.text]) for c in self.project.chooses.values() for b in c.branches
+                if b.when is not None]
         return out
 
     def selectivity(self, entry: Json, atom: ast.Expr) -> float:
@@ -189,7 +204,7 @@ class _Compiler:
         width = float(entry["high"] - entry["low"])
         return min(max(width / span, 0.0), 1.0)
 
-    def add_condition(self, route: int, branch: int | None, when: ast.Expr | None) -> list[int]:
+    def add_condition(self, route: int, branch: int | None, when: ast.Expr | None, stamps: Stamps) -> list[int]:
         """The rules of one route or branch; none (and an unconditional entry) without `when`."""
         if when is None:
             self.unconditional.append((route, branch))
@@ -199,7 +214,7 @@ class _Compiler:
             conjunctions = [[when]]
         ids = []
         for atoms in conjunctions:
-            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom)) is not None]
+            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom, stamps)) is not None]
             rule: Json = {"route": route, "branch": branch}
             if anchors:
                 (_, entry), position = min(
@@ -208,7 +223,7 @@ class _Compiler:
                 rest = atoms[:position] + atoms[position + 1:]
             else:
                 rest = atoms
-            rule["check"] = [expr_json(a, self.project.sources) for a in rest]
+            rule["check"] = [expr_json(a, self.project.sources, stamps) for a in rest]
             ids.append(len(self.rules))
             self.rules.append(rule)
         return ids
@@ -217,17 +232,19 @@ class _Compiler:
         self.gather()
         for decl in self.project.routes.values():
             index = len(self.routes)
+            stamps = self.stamps[decl.name.text]
             self.routes.append({**_route_header(decl, "route"),
-                                "when": expr_json(decl.when, self.project.sources) if decl.when else None,
+                                "when": expr_json(decl.when, self.project.sources, stamps) if decl.when else None,
                                 "deliveries": self.deliveries(decl.to)})
-            self.add_condition(index, None, decl.when)
+            self.add_condition(index, None, decl.when, stamps)
         for choose in self.project.chooses.values():
             index = len(self.routes)
+            stamps = self.stamps[choose.name.text]
             branches = []
             for number, branch in enumerate(choose.branches):
-                branches.append({"when": expr_json(branch.when, self.project.sources) if branch.when else None,
+                branches.append({"when": expr_json(branch.when, self.project.sources, stamps) if branch.when else None,
                                  "deliveries": self.deliveries(branch.to)})
-                self.add_condition(index, number, branch.when)
+                self.add_condition(index, number, branch.when, stamps)
             self.routes.append({**_route_header(choose, "choose"), "branches": branches})
 
 

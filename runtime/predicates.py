@@ -7,18 +7,26 @@ on random projects and events.
 
 Predicate JSON (one object per node):
   {"op": "and" | "or", "args": [...]}     {"op": "not", "arg": {...}}
-  {"op": "cmp", "path": [...], "cmp": "==" | "!=" | "<" | "<=" | ">" | ">=", "value": v}
-  {"op": "in", "path": [...], "values": [...], "negated": bool}
+  {"op": "cmp", "path": [...], "cmp": "==" | "!=" | "<" | "<=" | ">" | ">=", "value": v, "timestamp"?: true}
+  {"op": "in", "path": [...], "values": [...], "negated": bool, "timestamp"?: true}
   {"op": "range", "path": [...], "low": n, "high": n}
   {"op": "cidr", "path": [...], "network": "10.0.0.0/8"}
   {"op": "exists" | "missing", "path": [...]}
   {"op": "str", "path": [...], "test": "startswith" | "endswith" | "matches" | "equals_ignore_case", "value": s}
   {"op": "contains", "path": [...], "value": v}
 Nodes also carry "text" (the source text) and "at" ([line, column]) for `explain`.
+
+`"timestamp": true` (absent in artifacts written before it existed: the old behaviour)
+marks a timestamp comparison: the event's value and the literals compare as instants. A
+value is read as ISO 8601 by the rule of the compiler's E0206 check (`datetime.fromisoformat`,
+a final `Z` for UTC; no offset means UTC); one that is not a string that reads so is of the
+wrong kind (`==`, the orderings and `in` false, `!=` and `not in` true). The literals are
+read once, here, at load.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import math
 from collections.abc import Callable
@@ -88,6 +96,54 @@ def _order(value: Any, op: str, literal: Any) -> bool:
     if op == ">":
         return bool(value > literal)
     return bool(value >= literal)
+
+
+_UTC = datetime.UTC
+_fromisoformat = datetime.datetime.fromisoformat
+
+
+def instant(value: Any) -> datetime.datetime | None:
+    """The instant a timestamp string names (aware, UTC when it has no offset), or None."""
+    if type(value) is not str:
+        return None
+    try:
+        moment = _fromisoformat(value)  # Python 3.11 reads a final `Z` itself ...
+    except ValueError:
+        # ... but not after a date alone, which E0206 accepts (`"2024-05-02Z"`, by its
+        # rewriting of a final `Z` as `+00:00`): the rewritten text is the rule.
+        if not value.endswith("Z"):
+            return None
+        try:
+            moment = _fromisoformat(value[:-1] + "+00:00")
+        except ValueError:
+            return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC)
+
+
+def _instant_order(cmp: str, literal: Any) -> Callable[[Any], bool]:
+    """One value against a literal, as instants; the literal is read now."""
+    bound = instant(literal)
+    if bound is None:  # not a timestamp (the compiler does not write one): like a value of another kind
+        return (lambda v: True) if cmp == "!=" else (lambda v: False)
+    if cmp == "==":
+        return lambda v: (t := instant(v)) is not None and t == bound
+    if cmp == "!=":
+        return lambda v: (t := instant(v)) is None or t != bound
+    if cmp == "<":
+        return lambda v: (t := instant(v)) is not None and t < bound
+    if cmp == "<=":
+        return lambda v: (t := instant(v)) is not None and t <= bound
+    if cmp == ">":
+        return lambda v: (t := instant(v)) is not None and t > bound
+    return lambda v: (t := instant(v)) is not None and t >= bound
+
+
+def _instant_in(literals: list[Any], negated: bool) -> Callable[[Any], bool]:
+    """Membership of one value among literals, as instants (equal instants hash alike)."""
+    bounds = frozenset(b for b in map(instant, literals) if b is not None)
+    if negated:
+        return lambda v: (t := instant(v)) is None or t not in bounds
+    return lambda v: (t := instant(v)) is not None and t in bounds
 
 
 def glob_matches(pattern: str, text: str) -> bool:
@@ -190,6 +246,8 @@ def compile_predicate(node: dict[str, Any]) -> Predicate:
         return lambda data: any(test(v) for v in values_at(data, path))
     if op == "cmp":
         literal, cmp = node["value"], node["cmp"]
+        if node.get("timestamp"):
+            return _any_scalar(path, _instant_order(cmp, literal))
         if cmp == "==":
             return _any_scalar(path, lambda v: equal(v, literal))
         if cmp == "!=":
@@ -197,6 +255,8 @@ def compile_predicate(node: dict[str, Any]) -> Predicate:
         return _any_scalar(path, lambda v: _order(v, cmp, literal))
     if op == "in":
         literals = node["values"]
+        if node.get("timestamp"):
+            return _any_scalar(path, _instant_in(literals, node["negated"]))
         if node["negated"]:
             return _any_scalar(path, lambda v: not any(equal(v, lit) for lit in literals))
         return _any_scalar(path, lambda v: any(equal(v, lit) for lit in literals))
