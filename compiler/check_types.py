@@ -36,7 +36,6 @@ events, nor whether a `send`'s expectations hold (`interlock test`).
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
@@ -45,7 +44,7 @@ from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import error
 from interlock.dsl.transform import did_you_mean
 
-from .reference import event_type_matches
+from .reference import event_type_matches, instant
 
 # Placeholders in a message for the events it applies to, filled once problems found for
 # several events at one place are merged.
@@ -135,11 +134,7 @@ def _kind(value: ast.ScalarValue) -> str:
 
 
 def _is_timestamp(text: str) -> bool:
-    try:
-        datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return False
-    return True
+    return instant(text) is not None
 
 
 def _fits(type_name: str, value: ast.ScalarValue) -> bool:

@@ -30,6 +30,7 @@ import datetime
 import functools
 import ipaddress
 import math
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -161,19 +162,28 @@ def compare(value: Any, op: str, literal: Any) -> bool:
 # ---- timestamps ---------------------------------------------------------------
 
 
-def instant(value: Any) -> datetime.datetime | None:
-    """The instant a timestamp string names, or None for a value that is not one.
+# RFC 3339, with a space allowed for the `T`, the seconds optional, and a date alone: what
+# JSON events carry. (`datetime.fromisoformat` alone takes far more: any character between
+# date and time, week dates, and `2024-05-02+02:00` read as two o'clock.)
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?"
+                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?")
 
-    The rule of E0206 (compiler/check_types.py): ISO 8601 as `datetime.fromisoformat` reads
-    it, after a final `Z` is written `+00:00`; a value without an offset (a date alone too)
-    is read as UTC."""
+
+def instant(value: Any) -> datetime.datetime | None:
+    """The instant a timestamp string names, or None for a value that is not one (the rule of
+    E0206): a date, then optionally a time after `T` or a space, then optionally `Z` or an
+    offset; without an offset, UTC; a date alone is its midnight."""
     if not isinstance(value, str):
         return None
-    try:
-        moment = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
+    found = _TIMESTAMP.fullmatch(value)
+    if found is None:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+    date, time, offset = found.groups()
+    zone = "+00:00" if offset is None or offset in "Zz" else offset
+    try:
+        return datetime.datetime.fromisoformat(f"{date}T{time or '00:00'}{zone}")
+    except ValueError:  # a month 13, a 25th hour
+        return None
 
 
 def _schema_timestamps(schema: ast.ObjectType) -> set[tuple[str, ...]]:

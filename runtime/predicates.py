@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -98,26 +99,28 @@ def _order(value: Any, op: str, literal: Any) -> bool:
     return bool(value >= literal)
 
 
-_UTC = datetime.UTC
 _fromisoformat = datetime.datetime.fromisoformat
 
 
+# RFC 3339, with a space allowed for the `T`, the seconds optional, and a date alone (the
+# rule of the compiler's E0206; `datetime.fromisoformat` alone takes far more).
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?"
+                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?").fullmatch
+
+
 def instant(value: Any) -> datetime.datetime | None:
-    """The instant a timestamp string names (aware, UTC when it has no offset), or None."""
+    """The instant a timestamp string names (without an offset: UTC; a date alone: its
+    midnight), or None."""
     if type(value) is not str:
         return None
+    found = _TIMESTAMP(value)
+    if found is None:
+        return None
+    date, time, offset = found.groups()
     try:
-        moment = _fromisoformat(value)  # Python 3.11 reads a final `Z` itself ...
-    except ValueError:
-        # ... but not after a date alone, which E0206 accepts (`"2024-05-02Z"`, by its
-        # rewriting of a final `Z` as `+00:00`): the rewritten text is the rule.
-        if not value.endswith("Z"):
-            return None
-        try:
-            moment = _fromisoformat(value[:-1] + "+00:00")
-        except ValueError:
-            return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC)
+        return _fromisoformat(f"{date}T{time or '00:00'}{'+00:00' if offset is None or offset in 'Zz' else offset}")
+    except ValueError:  # a month 13, a 25th hour
+        return None
 
 
 def _instant_order(cmp: str, literal: Any) -> Callable[[Any], bool]:

@@ -9,9 +9,10 @@ field takes whole floats; a timestamp is an ISO 8601 string.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
+
+from .predicates import instant
 
 
 class SchemaError(ValueError):
@@ -19,13 +20,7 @@ class SchemaError(ValueError):
 
 
 def _timestamp(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
-        return False
-    return True
+    return instant(value) is not None
 
 
 def _kind(value: Any) -> str:

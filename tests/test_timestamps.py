@@ -123,6 +123,7 @@ def test_an_offset_places_the_instant(match: Match) -> None:
     "2024-05-02T09:14:00Z", "2024-05-02T09:14:00+00:00", NOON_PARIS, "2024-05-02T04:14:00-05:00",
     "2024-05-02T09:14:00.000000Z", "2024-05-02T14:44:00+0530", "2024-05-02T09:14:00",  # no offset: UTC
     "2024-05-03T00:14:00+15:00",  # the day after, locally
+    "2024-05-02t09:14:00z", "2024-05-02 09:14Z", "2024-05-02T09:14:00.000000001Z",  # RFC 3339 allows these
 ])
 def test_equal_instants_are_equal_whatever_their_offsets(match: Match, written: str) -> None:
     assert _created(match, written) == {"before", "same", "listed", "glob"}
@@ -140,7 +141,9 @@ def test_in_a_list_of_literals(match: Match) -> None:
 
 
 @pytest.mark.parametrize("garbage", [
-    "yesterday", "", "2024-13-01T00:00:00Z", "2024-05-02T09:14:00z", "09:14", 42, 2.5, True, {"at": 1}])
+    "yesterday", "", "2024-13-01T00:00:00Z", "09:14", 42, 2.5, True, {"at": 1},
+    # what `datetime.fromisoformat` reads, but is no RFC 3339 timestamp
+    "2024-05-02X09:14:00Z", "20240502T091400Z", "2024-W18-4", "2024-05-02T09Z"])
 def test_a_value_that_is_no_timestamp_is_of_the_wrong_kind(match: Match, garbage: Any) -> None:
     # only `!=` and `not in` hold; the glob route compares instants for every type it receives
     assert _created(match, garbage) == {"other", "unlisted"}
@@ -173,6 +176,7 @@ def test_a_date_alone_is_midnight_utc(match: Match) -> None:
     assert "midnight" in _created(match, "2024-05-03")
     assert "midnight" in _created(match, "2024-05-03T02:00:00+02:00")
     assert "midnight" in _created(match, "2024-05-03Z")  # E0206 reads it, so does matching
+    assert "midnight" in _created(match, "2024-05-03+00:00")  # a date with an offset: its midnight there
     assert "midnight" not in _created(match, "2024-05-03T00:00:00-02:00")
     assert "after" in _created(match, "2024-05-03")
 
@@ -411,7 +415,7 @@ def _instant(draw: st.DrawFn) -> str:
     return local.isoformat()
 
 
-_garbage = st.sampled_from(["yesterday", "", "2024-05-02T09:14:00z", "2024-02-30", 5, 0.5, True, {"at": 1}, "a"])
+_garbage = st.sampled_from(["yesterday", "", "2024-05-02X09:14:00Z", "2024-02-30", 5, 0.5, True, {"at": 1}, "a"])
 _value: st.SearchStrategy[Any] = st.one_of(_instant(), _instant(), _garbage, st.none())
 _field = st.one_of(_value, _value, st.lists(_value, max_size=3))
 _data = st.fixed_dictionaries({}, optional={
