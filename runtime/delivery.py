@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import os
@@ -323,16 +324,19 @@ class Engine:
         if not coroutine_function:
             async with asyncio.timeout(timeout):
                 return await asyncio.to_thread(function, event)
-        # The handler runs in this task, not a task of its own. Its first step runs now, as
-        # `await` would run it; only if it then waits does the deadline need a timer (a
-        # handler that never waits cannot be interrupted by one anyway).
+        # The handler runs in this task, not a task of its own, but in a copy of its context
+        # (as a task would: context variables it sets stay its own). Its first step runs now,
+        # as `await` would run it; only if it then waits does the deadline, counted from
+        # before that step, need a timer (a handler that never waits cannot be interrupted).
+        deadline = asyncio.get_running_loop().time() + timeout
+        context = contextvars.copy_context()
         coroutine = function(event)
         try:
-            waiting_on = coroutine.send(None)
+            waiting_on = context.run(coroutine.send, None)
         except StopIteration as done:
             return done.value
-        async with asyncio.timeout(timeout):
-            return await _resume(coroutine, waiting_on)
+        async with asyncio.timeout_at(deadline):
+            return await _resume(coroutine, waiting_on, context)
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]) -> tuple[bool, Any]:
         policy = self.targets[target]["retry"]
@@ -686,10 +690,10 @@ def _delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: A
 
 
 @types.coroutine
-def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, Any]:
+def _resume(coroutine: Any, waiting_on: Any, context: contextvars.Context) -> Generator[Any, Any, Any]:
     """Go on running a coroutine that has already run its first step and is waiting on
-    `waiting_on`, exactly as `await` would have: what the task sends or throws in goes to
-    the coroutine, what the coroutine waits on goes to the task."""
+    `waiting_on`, exactly as `await` would have, each step in `context`: what the task
+    sends or throws in goes to the coroutine, what the coroutine waits on goes to the task."""
     while True:
         try:
             sent = yield waiting_on
@@ -698,12 +702,12 @@ def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, Any]:
             raise
         except BaseException as exc:
             try:
-                waiting_on = coroutine.throw(exc)
+                waiting_on = context.run(coroutine.throw, exc)
             except StopIteration as done:
                 return done.value
         else:
             try:
-                waiting_on = coroutine.send(sent)
+                waiting_on = context.run(coroutine.send, sent)
             except StopIteration as done:
                 return done.value
 

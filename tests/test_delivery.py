@@ -386,3 +386,32 @@ def test_retention_trims_what_was_delivered_and_old_dead_letters() -> None:
 
     before, after, dead = asyncio.run(main())
     assert before == 5 and after == 0 and dead == 0
+
+
+def test_the_deadline_counts_a_handler_s_first_step_and_its_context_is_its_own() -> None:
+    """A handler that blocks 150 ms before it first waits, then waits 60 ms, has overrun a
+    100 ms timeout; context variables it sets do not leak into the publisher's context."""
+    import contextvars
+    import time as clock
+
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="publisher's")
+    router = load(SHOP)
+    wire(router)
+    router.engine.handlers.pop("fraud")
+
+    @router.handler("fraud")
+    async def slow_start(event: Event) -> None:
+        seen.set("handler's")
+        clock.sleep(0.15)  # blocking work before the first wait
+        await asyncio.sleep(0.06)
+
+    async def main() -> tuple[interlock.Receipt, str]:
+        async with router:
+            receipt = await router.publish("order.created", order(1))
+            after = seen.get()
+            await router.drain(5)
+        return receipt, after
+
+    receipt, after = asyncio.run(main())
+    assert receipt.errors["fraud"].startswith("TimeoutError")
+    assert after == "publisher's"
