@@ -39,8 +39,8 @@ import traceback
 import types
 import zlib
 from collections import deque
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
 
 import attrs
 
@@ -51,6 +51,7 @@ from .schema import validate
 from .store import EntryId, EventStore, Record, StoreError
 
 GROUP = "interlock"
+T = TypeVar("T")
 Handler = Callable[[Event], Any]
 
 
@@ -199,10 +200,19 @@ class Engine:
         # On a shared store, other processes deliver for the targets this one has no handler for.
         await self._ensure_groups()
         self.running = True
+        self.inflight.clear()  # what an earlier run had in hand is pending in the store
         for name, target in self.targets.items():
             if target["mode"] != "async" or name not in self.handlers:
                 continue
             self.busy[name], self.held[name], self.ready[name] = {}, {}, asyncio.Queue()
+            if not self.store.shared:
+                # Deliveries an earlier run of this router read and did not finish (it was
+                # stopped in between) are this process's alone: they come first.
+                stream = f"deliveries.{name}"
+                if unfinished := len(await self.store.pending(stream, GROUP)):
+                    for record in await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
+                                                         count=unfinished):
+                        self.ready[name].put_nowait(record)
             if self._partitioned(name):
                 self.owned[name], self.leaving[name] = [], set()
                 self.tasks.append(asyncio.create_task(self._keeper(name)))
@@ -513,6 +523,8 @@ class Engine:
             await self._deliver(target, record)
         except asyncio.CancelledError:
             raise
+        except StoreError as exc:  # stopping while the store is unreachable: left pending
+            print(f"interlock: {exc}; delivery {record.id} of `{target}` stays pending", file=sys.stderr)
         except Exception:  # pragma: no cover - a bug here must not kill the worker silently
             traceback.print_exc()
 
@@ -558,16 +570,17 @@ class Engine:
                               self.random)
             if decision.retry:
                 self._started()
-                await self.store.schedule(stream, {**entry, "attempt": entry["attempt"] + 1, "errors": errors},
-                                          now + decision.delay_ms)
-                await self.store.ack(stream, GROUP, [record.id])
+                retry = {**entry, "attempt": entry["attempt"] + 1, "errors": errors}
+                await self._persist(lambda: self.store.schedule(stream, retry, now + decision.delay_ms))
+                await self._persist(lambda: self.store.ack(stream, GROUP, [record.id]))
                 self._settled(target, record)
                 self._finished()
                 return  # the key stays held until the retry's outcome
             dead = self.targets[target]["dead_letter"]
             if dead is not None and self.targets[target]["on_exhausted"] != "drop":
                 history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
-                await self._dead_letter(dead, ev, target, tuple(entry["routes"]), history, decision.reason)
+                await self._persist(lambda: self._dead_letter(dead, ev, target, tuple(entry["routes"]), history,
+                                                              decision.reason))
         if not self.store.shared:
             await self.store.ack(stream, GROUP, [record.id])
             self._settled(target, record)
@@ -576,19 +589,34 @@ class Engine:
             return
         # On a shared store the ack is a round trip: the worker goes on while it travels
         # (acks of many deliveries share one), and the key is released once it has landed.
-        # An ack that fails leaves the delivery pending, to be claimed and delivered again.
-        acking = asyncio.ensure_future(self.store.ack(stream, GROUP, [record.id]))
+        acking = asyncio.ensure_future(self._persist(lambda: self.store.ack(stream, GROUP, [record.id])))
         self.acking.add(acking)
         acking.add_done_callback(lambda done: self._acked(target, record, done))
 
     def _acked(self, target: str, record: Record, done: asyncio.Future[int]) -> None:
         self.acking.discard(done)
-        if not done.cancelled() and done.exception() is not None:
-            print(f"interlock: {done.exception()}; delivery {record.id} of `{target}` stays pending",
-                  file=sys.stderr)
+        if done.cancelled() or done.exception() is not None:
+            # Stopped before the store took the ack: the delivery stays pending, for whoever
+            # holds its stream next to deliver again (at least once); its key stays held here.
+            return
         self._settled(target, record)
         self._release(target, record)
         self._finished()
+
+    async def _persist(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """A store operation of a delivery under way, tried again with backoff while the store
+        cannot be reached: given up, it would leave the delivery's key held here for good."""
+        failures = 0
+        while True:
+            try:
+                return await operation()
+            except StoreError as exc:
+                failures += 1
+                if not self.running:
+                    raise
+                wait = min(0.05 * 2 ** failures, 5.0)
+                print(f"interlock: {exc}; trying again in {wait:.2f} s", file=sys.stderr)
+                await asyncio.sleep(wait)
 
     async def _scheduler(self) -> None:
         last_housekeeping = self.store.now_ms()

@@ -415,3 +415,33 @@ def test_the_deadline_counts_a_handler_s_first_step_and_its_context_is_its_own()
     receipt, after = asyncio.run(main())
     assert receipt.errors["fraud"].startswith("TimeoutError")
     assert after == "publisher's"
+
+
+def test_deliveries_under_way_when_the_router_stops_are_delivered_after_a_restart() -> None:
+    router = load(SHOP)
+    seen = wire(router)
+    router.engine.handlers.pop("audit")
+    started = asyncio.Event()
+    stuck = True
+
+    @router.handler("audit")
+    async def audit(event: Event) -> None:
+        if stuck:
+            started.set()
+            await asyncio.sleep(10)  # still under way when the router stops
+        seen.append(("audit", event.id, event.attempt))
+
+    async def first() -> None:
+        async with router:
+            for n in range(5):
+                await router.publish("order.created", order(n, amount=10), id=f"o{n}")
+            await started.wait()
+
+    async def second() -> None:
+        async with router:
+            await router.drain(5)
+
+    asyncio.run(first())
+    stuck = False
+    asyncio.run(second())
+    assert sorted(i for t, i, _ in seen if t == "audit") == [f"o{n}" for n in range(5)]
