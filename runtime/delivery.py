@@ -159,7 +159,10 @@ class Engine:
         self.lease_ms = lease_ms
         self.owned: dict[str, list[str]] = {}
         self.leaving: dict[str, set[str]] = {}  # partitions being handed over to another instance
-        self.inflight: dict[str, int] = {}  # per partition: deliveries read and not yet done with
+        self.inflight: dict[str, set[EntryId]] = {}  # per partition: deliveries read and not yet done with
+        # Partitions whose pending deliveries may include some this instance read but never got
+        # (a read whose reply was lost, a hand-over called off): looked for before the next read.
+        self.recovering: set[str] = set()
         self.reading: dict[str, asyncio.Lock] = {}
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
@@ -394,7 +397,9 @@ class Engine:
                 mine = members.index(self.consumer) if self.consumer in members else 0
                 for number, stream in enumerate(streams):
                     if number % max(len(members), 1) == mine:
-                        leaving.discard(stream)  # given back to this instance while it was leaving
+                        if stream in leaving:  # given back while it was being handed over: what
+                            leaving.discard(stream)  # was left pending for the next holder is ours
+                            self.recovering.add(stream)
                     elif stream in owned:
                         leaving.add(stream)
                     if stream in leaving and not self._started_keys(target, stream):
@@ -414,29 +419,34 @@ class Engine:
                     if held and stream not in owned:
                         taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, count=10_000)
                         for record in taken:
-                            self._taken(stream)
+                            self._taken(stream, record)
                             self.ready[target].put_nowait(record)
                         owned.append(stream)
                     elif not held and stream in owned:
                         owned.remove(stream)  # lost (this instance stalled longer than the lease)
                         leaving.discard(stream)
+                    elif held and stream not in leaving and stream not in self.recovering:
+                        # A safety net: more pending than in hand means deliveries were lost
+                        # on the way here (a read's reply that never came back).
+                        pending = await self.store.pending(stream, GROUP)
+                        if len(pending) > len(self.inflight.get(stream, ())):
+                            self.recovering.add(stream)
             except StoreError as exc:
                 print(f"interlock: {exc}", file=sys.stderr)
             await asyncio.sleep(self.lease_ms / 3000)
 
-    def _taken(self, stream: str) -> None:
-        self.inflight[stream] = self.inflight.get(stream, 0) + 1
+    def _taken(self, stream: str, record: Record) -> None:
+        self.inflight.setdefault(stream, set()).add(record.id)
 
     def _settled(self, target: str, record: Record) -> None:
         """A delivery of a partition read by this instance is done with (acked, or left pending)."""
         if self._partitioned(target):
-            stream = self._stream(target, record.entry.get("key"))
-            self.inflight[stream] -= 1
+            self.inflight[self._stream(target, record.entry.get("key"))].discard(record.id)
 
     def _started_keys(self, target: str, stream: str) -> bool:
         """Whether this instance still has deliveries of the partition in hand, or keys of it
         that are waiting for a retry."""
-        return self.inflight.get(stream, 0) > 0 or any(
+        return bool(self.inflight.get(stream)) or any(
             self._stream(target, key) == stream for key in self.busy[target])
 
     async def _worker(self, target: str, consumer: str) -> None:
@@ -503,9 +513,12 @@ class Engine:
         for offset in range(len(owned)):
             stream = owned[(turn + offset) % len(owned)]
             try:
+                if stream in self.recovering and stream not in self.leaving[target]:
+                    await self._recover(target, stream, consumer)
                 records = await self.store.read(stream, GROUP, consumer, count=self.batch)
             except StoreError as exc:
                 print(f"interlock: {exc}", file=sys.stderr)
+                self.recovering.add(stream)  # the read may have taken deliveries it did not bring
                 continue
             if stream in self.leaving[target]:
                 # Handing the partition over: only retries of what this instance started go on
@@ -513,10 +526,22 @@ class Engine:
                 records = [record for record in records if record.entry["attempt"] > 1]
             if records:
                 for record in records:
-                    self._taken(stream)
+                    self._taken(stream, record)
                     self.ready[target].put_nowait(record)
                 return turn + offset + 1
         return turn
+
+    async def _recover(self, target: str, stream: str, consumer: str) -> None:
+        """Deliveries pending on an owned partition that this instance does not have in hand:
+        taken back, in stream order, ahead of anything unread (they are older)."""
+        hand = self.inflight.get(stream, set())
+        lost = {p.id for p in await self.store.pending(stream, GROUP)} - hand
+        if lost:
+            records = await self.store.claim(stream, GROUP, consumer, min_idle_ms=0, count=len(lost) + len(hand))
+            for record in sorted((r for r in records if r.id in lost), key=lambda r: r.id):
+                self._taken(stream, record)
+                self.ready[target].put_nowait(record)
+        self.recovering.discard(stream)
 
     async def _deliver_safely(self, target: str, record: Record) -> None:
         try:

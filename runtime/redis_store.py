@@ -17,11 +17,12 @@ import json
 import os
 import time
 import uuid
+import weakref
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -295,6 +296,28 @@ def _settle(future: asyncio.Future[Any], reply: Any) -> None:
         future.set_result(reply)
 
 
+class _Connection:
+    """One event loop's clients of a store: a pool whose commands are retried with backoff
+    when a connection drops, and one for XREADGROUP that is not retried (a resent read would
+    take deliveries whose first reply was lost; delivery looks for those itself)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        # Bounded pools that make callers wait for a connection instead of failing.
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            store.url, decode_responses=True, max_connections=64, timeout=None, retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        self.client = aioredis.Redis(connection_pool=pool)
+        reads = aioredis.BlockingConnectionPool.from_url(
+            store.url, decode_responses=True, max_connections=64, timeout=None, retry=Retry(NoBackoff(), 0))
+        self.reader = aioredis.Redis(connection_pool=reads)
+        self.batch = _Batch(store)
+        self.release = self.client.register_script(_RELEASE)
+        self.lease = self.client.register_script(_LEASE)
+        self.quiet = self.client.register_script(_QUIET)
+        self.release_lease = self.client.register_script(_RELEASE_LEASE)
+
+
 class RedisStore(EventStore):
     """The contract of `runtime/store.py` on a Redis server: `RedisStore("redis://127.0.0.1:6379/0")`."""
 
@@ -306,31 +329,28 @@ class RedisStore(EventStore):
         self.url = url
         self.max_unacked = max_unacked
         self.poll = poll
-        self._client: aioredis.Redis | None = None
-        self._release: Any = None
-        self._lease: Any = None
-        self._quiet: Any = None
-        self._release_lease: Any = None
-        self._batch = _Batch(self)
+        # Clients are bound to the event loop they were made in: one set per loop (a router
+        # used from `publish_sync` and from async code meets two).
+        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
+            weakref.WeakKeyDictionary())
         self._append_script = _Script(_APPEND, header=(max_unacked or 0,))
         self._ack_script = _Script(_ACK)
         self._members_script = _Script(_MEMBERS)
 
+    def _connection(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = self._connections.get(loop)
+        if connection is None:
+            connection = self._connections[loop] = _Connection(self)
+        return connection
+
     @property
     def client(self) -> aioredis.Redis:
-        if self._client is None:
-            # A bounded pool that makes callers wait for a connection instead of failing.
-            # A dropped connection is retried with backoff before an operation gives up.
-            retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6)
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, decode_responses=True, max_connections=64, timeout=None, retry=retry,
-                retry_on_error=[RedisConnectionError, RedisTimeoutError])
-            self._client = aioredis.Redis(connection_pool=pool)
-            self._release = self._client.register_script(_RELEASE)
-            self._lease = self._client.register_script(_LEASE)
-            self._quiet = self._client.register_script(_QUIET)
-            self._release_lease = self._client.register_script(_RELEASE_LEASE)
-        return self._client
+        return self._connection().client
+
+    @property
+    def _batch(self) -> _Batch:
+        return self._connection().batch
 
     async def _do(self, awaitable: Any) -> Any:
         """Await one redis-py call, a lost connection reported as a StoreError naming the server."""
@@ -343,9 +363,10 @@ class RedisStore(EventStore):
         return int(time.time() * 1000)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        connection = self._connections.pop(asyncio.get_running_loop(), None)
+        if connection is not None:
+            await connection.client.aclose()
+            await connection.reader.aclose()
 
     # ---- appending ---------------------------------------------------------------
 
@@ -410,8 +431,8 @@ class RedisStore(EventStore):
                    block: float | None = None) -> list[Record]:
         wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
         try:
-            reply = await self._do(self.client.xreadgroup(group, consumer, {_key(stream): ">"}, count=count,
-                                                          block=wait))
+            reader = self._connection().reader
+            reply = await self._do(reader.xreadgroup(group, consumer, {_key(stream): ">"}, count=count, block=wait))
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 raise StoreError(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group") \
@@ -455,9 +476,8 @@ class RedisStore(EventStore):
         return 0
 
     async def quiet(self, streams: list[str], group: str) -> bool:
-        self.client  # noqa: B018 - creates the client and its scripts
         keys = [SCHEDULE, *(_key(stream) for stream in streams)]
-        return bool(await self._do(self._quiet(keys=keys, args=[group, *streams])))
+        return bool(await self._do(self._connection().quiet(keys=keys, args=[group, *streams])))
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10) -> list[Record]:
@@ -536,7 +556,7 @@ class RedisStore(EventStore):
         now = self.now_ms() if now_ms is None else now_ms
         released = 0
         while True:
-            moved = int(await self._do(self._release(keys=[SCHEDULE], args=[now, f"{PREFIX}s:"])))
+            moved = int(await self._do(self._connection().release(keys=[SCHEDULE], args=[now, f"{PREFIX}s:"])))
             released += moved
             if moved < 100:
                 return released
@@ -557,12 +577,11 @@ class RedisStore(EventStore):
     # ---- leases ------------------------------------------------------------------------
 
     async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
-        self.client  # noqa: B018 - creates the client and its scripts
-        return bool(await self._do(self._lease(keys=[f"{PREFIX}l:{name}"], args=[owner, max(int(ttl_ms), 1)])))
+        lease = self._connection().lease
+        return bool(await self._do(lease(keys=[f"{PREFIX}l:{name}"], args=[owner, max(int(ttl_ms), 1)])))
 
     async def release(self, name: str, owner: str) -> None:
-        self.client  # noqa: B018 - creates the client and its scripts
-        await self._do(self._release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))
+        await self._do(self._connection().release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
         now = self.now_ms()

@@ -190,7 +190,8 @@ def test_an_unreachable_redis_is_a_clear_error_at_start(tmp_path: Path) -> None:
 def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: str, tmp_path: Path) -> None:
     """Every connection of the process is killed again and again while it publishes (many
     at once, so publishes share round trips) and delivers: each publish that returned is
-    delivered, none twice counted as a duplicate of itself, and the workers carry on."""
+    delivered, none twice counted as a duplicate of itself, the workers carry on, and the
+    ordered target's keys keep their order."""
     url = redis_url.rsplit("/", 1)[0] + "/4"
     admin = redis.Redis.from_url(url)
     admin.flushdb()
@@ -201,6 +202,7 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
     receipts: dict[str, interlock.Receipt] = {}
     refused: list[str] = []
     kills: list[int] = []
+    keyed: dict[int, list[int]] = {}
 
     @router.handler("work")
     async def work(event: interlock.Event) -> None:
@@ -209,15 +211,17 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
     @router.handler("ordered")
     async def ordered(event: interlock.Event) -> None:
         handled.add(event.id)
+        keyed.setdefault(event.data["k"], []).append(event.data["n"])
 
     async def main() -> None:
         async with router:
             async def publisher(first: int) -> None:
                 for n in range(first, 400, 8):
+                    kind, name = ("job.run", f"job-{n}") if n % 2 else ("keyed.run", f"keyed-{n}")
                     try:
-                        receipts[f"job-{n}"] = await router.publish("job.run", {"n": n}, id=f"job-{n}")
+                        receipts[name] = await router.publish(kind, {"n": n, "k": n % 5}, id=name)
                     except interlock.runtime.store.StoreError:
-                        refused.append(f"job-{n}")
+                        refused.append(name)
                     await asyncio.sleep(0.001)
 
             async def killer() -> None:
@@ -237,3 +241,6 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
     duplicates = sorted(i for i, r in receipts.items() if r.duplicate)
     assert not duplicates, duplicates  # a retried round trip is not a second publish
     assert set(receipts) <= handled, sorted(set(receipts) - handled)[:10]
+    for key, seen in keyed.items():  # the ordered target: each key in publish order (first deliveries)
+        firsts = list(dict.fromkeys(seen))
+        assert firsts == sorted(firsts), (key, firsts)
