@@ -244,3 +244,18 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
     for key, seen in keyed.items():  # the ordered target: each key in publish order (first deliveries)
         firsts = list(dict.fromkeys(seen))
         assert firsts == sorted(firsts), (key, firsts)
+
+
+def test_publish_sync_on_redis_from_code_that_is_not_async(redis_url: str, tmp_path: Path) -> None:
+    """Each `publish_sync` outside `with router:` runs in an event loop of its own: the store
+    keeps a set of clients per loop, so every call works."""
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(url).flushdb()
+    project = tmp_path / "jobs.route"
+    project.write_text(PROJECT)
+    router = interlock.load(str(project), store=url)
+    receipts = [router.publish_sync("job.run", {"n": n}, id=f"sync-{n}") for n in range(5)]
+    assert [r.targets for r in receipts] == [frozenset({"work"})] * 5
+    client = redis.Redis.from_url(url)
+    assert client.xlen("interlock:s:deliveries.work") == 5
+    client.close()
