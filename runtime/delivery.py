@@ -417,7 +417,9 @@ class Engine:
                         continue
                     held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
                     if held and stream not in owned:
-                        taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, count=10_000)
+                        unfinished = len(await self.store.pending(stream, GROUP))
+                        taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
+                                                       count=unfinished) if unfinished else []
                         for record in taken:
                             self._taken(stream, record)
                             self.ready[target].put_nowait(record)

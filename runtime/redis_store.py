@@ -493,11 +493,19 @@ class RedisStore(EventStore):
             taken.extend(row for row in rows if row and row[1])
             if cursor == "0-0":
                 break
+        if not taken:
+            return []
+        # The delivery counts, in one read of the claimed range of this consumer's pending.
+        ids = sorted((_id(entry_id) for entry_id, _ in taken))
+        try:
+            rows = await self._do(self.client.xpending_range(_key(stream), group, str(ids[0]), str(ids[-1]),
+                                                             len(ids), consumername=consumer))
+        except ResponseError as exc:
+            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
+        counts = {row["message_id"]: int(row["times_delivered"]) for row in rows}
         records = []
         for entry_id, fields in taken:
-            row = await self._pending_rows(stream, group, entry_id, entry_id, 1)
-            deliveries = int(row[0]["times_delivered"]) if row else 1
-            records.extend(self._records([[entry_id, fields]], deliveries))
+            records.extend(self._records([[entry_id, fields]], counts.get(entry_id, 1)))
         return records
 
     # ---- reading, retention --------------------------------------------------------
