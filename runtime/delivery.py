@@ -235,7 +235,8 @@ class Engine:
         for target, streams in self.owned.items():
             with contextlib.suppress(StoreError):
                 await self.store.members(f"members.{target}", self.consumer, 0)
-                for stream in streams:
+            for stream in streams:
+                with contextlib.suppress(StoreError):
                     await self.store.release(f"lease.{stream}", self.consumer)
         self.tasks = []
 

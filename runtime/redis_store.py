@@ -55,14 +55,17 @@ return 0
 """
 
 # Heartbeats in memberships (sorted sets scored by expiry), of concurrent callers in one
-# call: each owner recorded, the expired dropped, the live listed. KEYS: a membership per
-# call; ARGV per call: now, the owner's expiry, the owner.
+# call: each owner recorded, the expired dropped, the live listed. Time is the server's, so
+# that instances whose clocks disagree still agree on who is live. KEYS: a membership per
+# call; ARGV per call: the owner's time to live (ms), the owner.
 _MEMBERS = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local out = {}
 for k = 1, #KEYS do
-  local a = 3 * (k - 1)
-  redis.call('ZADD', KEYS[k], ARGV[a + 2], ARGV[a + 3])
-  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', ARGV[a + 1])
+  local a = 2 * (k - 1)
+  redis.call('ZADD', KEYS[k], now + tonumber(ARGV[a + 1]), ARGV[a + 2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now)
   out[k] = redis.call('ZRANGE', KEYS[k], 0, -1)
 end
 return out
@@ -592,6 +595,5 @@ class RedisStore(EventStore):
         await self._do(self._connection().release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
-        now = self.now_ms()
-        live = await self._batch.script(self._members_script, [f"{PREFIX}m:{name}"], [now, now + ttl_ms, owner])
+        live = await self._batch.script(self._members_script, [f"{PREFIX}m:{name}"], [int(ttl_ms), owner])
         return sorted(live)
