@@ -177,6 +177,7 @@ class Engine:
         self.held: dict[str, dict[Any, deque[Record]]] = {}
         self.ready: dict[str, asyncio.Queue[Record]] = {}
         self.acking: set[asyncio.Future[int]] = set()  # acks on their way to a shared store
+        self.read_at: dict[tuple[str, EntryId], int] = {}  # when a delivery waiting here was read
 
     # ---- setup -------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class Engine:
         await self._ensure_groups()
         self.running = True
         self.inflight.clear()  # what an earlier run had in hand is pending in the store
+        self.read_at.clear()
         for name, target in self.targets.items():
             if target["mode"] != "async" or name not in self.handlers:
                 continue
@@ -458,7 +460,8 @@ class Engine:
             await self._partition_worker(target, consumer)
             return
         stream = f"deliveries.{target}"
-        idle_ms = max(self.claim_idle_ms, 2 * self.targets[target]["timeout_ms"])
+        timeout_ms = self.targets[target]["timeout_ms"]
+        idle_ms = max(self.claim_idle_ms, 2 * timeout_ms)
         next_claim = 0
         failures = 0
         while self.running:
@@ -485,9 +488,19 @@ class Engine:
                     continue
                 if not records:
                     continue
+                if self.store.shared:
+                    now = self.store.now_ms()
+                    for record in records:
+                        self.read_at[target, record.id] = now
                 for record in records[1:]:
                     ready.put_nowait(record)  # shared with this target's other workers
                 record = records[0]
+            if self.store.shared:
+                # A delivery that waited here so long that it could not be done before another
+                # instance may claim it as abandoned is left to that claim (at most once at a time).
+                read = self.read_at.pop((target, record.id), None)
+                if read is not None and self.store.now_ms() - read + timeout_ms >= idle_ms:
+                    continue
             await self._deliver_safely(target, record)
 
     async def _partition_worker(self, target: str, consumer: str) -> None:

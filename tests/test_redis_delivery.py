@@ -259,3 +259,46 @@ def test_publish_sync_on_redis_from_code_that_is_not_async(redis_url: str, tmp_p
     client = redis.Redis.from_url(url)
     assert client.xlen("interlock:s:deliveries.work") == 5
     client.close()
+
+
+def test_deliveries_waiting_too_long_in_one_instance_are_not_also_claimed_by_another(
+        redis_url: str, tmp_path: Path) -> None:
+    """An instance reads deliveries in batches; one that waited in its queue until another
+    instance could claim it as abandoned is left to that claim, not delivered twice."""
+    url = redis_url.rsplit("/", 1)[0] + "/6"
+    redis.Redis.from_url(url).flushdb()
+    project = tmp_path / "slow.route"
+    project.write_text("""
+dead_letter dlq
+target slow { mode async, timeout 50ms, concurrency 1, dead_letter dlq }
+route all { on job.* to slow }
+""")
+    calls: list[tuple[str, str]] = []
+
+    def instance(name: str) -> interlock.Router:
+        router = interlock.load(str(project), store=url, claim_idle_ms=300)
+
+        @router.handler("slow")
+        async def slow(event: interlock.Event) -> None:
+            calls.append((name, event.id))
+            await asyncio.sleep(0.01)
+
+        return router
+
+    first, second = instance("a"), instance("b")
+
+    async def main() -> None:
+        async with first:
+            for n in range(150):  # more than one instance delivers before the claim delay
+                await first.publish("job.run", {"n": n}, id=f"slow-{n}")
+            await asyncio.sleep(0.2)
+            async with second:
+                await first.drain(30)
+        await first.store.close()
+        await second.store.close()
+
+    asyncio.run(main())
+    ids = [i for _, i in calls]
+    assert sorted(set(ids)) == sorted(f"slow-{n}" for n in range(150))
+    assert len(ids) == len(set(ids)), [i for i in set(ids) if ids.count(i) > 1][:10]
+    assert {name for name, _ in calls} == {"a", "b"}
