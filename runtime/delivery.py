@@ -171,6 +171,7 @@ class Engine:
         self.idle = asyncio.Event()
         self.idle.set()
         self.running = False
+        self.stopping = False  # handing partitions over before a stop
         self.consumer = f"{os.getpid()}-{id(self):x}"
         # order by: per target, the key being delivered, and later deliveries held back
         self.busy: dict[str, dict[Any, str]] = {}
@@ -204,6 +205,7 @@ class Engine:
         # On a shared store, other processes deliver for the targets this one has no handler for.
         await self._ensure_groups()
         self.running = True
+        self.stopping = False
         self.inflight.clear()  # what an earlier run had in hand is pending in the store
         self.read_at.clear()
         for name, target in self.targets.items():
@@ -226,6 +228,8 @@ class Engine:
         self.tasks.append(asyncio.create_task(self._scheduler()))
 
     async def stop(self) -> None:
+        if any(self.owned.values()):
+            await self._hand_over()
         self.running = False
         for task in self.tasks:
             task.cancel()
@@ -241,6 +245,22 @@ class Engine:
                 with contextlib.suppress(StoreError):
                     await self.store.release(f"lease.{stream}", self.consumer)
         self.tasks = []
+
+    async def _hand_over(self) -> None:
+        """Before stopping, hand the partitions of ordered targets over as a join does (see
+        `_keeper`): leave the memberships, finish what was read and its retries, up to
+        `lease_ms`; then the leases go. A key still waiting for a retry after that is left to
+        the next holder, which may deliver its later events first."""
+        self.stopping = True
+        for target, streams in self.owned.items():
+            self.leaving[target].update(streams)
+            with contextlib.suppress(StoreError):
+                await self.store.members(f"members.{target}", self.consumer, 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease_ms / 1000
+        while loop.time() < deadline and any(
+                self._started_keys(target, stream) for target, streams in self.owned.items() for stream in streams):
+            await asyncio.sleep(0.01)
 
     # ---- publish -------------------------------------------------------------------
 
@@ -396,6 +416,11 @@ class Engine:
         streams = self._streams(target)
         while self.running:
             try:
+                if self.stopping:  # handing everything over: only keep the leases until then
+                    for stream in owned:
+                        await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
+                    await asyncio.sleep(self.lease_ms / 3000)
+                    continue
                 members = await self.store.members(f"members.{target}", self.consumer, self.lease_ms)
                 mine = members.index(self.consumer) if self.consumer in members else 0
                 for number, stream in enumerate(streams):

@@ -84,8 +84,8 @@ def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path
         client.close()
 
 
-def _lease_holders(client: redis.Redis, partitions: int) -> list[bytes | None]:
-    return [client.get(f"interlock:l:lease.deliveries.ordered.p{p}") for p in range(partitions)]
+def _lease_holders(client: redis.Redis, partitions: int, target: str = "ordered") -> list[bytes | None]:
+    return [client.get(f"interlock:l:lease.deliveries.{target}.p{p}") for p in range(partitions)]
 
 
 def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) -> None:
@@ -302,3 +302,48 @@ route all { on job.* to slow }
     assert sorted(set(ids)) == sorted(f"slow-{n}" for n in range(150))
     assert len(ids) == len(set(ids)), [i for i in set(ids) if ids.count(i) > 1][:10]
     assert {name for name, _ in calls} == {"a", "b"}
+
+
+def test_an_instance_that_stops_hands_its_keys_over_in_order(redis_url: str, tmp_path: Path) -> None:
+    """An instance stops while a key waits for a retry with a later event held behind it:
+    it finishes that key before letting its partitions go, so the next holder does not
+    deliver the later event first."""
+    url = redis_url.rsplit("/", 1)[0] + "/7"
+    redis.Redis.from_url(url).flushdb()
+    project = tmp_path / "keyed.route"
+    project.write_text("""
+dead_letter dlq
+target ordered { mode async, timeout 200ms, order by k, dead_letter dlq, retry { attempts 3 backoff fixed 300ms } }
+route keyed { on keyed.* to ordered }
+""")
+    handled: list[tuple[str, int, int]] = []
+
+    def instance(name: str) -> interlock.Router:
+        router = interlock.load(str(project), store=url, partitions=2, lease_ms=1500)
+
+        @router.handler("ordered")
+        async def ordered(event: interlock.Event) -> None:
+            if event.data["n"] == 1 and event.attempt == 1:
+                raise ConnectionError("first attempt fails")
+            handled.append((name, event.data["n"], event.attempt))
+
+        return router
+
+    first, second = instance("a"), instance("b")
+
+    async def main() -> None:
+        async with first:  # alone: it holds every partition
+            await asyncio.sleep(0.2)
+            await first.publish("keyed.run", {"k": "K", "n": 1})
+            await first.publish("keyed.run", {"k": "K", "n": 2})
+            await asyncio.sleep(0.05)  # n=1 failed, its retry waits; n=2 is held behind it
+            await second.__aenter__()
+        try:
+            await second.drain(10)
+        finally:
+            await second.__aexit__(None, None, None)
+        await first.store.close()
+        await second.store.close()
+
+    asyncio.run(main())
+    assert [(name, n) for name, n, _ in handled] == [("a", 1), ("a", 2)], handled
