@@ -163,6 +163,7 @@ class Engine:
         # Partitions whose pending deliveries may include some this instance read but never got
         # (a read whose reply was lost, a hand-over called off): looked for before the next read.
         self.recovering: set[str] = set()
+        self.lease_until: dict[str, int] = {}  # per owned partition: when its lease runs out, at the latest
         self.reading: dict[str, asyncio.Lock] = {}
         self.publish_timeout = publish_timeout
         self.random = random.Random(seed).random
@@ -418,7 +419,9 @@ class Engine:
             try:
                 if self.stopping:  # handing everything over: only keep the leases until then
                     for stream in owned:
-                        await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
+                        asked = self.store.now_ms()
+                        if await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms):
+                            self.lease_until[stream] = asked + self.lease_ms
                     await asyncio.sleep(self.lease_ms / 3000)
                     continue
                 members = await self.store.members(f"members.{target}", self.consumer, self.lease_ms)
@@ -443,7 +446,10 @@ class Engine:
                             continue
                     if number % max(len(members), 1) != mine and stream not in owned:
                         continue
+                    asked = self.store.now_ms()
                     held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
+                    if held:
+                        self.lease_until[stream] = asked + self.lease_ms
                     if held and stream not in owned:
                         unfinished = len(await self.store.pending(stream, GROUP))
                         taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
@@ -453,8 +459,12 @@ class Engine:
                             self.ready[target].put_nowait(record)
                         owned.append(stream)
                     elif not held and stream in owned:
-                        owned.remove(stream)  # lost (this instance stalled longer than the lease)
-                        leaving.discard(stream)
+                        # Lost: this instance stalled longer than the lease, and another took the
+                        # partition over (claiming what was pending here). Forget it entirely.
+                        async with self.reading.setdefault(target, asyncio.Lock()):
+                            owned.remove(stream)
+                            leaving.discard(stream)
+                            self._forget(target, stream)
                     elif held and stream not in leaving and stream not in self.recovering:
                         # A safety net: more pending than in hand means deliveries were lost
                         # on the way here (a read's reply that never came back).
@@ -464,6 +474,23 @@ class Engine:
             except StoreError as exc:
                 print(f"interlock: {exc}", file=sys.stderr)
             await asyncio.sleep(self.lease_ms / 3000)
+
+    def _forget(self, target: str, stream: str) -> None:
+        """Drop what this instance holds of a partition it lost: its waiting deliveries, its
+        held-back ones, its keys' places. (A delivery already running finishes; its ack then
+        finds it claimed by the new holder, at least once.)"""
+        ready = self.ready[target]
+        waiting = [ready.get_nowait() for _ in range(ready.qsize())]
+        for record in waiting:
+            if self._stream(target, record.entry.get("key")) != stream:
+                ready.put_nowait(record)
+        for key in [key for key in self.held[target] if self._stream(target, key) == stream]:
+            del self.held[target][key]
+        for key in [key for key in self.busy[target] if self._stream(target, key) == stream]:
+            del self.busy[target][key]
+        self.inflight.pop(stream, None)
+        self.recovering.discard(stream)
+        self.lease_until.pop(stream, None)
 
     def _taken(self, stream: str, record: Record) -> None:
         self.inflight.setdefault(stream, set()).add(record.id)
@@ -621,10 +648,15 @@ class Engine:
             self.ready[target].put_nowait(following)
 
     async def _deliver(self, target: str, record: Record) -> None:
-        if not self._admit(target, record):
-            return
         entry = record.entry
         stream = self._stream(target, entry["key"])
+        if self._partitioned(target) and self.store.now_ms() >= self.lease_until.get(stream, 0):
+            # Its lease ran out before the keeper could renew it: another instance may hold
+            # the partition by now. Left pending, for whoever holds it.
+            self._settled(target, record)
+            return
+        if not self._admit(target, record):
+            return
         ev = Event.from_cloudevent(entry["event"])
         try:
             await self._call(target, _delivered(ev, entry["transform"], entry["attempt"], entry["key"]))

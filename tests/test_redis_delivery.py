@@ -347,3 +347,50 @@ route keyed { on keyed.* to ordered }
 
     asyncio.run(main())
     assert [(name, n) for name, n, _ in handled] == [("a", 1), ("a", 2)], handled
+
+
+def test_an_instance_whose_lease_ran_out_stops_delivering_its_partitions(redis_url: str, tmp_path: Path) -> None:
+    """An instance that cannot renew its leases (its store calls fail) stops delivering the
+    partitions once their leases may have run out; another instance takes them over and
+    delivers every event, each once."""
+    url = redis_url.rsplit("/", 1)[0] + "/8"
+    redis.Redis.from_url(url).flushdb()
+    project = tmp_path / "keyed.route"
+    project.write_text("""
+dead_letter dlq
+target ordered { mode async, timeout 200ms, order by k, dead_letter dlq }
+route keyed { on keyed.* to ordered }
+""")
+    handled: list[tuple[str, int]] = []
+
+    def instance(name: str) -> interlock.Router:
+        router = interlock.load(str(project), store=url, partitions=2, lease_ms=600)
+
+        @router.handler("ordered")
+        async def ordered(event: interlock.Event) -> None:
+            handled.append((name, event.data["n"]))
+
+        return router
+
+    first, second = instance("a"), instance("b")
+
+    async def cut_off(*_args: object, **_kwargs: object) -> bool:
+        raise interlock.runtime.store.StoreError("cannot reach Redis (a test's cut)")
+
+    async def main() -> None:
+        async with first:
+            await asyncio.sleep(0.1)  # it holds both partitions
+            first.store.lease = first.store.members = cut_off  # type: ignore[method-assign]
+            await asyncio.sleep(0.7)  # its leases ran out
+            for n in range(20):
+                await first.publish("keyed.run", {"k": n % 3, "n": n})
+            await asyncio.sleep(0.3)
+            assert handled == []  # not delivered by an instance that no longer holds them
+            async with second:
+                await second.drain(10)
+        await first.store.close()
+        await second.store.close()
+
+    asyncio.run(main())
+    assert sorted(n for _, n in handled) == list(range(20))
+    assert {name for name, _ in handled} == {"b"}
