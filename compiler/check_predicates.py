@@ -194,14 +194,20 @@ def _numbers_where(atom: ast.Predicate) -> list[Interval]:
     return list(_REALS) if _holds(atom, 0) else []
 
 
-def _number_possible(literals: Sequence[Lit]) -> bool:
+def _possible_on_line(literals: Sequence[Lit], where: Callable[[ast.Predicate], list[Interval]]) -> bool:
+    """Whether one point of the real line satisfies every literal, `where` giving the
+    intervals on which an atom holds."""
     allowed = list(_REALS)
     for atom, positive in literals:
-        where = _numbers_where(atom)
-        allowed = _intersect(allowed, where if positive else _complement(where))
+        holds = where(atom)
+        allowed = _intersect(allowed, holds if positive else _complement(holds))
         if not allowed:
             return False
     return True
+
+
+def _number_possible(literals: Sequence[Lit]) -> bool:
+    return _possible_on_line(literals, _numbers_where)
 
 
 def _glob_text(pattern: str) -> str | None:
@@ -314,13 +320,7 @@ def _holds_off_instants(atom: ast.Predicate) -> bool:
 
 def _instant_possible(literals: Sequence[Lit]) -> bool:
     """Whether one instant satisfies every literal, all timestamp comparisons."""
-    allowed = list(_REALS)
-    for atom, positive in literals:
-        where = _instants_where(atom)
-        allowed = _intersect(allowed, where if positive else _complement(where))
-        if not allowed:
-            return False
-    return True
+    return _possible_on_line(literals, _instants_where)
 
 
 def _value_possible(literals: Sequence[Lit], stamps: Stamps = frozenset()) -> bool:
