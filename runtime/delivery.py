@@ -419,15 +419,14 @@ class Engine:
             try:
                 if self.stopping:  # handing everything over: only keep the leases until then
                     for stream in owned:
-                        asked = self.store.now_ms()
-                        if await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms):
-                            self.lease_until[stream] = asked + self.lease_ms
+                        await self._renew(stream)
                     await asyncio.sleep(self.lease_ms / 3000)
                     continue
                 members = await self.store.members(f"members.{target}", self.consumer, self.lease_ms)
                 mine = members.index(self.consumer) if self.consumer in members else 0
                 for number, stream in enumerate(streams):
-                    if number % max(len(members), 1) == mine:
+                    wanted = number % max(len(members), 1) == mine
+                    if wanted:
                         if stream in leaving:  # given back while it was being handed over: what
                             leaving.discard(stream)  # was left pending for the next holder is ours
                             self.recovering.add(stream)
@@ -444,12 +443,9 @@ class Engine:
                         if done:
                             await self.store.release(f"lease.{stream}", self.consumer)
                             continue
-                    if number % max(len(members), 1) != mine and stream not in owned:
+                    if not wanted and stream not in owned:
                         continue
-                    asked = self.store.now_ms()
-                    held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
-                    if held:
-                        self.lease_until[stream] = asked + self.lease_ms
+                    held = await self._renew(stream)
                     if held and stream not in owned:
                         unfinished = len(await self.store.pending(stream, GROUP))
                         taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
@@ -474,6 +470,14 @@ class Engine:
             except StoreError as exc:
                 print(f"interlock: {exc}", file=sys.stderr)
             await asyncio.sleep(self.lease_ms / 3000)
+
+    async def _renew(self, stream: str) -> bool:
+        """Take or renew a partition's lease; whether this instance holds it (and until when)."""
+        asked = self.store.now_ms()
+        held = await self.store.lease(f"lease.{stream}", self.consumer, self.lease_ms)
+        if held:
+            self.lease_until[stream] = asked + self.lease_ms
+        return held
 
     def _forget(self, target: str, stream: str) -> None:
         """Drop what this instance holds of a partition it lost: its waiting deliveries, its
