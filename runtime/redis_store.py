@@ -282,10 +282,10 @@ class _Batch:
         replies = list(await self.store._do(pipe.execute(raise_on_error=False)))
         for number, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):  # the server restarted, or its scripts were flushed
-                await self.store._do(client.script_load(sources[commands[number][1]]))
-                try:
+                try:  # this command's callers alone hear of a failure here: the others' commands ran
+                    await self.store._do(client.script_load(sources[commands[number][1]]))
                     replies[number] = await self.store._do(client.execute_command(*commands[number]))  # type: ignore[no-untyped-call]
-                except ResponseError as exc:
+                except (ResponseError, StoreError) as exc:
                     replies[number] = exc
         return replies
 
