@@ -166,7 +166,7 @@ def compare(value: Any, op: str, literal: Any) -> bool:
 # JSON events carry. (`datetime.fromisoformat` alone takes far more: any character between
 # date and time, week dates, and `2024-05-02+02:00` read as two o'clock.)
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?"
-                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?")
+                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?", re.ASCII)
 
 
 def instant(value: Any) -> datetime.datetime | None:
