@@ -319,6 +319,16 @@ def _token_error(source: SourceFile, exc: UnexpectedToken) -> Diagnostic:
             return error("E0001", f"this `{keyword}` is not closed: {found}", span,
                          "the next declaration starts here", f"add the missing `}}` before `{token}`",
                          [related] if related else ())
+        if start > 0 and text[start - 1] == "*":
+            # `order.*x`: the word was cut from a glob segment that is more than stars
+            glob_start = start - 1
+            while glob_start > 0 and (text[glob_start - 1].isalnum() or text[glob_start - 1] in "._-*"):
+                glob_start -= 1
+            glob = text[glob_start:token.end_pos or start]
+            return error("E0001", f"`{glob}` is not an event type or glob: a `*` is a whole segment",
+                         source.span(glob_start, token.end_pos or start), "a segment mixes `*` and a name",
+                         "a segment is `*` (any one), `**` (any number) or a name: write `order.*` or "
+                         "`order.*.created`")
         before = _WORD_BEFORE.search(text, 0, start)
         if before is not None and before.group(1) == "to" and _in_condition(expected):
             # `when to billing`, `a == 1 and to billing`: `to` was taken for a field

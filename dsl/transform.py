@@ -140,6 +140,11 @@ def parse_duration(text: str) -> tuple[int | None, str | None]:
         return None, "a duration is at most a few dozen characters: no duration is that long"
     if re.fullmatch(r"\d+\.\d+[A-Za-z]+", text):
         return None, "durations are whole numbers of one unit: write `1500ms`, not `1.5s`"
+    exponent = re.fullmatch(r"(\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})([A-Za-z]+)", text)
+    if exponent and exponent.group(3) in _UNIT_MS:
+        whole = float(f"{exponent.group(1)}e{exponent.group(2)}")
+        written = f"`{int(whole)}{exponent.group(3)}`" if whole.is_integer() and whole < 1e15 else "the number in full"
+        return None, f"durations are written without an exponent: write {written}"
     if not _DURATION.match(text):
         number = re.match(r"\d+", text)
         unit = re.sub(r"^[\d.]+", "", text)
@@ -656,7 +661,11 @@ class Builder(Transformer[Token, Any]):
     def contains(self, c: list[Any]) -> ast.Contains | _Invalid:
         if isinstance(c[2], _Invalid):
             return _Invalid(_span(c))
-        return ast.Contains(self._path(c[0]), c[2], _span(c))
+        node = ast.Contains(self._path(c[0]), c[2], _span(c))
+        if node.value.value is None:
+            _report(warning("W0010", f"`{node.path.text} contains null` is never true", node.span, "never true",
+                            "a null in a list counts as no value: no list contains it, and no string does"))
+        return node
 
     # -- routes and choices --------------------------------------------------------
 

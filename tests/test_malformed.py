@@ -117,6 +117,7 @@ CASES = [
     # ---- durations and numbers
     Case("duration_min", "E0011", "3:11", says=("did you mean `5m`?",)),
     Case("duration_fraction", "E0011", "3:11", says=("`1500ms`",)),
+    Case("duration_exponent", "E0011", "3:11", says=("without an exponent: write `1000ms`",)),
     Case("duration_words", "E0001", "3:11", says=("a duration needs a unit",)),
     Case("duration_no_unit", "E0001", "3:11", says=("a duration needs a unit",)),
     Case("duration_negative", "E0011", "3:17", says=("negative",)),
@@ -162,6 +163,8 @@ CASES = [
     # ---- null comparisons (warnings only)
     Case("null_comparison", "W0010", "5:8", exit=0, says=("write `missing coupon`",)),
     Case("null_in_list", "W0010", "4:29", exit=0, says=("`null` in a list never matches",)),
+    Case("null_contains", "W0010", "4:8", exit=0, says=("`tags contains null` is never true",)),
+    Case("glob_segment_mixed", "E0001", "3:6", says=("`order.*x` is not an event type or glob",)),
     Case("null_ordering", "W0010", "5:8", exit=0, says=("compare with a value",)),
     # ---- top level
     Case("garbage_top_level", "E0001", "3:1", says=("a declaration was expected",)),
