@@ -165,8 +165,8 @@ def compare(value: Any, op: str, literal: Any) -> bool:
 # RFC 3339, with a space allowed for the `T`, the seconds optional, and a date alone: what
 # JSON events carry. (`datetime.fromisoformat` alone takes far more: any character between
 # date and time, week dates, and `2024-05-02+02:00` read as two o'clock.)
-_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?"
-                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?", re.ASCII)
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?"
+                        r"([Zz]|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?", re.ASCII)
 
 
 def instant(value: Any) -> datetime.datetime | None:

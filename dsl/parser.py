@@ -66,10 +66,32 @@ class TooDeep(LexFailure):
 MAX_NESTING = 64
 
 
-# Keywords that begin a predicate, and the words that may follow a field at its start.
+# Keywords that begin a predicate and may also name a field: a field when an operator
+# follows, and then what that operator takes (operators that are words may be fields too:
+# `exists in` tests a field named `in`).
 PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
-OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "contains", "startswith", "endswith", "matches",
-                       "equals_ignore_case"})
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+_SCALARS = frozenset({"STRING", "NUMBER"})
+
+
+def _operator_follows(after: re.Match[str], then: re.Match[str] | None) -> bool:
+    """Whether the tokens `after` and `then` (the two after a predicate word) are an operator
+    and the start of what it takes."""
+    word = after.group(after.lastgroup or 0)
+    if word in _COMPARISONS:
+        return True
+    if then is None:
+        return False
+    kind, text = then.lastgroup, then.group(then.lastgroup or 0)
+    if word == "in":
+        return text in ("[", "cidr") or kind == "NUMBER"
+    if word == "not":
+        return text == "in"
+    if word == "contains":
+        return kind in _SCALARS or text in ("true", "false", "null")
+    if word in ("startswith", "endswith", "matches", "equals_ignore_case"):
+        return kind == "STRING"
+    return False
 
 
 class RouteLexer(Lexer):
@@ -157,7 +179,7 @@ class RouteLexer(Lexer):
                         # `not`, `any`, `exists` and `missing` start a predicate, and may also
                         # name a field: followed by an operator (`missing == 1`), they do.
                         after = match(text, m.end())
-                        if after is not None and after.group(after.lastgroup or 0) in OPERATORS:
+                        if after is not None and _operator_follows(after, match(text, after.end())):
                             kind = "IDENT"
             if value == "not" and kind != "IDENT":
                 nots += 1

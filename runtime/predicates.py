@@ -104,8 +104,8 @@ _fromisoformat = datetime.datetime.fromisoformat
 
 # RFC 3339, with a space allowed for the `T`, the seconds optional, and a date alone (the
 # rule of the compiler's E0206; `datetime.fromisoformat` alone takes far more).
-_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?"
-                        r"([Zz]|[+-]\d{2}(?::?\d{2})?)?", re.ASCII).fullmatch
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?"
+                        r"([Zz]|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?", re.ASCII).fullmatch
 
 
 def instant(value: Any) -> datetime.datetime | None:

@@ -640,7 +640,7 @@ def _membership(node: dict[str, Any]) -> Predicate | None:
             return x in keys
         if t is bool:
             return (_BOOL, x) in keys
-        if t is list:  # any element (a list at the end of the path is its values)
+        if isinstance(x, list):  # any element (a list at the end of the path is its values)
             for y in x:
                 if _key(y) in keys:
                     return True

@@ -99,6 +99,14 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("not != 2", {"not": 3}, True),
     ("not not == 2", {"not": 3}, True),
     ("not missing contains \"a\"", {"missing": "abc"}, False),
+    ("exists not in [1, 2]", {"exists": 3}, True),
+    # ... while words that are operators may name fields too
+    ("exists in", {"in": 1}, True),
+    ("missing contains", {}, True),
+    ("not in in [1, 2]", {"in": 3}, True),
+    ("not contains == \"x\"", {"contains": "y"}, True),
+    ("any in in [1]", {"in": [0, 1]}, True),
+    ("exists startswith and x == 1", {"startswith": 0, "x": 1}, True),
 ]
 
 

@@ -217,3 +217,15 @@ def test_answers_past_the_memo_are_still_right(tmp_path: Path, monkeypatch: pyte
     for _ in range(2):
         for data, expected in cases:
             assert router.match("e.x", data) == expected
+
+
+def test_a_set_lookup_check_opens_list_subclasses_as_the_predicates_do(tmp_path: Path) -> None:
+    class Items(list[int]):
+        pass
+
+    (tmp_path / "p.route").write_text(
+        "target t1 { mode async, on_exhausted drop }\n"
+        "route r { on e.x when a == 1 and b in [2, 3] to t1 }\n")
+    router = interlock.load(str(tmp_path / "p.route"))
+    data = {"a": 1, "b": Items([2])}
+    assert router.match("e.x", data) == {"t1"} == set(router.deliveries("e.x", data))
