@@ -681,8 +681,12 @@ class Engine:
             dead = self.targets[target]["dead_letter"]
             if dead is not None and self.targets[target]["on_exhausted"] != "drop":
                 history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
-                await self._persist(lambda: self._dead_letter(dead, ev, target, tuple(entry["routes"]), history,
-                                                              decision.reason))
+                # Once per delivery and attempt: written again (a step retried after its reply was
+                # lost, a delivery claimed after a crash), it is not a second dead letter.
+                dead_entry = self._dead_entry(ev, target, tuple(entry["routes"]), history, decision.reason)
+                await self._persist(lambda: self.store.append_all(
+                    [(f"dead.{dead}", dead_entry)], once=f"dead-letter.{entry['delivery']}.{entry['attempt']}",
+                    ttl_ms=self.idempotency_window_ms))
         if not self.store.shared:
             await self.store.ack(stream, GROUP, [record.id])
             self._settled(target, record)

@@ -445,3 +445,27 @@ def test_deliveries_under_way_when_the_router_stops_are_delivered_after_a_restar
     stuck = False
     asyncio.run(second())
     assert sorted(i for t, i, _ in seen if t == "audit") == [f"o{n}" for n in range(5)]
+
+
+def test_a_delivery_dead_lettered_again_is_one_dead_letter() -> None:
+    """A delivery delivered again with the same attempt (claimed after a crash, a step sent
+    again) and failing again is not a second entry in its dead letter."""
+    router = load(SHOP)
+    wire(router)
+    router.engine.handlers.pop("audit")
+
+    @router.handler("audit")
+    async def audit(event: Event) -> None:
+        raise ValueError("audit is broken")
+
+    async def main() -> None:
+        async with router:
+            await router.publish("order.created", order(1, amount=10), id="o1")
+            await router.drain(5)
+            (first,) = await router.store.range("deliveries.audit")
+            await router.store.append("deliveries.audit", first.entry)  # the same delivery, again
+            router.engine._started()
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert [d.target for d in router.dead_letters("dlq")] == ["audit"]
