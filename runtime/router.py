@@ -241,6 +241,7 @@ class Router:
         self._options = options
         self._engine: Engine | None = None
         self._thread: _LoopThread | None = None
+        self._background: _LoopThread | None = None  # the sync facade's loop outside `with`, on a shared store
         dispatch = self.artifact["dispatch"]
         self._routes: list[dict[str, Any]] = dispatch["routes"]
         self.targets: dict[str, dict[str, Any]] = self.artifact["targets"]
@@ -562,7 +563,7 @@ class Router:
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """The entries of a dead letter: event, target, routes, each attempt's error and time."""
-        return _run(self.engine.dead_letters(name))  # type: ignore[no-any-return]
+        return self._sync(self.engine.dead_letters(name))  # type: ignore[no-any-return]
 
     async def redrive(self, name: str, ids: list[str] | None = None) -> int:
         """Deliver a dead letter's entries (or those with `ids`) to their target again."""
@@ -582,9 +583,19 @@ class Router:
 
     def publish_sync(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
         """`publish` for code that is not async: inside `with router:`, or on its own for sync targets."""
+        return self._sync(self.publish(event, data, id=id))  # type: ignore[no-any-return]
+
+    def _sync(self, coroutine: Any) -> Any:
+        """Run a coroutine for code that is not async: on the loop of `with router:`; on a shared
+        store, on a loop of the router's own that stays (its connections are kept, not opened
+        for every call); else in a fresh loop."""
         if self._thread is not None:
-            return self._thread.run(self.publish(event, data, id=id))  # type: ignore[no-any-return]
-        return _run(self.publish(event, data, id=id))  # type: ignore[no-any-return]
+            return self._thread.run(coroutine)
+        if self.store.shared:
+            if self._background is None:
+                self._background = _LoopThread()
+            return self._background.run(coroutine)
+        return _run(coroutine)
 
     def drain_sync(self, timeout: float | None = None) -> None:
         if self._thread is None:

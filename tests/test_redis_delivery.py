@@ -248,17 +248,21 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
 
 
 def test_publish_sync_on_redis_from_code_that_is_not_async(redis_url: str, tmp_path: Path) -> None:
-    """Each `publish_sync` outside `with router:` runs in an event loop of its own: the store
-    keeps a set of clients per loop, so every call works."""
+    """`publish_sync` and `dead_letters` outside `with router:` work every time, on connections
+    kept from call to call."""
     url = redis_url.rsplit("/", 1)[0] + "/5"
     redis.Redis.from_url(url).flushdb()
     project = tmp_path / "jobs.route"
     project.write_text(PROJECT)
     router = interlock.load(str(project), store=url)
-    receipts = [router.publish_sync("job.run", {"n": n}, id=f"sync-{n}") for n in range(5)]
-    assert [r.targets for r in receipts] == [frozenset({"work"})] * 5
     client = redis.Redis.from_url(url)
-    assert client.xlen("interlock:s:deliveries.work") == 5
+    before = client.info("clients")["connected_clients"]
+    receipts = [router.publish_sync("job.run", {"n": n}, id=f"sync-{n}") for n in range(30)]
+    assert [r.targets for r in receipts] == [frozenset({"work"})] * 30
+    assert client.xlen("interlock:s:deliveries.work") == 30
+    assert router.dead_letters("dlq") == []
+    # the connections are kept from call to call, not opened (and left open) for each
+    assert client.info("clients")["connected_clients"] - before <= 4
     client.close()
 
 
