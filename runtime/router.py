@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -594,6 +595,7 @@ class Router:
         if self.store.shared:
             if self._background is None:
                 self._background = _LoopThread()
+                weakref.finalize(self, self._background.close)  # its thread ends with the router
             return self._background.run(coroutine)
         return _run(coroutine)
 
@@ -674,9 +676,14 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
+        import threading
+
+        if threading.current_thread() is not self.thread:  # (a finalizer may run on the thread itself)
+            self.thread.join()
+            self.loop.close()
 
 
 def _run(coroutine: Any) -> Any:
