@@ -31,6 +31,15 @@ route keyed { on keyed.* to ordered }
 """
 
 
+def _empty_db(redis_url: str, db: int) -> str:
+    """The URL of database `db` of the test server, emptied: each test has one of its own."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
 def _workers(url: str, project: Path, names: tuple[str, ...] = ("a", "b")) -> list[subprocess.Popen[str]]:
     workers = [subprocess.Popen([sys.executable, str(WORKER), url, str(project), name, str(seed)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -48,9 +57,8 @@ def _stop(workers: list[subprocess.Popen[str]]) -> None:
 
 
 def test_a_worker_killed_mid_stream_loses_nothing(redis_url: str, tmp_path: Path) -> None:
-    url = redis_url.rsplit("/", 1)[0] + "/1"
+    url = _empty_db(redis_url, 1)
     client = redis.Redis.from_url(url)
-    client.flushdb()
     project = tmp_path / "jobs.route"
     project.write_text(PROJECT)
     workers = _workers(url, project)
@@ -102,9 +110,8 @@ def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) ->
     """Two worker processes share an ordered target; its handler fails at random, so
     deliveries are retried: each key's events are still handled in publish order, and
     the two processes share the partitions (the first one up hands half of them over)."""
-    url = redis_url.rsplit("/", 1)[0] + "/2"
+    url = _empty_db(redis_url, 2)
     client = redis.Redis.from_url(url)
-    client.flushdb()
     project = tmp_path / "keyed.route"
     project.write_text(PROJECT)
     workers = _workers(url, project)
@@ -138,9 +145,8 @@ def test_partitions_are_handed_over_mid_stream_in_order(redis_url: str, tmp_path
     """A second worker process comes up while the first delivers an ordered target, with
     retries under way: half the partitions move to it, and no key is delivered out of
     order or lost on the way."""
-    url = redis_url.rsplit("/", 1)[0] + "/3"
+    url = _empty_db(redis_url, 3)
     client = redis.Redis.from_url(url)
-    client.flushdb()
     project = tmp_path / "keyed.route"
     project.write_text(PROJECT)
     workers = _workers(url, project, ("a",))
@@ -193,9 +199,8 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
     at once, so publishes share round trips) and delivers: each publish that returned is
     delivered, none twice counted as a duplicate of itself, the workers carry on, and the
     ordered target's keys keep their order."""
-    url = redis_url.rsplit("/", 1)[0] + "/4"
+    url = _empty_db(redis_url, 4)
     admin = redis.Redis.from_url(url)
-    admin.flushdb()
     project = tmp_path / "jobs.route"
     project.write_text(PROJECT)
     router = interlock.load(str(project), store=url, claim_idle_ms=300)
@@ -250,8 +255,7 @@ def test_connections_dropped_mid_run_lose_no_publish_that_returned(redis_url: st
 def test_publish_sync_on_redis_from_code_that_is_not_async(redis_url: str, tmp_path: Path) -> None:
     """`publish_sync` and `dead_letters` outside `with router:` work every time, on connections
     kept from call to call."""
-    url = redis_url.rsplit("/", 1)[0] + "/5"
-    redis.Redis.from_url(url).flushdb()
+    url = _empty_db(redis_url, 5)
     project = tmp_path / "jobs.route"
     project.write_text(PROJECT)
     router = interlock.load(str(project), store=url)
@@ -270,8 +274,7 @@ def test_deliveries_waiting_too_long_in_one_instance_are_not_also_claimed_by_ano
         redis_url: str, tmp_path: Path) -> None:
     """An instance reads deliveries in batches; one that waited in its queue until another
     instance could claim it as abandoned is left to that claim, not delivered twice."""
-    url = redis_url.rsplit("/", 1)[0] + "/6"
-    redis.Redis.from_url(url).flushdb()
+    url = _empty_db(redis_url, 6)
     project = tmp_path / "slow.route"
     project.write_text("""
 dead_letter dlq
@@ -313,8 +316,7 @@ def test_an_instance_that_stops_hands_its_keys_over_in_order(redis_url: str, tmp
     """An instance stops while a key waits for a retry with a later event held behind it:
     it finishes that key before letting its partitions go, so the next holder does not
     deliver the later event first."""
-    url = redis_url.rsplit("/", 1)[0] + "/7"
-    redis.Redis.from_url(url).flushdb()
+    url = _empty_db(redis_url, 7)
     project = tmp_path / "keyed.route"
     project.write_text("""
 dead_letter dlq
@@ -358,8 +360,7 @@ def test_an_instance_whose_lease_ran_out_stops_delivering_its_partitions(redis_u
     """An instance that cannot renew its leases (its store calls fail) stops delivering the
     partitions once their leases may have run out; another instance takes them over and
     delivers every event, each once."""
-    url = redis_url.rsplit("/", 1)[0] + "/8"
-    redis.Redis.from_url(url).flushdb()
+    url = _empty_db(redis_url, 8)
     project = tmp_path / "keyed.route"
     project.write_text("""
 dead_letter dlq
