@@ -17,17 +17,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
-
-
-def _encode(entry: Entry) -> str:
-    """Entries are kept as JSON text, as Redis keeps them: a caller mutating its dict later
-    changes nothing stored, and what cannot be stored elsewhere cannot be stored here."""
-    try:
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"an entry must be JSON: {exc}") from None
-
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
 
 _decode = json.loads
 
@@ -145,10 +135,7 @@ class MemoryStore(EventStore):
 
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
-        for _, entry in entries:
-            if not isinstance(entry, dict):
-                raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
-        encoded = [(stream, _encode(entry)) for stream, entry in entries]
+        encoded = [(stream, encode_entry(entry)) for stream, entry in entries]
         if self.max_unacked is not None:
             deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
             while full := next((n for n, _ in encoded if self._unacked(self._stream(n)) >= self.max_unacked), None):
@@ -281,7 +268,7 @@ class MemoryStore(EventStore):
 
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
         self._scheduled_count += 1
-        heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, _encode(entry)))
+        heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, encode_entry(entry)))
 
     async def release_due(self, *, now_ms: int | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms

@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
 
 PREFIX = "interlock:"
 SCHEDULE = PREFIX + "schedule"
@@ -186,13 +186,6 @@ def _key(stream: str) -> str:
 
 def _id(text: str) -> EntryId:
     return EntryId.parse(text)
-
-
-def _encode(entry: Entry) -> str:
-    try:
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"an entry must be JSON: {exc}") from None
 
 
 class _Script:
@@ -380,22 +373,17 @@ class RedisStore(EventStore):
             return []  # no such stream
 
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
-        if not isinstance(entry, dict):
-            raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
         if self.max_unacked is None:
-            return _id(await self._batch.call("XADD", _key(stream), "*", "e", _encode(entry)))
+            return _id(await self._batch.call("XADD", _key(stream), "*", "e", encode_entry(entry)))
         ids = await self.append_all([(stream, entry)], timeout=timeout)  # the bound checked in the script
         assert ids is not None  # no idempotency key: never a duplicate
         return ids[0]
 
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
-        for _, entry in entries:
-            if not isinstance(entry, dict):
-                raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+        encoded = [encode_entry(entry) for _, entry in entries]
         keys = [f"{PREFIX}k:{once or ''}", *(_key(stream) for stream, _ in entries)]
-        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), os.urandom(8).hex(), len(entries),
-                *(_encode(entry) for _, entry in entries)]
+        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), os.urandom(8).hex(), len(entries), *encoded]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             reply = await self._batch.script(self._append_script, keys, args)
@@ -560,7 +548,7 @@ class RedisStore(EventStore):
     # ---- the delayed schedule --------------------------------------------------------
 
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
-        member = json.dumps({"stream": stream, "entry": _encode(entry), "token": uuid.uuid4().hex})
+        member = json.dumps({"stream": stream, "entry": encode_entry(entry), "token": uuid.uuid4().hex})
         await self._batch.call("ZADD", SCHEDULE, due_ms, member)
 
     async def release_due(self, *, now_ms: int | None = None) -> int:

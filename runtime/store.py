@@ -36,11 +36,23 @@ Time is the store's clock in milliseconds (`now_ms`), so tests can drive a fake 
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any, NamedTuple
 
 import attrs
 
 Entry = dict[str, Any]
+
+
+def encode_entry(entry: Entry) -> str:
+    """An entry as the stores keep it, JSON text (as Redis keeps it: a caller mutating its
+    dict later changes nothing stored); anything but a dict of JSON values is a StoreError."""
+    if not isinstance(entry, dict):
+        raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
+    try:
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"an entry must be JSON: {exc}") from None
 
 
 class EntryId(NamedTuple):
