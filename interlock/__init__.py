@@ -16,12 +16,12 @@ from typing import Any
 
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
 from interlock.runtime.artifact import ArtifactError, read_artifact
-from interlock.runtime.delivery import DeadLetter, DeliveryError, Receipt
 from interlock.runtime.event import Event, EventError
 from interlock.runtime.memory_store import MemoryStore
+from interlock.runtime.outcomes import DeadLetter, DeliveryError, Receipt
 from interlock.runtime.router import RouteExplanation, Router, Verdict
 from interlock.runtime.schema import SchemaError
-from interlock.runtime.store import EventStore, StoreFull
+from interlock.runtime.store import EventStore, StoreError, StoreFull
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "SchemaError",
     "Severity",
     "Span",
+    "StoreError",
     "StoreFull",
     "Verdict",
     "__version__",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
+from .store import MIN_ID, Entry, EntryId, EventStore, NoGroup, Pending, Record, StoreFull, encode_entry
 
 _decode = json.loads
 
@@ -29,22 +29,29 @@ class _Signal:
         self._waiters: list[asyncio.Future[None]] = []
 
     async def wait(self, timeout: float | None) -> bool:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            if future in self._waiters:
-                self._waiters.remove(future)
+        return await _wait_any([self], timeout)
 
     def notify(self) -> None:
         waiters, self._waiters = self._waiters, []
         for future in waiters:
             if not future.done():
                 future.get_loop().call_soon_threadsafe(_resolve, future)
+
+
+async def _wait_any(signals: list[_Signal], timeout: float | None) -> bool:
+    """Wait until one of `signals` is notified (True) or `timeout` seconds pass (False)."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for signal in signals:
+        signal._waiters.append(future)
+    try:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        for signal in signals:
+            if future in signal._waiters:
+                signal._waiters.remove(future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -104,7 +111,7 @@ class MemoryStore(EventStore):
         s = self._streams.get(stream)
         g = s.groups.get(group) if s else None
         if s is None or g is None:
-            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group")
+            raise NoGroup(stream, group)
         return s, g
 
     # ---- appending ---------------------------------------------------------------
@@ -157,23 +164,28 @@ class MemoryStore(EventStore):
 
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
                    block: float | None = None) -> list[Record]:
-        s, g = self._group(stream, group)
+        return (await self.read_many([stream], group, consumer, count=count, block=block)).get(stream, [])
+
+    async def read_many(self, streams: list[str], group: str, consumer: str, *, count: int = 1,
+                        block: float | None = None) -> dict[str, list[Record]]:
         deadline = None if block is None else asyncio.get_running_loop().time() + block
         while True:
-            first = bisect.bisect_right(s.ids, g.last_delivered)
-            fresh = s.ids[first:first + count]
-            if fresh:
-                now = self.now_ms()
-                g.last_delivered = fresh[-1]
-                for entry_id in fresh:
-                    g.pending[entry_id] = _Delivery(consumer, 1, now)
-                return [Record(i, _decode(s.entries[i]), 1) for i in fresh]
-            if deadline is None:
-                return []
+            found = [(name, *self._group(name, group)) for name in streams]  # every group, before taking any
+            out: dict[str, list[Record]] = {}
+            now = self.now_ms()
+            for name, s, g in found:
+                first = bisect.bisect_right(s.ids, g.last_delivered)
+                fresh = s.ids[first:first + count]
+                if fresh:
+                    g.last_delivered = fresh[-1]
+                    for entry_id in fresh:
+                        g.pending[entry_id] = _Delivery(consumer, 1, now)
+                    out[name] = [Record(i, _decode(s.entries[i]), 1) for i in fresh]
+            if out or deadline is None:
+                return out
             left = deadline - asyncio.get_running_loop().time()
-            if left <= 0 or not await s.appended.wait(left):
-                return []
-            s, g = self._group(stream, group)
+            if left <= 0 or not await _wait_any([s.appended for _, s, _ in found], left):
+                return {}
 
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
         s = self._streams.get(stream)
@@ -185,10 +197,11 @@ class MemoryStore(EventStore):
             s.room.notify()
         return done
 
-    async def pending(self, stream: str, group: str) -> list[Pending]:
+    async def pending(self, stream: str, group: str, *, consumer: str | None = None) -> list[Pending]:
         _, g = self._group(stream, group)
         now = self.now_ms()
-        return [Pending(i, d.consumer, d.deliveries, max(now - d.since_ms, 0)) for i, d in sorted(g.pending.items())]
+        return [Pending(i, d.consumer, d.deliveries, max(now - d.since_ms, 0)) for i, d in sorted(g.pending.items())
+                if consumer is None or d.consumer == consumer]
 
     async def backlog(self, stream: str, group: str) -> int:
         s = self._streams.get(stream)
@@ -199,20 +212,26 @@ class MemoryStore(EventStore):
 
     async def quiet(self, streams: list[str], group: str) -> bool:
         for stream in streams:
+            s = self._streams.get(stream)
+            if s is not None and group not in s.groups and s.ids:
+                return False  # nobody has read these yet
             if await self.backlog(stream, group):
                 return False
         wanted = set(streams)
         return not any(name in wanted for _, _, name, _ in self._schedule)
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
-                    count: int = 10) -> list[Record]:
+                    count: int = 10, ids: list[EntryId] | None = None) -> list[Record]:
         s, g = self._group(stream, group)
         now = self.now_ms()
         taken: list[Record] = []
+        chosen = None if ids is None else set(ids)
         for entry_id, delivery in sorted(g.pending.items()):
-            if len(taken) >= count:
+            if chosen is None and len(taken) >= count:
                 break
-            if now - delivery.since_ms >= min_idle_ms:
+            if chosen is not None and entry_id not in chosen:
+                continue
+            if chosen is not None or now - delivery.since_ms >= min_idle_ms:
                 delivery.consumer = consumer
                 delivery.deliveries += 1
                 delivery.since_ms = now
@@ -247,9 +266,10 @@ class MemoryStore(EventStore):
         s = self._streams.get(stream)
         return len(s.ids) if s else 0
 
-    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None,
+                   group: str | None = None) -> int:
         s = self._streams.get(stream)
-        if s is None:
+        if s is None or (group is not None and group not in s.groups):
             return 0
         now = self.now_ms()
         dropped = 0
@@ -270,21 +290,34 @@ class MemoryStore(EventStore):
         self._scheduled_count += 1
         heapq.heappush(self._schedule, (due_ms, self._scheduled_count, stream, encode_entry(entry)))
 
-    async def release_due(self, *, now_ms: int | None = None) -> int:
+    async def release_due(self, *, now_ms: int | None = None, streams: list[str] | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms
-        released = 0
+        wanted = None if streams is None else set(streams)
+        due: list[tuple[int, int, str, str]] = []
+        kept: list[tuple[int, int, str, str]] = []
         while self._schedule and self._schedule[0][0] <= now:
-            _, _, stream, entry = heapq.heappop(self._schedule)
+            item = heapq.heappop(self._schedule)
+            (due if wanted is None or item[2] in wanted else kept).append(item)
+        for item in kept:
+            heapq.heappush(self._schedule, item)
+        for _, _, stream, entry in due:
             # Already accepted: a retry is never refused for want of room.
             self._append_encoded(stream, entry)
-            released += 1
-        return released
+        return len(due)
+
+    async def next_due(self, streams: list[str]) -> int | None:
+        wanted = set(streams)
+        return min((due for due, _, name, _ in self._schedule if name in wanted), default=None)
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
         return [(due, name, _decode(entry)) for due, _, name, entry in sorted(self._schedule)
                 if stream is None or name == stream]
 
     # ---- idempotency -------------------------------------------------------------------
+
+    async def remembered(self, key: str) -> bool:
+        expiry = self._keys.get(key)
+        return expiry is not None and expiry > self.now_ms()
 
     async def remember(self, key: str, ttl_ms: int) -> bool:
         return self._remember_now(key, ttl_ms)

@@ -1,22 +1,24 @@
 """The event-store contract on Redis Streams (redis-py's asyncio client).
 
 Each operation is the Redis command the contract was written after: streams are Redis
-streams (`interlock:s:NAME`), groups are consumer groups, pending entries and delivery
-counts are Redis's own (XPENDING, XAUTOCLAIM), entries are JSON text in a field `e`. The
-delayed schedule is one sorted set (`interlock:schedule`) scored by due time; a Lua script
-moves due entries into their streams, so an entry is never both scheduled and appended.
-Idempotency keys are `SET NX PX`. The clock is this machine's (XADD ids use the server's:
-on one machine they agree; across machines, keep clocks in sync).
+streams, groups are consumer groups, pending entries and delivery counts are Redis's own
+(XPENDING, XAUTOCLAIM), entries are JSON text in a field `e`. Each stream's delayed schedule
+is a sorted set beside it, scored by due time; a Lua script moves due entries into the
+stream, so an entry is never both scheduled and appended. The key layout and the scripts
+are in runtime/redis_scripts.py; every key of a stream shares its hash tag. The clock is
+this machine's (XADD ids use the server's: on one machine they agree; across machines,
+keep clocks in sync).
+
+Failures are StoreErrors (runtime/redis_errors.py), the URL shown without its password.
+Connecting times out after `connect_timeout` seconds; commands after `command_timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -24,272 +26,31 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
+from . import redis_scripts as lua
+from .redis_batch import Batch, Script
+from .redis_errors import Describer, redact
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreFull, encode_entry
 
 PREFIX = "interlock:"
-SCHEDULE = PREFIX + "schedule"
-
-# Due entries of the schedule into their streams, atomically, at most 100 a call.
-_RELEASE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, member in ipairs(due) do
-  local item = cjson.decode(member)
-  redis.call('XADD', ARGV[2] .. item['stream'], '*', 'e', item['entry'])
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
-"""
-
-# Take a free lease, or renew one's own; 1 when held, 0 when another owner holds it.
-_LEASE = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
-# Heartbeats in memberships (sorted sets scored by expiry), of concurrent callers in one
-# call: each owner recorded, the expired dropped, the live listed. Time is the server's, so
-# that instances whose clocks disagree still agree on who is live. KEYS: a membership per
-# call; ARGV per call: the owner's time to live (ms), the owner.
-_MEMBERS = """
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local out = {}
-for k = 1, #KEYS do
-  local a = 2 * (k - 1)
-  redis.call('ZADD', KEYS[k], now + tonumber(ARGV[a + 1]), ARGV[a + 2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now)
-  out[k] = redis.call('ZRANGE', KEYS[k], 0, -1)
-end
-return out
-"""
-
-_RELEASE_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-# What a group (or, without a name, the busiest group) has still to finish on a stream:
-# pending plus not yet read. Shared by the scripts below.
-_UNFINISHED = """
-local function unfinished(key, name)
-  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
-  if not ok then return 0 end
-  local most = 0
-  for _, group in ipairs(groups) do
-    local info = {}
-    for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
-    if name == nil or info['name'] == name then
-      local lag = info['lag']
-      if not lag then
-        lag = #redis.call('XRANGE', key, '(' .. info['last-delivered-id'], '+')
-      end
-      most = math.max(most, info['pending'] + lag)
-    end
-  end
-  return most
-end
-"""
-
-# Publishes, each with every entry appended and its idempotency key set in one step, or
-# nothing. Concurrent publishes share one call (see `_Batch`). ARGV[1]: the bound (0: none);
-# then per publish: use the key (1/0), its ttl, the publish's nonce, its number of entries
-# N, and N encoded entries. KEYS, per publish: its idempotency key, then its N streams.
-# The key holds the nonce and the ids: when the client sends a round trip again after a
-# lost connection, a publish that had landed finds its own nonce and gets its ids back
-# instead of being taken for a duplicate. Returns, per publish, its ids, false for a
-# duplicate, or {"full", stream} when a bounded stream has no room.
-_APPEND = _UNFINISHED + """
-local bound = tonumber(ARGV[1])
-local out = {}
-local k, a = 1, 2
-while a <= #ARGV do
-  local n = tonumber(ARGV[a + 3])
-  local result = nil
-  if ARGV[a] == '1' then
-    local seen = redis.call('GET', KEYS[k])
-    if seen then
-      local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')
-      if nonce == ARGV[a + 2] then
-        result = {}
-        for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
-      else
-        result = false
-      end
-    end
-  end
-  if result == nil and bound > 0 then
-    for i = 1, n do
-      if unfinished(KEYS[k + i], nil) >= bound then
-        result = {'full', KEYS[k + i]}
-        break
-      end
-    end
-  end
-  if result == nil then
-    result = {}
-    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 3 + i]) end
-    if ARGV[a] == '1' then
-      redis.call('SET', KEYS[k], ARGV[a + 2] .. ' ' .. table.concat(result, ' '), 'PX', ARGV[a + 1])
-    end
-  end
-  out[#out + 1] = result
-  k = k + 1 + n
-  a = a + 4 + n
-end
-return out
-"""
-
-# Acknowledgements of concurrent callers, in one call. KEYS: a stream per call; ARGV per
-# call: the group, the number of ids N, the N ids. Returns per call how many were pending
-# (0 when the group does not exist).
-_ACK = """
-local out = {}
-local a = 1
-for k = 1, #KEYS do
-  local n = tonumber(ARGV[a + 1])
-  local ok, acked = pcall(redis.call, 'XACK', KEYS[k], ARGV[a], unpack(ARGV, a + 2, a + 1 + n))
-  out[k] = ok and acked or 0
-  a = a + 2 + n
-end
-return out
-"""
-
-
-# Whether a group has nothing left to do on some streams, in one atomic read: no entry
-# pending or unread, and no retry scheduled for them. KEYS: the schedule, then the streams;
-# ARGV: the group, then the stream names as the schedule records them.
-_QUIET = _UNFINISHED + """
-for i = 2, #KEYS do
-  if unfinished(KEYS[i], ARGV[1]) > 0 then return 0 end
-end
-local wanted = {}
-for i = 2, #ARGV do wanted[ARGV[i]] = true end
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if wanted[cjson.decode(member)['stream']] then return 0 end
-end
-return 1
-"""
 
 
 def _key(stream: str) -> str:
-    return f"{PREFIX}s:{stream}"
+    return f"{PREFIX}{{{stream}}}"
+
+
+def _retries(stream: str) -> str:
+    return f"{PREFIX}{{{stream}}}:retries"
+
+
+def _stream_of(key: str) -> str:
+    return key[len(PREFIX) + 1:key.index("}")] if key.startswith(PREFIX + "{") else key
 
 
 def _id(text: str) -> EntryId:
     return EntryId.parse(text)
-
-
-class _Script:
-    """A Lua script that concurrent callers share: their keys and arguments are concatenated
-    into one call (after `header`, the arguments every call starts with) and its reply, a
-    list with one element per caller, split back."""
-
-    def __init__(self, source: str, header: tuple[Any, ...] = ()) -> None:
-        self.source = source
-        self.header = header
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-
-_Item = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]  # (script or None, command or (keys, args), caller)
-
-
-class _Batch:
-    """Group commit: what callers ask while a round trip is in flight goes, pipelined, in the
-    next one; calls of the same shared script become one call. A lone caller pays one round
-    trip, as before; a hundred concurrent publishes or acks pay a few. Each caller still
-    waits for its own reply, so a publish that returned is on the server."""
-
-    LIMIT = 512  # callers per round trip
-
-    def __init__(self, store: RedisStore) -> None:
-        self.store = store
-        self.queue: list[_Item] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def call(self, *command: Any) -> Any:
-        return await self._submit(None, command)
-
-    async def script(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
-        return await self._submit(script, (keys, args))
-
-    async def _submit(self, script: _Script | None, payload: tuple[Any, ...]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
-            # Callers left behind by a loop that was closed are gone with it.
-            self.queue = [item for item in self.queue if item[2].get_loop() is loop]
-            self.task = loop.create_task(self._flush())
-        self.queue.append((script, payload, future))
-        return await future
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the callers that are ready to ask, ask: they join this round trip
-        while self.queue:
-            batch, self.queue = self.queue[:self.LIMIT], self.queue[self.LIMIT:]
-            # One command per plain call, one per script whatever its callers.
-            commands: list[tuple[Any, ...]] = []
-            shared: dict[_Script, list[_Item]] = {}
-            for item in batch:
-                if item[0] is None:
-                    commands.append(item[1])
-                else:
-                    shared.setdefault(item[0], []).append(item)
-            for script, items in shared.items():
-                keys = [key for _, (k, _a), _f in items for key in k]
-                args = [*script.header, *(arg for _, (_k, a), _f in items for arg in a)]
-                commands.append(("EVALSHA", script.sha, len(keys), *keys, *args))
-            try:
-                replies = await self._execute(commands, {script.sha: script.source for script in shared})
-            except Exception as exc:  # the whole round trip failed: every caller hears of it
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            except BaseException:  # cancelled with its loop: so are its callers
-                for _, _, future in batch:
-                    future.cancel()
-                raise
-            plain = iter(replies)
-            for script, _, future in batch:
-                if script is None:
-                    _settle(future, next(plain))
-            for items, reply in zip(shared.values(), replies[len(replies) - len(shared):], strict=True):
-                for number, (_, _, future) in enumerate(items):
-                    _settle(future, reply if isinstance(reply, Exception) else reply[number])
-            await asyncio.sleep(0)  # the callers just answered may ask again at once: in the next trip
-
-    async def _execute(self, commands: list[tuple[Any, ...]], sources: dict[str, str]) -> list[Any]:
-        client = self.store.client
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        replies = list(await self.store._do(pipe.execute(raise_on_error=False)))
-        for number, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):  # the server restarted, or its scripts were flushed
-                try:  # this command's callers alone hear of a failure here: the others' commands ran
-                    await self.store._do(client.script_load(sources[commands[number][1]]))
-                    replies[number] = await self.store._do(client.execute_command(*commands[number]))  # type: ignore[no-untyped-call]
-                except (ResponseError, StoreError) as exc:
-                    replies[number] = exc
-        return replies
-
-
-def _settle(future: asyncio.Future[Any], reply: Any) -> None:
-    if future.done():
-        return  # its caller was cancelled; the command ran all the same
-    if isinstance(reply, Exception):
-        future.set_exception(reply)
-    else:
-        future.set_result(reply)
 
 
 class _Connection:
@@ -298,20 +59,23 @@ class _Connection:
     take deliveries whose first reply was lost; delivery looks for those itself)."""
 
     def __init__(self, store: RedisStore) -> None:
-        # Bounded pools that make callers wait for a connection instead of failing.
-        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6)
+        # A connection that cannot be made in time is retried as a lost one would be, but for
+        # rediss://: a TLS handshake that hangs is a server that does not speak TLS there.
+        errors: list[type[Exception]] = [RedisConnectionError] if store.url.startswith("rediss://") else [
+            RedisConnectionError, RedisTimeoutError]
+        common = {"decode_responses": True, "socket_connect_timeout": store.connect_timeout, "timeout": None}
         pool = aioredis.BlockingConnectionPool.from_url(
-            store.url, decode_responses=True, max_connections=64, timeout=None, retry=retry,
-            retry_on_error=[RedisConnectionError, RedisTimeoutError])
+            store.url, max_connections=64, socket_timeout=store.command_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3), retry_on_error=errors, **common)
         self.client = aioredis.Redis(connection_pool=pool)
+        # A blocking read waits up to its BLOCK on the server: the socket waits longer.
         reads = aioredis.BlockingConnectionPool.from_url(
-            store.url, decode_responses=True, max_connections=64, timeout=None, retry=Retry(NoBackoff(), 0))
+            store.url, max_connections=8, socket_timeout=store.command_timeout + 30, retry=Retry(NoBackoff(), 0),
+            **common)
         self.reader = aioredis.Redis(connection_pool=reads)
-        self.batch = _Batch(store)
-        self.release = self.client.register_script(_RELEASE)
-        self.lease = self.client.register_script(_LEASE)
-        self.quiet = self.client.register_script(_QUIET)
-        self.release_lease = self.client.register_script(_RELEASE_LEASE)
+        self.batch = Batch(self.client, store.describe)
+        self.scripts = {source: self.client.register_script(source)
+                        for source in (lua.RELEASE, lua.LEASE, lua.QUIET, lua.RELEASE_LEASE)}
 
 
 class RedisStore(EventStore):
@@ -319,19 +83,27 @@ class RedisStore(EventStore):
 
     shared = True
 
-    def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01) -> None:
+    def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01,
+                 connect_timeout: float = 2.0, command_timeout: float = 10.0) -> None:
         if max_unacked is not None and max_unacked < 1:
             raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
         self.url = url
+        self.shown_url = redact(url)
+        self.describe = Describer(url)
         self.max_unacked = max_unacked
         self.poll = poll
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
         # Clients are bound to the event loop they were made in: one set per loop (a router
         # used from `publish_sync` and from async code meets two).
         self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
             weakref.WeakKeyDictionary())
-        self._append_script = _Script(_APPEND, header=(max_unacked or 0,))
-        self._ack_script = _Script(_ACK)
-        self._members_script = _Script(_MEMBERS)
+        self._append_script = Script(lua.APPEND, header=(max_unacked or 0,))
+        self._ack_script = Script(lua.ACK)
+        self._members_script = Script(lua.MEMBERS)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.shown_url!r})"
 
     def _connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -345,15 +117,18 @@ class RedisStore(EventStore):
         return self._connection().client
 
     @property
-    def _batch(self) -> _Batch:
+    def _batch(self) -> Batch:
         return self._connection().batch
 
-    async def _do(self, awaitable: Any) -> Any:
-        """Await one redis-py call, a lost connection reported as a StoreError naming the server."""
+    async def _do(self, awaitable: Any, *, group: str = "?", streams: list[str] | None = None) -> Any:
+        """Await one redis-py call; its failure as a StoreError (a NOGROUP names its stream)."""
         try:
             return await awaitable
-        except (RedisConnectionError, OSError) as exc:
-            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from None
+        except (RedisError, OSError) as exc:
+            raise self.describe(exc, group=group, stream_of_key={_key(s): s for s in streams or ()}) from None
+
+    async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._do(self._connection().scripts[source](keys=keys, args=args))
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -368,9 +143,11 @@ class RedisStore(EventStore):
 
     async def _groups(self, stream: str) -> list[dict[str, Any]]:
         try:
-            return list(await self._do(self.client.xinfo_groups(_key(stream))))
-        except ResponseError:
-            return []  # no such stream
+            return list(await self.client.xinfo_groups(_key(stream)))
+        except RedisError as exc:
+            if "no such key" in str(exc).lower():
+                return []
+            raise self.describe(exc) from None
 
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
         if self.max_unacked is None:
@@ -382,7 +159,7 @@ class RedisStore(EventStore):
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
         encoded = [encode_entry(entry) for _, entry in entries]
-        keys = [f"{PREFIX}k:{once or ''}", *(_key(stream) for stream, _ in entries)]
+        keys = [f"{PREFIX}once:{{{once or ''}}}", *(_key(stream) for stream, _ in entries)]
         args = ["1" if once is not None else "0", max(int(ttl_ms), 1), os.urandom(8).hex(), len(entries), *encoded]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -392,19 +169,21 @@ class RedisStore(EventStore):
             if not reply or reply[0] != "full":
                 return [_id(i) for i in reply]
             if deadline is not None and time.monotonic() >= deadline:
-                stream = reply[1][len(PREFIX) + 2:]
-                raise StoreFull(f"stream `{stream}` holds {self.max_unacked} unacknowledged entries, its bound; "
-                                f"it stayed full for {timeout} s")
+                raise StoreFull(f"stream `{_stream_of(reply[1])}` holds {self.max_unacked} unacknowledged entries, "
+                                f"its bound; it stayed full for {timeout} s")
             await asyncio.sleep(self.poll)
+
+    async def remembered(self, key: str) -> bool:
+        return bool(await self._do(self.client.exists(f"{PREFIX}once:{{{key}}}")))
 
     # ---- groups ------------------------------------------------------------------
 
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
         try:
-            await self._do(self.client.xgroup_create(_key(stream), group, str(start), mkstream=True))
-        except ResponseError as exc:
+            await self.client.xgroup_create(_key(stream), group, str(start), mkstream=True)
+        except RedisError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise StoreError(f"cannot create group `{group}` on stream `{stream}`: {exc}") from None
+                raise self.describe(exc) from None
 
     @staticmethod
     def _records(rows: list[Any], deliveries: int) -> list[Record]:
@@ -420,39 +199,37 @@ class RedisStore(EventStore):
 
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
                    block: float | None = None) -> list[Record]:
+        return (await self.read_many([stream], group, consumer, count=count, block=block)).get(stream, [])
+
+    async def read_many(self, streams: list[str], group: str, consumer: str, *, count: int = 1,
+                        block: float | None = None) -> dict[str, list[Record]]:
+        if not streams:
+            return {}
         wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
-        try:
-            reader = self._connection().reader
-            reply = await self._do(reader.xreadgroup(group, consumer, {_key(stream): ">"}, count=count, block=wait))
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                raise StoreError(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group") \
-                    from None
-            raise
+        reader = self._connection().reader
+        reply = await self._do(reader.xreadgroup(group, consumer, {_key(s): ">" for s in streams}, count=count,
+                                                 block=wait), group=group, streams=streams)
         if not reply:
-            return []
-        rows = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
-        return self._records(rows, 1)
+            return {}
+        # RESP2: [[key, rows], ...]; RESP3: {key: [rows]}.
+        pairs = [(key, rows[0]) for key, rows in reply.items()] if isinstance(reply, dict) else reply
+        out = {}
+        for key, rows in pairs:
+            records = self._records(rows, 1)
+            if records:
+                out[_stream_of(key)] = records
+        return out
 
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
         if not ids:
             return 0
-        try:
-            if len(ids) > 1000:  # more than a script's arguments can unpack at once
-                return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
-            return int(await self._batch.script(self._ack_script, [_key(stream)], [group, len(ids), *map(str, ids)]))
-        except ResponseError:
-            return 0
+        if len(ids) > 1000:  # more than a script's arguments can unpack at once
+            return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
+        return int(await self._batch.script(self._ack_script, [_key(stream)], [group, len(ids), *map(str, ids)]))
 
-    async def _pending_rows(self, stream: str, group: str, start: str = "-", end: str = "+",
-                            count: int = 1_000_000) -> list[Any]:
-        try:
-            return list(await self._do(self.client.xpending_range(_key(stream), group, start, end, count)))
-        except ResponseError as exc:
-            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
-
-    async def pending(self, stream: str, group: str) -> list[Pending]:
-        rows = await self._pending_rows(stream, group)
+    async def pending(self, stream: str, group: str, *, consumer: str | None = None) -> list[Pending]:
+        rows = await self._do(self.client.xpending_range(_key(stream), group, "-", "+", 1_000_000,
+                                                         consumername=consumer), group=group, streams=[stream])
         return [Pending(_id(r["message_id"]), r["consumer"], int(r["times_delivered"]), int(r["time_since_delivered"]))
                 for r in rows]
 
@@ -467,19 +244,24 @@ class RedisStore(EventStore):
         return 0
 
     async def quiet(self, streams: list[str], group: str) -> bool:
-        keys = [SCHEDULE, *(_key(stream) for stream in streams)]
-        return bool(await self._do(self._connection().quiet(keys=keys, args=[group, *streams])))
+        # One script per stream (a stream and its schedule share a hash slot), in one round trip.
+        replies = await asyncio.gather(*(self._script(lua.QUIET, [_key(s), _retries(s)], [group]) for s in streams))
+        return all(int(reply) == 1 for reply in replies)
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
-                    count: int = 10) -> list[Record]:
+                    count: int = 10, ids: list[EntryId] | None = None) -> list[Record]:
         taken: list[Any] = []
         cursor = "0-0"
+        if ids is not None:
+            for start in range(0, len(ids), 1000):
+                rows = await self._do(self.client.xclaim(_key(stream), group, consumer, 0,
+                                                         [str(i) for i in ids[start:start + 1000]]),
+                                      group=group, streams=[stream])
+                taken.extend(row for row in rows if row and row[1])
+            count = 0
         while len(taken) < count:
-            try:
-                reply = await self._do(self.client.xautoclaim(_key(stream), group, consumer, min_idle_ms, cursor,
-                                                              count=count - len(taken)))
-            except ResponseError as exc:
-                raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
+            reply = await self._do(self.client.xautoclaim(_key(stream), group, consumer, min_idle_ms, cursor,
+                                                          count=count - len(taken)), group=group, streams=[stream])
             cursor, rows = reply[0], reply[1]
             taken.extend(row for row in rows if row and row[1])
             if cursor == "0-0":
@@ -488,11 +270,8 @@ class RedisStore(EventStore):
             return []
         # The delivery counts, in one read of the claimed range of this consumer's pending.
         ids = sorted((_id(entry_id) for entry_id, _ in taken))
-        try:
-            rows = await self._do(self.client.xpending_range(_key(stream), group, str(ids[0]), str(ids[-1]),
-                                                             len(ids), consumername=consumer))
-        except ResponseError as exc:
-            raise StoreError(f"no consumer group `{group}` on stream `{stream}`: {exc}") from None
+        rows = await self._do(self.client.xpending_range(_key(stream), group, str(ids[0]), str(ids[-1]), len(ids),
+                                                         consumername=consumer), group=group, streams=[stream])
         counts = {row["message_id"]: int(row["times_delivered"]) for row in rows}
         records = []
         for entry_id, fields in taken:
@@ -515,11 +294,15 @@ class RedisStore(EventStore):
     async def length(self, stream: str) -> int:
         return int(await self._do(self.client.xlen(_key(stream))))
 
-    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None,
+                   group: str | None = None) -> int:
         key = _key(stream)
         total = await self.length(stream)
         if total == 0 or (max_len is None and max_age_ms is None):
             return 0
+        groups = await self._groups(stream)
+        if group is not None and all(g["name"] != group for g in groups):
+            return 0  # its group was lost: nothing here is known to be done with
         cuts = []
         if max_len is not None and total > max_len:
             drop = total - max_len
@@ -534,10 +317,10 @@ class RedisStore(EventStore):
         if not cuts:
             return 0
         cut = max(cuts)
-        for group in await self._groups(stream):
-            last = _id(group["last-delivered-id"])
+        for info in groups:
+            last = _id(info["last-delivered-id"])
             cut = min(cut, EntryId(last.ms, last.seq + 1))
-            oldest = await self._do(self.client.xpending_range(key, group["name"], "-", "+", 1))
+            oldest = await self._do(self.client.xpending_range(key, info["name"], "-", "+", 1))
             if oldest:
                 cut = min(cut, _id(oldest[0]["message_id"]))
         before = await self._do(self.client.xrange(key, "-", f"({cut}", count=1)) if cut > MIN_ID else []
@@ -548,40 +331,59 @@ class RedisStore(EventStore):
     # ---- the delayed schedule --------------------------------------------------------
 
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
-        member = json.dumps({"stream": stream, "entry": encode_entry(entry), "token": uuid.uuid4().hex})
-        await self._batch.call("ZADD", SCHEDULE, due_ms, member)
+        # A random token makes each call a member of its own (the same entry scheduled twice is
+        # parked twice); a round trip the client sends again carries the same member.
+        member = os.urandom(16).hex() + encode_entry(entry)
+        await self._batch.call("ZADD", _retries(stream), due_ms, member)
 
-    async def release_due(self, *, now_ms: int | None = None) -> int:
+    async def _scheduled_streams(self) -> list[str]:
+        found = []
+        async for key in self.client.scan_iter(match=f"{PREFIX}{{*}}:retries", count=1000):
+            found.append(_stream_of(key))
+        return found
+
+    async def release_due(self, *, now_ms: int | None = None, streams: list[str] | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms
+        if streams is None:
+            streams = await self._do(self._scheduled_streams())
         released = 0
-        while True:
-            moved = int(await self._do(self._connection().release(keys=[SCHEDULE], args=[now, f"{PREFIX}s:"])))
-            released += moved
-            if moved < 100:
-                return released
+        left = list(streams)
+        while left:
+            replies = await asyncio.gather(*(self._script(lua.RELEASE, [_retries(s), _key(s)], [now]) for s in left))
+            released += sum(int(moved) for moved, _ in replies)
+            left = [s for s, (moved, _) in zip(left, replies, strict=True) if int(moved) >= 100]
+        return released
+
+    async def next_due(self, streams: list[str]) -> int | None:
+        pipe = self.client.pipeline(transaction=False)
+        for stream in streams:
+            pipe.zrange(_retries(stream), 0, 0, withscores=True)
+        replies = await self._do(pipe.execute())
+        due = [int(float(reply[0][1])) for reply in replies if reply]
+        return min(due, default=None)
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+        streams = [stream] if stream is not None else await self._do(self._scheduled_streams())
         out = []
-        for member, score in await self._do(self.client.zrange(SCHEDULE, 0, -1, withscores=True)):
-            item = json.loads(member)
-            if stream is None or item["stream"] == stream:
-                out.append((int(float(score)), item["stream"], json.loads(item["entry"])))
-        return out
+        for name in streams:
+            for member, score in await self._do(self.client.zrange(_retries(name), 0, -1, withscores=True)):
+                out.append((int(float(score)), name, json.loads(member[32:])))
+        return sorted(out, key=lambda item: item[0])
 
     # ---- idempotency -------------------------------------------------------------------
 
     async def remember(self, key: str, ttl_ms: int) -> bool:
-        return bool(await self._do(self.client.set(f"{PREFIX}k:{key}", "1", nx=True, px=max(int(ttl_ms), 1))))
+        return bool(await self._do(self.client.set(f"{PREFIX}once:{{{key}}}", "1", nx=True,
+                                                   px=max(int(ttl_ms), 1))))
 
     # ---- leases ------------------------------------------------------------------------
 
     async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
-        lease = self._connection().lease
-        return bool(await self._do(lease(keys=[f"{PREFIX}l:{name}"], args=[owner, max(int(ttl_ms), 1)])))
+        return bool(await self._script(lua.LEASE, [f"{PREFIX}{{{name}}}:lease"], [owner, max(int(ttl_ms), 1)]))
 
     async def release(self, name: str, owner: str) -> None:
-        await self._do(self._connection().release_lease(keys=[f"{PREFIX}l:{name}"], args=[owner]))
+        await self._script(lua.RELEASE_LEASE, [f"{PREFIX}{{{name}}}:lease"], [owner])
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
-        live = await self._batch.script(self._members_script, [f"{PREFIX}m:{name}"], [int(ttl_ms), owner])
+        live = await self._batch.script(self._members_script, [f"{PREFIX}{{{name}}}:members"], [int(ttl_ms), owner])
         return sorted(live)

@@ -22,8 +22,10 @@ from typing import Any
 import attrs
 
 from .artifact import verify_artifact
-from .delivery import DeadLetter, Engine, Handler, Receipt
+from .engine import Engine
+from .handlers import Handler
 from .memory_store import MemoryStore
+from .outcomes import DeadLetter, Receipt
 from .predicates import Predicate, compile_predicate, scalars, values_at
 from .store import EventStore
 
@@ -540,7 +542,7 @@ class Router:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self, self.store, **self._options)
+            self._engine = Engine(self.artifact, self.deliveries, self.store, **self._options)
         return self._engine
 
     def handler(self, target: str) -> Callable[[Handler], Handler]:

@@ -17,9 +17,10 @@ Concepts
   consumer, delivery count and idle time; `claim` transfers entries idle for at least a
   threshold to another consumer (a crashed worker's work is taken over), adding one to
   their delivery count.
-- **Delayed schedule**: `schedule` parks an entry until a due time; `release_due` moves
-  every entry whose time has come into its stream as a new entry, atomically (an entry is
-  never both scheduled and appended, nor neither).
+- **Delayed schedule**: `schedule` parks an entry until a due time, beside its stream;
+  `release_due` moves every entry whose time has come into its stream as a new entry,
+  atomically (an entry is never both scheduled and appended, nor neither); `next_due` tells
+  when the soonest is due, so that nothing needs to poll.
 - **Dead letters** are streams too, by convention named by the caller.
 - **Replay**: `range` reads a stream from an offset, whatever the groups have done.
 - **Retention**: `trim` drops the oldest entries beyond a length or age, but never an entry
@@ -31,6 +32,14 @@ Concepts
   its time to live, false afterwards (Redis: SET NX PX).
 
 Time is the store's clock in milliseconds (`now_ms`), so tests can drive a fake clock.
+
+Errors
+------
+Everything a store cannot do is a `StoreError` whose message names the cause (never a
+password). `retryable` says whether trying again later can succeed: a server that cannot be
+reached, is loading, is read-only or out of memory (`StoreUnavailable`, `StoreFull`), a
+consumer group lost with the server's data (`NoGroup`: create it again). Delivery retries
+those; the others (a key of the wrong type, say) are reported.
 """
 
 from __future__ import annotations
@@ -98,9 +107,33 @@ class Pending:
 class StoreError(Exception):
     """A store operation that cannot be done; the message names the stream or group."""
 
+    #: Whether the same operation may succeed later, with nothing changed on this side.
+    retryable = False
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or cannot serve right now (connection lost, timed out,
+    loading its data, read-only, busy): the operation may succeed later."""
+
+    retryable = True
+
 
 class StoreFull(StoreError):
-    """A bounded stream stayed full for longer than the append was willing to wait."""
+    """No room: a bounded stream stayed full for longer than the append was willing to wait,
+    or the store is out of memory. Nothing was stored; room may come later."""
+
+    retryable = True
+
+
+class NoGroup(StoreError):
+    """A stream has no such consumer group (the store lost it, or it was never made)."""
+
+    retryable = True
+
+    def __init__(self, stream: str, group: str) -> None:
+        super().__init__(f"no consumer group `{group}` on stream `{stream}`: create it with ensure_group")
+        self.stream = stream
+        self.group = group
 
 
 class EventStore(abc.ABC):
@@ -124,6 +157,10 @@ class EventStore(abc.ABC):
         nothing. (This is one publish: its deliveries and its idempotency key in one step.)"""
 
     @abc.abstractmethod
+    async def remembered(self, key: str) -> bool:
+        """Whether an idempotency key (of `append_all`'s `once` or `remember`) is remembered now."""
+
+    @abc.abstractmethod
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
         """Create the group if it does not exist, reading entries after `start`; creates the stream too."""
 
@@ -133,8 +170,16 @@ class EventStore(abc.ABC):
         """Up to `count` entries never delivered to the group, now pending for `consumer`.
 
         With `block`, wait up to that many seconds for at least one; without, return at once.
-        Raises StoreError when the group does not exist.
+        Raises NoGroup when the group does not exist.
         """
+
+    @abc.abstractmethod
+    async def read_many(self, streams: list[str], group: str, consumer: str, *, count: int = 1,
+                        block: float | None = None) -> dict[str, list[Record]]:
+        """`read` over several streams at once: up to `count` new entries of each, by stream
+        (streams with none are left out). With `block`, wait up to that many seconds for at
+        least one entry in any of them. Raises NoGroup naming a stream without the group
+        (the others may then be read again: nothing was taken)."""
 
     @abc.abstractmethod
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
@@ -142,8 +187,8 @@ class EventStore(abc.ABC):
         on a stream or group that does not exist, all are: 0, as Redis's XACK)."""
 
     @abc.abstractmethod
-    async def pending(self, stream: str, group: str) -> list[Pending]:
-        """The group's pending entries, oldest first."""
+    async def pending(self, stream: str, group: str, *, consumer: str | None = None) -> list[Pending]:
+        """The group's pending entries (only `consumer`'s, if given), oldest first."""
 
     @abc.abstractmethod
     async def backlog(self, stream: str, group: str) -> int:
@@ -151,15 +196,17 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def quiet(self, streams: list[str], group: str) -> bool:
-        """True when, read in one atomic step, no stream has an entry the group has still to
-        finish (pending or unread) and none has a retry scheduled. (Two separate reads could
-        miss a retry moving from the schedule into its stream between them.)"""
+        """True when no stream has an entry the group has still to finish (pending or unread;
+        in a stream without the group, every entry counts) and none has a retry scheduled.
+        Each stream is read with its schedule in one atomic step: a retry moving from the
+        schedule into its stream is never missed (a retry goes back to its own stream)."""
 
     @abc.abstractmethod
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
-                    count: int = 10) -> list[Record]:
-        """Take over up to `count` pending entries idle at least `min_idle_ms`, oldest first;
-        each one's delivery count grows by one and its idle time starts again."""
+                    count: int = 10, ids: list[EntryId] | None = None) -> list[Record]:
+        """Take over up to `count` pending entries idle at least `min_idle_ms`, oldest first
+        (with `ids`: those of them that are pending, however idle); each one's delivery count
+        grows by one and its idle time starts again."""
 
     @abc.abstractmethod
     async def range(self, stream: str, *, start: EntryId = MIN_ID, count: int | None = None) -> list[Record]:
@@ -175,17 +222,24 @@ class EventStore(abc.ABC):
         """How many entries the stream holds."""
 
     @abc.abstractmethod
-    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None) -> int:
+    async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None,
+                   group: str | None = None) -> int:
         """Drop the oldest entries beyond `max_len` or older than `max_age_ms`, except any that a
-        group has not acknowledged or not yet read; returns how many were dropped."""
+        group has not acknowledged or not yet read; returns how many were dropped. With `group`,
+        a stream that lacks that group (lost with the store's data) is left as it is."""
 
     @abc.abstractmethod
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
         """Park `entry` until `due_ms`, when `release_due` appends it to `stream`."""
 
     @abc.abstractmethod
-    async def release_due(self, *, now_ms: int | None = None) -> int:
-        """Append every scheduled entry that is due (in due order) to its stream; returns how many."""
+    async def release_due(self, *, now_ms: int | None = None, streams: list[str] | None = None) -> int:
+        """Append every scheduled entry that is due (in due order) to its stream (of `streams`
+        only, if given); returns how many."""
+
+    @abc.abstractmethod
+    async def next_due(self, streams: list[str]) -> int | None:
+        """When the soonest entry scheduled for one of `streams` is due (None: nothing is)."""
 
     @abc.abstractmethod
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:

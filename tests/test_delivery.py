@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlock
-from interlock.runtime.delivery import DeliveryError, apply_transform
 from interlock.runtime.event import Event
+from interlock.runtime.outcomes import DeliveryError
 from interlock.runtime.schema import SchemaError
+from interlock.runtime.transform import apply_transform
 
 SHOP = """
 event order.created { id: string, amount: float, customer: { id: string, tier: string } }
@@ -464,7 +465,7 @@ def test_a_delivery_dead_lettered_again_is_one_dead_letter() -> None:
             await router.drain(5)
             (first,) = await router.store.range("deliveries.audit")
             await router.store.append("deliveries.audit", first.entry)  # the same delivery, again
-            router.engine._started()
+            router.engine.outstanding.started()
             await router.drain(5)
 
     asyncio.run(main())

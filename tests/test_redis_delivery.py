@@ -103,7 +103,7 @@ def _assert_each_key_handled_in_order(client: redis.Redis, publisher: interlock.
 
 
 def _lease_holders(client: redis.Redis, partitions: int, target: str = "ordered") -> list[bytes | None]:
-    return [client.get(f"interlock:l:lease.deliveries.{target}.p{p}") for p in range(partitions)]
+    return [client.get(f"interlock:{{deliveries.{target}.p{p}}}:lease") for p in range(partitions)]
 
 
 def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) -> None:
@@ -263,7 +263,7 @@ def test_publish_sync_on_redis_from_code_that_is_not_async(redis_url: str, tmp_p
     before = client.info("clients")["connected_clients"]
     receipts = [router.publish_sync("job.run", {"n": n}, id=f"sync-{n}") for n in range(30)]
     assert [r.targets for r in receipts] == [frozenset({"work"})] * 30
-    assert client.xlen("interlock:s:deliveries.work") == 30
+    assert client.xlen("interlock:{deliveries.work}") == 30
     assert router.dead_letters("dlq") == []
     # the connections are kept from call to call, not opened (and left open) for each
     assert client.info("clients")["connected_clients"] - before <= 4
@@ -381,7 +381,7 @@ route keyed { on keyed.* to ordered }
     first, second = instance("a"), instance("b")
 
     async def cut_off(*_args: object, **_kwargs: object) -> bool:
-        raise interlock.runtime.store.StoreError("cannot reach Redis (a test's cut)")
+        raise interlock.runtime.store.StoreUnavailable("cannot reach Redis (a test's cut)")
 
     async def main() -> None:
         async with first:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from store_contract import MakeStore, StoreContract
 
-from interlock.runtime.redis_store import RedisStore, _Batch
+from interlock.runtime.redis_batch import Batch
+from interlock.runtime.redis_store import RedisStore
 from interlock.runtime.store import EventStore, StoreError
 
 
@@ -37,13 +38,13 @@ def test_an_unreachable_redis_is_a_clear_error() -> None:
 def test_concurrent_callers_share_round_trips(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Group commit: 300 concurrent publishes and 300 acks take a handful of round trips, not 600."""
     trips: list[int] = []
-    execute = _Batch._execute
+    execute = Batch._execute
 
-    async def counting(self: _Batch, commands: list[Any], sources: dict[str, str]) -> list[Any]:
+    async def counting(self: Batch, commands: list[Any], sources: dict[str, str]) -> list[Any]:
         trips.append(len(commands))
         return await execute(self, commands, sources)
 
-    monkeypatch.setattr(_Batch, "_execute", counting)
+    monkeypatch.setattr(Batch, "_execute", counting)
 
     async def main() -> None:
         store = RedisStore(redis_url)
@@ -84,7 +85,7 @@ def test_a_publish_sent_again_after_a_lost_reply_gets_its_own_ids_back(redis_url
     async def main() -> None:
         store = RedisStore(redis_url)
         stream = f"resent-{uuid.uuid4().hex}"
-        keys = [f"interlock:k:{stream}", f"interlock:s:{stream}"]
+        keys = [f"interlock:once:{{{stream}}}", f"interlock:{{{stream}}}"]
         args = ["1", 60_000, "nonce1", 1, '{"n":1}']
         try:
             first = await store._batch.script(store._append_script, keys, args)

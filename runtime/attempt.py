@@ -1,0 +1,141 @@
+"""One delivery attempt of an async target: the handler is called; then the delivery is
+acknowledged (it succeeded), its retry scheduled (the policy says so), or it goes to the
+target's dead letter with every attempt's error (the policy gives up).
+
+Each store step of a delivery under way is tried again with backoff until the store takes
+it (`persist`): given up, it would leave the delivery's key held here for good. The order
+of the steps makes a crash between two of them repeat a step, never skip one: the retry is
+scheduled (or the dead letter written) before the delivery is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .acks import Acker
+from .dead_letters import dead_entry, dead_stream
+from .event import Event
+from .handlers import Handlers, describe
+from .inflight import InHand, Outstanding
+from .outcomes import Attempt
+from .partitions import Partitions
+from .pool import TargetPool
+from .retry import decide
+from .scheduler import Scheduler
+from .store import EventStore, Record, StoreError
+from .supervisor import Supervisor, transient
+from .transform import delivered
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Deliverer:
+    def __init__(self, *, store: EventStore, targets: dict[str, dict[str, Any]], handlers: Handlers, acker: Acker,
+                 scheduler: Scheduler, pools: dict[str, TargetPool], partitions: dict[str, Partitions],
+                 in_hand: InHand, outstanding: Outstanding, supervisor: Supervisor, random: Callable[[], float],
+                 idempotency_window_ms: int, claim_idle_ms: int) -> None:
+        self.store = store
+        self.targets = targets
+        self.handlers = handlers
+        self.acker = acker
+        self.scheduler = scheduler
+        self.pools = pools
+        self.partitions = partitions
+        self.in_hand = in_hand
+        self.outstanding = outstanding
+        self.supervisor = supervisor
+        self.random = random
+        self.idempotency_window_ms = idempotency_window_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.running = False
+
+    def _leave(self, stream: str, record: Record) -> None:
+        """Not ours to deliver after all: left pending in the store, for whoever may claim it."""
+        self.in_hand.drop(stream, record.id)
+        self.pools[record.entry["target"]].release(record)
+
+    def _may_run(self, stream: str, record: Record, target: str) -> bool:
+        now = self.store.now_ms()
+        partitions = self.partitions.get(target)
+        if partitions is not None:
+            # Its lease may have run out before the keeper could renew it: another instance
+            # may hold the partition by now.
+            return partitions.holds(stream, now)
+        if self.store.shared:
+            # Waited here so long that it could not be done before another instance may claim
+            # it as abandoned: left to that claim (at most one delivery of it at a time).
+            read = self.in_hand.read_at(stream, record.id)
+            idle_ms = max(self.claim_idle_ms, 2 * self.targets[target]["timeout_ms"])
+            return read is None or now - read + self.targets[target]["timeout_ms"] < idle_ms
+        return True
+
+    async def deliver(self, stream: str, record: Record) -> None:
+        entry = record.entry
+        target = entry["target"]
+        if not self._may_run(stream, record, target):
+            self._leave(stream, record)
+            return
+        ev = Event.from_cloudevent(entry["event"])
+        extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
+        try:
+            await self.handlers.call(target, delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
+        except Exception as exc:  # the handler's failure: its class name is the error kind
+            kind, message = describe(exc)
+            now = self.store.now_ms()
+            errors = [*entry["errors"], {"attempt": entry["attempt"], "kind": kind, "message": message, "at_ms": now}]
+            decision = decide(self.targets[target]["retry"], entry["attempt"], kind, now - entry["first_ms"],
+                              self.random)
+            if decision.retry:
+                retry = {**entry, "attempt": entry["attempt"] + 1, "errors": errors}
+                due = now + decision.delay_ms
+                log.info("%s failed (%s: %s); retry in %d ms", target, kind, message, decision.delay_ms, extra=extra)
+                self.outstanding.started()
+                await self.persist("scheduling a retry", lambda: self.store.schedule(stream, retry, due))
+                self.scheduler.scheduled(due)
+                # The key stays held until the retry's outcome.
+                self.acker.add(stream, record.id, lambda: self._done(stream, record, release=False))
+                return
+            dead = self.targets[target]["dead_letter"]
+            if dead is not None and self.targets[target]["on_exhausted"] != "drop":
+                history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
+                entry_out = dead_entry(ev, target, tuple(entry["routes"]), history, decision.reason, now)
+                log.warning("%s gave up on %s (%s); dead letter %s", target, ev.id, decision.reason, dead,
+                            extra=extra)
+                # Once per delivery and attempt: written again (a step retried after its reply was
+                # lost, a delivery claimed after a crash), it is not a second dead letter.
+                await self.persist("writing a dead letter", lambda: self.store.append_all(
+                    [(dead_stream(dead), entry_out)], once=f"dead-letter.{entry['delivery']}.{entry['attempt']}",
+                    ttl_ms=self.idempotency_window_ms))
+            else:
+                log.warning("%s gave up on %s (%s); dropped", target, ev.id, decision.reason, extra=extra)
+        self.acker.add(stream, record.id, lambda: self._done(stream, record, release=True))
+
+    def _done(self, stream: str, record: Record, *, release: bool) -> None:
+        """The delivery's acknowledgement has landed."""
+        self.in_hand.drop(stream, record.id)
+        if release:
+            self.pools[record.entry["target"]].release(record)
+        self.outstanding.finished()
+
+    async def persist(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """A store step of a delivery under way, tried again with backoff until the store takes
+        it (or delivery stops: the delivery then stays pending, to be delivered again)."""
+        failures = 0
+        while True:
+            try:
+                return await operation()
+            except StoreError as exc:
+                if not self.running:
+                    raise
+                failures += 1
+                wait = min(0.05 * 2 ** failures, 5.0)
+                if transient(exc):
+                    log.warning("%s: %s; trying again in %.2f s", what, exc, wait)
+                else:
+                    log.error("%s: %s; trying again in %.2f s", what, exc, wait)
+                    self.supervisor.fault, self.supervisor.fault_task = exc, what
+                await asyncio.sleep(wait)

@@ -1,0 +1,437 @@
+"""Delivery: publish, handlers, retries, dead letters, ordering, idempotency — on any event
+store. The engine wires the parts, each in a module of its own:
+
+- publishing (here): `publish` builds the `Event` (refusing a bad type, or data that breaks
+  a declared schema, before anything is stored), asks the router which targets it reaches,
+  calls the **sync** targets' handlers, then stores, in one step of the store, a delivery
+  entry per **async** target (`deliveries.TARGET`), the sync targets' dead letters, and the
+  event's idempotency key. A publish that raised has stored and remembered nothing, so it can
+  be retried as it is (sync handlers may then be called again: at least once). No target:
+  the event goes to the unrouted dead letter.
+- reading (runtime/reader.py): one reader per process reads every stream it delivers for,
+  in batches, and hands deliveries to per-target pools (runtime/pool.py) bounded by
+  `concurrency`, which keep `order by` keys one at a time.
+- attempts (runtime/attempt.py): the handler, then an acknowledgement, a retry scheduled, or
+  a dead letter; acknowledgements batched (runtime/acks.py).
+- retries (runtime/scheduler.py): released when due, not polled.
+- partitions (runtime/partitions.py): `order by` across processes on a shared store.
+- supervision (runtime/supervisor.py): every long-lived task is restarted when it fails, and
+  what cannot be cured reaches the caller at the next `publish` or `drain`.
+
+`drain` returns when every delivery accepted so far has been acked or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import random
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from .acks import Acker
+from .attempt import Deliverer
+from .dead_letters import dead_entry, dead_stream, read_dead_letters
+from .event import Event
+from .handlers import Handler, Handlers, describe
+from .inflight import GROUP, InHand, Outstanding
+from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
+from .partitions import Partitions
+from .pool import TargetPool
+from .reader import Reader
+from .retry import decide
+from .scheduler import Scheduler
+from .schema import validate
+from .store import EntryId, EventStore, Record, StoreError
+from .supervisor import Supervisor
+from .transform import delivered, key_of
+
+log = logging.getLogger(__name__)
+
+Routes = dict[str, list[tuple[str, dict[str, Any] | None]]]  # per target: (route, transform) in order
+
+
+class Engine:
+    """The delivery side of a router, bound to one store. `deliveries(type, data)` is the
+    routing decision: per target the event reaches, its routes and their transforms."""
+
+    def __init__(self, artifact: dict[str, Any], deliveries: Callable[[str, Any], Routes], store: EventStore, *,
+                 idempotency_window_ms: int = 24 * 3600 * 1000, publish_timeout: float | None = None,
+                 seed: int | None = None, retain_delivered_ms: int = 0, housekeeping_ms: int = 10_000,
+                 claim_idle_ms: int = 30_000, partitions: int = 16, lease_ms: int = 10_000,
+                 read_block: float = 2.0) -> None:
+        self.artifact = artifact
+        self.routing = deliveries
+        self.store = store
+        self.targets: dict[str, dict[str, Any]] = artifact["targets"]
+        self.schemas: dict[str, Any] = artifact["events"]
+        self.unrouted_dead_letter: str = artifact.get("unrouted") or "unrouted"
+        self.handlers = Handlers(self.targets)
+        self.idempotency_window_ms = idempotency_window_ms
+        self.publish_timeout = publish_timeout
+        # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
+        # dead letters for their `retain` (kept forever without one).
+        self.retain_delivered_ms = retain_delivered_ms
+        self.housekeeping_ms = housekeeping_ms
+        # On a shared store, deliveries pending this long with a consumer (a crashed process)
+        # are taken over; never less than twice a target's timeout, so live work is not stolen.
+        self.claim_idle_ms = claim_idle_ms
+        self.partition_count = partitions
+        self.lease_ms = lease_ms
+        self.read_block = read_block
+        self.random = random.Random(seed).random
+        self.consumer = f"{os.getpid()}-{id(self):x}"
+        self.groups_ready = False
+        self.running = False
+        self.in_hand = InHand()
+        self.outstanding = Outstanding()
+        self.supervisor = Supervisor()
+        self.pools: dict[str, TargetPool] = {}
+        self.partitions: dict[str, Partitions] = {}
+        self.reader: Reader | None = None
+        self.acker = Acker(store)
+        self.scheduler = Scheduler(store, self._released_streams, self.housekeeping, housekeeping_ms)
+        self.deliverer: Deliverer | None = None
+        self.acked_streams: set[str] = set()  # streams with deliveries acknowledged since the last trim
+
+    # ---- streams -------------------------------------------------------------------
+
+    def _partitioned(self, target: str) -> bool:
+        return self.store.shared and self.targets[target]["order_by"] is not None
+
+    def stream_for(self, target: str, key: Any) -> str:
+        """The stream a delivery of `target` with ordering key `key` goes to."""
+        if not self._partitioned(target):
+            return f"deliveries.{target}"
+        part = zlib.crc32(json.dumps(key, sort_keys=True).encode()) % self.partition_count
+        return f"deliveries.{target}.p{part}"
+
+    def streams_of(self, target: str) -> list[str]:
+        if not self._partitioned(target):
+            return [f"deliveries.{target}"]
+        return [f"deliveries.{target}.p{part}" for part in range(self.partition_count)]
+
+    def _async_targets(self) -> list[str]:
+        return [name for name, target in self.targets.items() if target["mode"] == "async"]
+
+    def _released_streams(self) -> list[str]:
+        """The streams whose retries this process releases: those it delivers for."""
+        return [stream for streams in self._plan().values() for stream in streams]
+
+    def _plan(self) -> dict[str, list[str]]:
+        """Per target this process delivers for, the streams to read now."""
+        plan = {}
+        for name in self.pools:
+            partitions = self.partitions.get(name)
+            plan[name] = partitions.readable() if partitions is not None else self.streams_of(name)
+        return plan
+
+    async def _ensure_groups(self) -> None:
+        """Every async target's consumer group, so that nothing published is invisible to them."""
+        if not self.groups_ready:
+            for name in self._async_targets():
+                for stream in self.streams_of(name):
+                    await self.store.ensure_group(stream, GROUP)
+            self.groups_ready = True
+
+    # ---- setup -------------------------------------------------------------------
+
+    def handler(self, target: str) -> Callable[[Handler], Handler]:
+        return self.handlers.register(target)
+
+    def healthy(self) -> bool:
+        """Whether delivery is running with every background task alive."""
+        return self.running and self.supervisor.alive()
+
+    async def start(self) -> None:
+        routed = {d["target"] for r in self.artifact["dispatch"]["routes"]
+                  for arm in ([r] if r["kind"] == "route" else r["branches"]) for d in arm["deliveries"]}
+        missing = sorted(t for t in routed if t not in self.handlers)
+        if missing and not self.store.shared:
+            raise DeliveryError("no handler for routed target(s) " + ", ".join(f"`{t}`" for t in missing) +
+                                ": register one with @router.handler(NAME) before starting")
+        # On a shared store, other processes deliver for the targets this one has no handler for.
+        await self._ensure_groups()
+        self.in_hand.clear()  # what an earlier run had in hand is pending in the store
+        room_freed = asyncio.Event()
+        self.pools, self.partitions = {}, {}
+        self.deliverer = Deliverer(
+            store=self.store, targets=self.targets, handlers=self.handlers, acker=self.acker,
+            scheduler=self.scheduler, pools=self.pools, partitions=self.partitions, in_hand=self.in_hand,
+            outstanding=self.outstanding, supervisor=self.supervisor, random=self.random,
+            idempotency_window_ms=self.idempotency_window_ms, claim_idle_ms=self.claim_idle_ms)
+        claim_idle: dict[str, int] = {}
+        for name in self._async_targets():
+            if name not in self.handlers:
+                continue
+            target = self.targets[name]
+            self.pools[name] = TargetPool(name, target["concurrency"], target["order_by"] is not None,
+                                          self.deliverer.deliver, room_freed)
+            if self._partitioned(name):
+                self.partitions[name] = Partitions(
+                    self.store, self.consumer, name, self.streams_of(name), self.lease_ms, self.pools[name],
+                    self.in_hand, functools.partial(self.stream_for, name), self._accept,
+                    self._reading, set())
+            elif self.store.shared:
+                claim_idle[name] = max(self.claim_idle_ms, 2 * target["timeout_ms"])
+        partition_streams = {stream for p in self.partitions.values() for stream in p.streams}
+        self.reader = Reader(self.store, self.consumer, self.pools, self._plan, self._accept, self.in_hand,
+                             room_freed, block=self.read_block, claim_idle_ms=claim_idle,
+                             exclusive=partition_streams.__contains__)
+        for partitions in self.partitions.values():
+            partitions.recovering = self.reader.recovering
+        if not self.store.shared:
+            # Deliveries an earlier run of this router read and did not finish (it was stopped
+            # in between) are this process's alone: they come first.
+            for name in self.pools:
+                stream = f"deliveries.{name}"
+                if unfinished := len(await self.store.pending(stream, GROUP)):
+                    self._accept(stream, await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
+                                                                count=unfinished))
+        self.running = self.deliverer.running = True
+        supervisor = self.supervisor
+        supervisor.start("reader", self.reader.run)
+        supervisor.start("acknowledgements", self.acker.run)
+        supervisor.start("retries", self.scheduler.run)
+        for name, partitions in self.partitions.items():
+            supervisor.start(f"partitions of {name}", functools.partial(self._keep, partitions))
+        log.info("delivering for %s (consumer %s, store %r)", ", ".join(self.pools) or "no target", self.consumer,
+                 self.store)
+
+    def _reading(self) -> set[str]:
+        return self.reader.reading if self.reader is not None else set()
+
+    def _accept(self, stream: str, records: list[Record]) -> None:
+        """Read records, into their pools (each taken in hand first)."""
+        now = self.store.now_ms()
+        for record in records:
+            target = record.entry["target"]
+            partitions = self.partitions.get(target)
+            if partitions is not None and not partitions.keeps_new(stream) and record.entry["attempt"] == 1:
+                continue  # handed over: left pending for the next holder, which claims it first
+            if self.in_hand.read_at(stream, record.id) is not None:
+                continue  # already here (claimed again while it runs)
+            self.in_hand.take(stream, record.id, now)
+            self.pools[target].submit(stream, record)
+
+    async def _keep(self, partitions: Partitions) -> None:
+        """The keeper keeps its pace while the store cannot be reached (a backoff would let
+        the leases lapse once it can again); anything else goes to the supervisor."""
+        while True:
+            try:
+                await partitions.keep()
+            except StoreError as exc:
+                if not exc.retryable:
+                    raise
+                log.warning("partitions of %s: %s", partitions.target, exc, extra={"target": partitions.target})
+            await asyncio.sleep(self.lease_ms / 3000)
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        loop = asyncio.get_running_loop()
+        if any(p.owned for p in self.partitions.values()):
+            # Hand ordered partitions over as a join does: leave the memberships, finish what
+            # was read and its retries, up to `lease_ms`; then the leases go. A key still
+            # waiting for a retry after that is left to the next holder.
+            for partitions in self.partitions.values():
+                partitions.hand_over()
+                try:
+                    await self.store.members(f"members.{partitions.target}", self.consumer, 0)
+                except Exception as exc:
+                    log.warning("leaving the membership of %s: %s", partitions.target, exc)
+            deadline = loop.time() + self.lease_ms / 1000
+            while loop.time() < deadline and not all(p.done() for p in self.partitions.values()):
+                await asyncio.sleep(0.01)
+        self.running = False
+        if self.deliverer is not None:
+            self.deliverer.running = False
+        await self.supervisor.stop()
+        for pool in self.pools.values():
+            await pool.stop()
+        await self.acker.flush(10)  # what was delivered is acked before its partitions are let go
+        for partitions in self.partitions.values():
+            try:
+                await partitions.leave()
+            except Exception as exc:
+                log.warning("giving up the partitions of %s: %s", partitions.target, exc)
+        log.info("stopped delivering (consumer %s)", self.consumer)
+
+    # ---- publish -------------------------------------------------------------------
+
+    def _event(self, event: Any, data: Any, event_id: str | None) -> Event:
+        if isinstance(event, Event):
+            return event
+        if isinstance(event, dict):
+            return Event.from_cloudevent(event)
+        if data is None:
+            data = {}
+        return Event(event, data) if event_id is None else Event(event, data, id=event_id)  # checks the type
+
+    async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        self.supervisor.raise_fault()
+        await self._ensure_groups()
+        ev = self._event(event, data, id)
+        schema = self.schemas.get(ev.type)
+        if schema is not None:
+            validate(ev.data, schema)
+        deliveries = self.routing(ev.type, ev.data)
+        once = f"idempotency.{ev.id}"
+        window = self.idempotency_window_ms
+        if not deliveries:
+            stored = await self.store.append_all(
+                [(dead_stream(self.unrouted_dead_letter),
+                  dead_entry(ev, None, (), (), "no route matched", self.store.now_ms()))],
+                once=once, ttl_ms=window, timeout=self.publish_timeout)
+            if stored is None:
+                return Receipt(ev.id, frozenset(), duplicate=True)
+            return Receipt(ev.id, frozenset(), unrouted=True)
+        now = self.store.now_ms()
+        sync = []
+        entries = []
+        for target, routes in deliveries.items():
+            if self.targets[target]["mode"] == "sync":
+                sync.append((target, routes))
+                continue
+            key = key_of(ev.data, self.targets[target]["order_by"])
+            entries.append((self.stream_for(target, key), {
+                "event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
+                "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
+                "delivery": f"{ev.id}/{target}", "key": key}))
+        replies: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        if sync:
+            # A duplicate is delivered to no one: sync handlers included.
+            if await self.store.remembered(once):
+                return Receipt(ev.id, frozenset(), duplicate=True)
+            for target, routes in sync:
+                ok, value, dead = await self._call_sync(ev, target, routes)
+                if ok:
+                    replies[target] = value
+                else:
+                    errors[target] = value
+                if dead is not None:
+                    entries.append(dead)
+        # The deliveries, the sync targets' dead letters and the idempotency key in one step:
+        # a publish that raised stored nothing, so publishing the same event again is safe.
+        accepted = sum(1 for _, entry in entries if "delivery" in entry)
+        self.outstanding.started(accepted)
+        try:
+            stored = await self.store.append_all(entries, once=once, ttl_ms=window, timeout=self.publish_timeout)
+        except BaseException:
+            self.outstanding.finished(accepted)
+            raise
+        if stored is None:
+            self.outstanding.finished(accepted)
+            return Receipt(ev.id, frozenset(), duplicate=True)
+        return Receipt(ev.id, frozenset(deliveries), replies, errors=errors)
+
+    async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]
+                         ) -> tuple[bool, Any, tuple[str, dict[str, Any]] | None]:
+        """Call a sync target with its retries: (succeeded, reply or error, its dead letter entry)."""
+        policy = self.targets[target]["retry"]
+        first = self.store.now_ms()
+        history: list[Attempt] = []
+        attempt = 1
+        while True:
+            try:
+                return True, await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None)), None
+            except Exception as exc:  # a handler's failure, whatever it is, is its error kind
+                kind, message = describe(exc)
+                history.append(Attempt(attempt, kind, message, self.store.now_ms()))
+                decision = decide(policy, attempt, kind, self.store.now_ms() - first, self.random)
+                if not decision.retry:
+                    dead = self.targets[target]["dead_letter"]
+                    entry = None
+                    if dead is not None and self.targets[target]["on_exhausted"] != "drop":
+                        entry = (dead_stream(dead), dead_entry(ev, target, tuple(r for r, _ in routes),
+                                                               tuple(history), decision.reason, self.store.now_ms()))
+                    return False, f"{kind}: {message} ({decision.reason})", entry
+                await asyncio.sleep(decision.delay_ms / 1000)
+                attempt += 1
+
+    # ---- retention ----------------------------------------------------------------------
+
+    async def housekeeping(self) -> int:
+        """Apply retention: trim acknowledged deliveries older than `retain_delivered_ms`, and
+        dead-letter entries older than their dead letter's `retain`. Returns entries dropped."""
+        dropped = 0
+        for name in self.pools:
+            for stream in self.streams_of(name):
+                dropped += await self.store.trim(stream, max_age_ms=self.retain_delivered_ms, group=GROUP)
+        for name, dead in self.artifact["dead_letters"].items():
+            if dead.get("retain_ms") is not None:
+                dropped += await self.store.trim(dead_stream(name), max_age_ms=dead["retain_ms"])
+        return dropped
+
+    # ---- dead letters -------------------------------------------------------------------
+
+    async def dead_letters(self, name: str) -> list[DeadLetter]:
+        return await read_dead_letters(self.store, name)
+
+    async def dead_letters_all(self) -> list[DeadLetter]:
+        """The entries of every dead letter of the router, the unrouted one included."""
+        names = dict.fromkeys([*self.artifact["dead_letters"], self.unrouted_dead_letter])
+        return [entry for name in names for entry in await self.dead_letters(name)]
+
+    async def redrive(self, name: str, ids: list[str] | None = None) -> int:
+        """Deliver dead-lettered events to their target again, from a first attempt; returns how many."""
+        chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]
+        count = 0
+        for dead in chosen:
+            if dead.target is None:
+                receipt = await self.publish(Event(dead.event.type, dead.event.data))
+                count += 0 if receipt.unrouted else 1
+            else:
+                deliveries = self.routing(dead.event.type, dead.event.data).get(dead.target, [])
+                key = key_of(dead.event.data, self.targets[dead.target]["order_by"])
+                entry = {"event": dead.event.to_cloudevent(), "target": dead.target, "routes": list(dead.routes),
+                         "transform": deliveries[0][1] if deliveries else None, "attempt": 1,
+                         "first_ms": self.store.now_ms(), "errors": [],
+                         "delivery": f"{dead.event.id}/{dead.target}/redrive-{dead.id}", "key": key}
+                self.outstanding.started()
+                await self.store.append(self.stream_for(dead.target, key), entry)
+                count += 1
+            await self.store.delete(dead_stream(name), [EntryId.parse(dead.id)])
+        return count
+
+    # ---- drain --------------------------------------------------------------------------
+
+    async def drain(self, timeout: float | None = None) -> None:
+        self.supervisor.raise_fault()
+        if self.store.shared:
+            await asyncio.wait_for(self._drain_shared(), timeout)
+            return
+        if self.outstanding.count and not self.running:
+            raise DeliveryError(f"{self.outstanding.count} deliveries are waiting, but delivery is not running: "
+                                "drain inside `async with router:`")
+        await asyncio.wait_for(self._drain_here(), timeout)
+
+    async def _drain_here(self) -> None:
+        while not self.outstanding.idle.is_set():
+            try:
+                await asyncio.wait_for(self.outstanding.idle.wait(), 0.1)
+            except TimeoutError:
+                self.supervisor.raise_fault()
+
+    async def _drain_shared(self) -> None:
+        """On a shared store, other processes deliver too: wait until no async target has a
+        delivery pending or unread and no retry is scheduled, whoever does the work."""
+        streams = [stream for name in self._async_targets() for stream in self.streams_of(name)]
+        while True:
+            try:
+                if await self.store.quiet(streams, GROUP):
+                    return
+            except Exception as exc:  # the store is unreachable: what is outstanding is unknown
+                if not getattr(exc, "retryable", False):
+                    raise
+                log.warning("drain: %s; asking again", exc)
+            self.supervisor.raise_fault()
+            await asyncio.sleep(0.02)
+
+
+__all__ = ["Attempt", "DeadLetter", "DeliveryError", "Engine", "Receipt"]

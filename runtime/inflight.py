@@ -1,0 +1,59 @@
+"""What this process has in hand: per stream, the deliveries it read and has not finished
+with (and when it read them); and, for `drain` on a store of this process's own, how many
+deliveries accepted here are not done yet."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .store import EntryId
+
+GROUP = "interlock"
+
+
+class InHand:
+    def __init__(self) -> None:
+        self.by_stream: dict[str, dict[EntryId, int]] = {}  # stream -> entry id -> when read (ms)
+
+    def take(self, stream: str, entry_id: EntryId, now_ms: int) -> None:
+        self.by_stream.setdefault(stream, {})[entry_id] = now_ms
+
+    def drop(self, stream: str, entry_id: EntryId) -> None:
+        held = self.by_stream.get(stream)
+        if held is not None:
+            held.pop(entry_id, None)
+
+    def read_at(self, stream: str, entry_id: EntryId) -> int | None:
+        return self.by_stream.get(stream, {}).get(entry_id)
+
+    def ids(self, stream: str) -> set[EntryId]:
+        return set(self.by_stream.get(stream, ()))
+
+    def count(self, stream: str) -> int:
+        return len(self.by_stream.get(stream, ()))
+
+    def forget(self, stream: str) -> None:
+        self.by_stream.pop(stream, None)
+
+    def clear(self) -> None:
+        self.by_stream.clear()
+
+
+class Outstanding:
+    """Deliveries accepted and not yet acknowledged or dead-lettered (retries count as new)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def started(self, n: int = 1) -> None:
+        self.count += n
+        if self.count:
+            self.idle.clear()
+
+    def finished(self, n: int = 1) -> None:
+        self.count -= n
+        if self.count <= 0:
+            self.count = 0
+            self.idle.set()

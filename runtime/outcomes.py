@@ -1,0 +1,46 @@
+"""What delivery hands back: a publish's receipt, a dead letter and its attempts, and the
+error of a router that cannot deliver as asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .event import Event
+
+
+class DeliveryError(Exception):
+    """A router that cannot start or deliver as asked; the message names the target."""
+
+
+@attrs.frozen
+class Receipt:
+    id: str
+    targets: frozenset[str]
+    replies: dict[str, Any] = attrs.Factory(dict)
+    unrouted: bool = False
+    duplicate: bool = False
+    errors: dict[str, str] = attrs.Factory(dict)  # sync targets that failed after their retries
+
+
+@attrs.frozen
+class Attempt:
+    attempt: int
+    kind: str
+    message: str
+    at_ms: int
+
+
+@attrs.frozen
+class DeadLetter:
+    """An event that a target could not take, with its whole history."""
+
+    id: str  # the entry's id in the dead-letter stream
+    dead_letter: str
+    event: Event
+    target: str | None  # None for an unrouted event
+    routes: tuple[str, ...]
+    attempts: tuple[Attempt, ...]
+    reason: str
+    at_ms: int

@@ -1,0 +1,110 @@
+"""A target's pool: the deliveries of one async target that this process has read, run at
+most `concurrency` at a time, each in a task of its own.
+
+`order by`: deliveries with the same key run one at a time, in the order they were read: a
+key is *busy* from the moment one of its deliveries is admitted until that delivery is done
+with (acknowledged, dead-lettered, or left pending), retries included — a delivery waiting
+for its retry keeps its key, and its retry, read later, is admitted as the same delivery.
+Later deliveries of a busy key are *held* here, not in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .store import Record
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, Record]  # (stream, record)
+
+
+class TargetPool:
+    def __init__(self, name: str, concurrency: int, ordered: bool, deliver: Callable[[str, Record], Awaitable[None]],
+                 room_freed: asyncio.Event) -> None:
+        self.name = name
+        self.concurrency = max(concurrency, 1)
+        self.capacity = max(2 * self.concurrency, 16)  # read ahead: what may wait here to run
+        self.ordered = ordered
+        self.deliver = deliver
+        self.room_freed = room_freed
+        self.queue: deque[Item] = deque()
+        self.running = 0
+        self.busy: dict[Any, str] = {}  # key -> the delivery that holds it
+        self.held: dict[Any, deque[Item]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def room(self) -> int:
+        """How many more deliveries this pool takes now."""
+        return max(self.capacity - len(self.queue) - self.running, 0)
+
+    def submit(self, stream: str, record: Record) -> None:
+        key = record.entry.get("key")
+        if self.ordered and key is not None:
+            owner = self.busy.get(key)
+            delivery = record.entry["delivery"]
+            if owner is not None and owner != delivery:
+                self.held.setdefault(key, deque()).append((stream, record))
+                return
+            self.busy[key] = delivery
+        self.queue.append((stream, record))
+        self._pump()
+
+    def release(self, record: Record) -> None:
+        """The delivery is done with: its key goes to the next delivery held behind it."""
+        key = record.entry.get("key")
+        if not self.ordered or key is None or self.busy.get(key) != record.entry["delivery"]:
+            return
+        del self.busy[key]
+        waiting = self.held.get(key)
+        if waiting:
+            following = waiting.popleft()
+            if not waiting:
+                del self.held[key]
+            self.busy[key] = following[1].entry["delivery"]
+            self.queue.append(following)
+            self._pump()
+
+    def _pump(self) -> None:
+        while self.running < self.concurrency and self.queue:
+            stream, record = self.queue.popleft()
+            self.running += 1
+            task = asyncio.create_task(self._one(stream, record))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _one(self, stream: str, record: Record) -> None:
+        try:
+            await self.deliver(stream, record)
+        except Exception:  # a bug: logged; the delivery stays pending in the store
+            log.exception("delivery %s of `%s` failed", record.id, self.name,
+                          extra={"target": self.name, "entry": str(record.id)})
+        finally:
+            self.running -= 1
+            self._pump()
+            self.room_freed.set()
+
+    def keys_in(self, stream_of: Callable[[Any], str], stream: str) -> bool:
+        """Whether a key of `stream` is busy here."""
+        return any(stream_of(key) == stream for key in self.busy)
+
+    def forget(self, stream_of: Callable[[Any], str], stream: str) -> None:
+        """Drop what waits here of a stream this process no longer holds (its deliveries stay
+        pending in the store, for the next holder). A delivery already running finishes."""
+        self.queue = deque(item for item in self.queue if item[0] != stream)
+        for key in [key for key in self.held if stream_of(key) == stream]:
+            del self.held[key]
+        for key in [key for key in self.busy if stream_of(key) == stream]:
+            del self.busy[key]
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.queue.clear()
+        self.held.clear()
+        self.busy.clear()

@@ -1,0 +1,81 @@
+"""Every failure of redis-py as a `StoreError` that names its cause, and store URLs shown
+without their password.
+
+What can clear by itself is retryable: a lost or refused connection, a timeout, a server
+that is loading its data (`LOADING`), running a slow script (`BUSY`), read-only (`READONLY`,
+a replica), moving slots (`TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`), or out of memory
+(`OOM`: `StoreFull`). A lost consumer group is `NoGroup`. Anything else (a key of the wrong
+type, a wrong password) is a plain, final `StoreError`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import exceptions as rx
+
+from .store import NoGroup, StoreError, StoreFull, StoreUnavailable
+
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS")
+_NOGROUP_KEY = re.compile(r"No such key '([^']*)'")
+
+
+def redact(url: str) -> str:
+    """The URL with its password (and a user name's password) replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def password_of(url: str) -> str | None:
+    return urlsplit(url).password
+
+
+class Describer:
+    """Turns redis-py's exceptions into StoreErrors for one store URL, scrubbing the password
+    from every text (a server's message may quote what it was sent)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown = redact(url)
+        self.secret = password_of(url)
+        self.tls = url.startswith("rediss://")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.secret, "***") if self.secret else text
+
+    def __call__(self, exc: BaseException, *, group: str = "?", stream_of_key: dict[str, str] | None = None
+                 ) -> StoreError:
+        """The StoreError for `exc`; a NOGROUP names the stream (found in `stream_of_key`, by
+        the key the server quotes) and `group`. Anything that is not Redis's is raised again."""
+        if isinstance(exc, StoreError):
+            return exc
+        text = self._scrub(str(exc) or type(exc).__name__)
+        if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError, rx.AuthenticationWrongNumberOfArgsError,
+                            rx.NoPermissionError)):
+            return StoreError(f"Redis at {self.shown} refused the credentials: {text}")
+        if isinstance(exc, rx.OutOfMemoryError) or (isinstance(exc, rx.ResponseError) and text.startswith("OOM")):
+            return StoreFull(f"Redis at {self.shown} refused the write: out of memory ({text}); "
+                             "raise maxmemory or free memory, and keep maxmemory-policy noeviction")
+        if isinstance(exc, rx.BusyLoadingError) or (
+                isinstance(exc, rx.ResponseError) and text.split(" ", 1)[0] in _TRANSIENT_REPLIES):
+            return StoreUnavailable(f"Redis at {self.shown} cannot serve now: {text}")
+        if isinstance(exc, rx.ResponseError) and text.startswith("NOGROUP"):
+            found = _NOGROUP_KEY.search(text)
+            key = found.group(1) if found else ""
+            return NoGroup((stream_of_key or {}).get(key, key), group)
+        if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError, ConnectionError, TimeoutError)):
+            hint = ""
+            if self.tls and isinstance(exc, (rx.TimeoutError, TimeoutError, OSError, rx.ConnectionError)):
+                hint = " (a rediss:// URL: does the server speak TLS on that port?)"
+            return StoreUnavailable(f"cannot reach Redis at {self.shown}: {text}{hint}")
+        if isinstance(exc, rx.RedisError):
+            return StoreError(f"Redis at {self.shown} answered with an error: {text}")
+        raise exc

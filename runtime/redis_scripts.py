@@ -1,0 +1,160 @@
+"""The Lua scripts of the Redis store (runtime/redis_store.py), each one atomic on the server.
+
+Key layout: every key of a stream carries the stream's name as its hash tag, so a script
+that touches a stream and what lies beside it touches one hash slot:
+
+    interlock:{NAME}            the stream (entries are JSON text in a field `e`)
+    interlock:{NAME}:retries    its delayed schedule, a sorted set scored by due time; a
+                                member is a 32-character token followed by the entry
+    interlock:{NAME}:lease      the lease of the stream (partitions of ordered targets)
+    interlock:{NAME}:members    a membership (sorted set scored by expiry)
+    interlock:once:{KEY}        an idempotency key
+
+Only the publish script (`APPEND`) spans several streams, to make a publish all or nothing
+on one server.
+"""
+
+from __future__ import annotations
+
+# What a group (or, without a name, the busiest group) has still to finish on a stream:
+# pending plus not yet read; a stream without the group has all its entries to finish.
+UNFINISHED = """
+local function unfinished(key, name)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
+  if not ok then return 0 end
+  local most = 0
+  local found = false
+  for _, group in ipairs(groups) do
+    local info = {}
+    for j = 1, #group, 2 do info[group[j]] = group[j + 1] end
+    if name == nil or info['name'] == name then
+      found = true
+      local lag = info['lag']
+      if not lag then
+        lag = #redis.call('XRANGE', key, '(' .. info['last-delivered-id'], '+')
+      end
+      most = math.max(most, info['pending'] + lag)
+    end
+  end
+  if name ~= nil and not found then return redis.call('XLEN', key) end
+  return most
+end
+"""
+
+# Publishes, each with every entry appended and its idempotency key set in one step, or
+# nothing. Concurrent publishes share one call. ARGV[1]: the bound (0: none); then per
+# publish: use the key (1/0), its ttl, the publish's nonce, its number of entries N, and N
+# encoded entries. KEYS, per publish: its idempotency key, then its N streams. The key holds
+# the nonce and the ids: when the client sends a round trip again after a lost connection, a
+# publish that had landed finds its own nonce and gets its ids back instead of being taken
+# for a duplicate. Returns, per publish, its ids, false for a duplicate, or {"full", stream}
+# when a bounded stream has no room.
+APPEND = UNFINISHED + """
+local bound = tonumber(ARGV[1])
+local out = {}
+local k, a = 1, 2
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 3])
+  local result = nil
+  if ARGV[a] == '1' then
+    local seen = redis.call('GET', KEYS[k])
+    if seen then
+      local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')
+      if nonce == ARGV[a + 2] then
+        result = {}
+        for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
+      else
+        result = false
+      end
+    end
+  end
+  if result == nil and bound > 0 then
+    for i = 1, n do
+      if unfinished(KEYS[k + i], nil) >= bound then
+        result = {'full', KEYS[k + i]}
+        break
+      end
+    end
+  end
+  if result == nil then
+    result = {}
+    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 3 + i]) end
+    if ARGV[a] == '1' then
+      redis.call('SET', KEYS[k], ARGV[a + 2] .. ' ' .. table.concat(result, ' '), 'PX', ARGV[a + 1])
+    end
+  end
+  out[#out + 1] = result
+  k = k + 1 + n
+  a = a + 4 + n
+end
+return out
+"""
+
+# A stream's due retries into the stream, at most 100 a call, atomically. KEYS: the
+# schedule, the stream; ARGV: now (ms). Returns {moved, the next due time or -1}.
+RELEASE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, member in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'e', string.sub(member, 33))
+  redis.call('ZREM', KEYS[1], member)
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #next == 0 then return {#due, -1} end
+return {#due, next[2]}
+"""
+
+# Whether a group has nothing left to do on a stream: nothing pending or unread, nothing
+# scheduled. KEYS: the stream, its schedule; ARGV: the group. Returns 1 when quiet.
+QUIET = UNFINISHED + """
+if unfinished(KEYS[1], ARGV[1]) > 0 then return 0 end
+if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+return 1
+"""
+
+# Acknowledgements of concurrent callers, in one call. KEYS: a stream per call; ARGV per
+# call: the group, the number of ids N, the N ids. Returns per call how many were pending
+# (0 when the group does not exist).
+ACK = """
+local out = {}
+local a = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a + 1])
+  local ok, acked = pcall(redis.call, 'XACK', KEYS[k], ARGV[a], unpack(ARGV, a + 2, a + 1 + n))
+  out[k] = ok and acked or 0
+  a = a + 2 + n
+end
+return out
+"""
+
+# Take a free lease, or renew one's own; 1 when held, 0 when another owner holds it.
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Heartbeats in memberships (sorted sets scored by expiry), of concurrent callers in one
+# call: each owner recorded, the expired dropped, the live listed. Time is the server's, so
+# that instances whose clocks disagree still agree on who is live. KEYS: a membership per
+# call; ARGV per call: the owner's time to live (ms), the owner.
+MEMBERS = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local out = {}
+for k = 1, #KEYS do
+  local a = 2 * (k - 1)
+  redis.call('ZADD', KEYS[k], now + tonumber(ARGV[a + 1]), ARGV[a + 2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now)
+  out[k] = redis.call('ZRANGE', KEYS[k], 0, -1)
+end
+return out
+"""
