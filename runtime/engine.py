@@ -181,7 +181,7 @@ class Engine:
         partition_streams = {stream for p in self.partitions.values() for stream in p.streams}
         self.reader = Reader(self.store, self.consumer, self.pools, self._plan, self._accept, self.in_hand,
                              room_freed, block=self.read_block, claim_idle_ms=claim_idle,
-                             exclusive=partition_streams.__contains__)
+                             exclusive=partition_streams.__contains__, lost=self._lost)
         for partitions in self.partitions.values():
             partitions.recovering = self.reader.recovering
         if not self.store.shared:
@@ -201,6 +201,13 @@ class Engine:
             supervisor.start(f"partitions of {name}", functools.partial(self._keep, partitions))
         log.info("delivering for %s (consumer %s, store %r)", ", ".join(self.pools) or "no target", self.consumer,
                  self.store)
+
+    def _lost(self, stream: str) -> None:
+        """The store lost the stream's group, and so what this process had in hand of it."""
+        self.in_hand.forget(stream)
+        for name, pool in self.pools.items():
+            if stream in self.streams_of(name):
+                pool.forget(functools.partial(self.stream_for, name), stream)
 
     def _reading(self) -> set[str]:
         return self.reader.reading if self.reader is not None else set()
@@ -405,11 +412,12 @@ class Engine:
         self.supervisor.raise_fault()
         if self.store.shared:
             await asyncio.wait_for(self._drain_shared(), timeout)
-            return
-        if self.outstanding.count and not self.running:
+        elif self.outstanding.count and not self.running:
             raise DeliveryError(f"{self.outstanding.count} deliveries are waiting, but delivery is not running: "
                                 "drain inside `async with router:`")
-        await asyncio.wait_for(self._drain_here(), timeout)
+        else:
+            await asyncio.wait_for(self._drain_here(), timeout)
+        self.supervisor.raise_fault()  # one that happened meanwhile
 
     async def _drain_here(self) -> None:
         while not self.outstanding.idle.is_set():

@@ -157,10 +157,12 @@ class MemoryStore(EventStore):
 
     # ---- groups ------------------------------------------------------------------
 
-    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
         s = self._stream(stream)
-        if group not in s.groups:
-            s.groups[group] = _Group(start)
+        if group in s.groups:
+            return False
+        s.groups[group] = _Group(start)
+        return True
 
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
                    block: float | None = None) -> list[Record]:

@@ -33,7 +33,7 @@ class Reader:
     def __init__(self, store: EventStore, consumer: str, pools: dict[str, TargetPool],
                  plan: Callable[[], dict[str, list[str]]], accept: Callable[[str, list[Record]], None],
                  in_hand: InHand, room_freed: asyncio.Event, *, block: float, claim_idle_ms: dict[str, int],
-                 exclusive: Callable[[str], bool]) -> None:
+                 exclusive: Callable[[str], bool], lost: Callable[[str], None]) -> None:
         self.store = store
         self.consumer = consumer
         self.pools = pools
@@ -44,6 +44,7 @@ class Reader:
         self.block = block
         self.claim_idle_ms = claim_idle_ms  # per unordered target on a shared store
         self.exclusive = exclusive  # whether a stream is read by this process alone (a partition it holds)
+        self.lost = lost  # a stream whose group the store lost: forget what is in hand of it
         self.next_claim: dict[str, int] = {}
         self.reading: set[str] = set()
         self.recovering: set[str] = set()
@@ -77,10 +78,8 @@ class Reader:
         self.reading = set(streams)
         try:
             got = await self.store.read_many(streams, GROUP, self.consumer, count=max(count, 1), block=block)
-        except NoGroup as exc:
-            log.warning("%s: creating the consumer groups again", exc)
-            for stream in streams:
-                await self.store.ensure_group(stream, GROUP)
+        except NoGroup:
+            await self.regroup(streams)
             return 0
         except StoreError:
             self.recovering.update(streams)  # the read may have taken deliveries it did not bring
@@ -90,6 +89,18 @@ class Reader:
         for stream, records in got.items():
             self.accept(stream, records)
         return sum(len(records) for records in got.values())
+
+    async def regroup(self, streams: list[str]) -> None:
+        """Consumer groups the store lost (a restart without persistence): made again, reading
+        the stream from its start; what this process had in hand of those streams is gone
+        from the store, and forgotten here too (keys waiting for a retry that is gone with it
+        would otherwise stay held for good)."""
+        for stream in streams:
+            if await self.store.ensure_group(stream, GROUP):
+                log.warning("the consumer group of %s was lost (a store restarted without its data?): "
+                            "made again; what was in hand from it is forgotten", stream, extra={"stream": stream})
+                self.recovering.discard(stream)
+                self.lost(stream)
 
     async def _recover(self, plan: dict[str, list[str]]) -> None:
         """Deliveries pending for this consumer (any consumer, on a stream read by this process
@@ -103,7 +114,7 @@ class Reader:
                     lost = sorted({p.id for p in await self.store.pending(stream, GROUP, consumer=whose)}
                                   - self.in_hand.ids(stream))
                 except NoGroup:
-                    await self.store.ensure_group(stream, GROUP)
+                    await self.regroup([stream])
                     lost = []
                 if lost:
                     records = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, ids=lost)
@@ -123,7 +134,7 @@ class Reader:
                     records = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=idle_ms,
                                                      count=self.pools[target].room())
                 except NoGroup:
-                    await self.store.ensure_group(stream, GROUP)
+                    await self.regroup([stream])
                     continue
                 if records:
                     log.info("%d deliveries of %s claimed from an instance that left them pending", len(records),

@@ -47,8 +47,8 @@ end
 # encoded entries. KEYS, per publish: its idempotency key, then its N streams. The key holds
 # the nonce and the ids: when the client sends a round trip again after a lost connection, a
 # publish that had landed finds its own nonce and gets its ids back instead of being taken
-# for a duplicate. Returns, per publish, its ids, false for a duplicate, or {"full", stream}
-# when a bounded stream has no room.
+# for a duplicate. Returns, per publish, its ids, false for a duplicate, {"full", stream}
+# when a bounded stream has no room, or {"wrongtype", key, type} when a key is not a stream.
 APPEND = UNFINISHED + """
 local bound = tonumber(ARGV[1])
 local out = {}
@@ -65,6 +65,16 @@ while a <= #ARGV do
         for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
       else
         result = false
+      end
+    end
+  end
+  if result == nil then
+    -- A script that fails half-way keeps what it wrote: every key is checked before any write.
+    for i = 1, n do
+      local kind = redis.call('TYPE', KEYS[k + i])['ok']
+      if kind ~= 'stream' and kind ~= 'none' then
+        result = {'wrongtype', KEYS[k + i], kind}
+        break
       end
     end
   end

@@ -32,7 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import redis_scripts as lua
 from .redis_batch import Batch, Script
 from .redis_errors import Describer, redact
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreFull, encode_entry
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
 
 PREFIX = "interlock:"
 
@@ -166,6 +166,9 @@ class RedisStore(EventStore):
             reply = await self._batch.script(self._append_script, keys, args)
             if reply is None:  # the script's false: a duplicate
                 return None
+            if reply and reply[0] == "wrongtype":
+                raise StoreError(f"cannot append to stream `{_stream_of(reply[1])}`: its key {reply[1]} holds a "
+                                 f"{reply[2]}, not a stream (nothing was stored)")
             if not reply or reply[0] != "full":
                 return [_id(i) for i in reply]
             if deadline is not None and time.monotonic() >= deadline:
@@ -178,12 +181,14 @@ class RedisStore(EventStore):
 
     # ---- groups ------------------------------------------------------------------
 
-    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
         try:
             await self.client.xgroup_create(_key(stream), group, str(start), mkstream=True)
+            return True
         except RedisError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise self.describe(exc) from None
+            return False
 
     @staticmethod
     def _records(rows: list[Any], deliveries: int) -> list[Record]:

@@ -161,8 +161,9 @@ class EventStore(abc.ABC):
         """Whether an idempotency key (of `append_all`'s `once` or `remember`) is remembered now."""
 
     @abc.abstractmethod
-    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> None:
-        """Create the group if it does not exist, reading entries after `start`; creates the stream too."""
+    async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
+        """Create the group if it does not exist, reading entries after `start`; creates the
+        stream too. True when the group was made now, False when it was there."""
 
     @abc.abstractmethod
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,

@@ -167,11 +167,12 @@ class StoreContract:
         async def _run(store: EventStore) -> None:
             stream, group = name("s"), name("g")
             ids = await fill(store, stream, 3)
-            await asyncio.gather(*(store.ensure_group(stream, group) for _ in range(5)))
+            made = await asyncio.gather(*(store.ensure_group(stream, group) for _ in range(5)))
+            assert sorted(made) == [False, False, False, False, True]  # made once
             assert ids_of(await store.read(stream, group, "c1", count=2)) == ids[:2]
             # Creating it again, whatever the start, leaves its cursor and pending entries alone.
-            await store.ensure_group(stream, group)
-            await store.ensure_group(stream, group, start=MIN_ID)
+            assert await store.ensure_group(stream, group) is False
+            assert await store.ensure_group(stream, group, start=MIN_ID) is False
             assert [p.id for p in await store.pending(stream, group)] == ids[:2]
             assert ids_of(await store.read(stream, group, "c1", count=10)) == ids[2:]
 

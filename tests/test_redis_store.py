@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -94,6 +95,66 @@ def test_a_publish_sent_again_after_a_lost_reply_gets_its_own_ids_back(redis_url
             other = await store._batch.script(store._append_script, keys, [*args[:2], "nonce2", *args[3:]])
             assert other is None  # another publish of the same id: a duplicate
             assert [r.entry for r in await store.range(stream)] == [{"n": 1}]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_store_url_is_shown_without_its_password() -> None:
+    from interlock.runtime.redis_errors import redact
+
+    assert redact("redis://:s3cret@cache.internal:6380/2") == "redis://:***@cache.internal:6380/2"
+    assert redact("rediss://app:s3cret@[::1]:6380/0?ssl_cert_reqs=none") == "rediss://app:***@[::1]:6380/0?ssl_cert_reqs=none"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert "s3cret" not in repr(RedisStore("redis://:s3cret@127.0.0.1:1/0"))
+
+
+def test_an_unreachable_redis_with_a_password_never_shows_it() -> None:
+    async def main() -> None:
+        store = RedisStore("redis://:s3cret@127.0.0.1:1/0")
+        try:
+            await store.append("s", {"a": 1})
+        finally:
+            await store.close()
+
+    with pytest.raises(StoreError) as raised:
+        asyncio.run(main())
+    assert "redis://:***@127.0.0.1:1/0" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+    assert raised.value.retryable
+
+
+def test_tls_to_a_server_that_does_not_speak_it_is_a_prompt_store_error(redis_url: str) -> None:
+    """rediss:// pointed at a plain-TCP server: the TLS handshake never completes; connecting
+    times out (it used to hang for good) with a StoreError that says what may be wrong."""
+    async def main() -> None:
+        store = RedisStore(redis_url.replace("redis://", "rediss://", 1), connect_timeout=0.5)
+        try:
+            await store.append("s", {"a": 1})
+        finally:
+            await store.close()
+
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"cannot reach Redis at rediss://.*does the server speak TLS"):
+        asyncio.run(main())
+    assert time.monotonic() - started < 30  # bounded (a generous bound: this is no timing test)
+
+
+def test_an_error_reply_is_a_store_error_naming_it(redis_url: str) -> None:
+    """A reply such as WRONGTYPE reaches the caller as a StoreError, not redis-py's exception,
+    and a publish that meets it has stored nothing (a script that fails half-way keeps its writes:
+    every key is checked first)."""
+    async def main() -> None:
+        store = RedisStore(redis_url)
+        good, bad = f"good-{uuid.uuid4().hex}", f"bad-{uuid.uuid4().hex}"
+        try:
+            await store.client.set(f"interlock:{{{bad}}}", "not a stream")
+            with pytest.raises(StoreError, match="holds a string, not a stream") as raised:
+                await store.append_all([(good, {"n": 1}), (bad, {"n": 2})], once=good, ttl_ms=10_000)
+            assert not raised.value.retryable
+            assert await store.length(good) == 0
+            assert not await store.remembered(good)
         finally:
             await store.close()
 
