@@ -17,9 +17,10 @@ from typing import Any
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
 from interlock.runtime.artifact import ArtifactError, read_artifact
 from interlock.runtime.event import Event, EventError
+from interlock.runtime.explain import RouteExplanation, Verdict
 from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.outcomes import DeadLetter, DeliveryError, Receipt
-from interlock.runtime.router import RouteExplanation, Router, Verdict
+from interlock.runtime.router import Router
 from interlock.runtime.schema import SchemaError
 from interlock.runtime.store import EventStore, StoreError, StoreFull
 

@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from interlock.compiler.route_tests import StepResult
 from interlock.dsl import Diagnostic, Severity, SourceFile, Span
-from interlock.runtime.router import RouteExplanation, Verdict
+from interlock.runtime.explain import RouteExplanation, Verdict
 
 TAB = 4
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow"}

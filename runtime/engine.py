@@ -157,6 +157,10 @@ class Engine:
         # On a shared store, other processes deliver for the targets this one has no handler for.
         await self._ensure_groups()
         self.in_hand.clear()  # what an earlier run had in hand is pending in the store
+        # Events are bound to the loop that first waits on them: each run makes its own.
+        self.acker.wake = asyncio.Event()
+        self.scheduler.wake = asyncio.Event()
+        self.outstanding.rebind()
         room_freed = asyncio.Event()
         self.pools, self.partitions = {}, {}
         self.deliverer = Deliverer(

@@ -47,6 +47,12 @@ class Outstanding:
         self.idle = asyncio.Event()
         self.idle.set()
 
+    def rebind(self) -> None:
+        """A new `idle` event (one is bound to the event loop that first waited on it)."""
+        self.idle = asyncio.Event()
+        if not self.count:
+            self.idle.set()
+
     def started(self, n: int = 1) -> None:
         self.count += n
         if self.count:

@@ -135,7 +135,7 @@ def test_explain_command(project: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def _generated(router: interlock.Router, event_type: str) -> bool:
-    entry = router._dispatch[event_type]  # which code the type's matching runs
+    entry = router.matcher._dispatch[event_type]  # which code the type's matching runs
     return callable(entry) and entry.__code__.co_filename.startswith("<interlock table")
 
 
@@ -209,7 +209,7 @@ def test_data_that_is_not_a_plain_dict_matches_as_a_dict_does(project: Path) -> 
 
 
 def test_answers_past_the_memo_are_still_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interlock.runtime.router, "_MEMO", 2)  # remembers the first two masks only
+    monkeypatch.setattr(interlock.runtime.matching, "_MEMO", 2)  # remembers the first two masks only
     (tmp_path / "p.route").write_text(TWO_CHOOSES)
     router = interlock.load(str(tmp_path))
     cases = [({"k": "x", "n": 7}, {"t1", "t5"}), ({"k": "x", "n": 3}, {"t2", "t5"}), ({"n": 3}, {"t3", "t4"}),
