@@ -1,5 +1,5 @@
 """A target's pool: the deliveries of one async target that this process has read, run at
-most `concurrency` at a time, each in a task of its own.
+most `concurrency` at a time, by as many worker tasks, which end when nothing waits.
 
 `order by`: deliveries with the same key run one at a time, in the order they were read: a
 key is *busy* from the moment one of its deliveries is admitted until that delivery is done
@@ -33,7 +33,8 @@ class TargetPool:
         self.deliver = deliver
         self.room_freed = room_freed
         self.queue: deque[Item] = deque()
-        self.running = 0
+        self.running = 0  # deliveries under way
+        self.workers = 0  # tasks running them
         self.busy: dict[Any, str] = {}  # key -> the delivery that holds it
         self.held: dict[Any, deque[Item]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -70,23 +71,29 @@ class TargetPool:
             self._pump()
 
     def _pump(self) -> None:
-        while self.running < self.concurrency and self.queue:
-            stream, record = self.queue.popleft()
-            self.running += 1
-            task = asyncio.create_task(self._one(stream, record))
+        """Start workers for what waits, up to `concurrency`; a worker runs deliveries one
+        after another while any wait, then ends (no task per delivery, none idle)."""
+        for _ in range(min(self.concurrency - self.workers, len(self.queue))):
+            self.workers += 1
+            task = asyncio.create_task(self._work())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _one(self, stream: str, record: Record) -> None:
+    async def _work(self) -> None:
         try:
-            await self.deliver(stream, record)
-        except Exception:  # a bug: logged; the delivery stays pending in the store
-            log.exception("delivery %s of `%s` failed", record.id, self.name,
-                          extra={"target": self.name, "entry": str(record.id)})
+            while self.queue:
+                stream, record = self.queue.popleft()
+                self.running += 1
+                try:
+                    await self.deliver(stream, record)
+                except Exception:  # a bug: logged; the delivery stays pending in the store
+                    log.exception("delivery %s of `%s` failed", record.id, self.name,
+                                  extra={"target": self.name, "entry": str(record.id)})
+                finally:
+                    self.running -= 1
+                    self.room_freed.set()
         finally:
-            self.running -= 1
-            self._pump()
-            self.room_freed.set()
+            self.workers -= 1
 
     def keys_in(self, stream_of: Callable[[Any], str], stream: str) -> bool:
         """Whether a key of `stream` is busy here."""
