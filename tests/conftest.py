@@ -11,10 +11,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from redis_server import RedisServer
 
 
 def _free_port() -> int:
@@ -56,3 +60,21 @@ def redis_url() -> Iterator[str]:
             process.kill()
             process.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[..., RedisServer]]:
+    """A factory of `redis_server.RedisServer`s of the test's own (each on a free loopback port,
+    with its own temporary directory), started; every one is stopped when the test ends."""
+    from redis_server import RedisServer
+
+    servers: list[RedisServer] = []
+
+    def make(**options: Any) -> RedisServer:
+        server = RedisServer(**options)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
