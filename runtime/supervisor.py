@@ -4,9 +4,9 @@ trying again will not cure reaches the user.
 
 A failure is *transient* when it is a retryable StoreError (Redis unreachable, loading, out
 of memory, a consumer group lost): logged as a warning, the task starts again after a
-backoff (50 ms doubling to 5 s). Anything else (a bug, a key of the wrong type) is logged as
-an error with its traceback, the task starts again all the same, and the failure is kept
-for `raise_fault`, which the next `publish` or `drain` calls.
+backoff (50 ms doubling to 1 s). Anything else (a bug, a key of the wrong type) is logged as
+an error with its traceback, the task starts again all the same (backoff up to 5 s), and
+the failure is kept for `raise_fault`, which the next `publish` or `drain` calls.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class Supervisor:
                 if loop.time() - started > HEALTHY_AFTER_S:
                     self.failures[name] = 0
                 failures = self.failures[name] = self.failures.get(name, 0) + 1
-                wait = min(0.05 * 2 ** (failures - 1), 5.0)
+                # At most a second while the store is away: delivery resumes soon after it is back.
+                wait = min(0.05 * 2 ** (failures - 1), 1.0 if transient(exc) else 5.0)
                 if transient(exc):
                     log.warning("%s: %s; starting again in %.2f s", name, exc, wait,
                                 extra={"task": name, "failures": failures})
