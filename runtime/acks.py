@@ -78,7 +78,8 @@ class Acker:
         deadline = loop.time() + timeout
         while self.waiting and loop.time() < deadline:
             try:
-                await asyncio.wait_for(self.send(), max(deadline - loop.time(), 0.01))
+                async with asyncio.timeout(max(deadline - loop.time(), 0.01)):
+                    await self.send()
             except Exception as exc:
                 log.warning("acknowledgements not sent yet: %s", exc)
                 await asyncio.sleep(0.1)

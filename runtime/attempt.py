@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from .acks import Acker
 from .dead_letters import dead_entry, dead_stream
 from .event import Event
-from .handlers import Handlers, describe
+from .handlers import Handlers, cancelling, describe
 from .inflight import InHand, Outstanding
 from .outcomes import Attempt
 from .partitions import Partitions
@@ -74,6 +74,19 @@ class Deliverer:
         return True
 
     async def deliver(self, stream: str, record: Record) -> None:
+        """Deliver one record; whatever goes wrong here, it ends acknowledged, retried,
+        dead-lettered or left pending (a bug: logged, reported, and its key let go)."""
+        try:
+            await self._deliver(stream, record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("delivery %s of %s failed; it stays pending", record.id, stream, exc_info=exc,
+                      extra={"stream": stream})
+            self.supervisor.fault, self.supervisor.fault_task = exc, f"a delivery of {stream}"
+            self._leave(stream, record)
+
+    async def _deliver(self, stream: str, record: Record) -> None:
         entry = record.entry
         target = entry["target"]
         if not self._may_run(stream, record, target):
@@ -83,7 +96,9 @@ class Deliverer:
         extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
         try:
             await self.handlers.call(target, delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
-        except Exception as exc:  # the handler's failure: its class name is the error kind
+        except (Exception, asyncio.CancelledError) as exc:  # the handler's failure: its class name is the kind
+            if isinstance(exc, asyncio.CancelledError) and cancelling():
+                raise  # delivery stops: the delivery stays pending
             kind, message = describe(exc)
             now = self.store.now_ms()
             errors = [*entry["errors"], {"attempt": entry["attempt"], "kind": kind, "message": message, "at_ms": now}]

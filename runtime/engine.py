@@ -37,7 +37,7 @@ from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
 from .event import Event
-from .handlers import Handler, Handlers, describe
+from .handlers import Handler, Handlers, cancelling, describe
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
 from .partitions import Partitions
@@ -148,6 +148,8 @@ class Engine:
         return self.running and self.supervisor.alive()
 
     async def start(self) -> None:
+        if self.running:
+            raise DeliveryError("delivery is already running: `async with router:` is entered once at a time")
         routed = {d["target"] for r in self.artifact["dispatch"]["routes"]
                   for arm in ([r] if r["kind"] == "route" else r["branches"]) for d in arm["deliveries"]}
         missing = sorted(t for t in routed if t not in self.handlers)
@@ -178,7 +180,7 @@ class Engine:
             if self._partitioned(name):
                 self.partitions[name] = Partitions(
                     self.store, self.consumer, name, self.streams_of(name), self.lease_ms, self.pools[name],
-                    self.in_hand, functools.partial(self.stream_for, name), self._accept,
+                    self.in_hand, functools.partial(self.stream_for, name), self._accept, self._adopt,
                     self._reading, set())
             elif self.store.shared:
                 claim_idle[name] = max(self.claim_idle_ms, 2 * target["timeout_ms"])
@@ -193,6 +195,7 @@ class Engine:
             # in between) are this process's alone: they come first.
             for name in self.pools:
                 stream = f"deliveries.{name}"
+                await self._adopt(stream)
                 if unfinished := len(await self.store.pending(stream, GROUP)):
                     self._accept(stream, await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
                                                                 count=unfinished))
@@ -205,6 +208,16 @@ class Engine:
             supervisor.start(f"partitions of {name}", functools.partial(self._keep, partitions))
         log.info("delivering for %s (consumer %s, store %r)", ", ".join(self.pools) or "no target", self.consumer,
                  self.store)
+
+    async def _adopt(self, stream: str) -> None:
+        """Retries waiting in a stream's schedule that this process did not schedule (another
+        holder's, or an earlier run's): their keys are held until they come, so that no later
+        delivery of those keys goes first; the scheduler wakes when the first is due."""
+        for due, _, entry in await self.store.scheduled(stream):
+            pool = self.pools.get(entry.get("target", ""))
+            if pool is not None and pool.ordered and entry.get("key") is not None:
+                pool.busy.setdefault(entry["key"], entry["delivery"])
+            self.scheduler.scheduled(due)
 
     def _lost(self, stream: str) -> None:
         """The store lost the stream's group, and so what this process had in hand of it."""
@@ -351,7 +364,9 @@ class Engine:
         while True:
             try:
                 return True, await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None)), None
-            except Exception as exc:  # a handler's failure, whatever it is, is its error kind
+            except (Exception, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is, is its kind
+                if isinstance(exc, asyncio.CancelledError) and cancelling():
+                    raise  # the publish itself is cancelled
                 kind, message = describe(exc)
                 history.append(Attempt(attempt, kind, message, self.store.now_ms()))
                 decision = decide(policy, attempt, kind, self.store.now_ms() - first, self.random)
@@ -415,18 +430,21 @@ class Engine:
     async def drain(self, timeout: float | None = None) -> None:
         self.supervisor.raise_fault()
         if self.store.shared:
-            await asyncio.wait_for(self._drain_shared(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._drain_shared()
         elif self.outstanding.count and not self.running:
             raise DeliveryError(f"{self.outstanding.count} deliveries are waiting, but delivery is not running: "
                                 "drain inside `async with router:`")
         else:
-            await asyncio.wait_for(self._drain_here(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._drain_here()
         self.supervisor.raise_fault()  # one that happened meanwhile
 
     async def _drain_here(self) -> None:
         while not self.outstanding.idle.is_set():
             try:
-                await asyncio.wait_for(self.outstanding.idle.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await self.outstanding.idle.wait()
             except TimeoutError:
                 self.supervisor.raise_fault()
 

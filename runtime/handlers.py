@@ -92,8 +92,26 @@ def _resume(coroutine: Any, waiting_on: Any, context: contextvars.Context) -> Ge
                 return done.value
 
 
+def cancelling() -> bool:
+    """Whether the running task is being cancelled (rather than a handler raising CancelledError)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+#: The longest error message kept in an attempt's history (the rest is cut).
+MESSAGE_LIMIT = 2000
+
+
 def describe(exc: BaseException) -> tuple[str, str]:
-    """A handler's failure as (error kind, message): the kind is its class name."""
+    """A handler's failure as (error kind, message): the kind is its class name. The message
+    is always text that can be stored: bounded, valid UTF-8, and there even when the
+    exception's `__str__` fails."""
     if isinstance(exc, asyncio.TimeoutError):
         return "TimeoutError", "the attempt took longer than the target's timeout"
-    return type(exc).__name__, str(exc)
+    try:
+        message = str(exc)
+    except Exception as inner:  # its __str__ is broken: say so rather than fail the delivery
+        message = f"(the exception's message cannot be shown: {type(inner).__name__})"
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT] + f"... ({len(message) - MESSAGE_LIMIT} more characters)"
+    return type(exc).__name__, message.encode("utf-8", "backslashreplace").decode("utf-8")

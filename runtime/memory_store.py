@@ -44,7 +44,8 @@ async def _wait_any(signals: list[_Signal], timeout: float | None) -> bool:
     for signal in signals:
         signal._waiters.append(future)
     try:
-        await asyncio.wait_for(asyncio.shield(future), timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(future)
         return True
     except TimeoutError:
         return False

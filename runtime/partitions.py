@@ -8,7 +8,8 @@ should no longer hold (another came up, or this one is stopping) is handed over 
 so that one key is never delivered by two processes at once, nor out of order: this process
 finishes the deliveries it has read and their retries, leaves every new delivery pending,
 and lets the lease go once none of its keys is left and no read of the partition is under
-way; the next holder claims what was left pending first.
+way; the next holder holds the keys of the retries left in the partition's schedule until
+they come, and claims what was left pending first.
 
 A lease not renewed in time may have gone to another process: its deliveries still waiting
 here are left pending (`holds` says no), and the partition is forgotten once another holds it.
@@ -17,7 +18,7 @@ here are left pending (`holds` says no), and the partition is forgotten once ano
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .inflight import GROUP, InHand
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 class Partitions:
     def __init__(self, store: EventStore, consumer: str, target: str, streams: list[str], lease_ms: int,
                  pool: TargetPool, in_hand: InHand, stream_of: Callable[[Any], str],
-                 accept: Callable[[str, list[Record]], None], reading: Callable[[], set[str]],
-                 recovering: set[str]) -> None:
+                 accept: Callable[[str, list[Record]], None], adopt: Callable[[str], Awaitable[None]],
+                 reading: Callable[[], set[str]], recovering: set[str]) -> None:
         self.store = store
         self.consumer = consumer
         self.target = target
@@ -42,6 +43,7 @@ class Partitions:
         self.in_hand = in_hand
         self.stream_of = stream_of
         self.accept = accept  # hands claimed records to the pool, taking them in hand
+        self.adopt = adopt  # holds the keys whose retries wait in a stream's schedule
         self.reading = reading  # the streams a read under way is reading
         self.recovering = recovering  # streams to look for lost deliveries in before the next read
         self.owned: list[str] = []
@@ -98,6 +100,8 @@ class Partitions:
             held = await self._renew(stream)
             if held and stream not in self.owned:
                 await self.store.ensure_group(stream, GROUP)
+                # Keys whose retry the last holder scheduled come after that retry: held first.
+                await self.adopt(stream)
                 unfinished = len(await self.store.pending(stream, GROUP))
                 taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
                                                count=unfinished) if unfinished else []

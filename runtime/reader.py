@@ -59,7 +59,8 @@ class Reader:
             if not ready:
                 self.room_freed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.room_freed.wait(), self.block)
+                    async with asyncio.timeout(self.block):  # (wait_for may swallow a cancel on 3.11)
+                        await self.room_freed.wait()
                 continue
             if not waited:
                 got = await asyncio.gather(*(self._read(streams, self.pools[target].room(), None)

@@ -54,7 +54,8 @@ class Describer:
     def __call__(self, exc: BaseException, *, group: str = "?", stream_of_key: dict[str, str] | None = None
                  ) -> StoreError:
         """The StoreError for `exc`; a NOGROUP names the stream (found in `stream_of_key`, by
-        the key the server quotes) and `group`. Anything that is not Redis's is raised again."""
+        the key the server quotes) and `group`. Anything that is not Redis's (a value redis-py
+        cannot encode, say) is a final StoreError too: a caller is never left waiting."""
         if isinstance(exc, StoreError):
             return exc
         text = self._scrub(str(exc) or type(exc).__name__)
@@ -78,4 +79,4 @@ class Describer:
             return StoreUnavailable(f"cannot reach Redis at {self.shown}: {text}{hint}")
         if isinstance(exc, rx.RedisError):
             return StoreError(f"Redis at {self.shown} answered with an error: {text}")
-        raise exc
+        return StoreError(f"cannot send to Redis at {self.shown}: {type(exc).__name__}: {text}")

@@ -57,6 +57,10 @@ while a <= #ARGV do
   local n = tonumber(ARGV[a + 3])
   local result = nil
   if ARGV[a] == '1' then
+    local kind = redis.call('TYPE', KEYS[k])['ok']
+    if kind ~= 'string' and kind ~= 'none' then result = {'wrongtype', KEYS[k], kind} end
+  end
+  if result == nil and ARGV[a] == '1' then
     local seen = redis.call('GET', KEYS[k])
     if seen then
       local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')

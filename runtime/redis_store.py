@@ -124,7 +124,9 @@ class RedisStore(EventStore):
         """Await one redis-py call; its failure as a StoreError (a NOGROUP names its stream)."""
         try:
             return await awaitable
-        except (RedisError, OSError) as exc:
+        except StoreError:
+            raise
+        except Exception as exc:
             raise self.describe(exc, group=group, stream_of_key={_key(s): s for s in streams or ()}) from None
 
     async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
@@ -167,8 +169,9 @@ class RedisStore(EventStore):
             if reply is None:  # the script's false: a duplicate
                 return None
             if reply and reply[0] == "wrongtype":
-                raise StoreError(f"cannot append to stream `{_stream_of(reply[1])}`: its key {reply[1]} holds a "
-                                 f"{reply[2]}, not a stream (nothing was stored)")
+                what = "an idempotency key" if reply[1] == keys[0] else f"stream `{_stream_of(reply[1])}`"
+                raise StoreError(f"cannot publish: the key {reply[1]} of {what} holds a {reply[2]} (nothing was "
+                                 "stored)")
             if not reply or reply[0] != "full":
                 return [_id(i) for i in reply]
             if deadline is not None and time.monotonic() >= deadline:

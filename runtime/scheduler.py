@@ -55,7 +55,8 @@ class Scheduler:
             until = min(next_sweep, self.next_due if self.next_due is not None else next_sweep)
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), max(until - now, 1) / 1000)
+                async with asyncio.timeout(max(until - now, 1) / 1000):  # (wait_for may swallow a cancel on 3.11)
+                    await self.wake.wait()
 
     def _found(self, due: int | None) -> None:
         if due is not None and (self.next_due is None or due < self.next_due):

@@ -55,13 +55,22 @@ Entry = dict[str, Any]
 
 def encode_entry(entry: Entry) -> str:
     """An entry as the stores keep it, JSON text (as Redis keeps it: a caller mutating its
-    dict later changes nothing stored); anything but a dict of JSON values is a StoreError."""
+    dict later changes nothing stored); anything but a dict of JSON values that is valid
+    Unicode (no lone surrogates) is a StoreError."""
     if not isinstance(entry, dict):
         raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
     try:
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(f"an entry must be JSON: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise StoreError(f"an entry must be valid Unicode text: {exc.object[exc.start:exc.end]!r} at "
+                             f"position {exc.start} is a lone surrogate (a file name decoded with "
+                             "surrogateescape?)") from None
+    return text
 
 
 class EntryId(NamedTuple):

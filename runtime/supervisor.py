@@ -77,8 +77,13 @@ class Supervisor:
                                 "(it was started again; see the log of interlock.runtime)") from fault
 
     async def stop(self) -> None:
+        """Cancel every task and wait for each to end (cancelling again one that swallowed it)."""
         tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while True:
+            alive = [task for task in tasks if not task.done()]
+            if not alive:
+                break
+            for task in alive:
+                task.cancel()
+            await asyncio.wait(alive, timeout=1.0)
         self.tasks.clear()

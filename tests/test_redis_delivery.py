@@ -400,3 +400,47 @@ route keyed { on keyed.* to ordered }
     asyncio.run(main())
     assert sorted(n for _, n in handled) == list(range(20))
     assert {name for name, _ in handled} == {"b"}
+
+
+def test_a_retry_left_by_the_last_holder_comes_before_later_events_of_its_key(redis_url: str, tmp_path: Path) -> None:
+    """An instance stops (or dies) while a key waits for a retry longer than its hand-over:
+    the next holder of the partition holds that key until the retry comes, so the key's later
+    events are not delivered first (they were, until the retry turned up at a sweep)."""
+    url = _empty_db(redis_url, 9)
+    project = tmp_path / "keyed.route"
+    project.write_text("""
+dead_letter dlq
+target ordered { mode async, timeout 200ms, order by k, dead_letter dlq, retry { attempts 3 backoff fixed 1500ms } }
+route keyed { on keyed.* to ordered }
+""")
+    handled: list[tuple[str, int, int]] = []
+
+    def instance(name: str) -> interlock.Router:
+        router = interlock.load(str(project), store=url, partitions=1, lease_ms=300)
+
+        @router.handler("ordered")
+        async def ordered(event: interlock.Event) -> None:
+            if event.data["n"] == 0 and event.attempt == 1:
+                raise ConnectionError("flaky downstream")
+            handled.append((name, event.data["n"], event.attempt))
+
+        return router
+
+    first, second = instance("a"), instance("b")
+
+    async def main() -> None:
+        async with first:
+            await first.publish("keyed.run", {"k": "same", "n": 0})
+            for _ in range(300):
+                if await first.store.scheduled():
+                    break
+                await asyncio.sleep(0.01)
+        async with second:
+            for n in range(1, 4):
+                await second.publish("keyed.run", {"k": "same", "n": n})
+            await second.drain(10)
+        await first.store.close()
+        await second.store.close()
+
+    asyncio.run(main())
+    assert [(n, attempt) for _, n, attempt in handled] == [(0, 2), (1, 1), (2, 1), (3, 1)]

@@ -150,11 +150,55 @@ def test_an_error_reply_is_a_store_error_naming_it(redis_url: str) -> None:
         good, bad = f"good-{uuid.uuid4().hex}", f"bad-{uuid.uuid4().hex}"
         try:
             await store.client.set(f"interlock:{{{bad}}}", "not a stream")
-            with pytest.raises(StoreError, match="holds a string, not a stream") as raised:
+            with pytest.raises(StoreError, match=r"of stream `bad-.*` holds a string") as raised:
                 await store.append_all([(good, {"n": 1}), (bad, {"n": 2})], once=good, ttl_ms=10_000)
             assert not raised.value.retryable
             assert await store.length(good) == 0
             assert not await store.remembered(good)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_entry_redis_py_cannot_send_fails_its_caller_alone(redis_url: str) -> None:
+    """A lone surrogate (a file name decoded with surrogateescape) cannot be sent as UTF-8: its
+    publish raises a StoreError, and the publishes sharing its round trip land (they used to
+    wait forever, with the batch's task dead)."""
+    async def main() -> None:
+        store = RedisStore(redis_url)
+        stream = f"surrogate-{uuid.uuid4().hex}"
+        try:
+            results = await asyncio.wait_for(asyncio.gather(
+                *(store.append_all([(stream, {"n": n, "file": "report-\udcff.csv" if n == 3 else "ok"})],
+                                   once=f"{stream}-{n}", ttl_ms=10_000) for n in range(10)),
+                return_exceptions=True), 10)
+            failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
+            assert failed == [3]
+            assert isinstance(results[3], StoreError) and "surrogate" in str(results[3])
+            assert sorted(r.entry["n"] for r in await store.range(stream)) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+            assert not await store.remembered(f"{stream}-3")
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_idempotency_key_of_the_wrong_type_fails_its_publish_alone(redis_url: str) -> None:
+    """Every key of every publish in a shared call is checked before any write: one publish
+    whose idempotency key holds a hash fails alone, naming the key, with nothing stored."""
+    async def main() -> None:
+        store = RedisStore(redis_url)
+        stream = f"oncekey-{uuid.uuid4().hex}"
+        try:
+            await store.client.hset(f"interlock:once:{{{stream}-5}}", "x", "1")
+            results = await asyncio.gather(
+                *(store.append_all([(stream, {"n": n})], once=f"{stream}-{n}", ttl_ms=10_000) for n in range(10)),
+                return_exceptions=True)
+            failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
+            assert failed == [5]
+            assert f"interlock:once:{{{stream}-5}}" in str(results[5])
+            assert sorted(r.entry["n"] for r in await store.range(stream)) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
         finally:
             await store.close()
 

@@ -117,3 +117,138 @@ def test_a_fault_also_reaches_the_next_publish_before_anything_is_stored() -> No
             await router.drain(5)
 
     asyncio.run(main())
+
+
+HOSTILE = """
+dead_letter dlq
+target t { mode async, timeout 1s, dead_letter dlq, order by k, retry { attempts 2 backoff fixed 5ms } }
+route r { on job.* to t }
+"""
+
+
+def load_text(text: str) -> interlock.Router:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(text)
+    return interlock.load(str(folder / "p.route"))
+
+
+def test_a_handler_raising_cancelled_error_is_a_failure_not_a_dead_worker() -> None:
+    """A handler that raises CancelledError itself (a client library cancelled inside it) fails
+    that attempt; the deliveries behind it still run (the worker used to end silently)."""
+    router = load_text(HOSTILE)
+    calls: list[int] = []
+
+    @router.handler("t")
+    async def handler(event: interlock.Event) -> None:
+        calls.append(event.data["n"])
+        if event.data["n"] == 0:
+            raise asyncio.CancelledError()
+
+    async def main() -> None:
+        async with router:
+            for n in range(5):
+                await router.publish("job.run", {"n": n, "k": "same"})
+            await router.drain(5)
+        dead = router.dead_letters("dlq")
+        assert [(d.event.data["n"], d.attempts[-1].kind) for d in dead] == [(0, "CancelledError")]
+
+    asyncio.run(main())
+    assert calls == [0, 0, 1, 2, 3, 4]
+
+
+def test_an_exception_whose_message_cannot_be_shown_is_dead_lettered() -> None:
+    """An exception whose __str__ raises (or holds a lone surrogate) still becomes an attempt
+    in the history; its key is let go (it used to stay held for good)."""
+    router = load_text(HOSTILE)
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    @router.handler("t")
+    async def handler(event: interlock.Event) -> None:
+        if event.data["n"] == 0:
+            raise Unprintable()
+        if event.data["n"] == 1:
+            raise OSError("cannot open /data/report-\udcff.csv")
+
+    async def main() -> None:
+        async with router:
+            for n in range(3):
+                await router.publish("job.run", {"n": n, "k": "same"})
+            await router.drain(5)
+        dead = {d.event.data["n"]: d.attempts[-1] for d in router.dead_letters("dlq")}
+        assert set(dead) == {0, 1}
+        assert dead[0].kind == "Unprintable" and "cannot be shown" in dead[0].message
+        assert dead[1].message == "cannot open /data/report-\\udcff.csv"
+
+    asyncio.run(main())
+
+
+def test_entering_a_running_router_again_is_an_error_that_leaves_it_running() -> None:
+    router = load()
+    handled: list[str] = []
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        handled.append(event.id)
+
+    async def main() -> None:
+        async with router:
+            with pytest.raises(DeliveryError, match="already running"):
+                await router.__aenter__()
+            await router.publish("job.run", {}, id="j1")
+            await router.drain(5)
+            assert router.engine.healthy()
+
+    asyncio.run(main())
+    assert handled == ["j1"]
+
+
+def test_stopping_while_a_retry_is_being_scheduled_returns() -> None:
+    """A task woken in the same loop iteration as its cancellation (a retry scheduled as the
+    service stops) still stops: on Python 3.11 `wait_for` used to swallow that cancellation,
+    and leaving `async with router:` hung for good."""
+    router = load_text(HOSTILE.replace("backoff fixed 5ms", "backoff fixed 5s"))
+    failing = asyncio.Event()
+
+    @router.handler("t")
+    async def handler(event: interlock.Event) -> None:
+        failing.set()
+        raise ConnectionError("down")
+
+    async def main() -> None:
+        await router.__aenter__()
+        await router.publish("job.run", {"n": 0, "k": "a"})
+        await failing.wait()
+        async with asyncio.timeout(10):
+            await router.__aexit__(None, None, None)
+
+    asyncio.run(main())
+
+
+def test_a_retry_waiting_when_the_router_stopped_comes_before_later_events_of_its_key() -> None:
+    """Restarted, a router holds the keys of retries left in the schedule until they come: a
+    later event of the key is not delivered first (it was)."""
+    router = load_text(HOSTILE.replace("backoff fixed 5ms", "backoff fixed 300ms"))
+    handled: list[tuple[int, int]] = []
+
+    @router.handler("t")
+    async def handler(event: interlock.Event) -> None:
+        if event.data["n"] == 0 and event.attempt == 1:
+            raise ConnectionError("down")
+        handled.append((event.data["n"], event.attempt))
+
+    async def main() -> None:
+        async with router:
+            await router.publish("job.run", {"n": 0, "k": "a"})
+            for _ in range(200):
+                if await router.store.scheduled():
+                    break
+                await asyncio.sleep(0.01)
+        async with router:
+            await router.publish("job.run", {"n": 1, "k": "a"})
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert handled == [(0, 2), (1, 1)]
