@@ -96,7 +96,8 @@ class Engine:
         self.acker = Acker(store)
         self.scheduler = Scheduler(store, self._released_streams, self.housekeeping, housekeeping_ms)
         self.deliverer: Deliverer | None = None
-        self.acked_streams: set[str] = set()  # streams with deliveries acknowledged since the last trim
+        # Per event id with sync targets: a lock its publishes take turns on, and how many want it.
+        self._publishing: dict[str, list[Any]] = {}
 
     # ---- streams -------------------------------------------------------------------
 
@@ -277,6 +278,7 @@ class Engine:
         await self.supervisor.stop()
         for pool in self.pools.values():
             await pool.stop()
+        self.handlers.close()
         await self.acker.flush(10)  # what was delivered is acked before its partitions are let go
         for partitions in self.partitions.values():
             try:
@@ -326,26 +328,42 @@ class Engine:
                 "event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
                 "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
                 "delivery": f"{ev.id}/{target}", "key": key}))
-        replies: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        if sync:
-            # A duplicate is delivered to no one: sync handlers included.
-            if await self.store.remembered(once):
-                return Receipt(ev.id, frozenset(), duplicate=True)
-            for target, routes in sync:
-                ok, value, dead = await self._call_sync(ev, target, routes)
-                if ok:
-                    replies[target] = value
-                else:
-                    errors[target] = value
-                if dead is not None:
-                    entries.append(dead)
+        if not sync:
+            return await self._store(ev, deliveries, entries, {}, {})
+        # A duplicate is delivered to no one, sync handlers included: publishes of one id in this
+        # process take turns (across processes, two at the very same time may both call them).
+        turn = self._publishing.setdefault(ev.id, [asyncio.Lock(), 0])
+        turn[1] += 1
+        try:
+            async with turn[0]:
+                if await self.store.remembered(once):
+                    return Receipt(ev.id, frozenset(), duplicate=True)
+                replies: dict[str, Any] = {}
+                errors: dict[str, str] = {}
+                for target, routes in sync:
+                    ok, value, dead = await self._call_sync(ev, target, routes)
+                    if ok:
+                        replies[target] = value
+                    else:
+                        errors[target] = value
+                    if dead is not None:
+                        entries.append(dead)
+                return await self._store(ev, deliveries, entries, replies, errors)
+        finally:
+            turn[1] -= 1
+            if not turn[1]:
+                del self._publishing[ev.id]
+
+    async def _store(self, ev: Event, deliveries: Routes, entries: list[tuple[str, dict[str, Any]]],
+                     replies: dict[str, Any], errors: dict[str, str]) -> Receipt:
+        """The publish's one store step; its receipt."""
         # The deliveries, the sync targets' dead letters and the idempotency key in one step:
         # a publish that raised stored nothing, so publishing the same event again is safe.
         accepted = sum(1 for _, entry in entries if "delivery" in entry)
         self.outstanding.started(accepted)
         try:
-            stored = await self.store.append_all(entries, once=once, ttl_ms=window, timeout=self.publish_timeout)
+            stored = await self.store.append_all(entries, once=f"idempotency.{ev.id}",
+                                                 ttl_ms=self.idempotency_window_ms, timeout=self.publish_timeout)
         except BaseException:
             self.outstanding.finished(accepted)
             raise

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
 import inspect
 import types
 from collections.abc import Callable, Generator
@@ -22,6 +24,21 @@ class Handlers:
         self.targets = targets
         self.functions: dict[str, Handler] = {}
         self.coroutine_functions: dict[Handler, bool] = {}  # inspect's answer, remembered
+        self.executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+
+    def _executor(self, target: str) -> concurrent.futures.ThreadPoolExecutor:
+        executor = self.executors.get(target)
+        if executor is None:
+            workers = max(int(self.targets[target].get("concurrency") or 1), 1)
+            executor = self.executors[target] = concurrent.futures.ThreadPoolExecutor(
+                workers, thread_name_prefix=f"interlock-{target}")
+        return executor
+
+    def close(self) -> None:
+        """Let the threads of `def` handlers go (one still running ends on its own)."""
+        for executor in self.executors.values():
+            executor.shutdown(wait=False)
+        self.executors.clear()
 
     def register(self, target: str) -> Callable[[Handler], Handler]:
         if target not in self.targets:
@@ -52,8 +69,12 @@ class Handlers:
         if coroutine_function is None:
             coroutine_function = self.coroutine_functions[function] = inspect.iscoroutinefunction(function)
         if not coroutine_function:
+            # In the target's own threads: a `def` handler that hangs past its timeout keeps its
+            # thread, and must not take the threads of other targets with it.
+            loop = asyncio.get_running_loop()
+            call = functools.partial(contextvars.copy_context().run, function, event)
             async with asyncio.timeout(timeout):
-                return await asyncio.to_thread(function, event)
+                return await loop.run_in_executor(self._executor(target), call)
         # The handler runs in this task, not a task of its own, but in a copy of its context
         # (as a task would: context variables it sets stay its own). Its first step runs now,
         # as `await` would run it; only if it then waits does the deadline, counted from

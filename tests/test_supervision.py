@@ -252,3 +252,75 @@ def test_a_retry_waiting_when_the_router_stopped_comes_before_later_events_of_it
 
     asyncio.run(main())
     assert handled == [(0, 2), (1, 1)]
+
+
+def test_concurrent_publishes_of_one_id_call_a_sync_target_once() -> None:
+    """Two publishes of the same id at once (a client retrying after a timeout): the sync
+    handler runs once, the second publish is the duplicate (both used to call it)."""
+    router = load_text("""
+dead_letter dlq
+target charge { mode sync, timeout 1s, dead_letter dlq, retry { attempts 1 } }
+target note { mode async, dead_letter dlq }
+route r { on pay.* to charge, note }
+""")
+    charged: list[str] = []
+
+    @router.handler("charge")
+    async def charge(event: interlock.Event) -> dict[str, bool]:
+        charged.append(event.id)
+        await asyncio.sleep(0.05)  # a remote call
+        return {"ok": True}
+
+    @router.handler("note")
+    async def note(event: interlock.Event) -> None:
+        pass
+
+    async def main() -> None:
+        async with router:
+            first, second = await asyncio.gather(router.publish("pay.x", {}, id="pay-1"),
+                                                 router.publish("pay.x", {}, id="pay-1"))
+            assert (first.duplicate, second.duplicate) == (False, True)
+            await router.drain(5)
+        assert router.engine._publishing == {}
+
+    asyncio.run(main())
+    assert charged == ["pay-1"]
+
+
+def test_a_hanging_def_handler_keeps_its_threads_to_its_own_target() -> None:
+    """`def` handlers run in threads of their target's own: one target's handlers hanging past
+    their timeout leave the other targets' calls running (they used to starve every `def`)."""
+    import threading
+
+    router = load_text("""
+dead_letter dlq
+target slow { mode async, timeout 50ms, concurrency 2, dead_letter dlq, retry { attempts 1 } }
+target fast { mode async, timeout 2s, dead_letter dlq, retry { attempts 1 } }
+route s { on slow.* to slow }
+route f { on fast.* to fast }
+""")
+    release = threading.Event()
+    fast_calls: list[str] = []
+
+    @router.handler("slow")
+    def slow(event: interlock.Event) -> None:
+        release.wait(10)
+
+    @router.handler("fast")
+    def fast(event: interlock.Event) -> None:
+        fast_calls.append(event.id)
+
+    async def main() -> None:
+        async with router:
+            for n in range(40):  # more hung calls than the default executor has threads
+                await router.publish("slow.run", {}, id=f"s{n}")
+            await asyncio.sleep(0.5)
+            for n in range(10):
+                await router.publish("fast.run", {}, id=f"f{n}")
+            await router.drain(10)
+        release.set()
+
+    asyncio.run(main())
+    assert len(fast_calls) == 10
+    assert {d.target for d in router.dead_letters("dlq")} == {"slow"}
+
