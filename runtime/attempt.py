@@ -37,7 +37,7 @@ class Deliverer:
     def __init__(self, *, store: EventStore, targets: dict[str, dict[str, Any]], handlers: Handlers, acker: Acker,
                  scheduler: Scheduler, pools: dict[str, TargetPool], partitions: dict[str, Partitions],
                  in_hand: InHand, outstanding: Outstanding, supervisor: Supervisor, random: Callable[[], float],
-                 idempotency_window_ms: int, claim_idle_ms: int) -> None:
+                 idempotency_window_ms: int, claim_idle_ms: int, acked: set[str]) -> None:
         self.store = store
         self.targets = targets
         self.handlers = handlers
@@ -51,6 +51,7 @@ class Deliverer:
         self.random = random
         self.idempotency_window_ms = idempotency_window_ms
         self.claim_idle_ms = claim_idle_ms
+        self.acked = acked  # streams with deliveries acknowledged (for retention)
         self.running = False
 
     def _leave(self, stream: str, record: Record) -> None:
@@ -110,7 +111,7 @@ class Deliverer:
                 log.info("%s failed (%s: %s); retry in %d ms", target, kind, message, decision.delay_ms, extra=extra)
                 self.outstanding.started()
                 await self.persist("scheduling a retry", lambda: self.store.schedule(stream, retry, due))
-                self.scheduler.scheduled(due)
+                self.scheduler.scheduled(stream, due)
                 # The key stays held until the retry's outcome.
                 self.acker.add(stream, record.id, lambda: self._done(stream, record, release=False))
                 return
@@ -132,6 +133,7 @@ class Deliverer:
     def _done(self, stream: str, record: Record, *, release: bool) -> None:
         """The delivery's acknowledgement has landed."""
         self.in_hand.drop(stream, record.id)
+        self.acked.add(stream)
         if release:
             self.pools[record.entry["target"]].release(record)
         self.outstanding.finished()

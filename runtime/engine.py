@@ -94,7 +94,9 @@ class Engine:
         self.partitions: dict[str, Partitions] = {}
         self.reader: Reader | None = None
         self.acker = Acker(store)
-        self.scheduler = Scheduler(store, self._released_streams, self.housekeeping, housekeeping_ms)
+        self.scheduler = Scheduler(store, self._sweep_streams, self.housekeeping, housekeeping_ms)
+        self.sweeps = 0
+        self.acked: set[str] = set()  # streams with deliveries acknowledged since the last trim
         self.deliverer: Deliverer | None = None
         # Per event id with sync targets: a lock its publishes take turns on, and how many want it.
         self._publishing: dict[str, list[Any]] = {}
@@ -119,9 +121,15 @@ class Engine:
     def _async_targets(self) -> list[str]:
         return [name for name, target in self.targets.items() if target["mode"] == "async"]
 
-    def _released_streams(self) -> list[str]:
-        """The streams whose retries this process releases: those it delivers for."""
-        return [stream for streams in self._plan().values() for stream in streams]
+    def _sweep_streams(self) -> list[str]:
+        """The streams a sweep of the scheduler looks at for retries this process did not
+        schedule: unordered targets' streams every sweep; the partitions it holds every sixth
+        (it adopted their retries when it took them; this finds one a last holder's delivery,
+        still running then, scheduled after)."""
+        self.sweeps += 1
+        every = self.sweeps % 6 == 1
+        return [stream for name, streams in self._plan().items() if every or name not in self.partitions
+                for stream in streams]
 
     def _plan(self) -> dict[str, list[str]]:
         """Per target this process delivers for, the streams to read now."""
@@ -170,7 +178,7 @@ class Engine:
             store=self.store, targets=self.targets, handlers=self.handlers, acker=self.acker,
             scheduler=self.scheduler, pools=self.pools, partitions=self.partitions, in_hand=self.in_hand,
             outstanding=self.outstanding, supervisor=self.supervisor, random=self.random,
-            idempotency_window_ms=self.idempotency_window_ms, claim_idle_ms=self.claim_idle_ms)
+            idempotency_window_ms=self.idempotency_window_ms, claim_idle_ms=self.claim_idle_ms, acked=self.acked)
         claim_idle: dict[str, int] = {}
         for name in self._async_targets():
             if name not in self.handlers:
@@ -218,7 +226,7 @@ class Engine:
             pool = self.pools.get(entry.get("target", ""))
             if pool is not None and pool.ordered and entry.get("key") is not None:
                 pool.busy.setdefault(entry["key"], entry["delivery"])
-            self.scheduler.scheduled(due)
+            self.scheduler.scheduled(stream, due)
 
     def _lost(self, stream: str) -> None:
         """The store lost the stream's group, and so what this process had in hand of it."""
@@ -404,9 +412,14 @@ class Engine:
         """Apply retention: trim acknowledged deliveries older than `retain_delivered_ms`, and
         dead-letter entries older than their dead letter's `retain`. Returns entries dropped."""
         dropped = 0
-        for name in self.pools:
-            for stream in self.streams_of(name):
-                dropped += await self.store.trim(stream, max_age_ms=self.retain_delivered_ms, group=GROUP)
+        # Only streams with deliveries acknowledged here since the last time (with a retention
+        # time, until they hold none): an idle process trims nothing.
+        acked = set(self.acked)  # (the set is shared with the deliverer: emptied, not replaced)
+        self.acked.clear()
+        for stream in acked:
+            dropped += await self.store.trim(stream, max_age_ms=self.retain_delivered_ms, group=GROUP)
+            if self.retain_delivered_ms and await self.store.length(stream):
+                self.acked.add(stream)
         for name, dead in self.artifact["dead_letters"].items():
             if dead.get("retain_ms") is not None:
                 dropped += await self.store.trim(dead_stream(name), max_age_ms=dead["retain_ms"])

@@ -308,9 +308,13 @@ class MemoryStore(EventStore):
             self._append_encoded(stream, entry)
         return len(due)
 
-    async def next_due(self, streams: list[str]) -> int | None:
+    async def next_due(self, streams: list[str]) -> dict[str, int]:
         wanted = set(streams)
-        return min((due for due, _, name, _ in self._schedule if name in wanted), default=None)
+        out: dict[str, int] = {}
+        for due, _, name, _ in self._schedule:
+            if name in wanted and due < out.get(name, due + 1):
+                out[name] = due
+        return out
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
         return [(due, name, _decode(entry)) for due, _, name, entry in sorted(self._schedule)
@@ -347,7 +351,12 @@ class MemoryStore(EventStore):
         self._leases[name] = (owner, now + ttl_ms)
         return True
 
-    async def release(self, name: str, owner: str) -> None:
+    async def lease_many(self, group: str, names: list[str], owner: str, ttl_ms: int) -> list[bool]:
+        return [await self.lease(f"{group}/{name}", owner, ttl_ms) for name in names]
+
+    async def release(self, name: str, owner: str, *, group: str | None = None) -> None:
+        if group is not None:
+            name = f"{group}/{name}"
         holder = self._leases.get(name)
         if holder is not None and holder[0] == owner:
             del self._leases[name]

@@ -27,6 +27,9 @@ from .store import EventStore, Record
 
 log = logging.getLogger(__name__)
 
+#: The safety net looks for deliveries lost on the way every this many `lease_ms`.
+AUDIT_LEASES = 6
+
 
 
 class Partitions:
@@ -46,6 +49,7 @@ class Partitions:
         self.adopt = adopt  # holds the keys whose retries wait in a stream's schedule
         self.reading = reading  # the streams a read under way is reading
         self.recovering = recovering  # streams to look for lost deliveries in before the next read
+        self.group = f"members.{target}"  # its leases share the slot of its membership
         self.owned: list[str] = []
         self.leaving: set[str] = set()
         self.lease_until: dict[str, int] = {}
@@ -75,51 +79,50 @@ class Partitions:
     # ---- the keeper ----------------------------------------------------------------------
 
     async def keep(self) -> None:
-        """One round of the keeper (the engine runs it every third of `lease_ms`)."""
+        """One round of the keeper (the engine runs it every third of `lease_ms`): a heartbeat
+        in the membership, and every lease this process holds or wants renewed in one call."""
         if self.stopping:  # handing everything over: only keep the leases until then
-            for stream in list(self.owned):
-                await self._renew(stream)
+            await self._renew(list(self.owned))
             await self._let_go()
             return
         members = await self.store.members(f"members.{self.target}", self.consumer, self.lease_ms)
         mine = members.index(self.consumer) if self.consumer in members else 0
         audit = self.store.now_ms() >= self.next_audit
         if audit:
-            self.next_audit = self.store.now_ms() + self.lease_ms  # (a few commands a partition a lease)
+            self.next_audit = self.store.now_ms() + AUDIT_LEASES * self.lease_ms
+        wanted = []
         for number, stream in enumerate(self.streams):
-            wanted = number % max(len(members), 1) == mine
-            if wanted and stream in self.leaving:  # given back while being handed over: what
-                self.leaving.discard(stream)  # was left pending for the next holder is ours
-                self.recovering.add(stream)
-            elif not wanted and stream in self.owned:
+            if number % max(len(members), 1) == mine:
+                wanted.append(stream)
+                if stream in self.leaving:  # given back while being handed over: what was
+                    self.leaving.discard(stream)  # left pending for the next holder is ours
+                    self.recovering.add(stream)
+            elif stream in self.owned:
                 self.leaving.add(stream)
-            if not wanted and stream not in self.owned:
-                continue
-            if stream in self.leaving:
-                continue  # renewed below, let go once done
-            held = await self._renew(stream)
-            if held and stream not in self.owned:
-                await self.store.ensure_group(stream, GROUP)
-                # Keys whose retry the last holder scheduled come after that retry: held first.
-                await self.adopt(stream)
-                unfinished = len(await self.store.pending(stream, GROUP))
-                taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
-                                               count=unfinished) if unfinished else []
-                self.owned.append(stream)
-                self.accept(stream, taken)
-                log.info("partition %s taken (%d pending deliveries claimed)", stream, len(taken),
-                         extra={"target": self.target, "stream": stream})
-            elif not held and stream in self.owned:
+        held = await self._renew([*wanted, *(s for s in self.owned if s not in wanted)])
+        for stream, holds in held.items():
+            if holds and stream not in self.owned:
+                await self._take(stream)
+            elif not holds and stream in self.owned:
                 self._lost(stream)
-            elif held and audit and stream not in self.recovering and (
+            elif holds and audit and stream not in self.leaving and stream not in self.recovering and (
                     len(await self.store.pending(stream, GROUP)) > self.in_hand.count(stream)):
                 # A safety net: more pending than in hand means deliveries were lost on the way
                 # (a read's reply that never came back, a read by a holder whose lease lapsed).
                 self.recovering.add(stream)
-        for stream in list(self.leaving):
-            if stream in self.owned and not await self._renew(stream):
-                self._lost(stream)
         await self._let_go()
+
+    async def _take(self, stream: str) -> None:
+        await self.store.ensure_group(stream, GROUP)
+        # Keys whose retry the last holder scheduled come after that retry: held first.
+        await self.adopt(stream)
+        unfinished = len(await self.store.pending(stream, GROUP))
+        taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
+                                       count=unfinished) if unfinished else []
+        self.owned.append(stream)
+        self.accept(stream, taken)
+        log.info("partition %s taken (%d pending deliveries claimed)", stream, len(taken),
+                 extra={"target": self.target, "stream": stream})
 
     async def _let_go(self) -> None:
         for stream in list(self.leaving):
@@ -127,16 +130,18 @@ class Partitions:
                 self.owned.remove(stream)
                 self.leaving.discard(stream)
                 self.lease_until.pop(stream, None)
-                await self.store.release(stream, self.consumer)
+                await self.store.release(stream, self.consumer, group=self.group)
                 log.info("partition %s handed over", stream, extra={"target": self.target, "stream": stream})
 
-    async def _renew(self, stream: str) -> bool:
-        """Take or renew a partition's lease; whether this process holds it (and until when)."""
+    async def _renew(self, streams: list[str]) -> dict[str, bool]:
+        """Take or renew partitions' leases; per partition, whether this process holds it
+        (and until when)."""
         asked = self.store.now_ms()
-        held = await self.store.lease(stream, self.consumer, self.lease_ms)
-        if held:
-            self.lease_until[stream] = asked + self.lease_ms
-        return held
+        held = await self.store.lease_many(self.group, streams, self.consumer, self.lease_ms)
+        for stream, holds in zip(streams, held, strict=True):
+            if holds:
+                self.lease_until[stream] = asked + self.lease_ms
+        return dict(zip(streams, held, strict=True))
 
     def _lost(self, stream: str) -> None:
         """This process stalled longer than the lease, and another took the partition over
@@ -165,6 +170,6 @@ class Partitions:
         """After stopping: out of the membership, every lease given up."""
         await self.store.members(f"members.{self.target}", self.consumer, 0)
         for stream in list(self.owned):
-            await self.store.release(stream, self.consumer)
+            await self.store.release(stream, self.consumer, group=self.group)
         self.owned.clear()
         self.leaving.clear()

@@ -6,8 +6,10 @@ that touches a stream and what lies beside it touches one hash slot:
     interlock:{NAME}            the stream (entries are JSON text in a field `e`)
     interlock:{NAME}:retries    its delayed schedule, a sorted set scored by due time; a
                                 member is a 32-character token followed by the entry
-    interlock:{NAME}:lease      the lease of the stream (partitions of ordered targets)
+    interlock:{NAME}:lease      a lease (`lease`)
     interlock:{NAME}:members    a membership (sorted set scored by expiry)
+    interlock:{GROUP}:lease:N   the lease N of a group (`lease_many`: the partitions of an
+                                ordered target, in the slot of its membership)
     interlock:once:{KEY}        an idempotency key
 
 Only the publish script (`APPEND`) spans several streams, to make a publish all or nothing
@@ -149,6 +151,24 @@ if holder == ARGV[1] then
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
+"""
+
+# `LEASE` for several keys of one hash slot (the partitions of one target): KEYS: the leases;
+# ARGV: the owner, the ttl. Returns per key 1 when held, 0 when another owner holds it.
+LEASE_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
 
 RELEASE_LEASE = """

@@ -75,7 +75,7 @@ class _Connection:
         self.reader = aioredis.Redis(connection_pool=reads)
         self.batch = Batch(self.client, store.describe)
         self.scripts = {source: self.client.register_script(source)
-                        for source in (lua.RELEASE, lua.LEASE, lua.QUIET, lua.RELEASE_LEASE)}
+                        for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET, lua.RELEASE_LEASE)}
 
 
 class RedisStore(EventStore):
@@ -362,13 +362,14 @@ class RedisStore(EventStore):
             left = [s for s, (moved, _) in zip(left, replies, strict=True) if int(moved) >= 100]
         return released
 
-    async def next_due(self, streams: list[str]) -> int | None:
+    async def next_due(self, streams: list[str]) -> dict[str, int]:
+        if not streams:
+            return {}
         pipe = self.client.pipeline(transaction=False)
         for stream in streams:
             pipe.zrange(_retries(stream), 0, 0, withscores=True)
         replies = await self._do(pipe.execute())
-        due = [int(float(reply[0][1])) for reply in replies if reply]
-        return min(due, default=None)
+        return {stream: int(float(reply[0][1])) for stream, reply in zip(streams, replies, strict=True) if reply}
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
         streams = [stream] if stream is not None else await self._do(self._scheduled_streams())
@@ -389,8 +390,15 @@ class RedisStore(EventStore):
     async def lease(self, name: str, owner: str, ttl_ms: int) -> bool:
         return bool(await self._script(lua.LEASE, [f"{PREFIX}{{{name}}}:lease"], [owner, max(int(ttl_ms), 1)]))
 
-    async def release(self, name: str, owner: str) -> None:
-        await self._script(lua.RELEASE_LEASE, [f"{PREFIX}{{{name}}}:lease"], [owner])
+    async def lease_many(self, group: str, names: list[str], owner: str, ttl_ms: int) -> list[bool]:
+        if not names:
+            return []
+        keys = [f"{PREFIX}{{{group}}}:lease:{name}" for name in names]
+        return [bool(held) for held in await self._script(lua.LEASE_MANY, keys, [owner, max(int(ttl_ms), 1)])]
+
+    async def release(self, name: str, owner: str, *, group: str | None = None) -> None:
+        key = f"{PREFIX}{{{name}}}:lease" if group is None else f"{PREFIX}{{{group}}}:lease:{name}"
+        await self._script(lua.RELEASE_LEASE, [key], [owner])
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
         live = await self._batch.script(self._members_script, [f"{PREFIX}{{{name}}}:members"], [int(ttl_ms), owner])

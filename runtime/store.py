@@ -248,8 +248,8 @@ class EventStore(abc.ABC):
         only, if given); returns how many."""
 
     @abc.abstractmethod
-    async def next_due(self, streams: list[str]) -> int | None:
-        """When the soonest entry scheduled for one of `streams` is due (None: nothing is)."""
+    async def next_due(self, streams: list[str]) -> dict[str, int]:
+        """Per stream of `streams` with entries scheduled, when the soonest is due."""
 
     @abc.abstractmethod
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
@@ -266,8 +266,13 @@ class EventStore(abc.ABC):
         renewed by a script that checks the owner)."""
 
     @abc.abstractmethod
-    async def release(self, name: str, owner: str) -> None:
-        """Give the lease up, if `owner` holds it."""
+    async def lease_many(self, group: str, names: list[str], owner: str, ttl_ms: int) -> list[bool]:
+        """`lease` of several names of one `group` in one step (Redis: one script; the leases
+        of a group share a hash slot, apart from `lease`'s)."""
+
+    @abc.abstractmethod
+    async def release(self, name: str, owner: str, *, group: str | None = None) -> None:
+        """Give the lease up (of `group`, if it was taken with `lease_many`), if `owner` holds it."""
 
     @abc.abstractmethod
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:

@@ -361,6 +361,21 @@ class StoreContract:
 
         run(make_store(max_unacked=1), _run)
 
+    def test_leases_of_a_group_are_taken_together_one_owner_each(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            group = name("group")
+            assert await store.lease_many(group, ["p0", "p1"], "a", 150) == [True, True]
+            assert await store.lease_many(group, ["p1", "p2"], "b", 150) == [False, True]
+            assert await store.lease_many(group, ["p0", "p1", "p2"], "a", 150) == [True, True, False]  # renewed
+            await store.release("p1", "b", group=group)  # not b's to give up
+            assert await store.lease_many(group, ["p1"], "b", 150) == [False]
+            await store.release("p1", "a", group=group)
+            assert await store.lease_many(group, ["p1"], "b", 150) == [True]
+            assert await store.lease("p1", "c", 150)  # a lease outside the group is another lease
+            assert await store.lease_many(group, [], "a", 150) == []
+
+        run(store, _run)
+
     def test_a_lease_has_one_owner_at_a_time(self, store: EventStore) -> None:
         async def _run(store: EventStore) -> None:
             lease = name("lease")

@@ -103,7 +103,7 @@ def _assert_each_key_handled_in_order(client: redis.Redis, publisher: interlock.
 
 
 def _lease_holders(client: redis.Redis, partitions: int, target: str = "ordered") -> list[bytes | None]:
-    return [client.get(f"interlock:{{deliveries.{target}.p{p}}}:lease") for p in range(partitions)]
+    return [client.get(f"interlock:{{members.{target}}}:lease:deliveries.{target}.p{p}") for p in range(partitions)]
 
 
 def test_per_key_order_holds_across_processes(redis_url: str, tmp_path: Path) -> None:
@@ -386,7 +386,7 @@ route keyed { on keyed.* to ordered }
     async def main() -> None:
         async with first:
             await asyncio.sleep(0.1)  # it holds both partitions
-            first.store.lease = first.store.members = cut_off  # type: ignore[method-assign]
+            first.store.lease_many = first.store.members = cut_off  # type: ignore[method-assign]
             await asyncio.sleep(0.7)  # its leases ran out
             for n in range(20):
                 await first.publish("keyed.run", {"k": n % 3, "n": n})
