@@ -207,7 +207,7 @@ class Engine:
                 await self._adopt(stream)
                 if unfinished := len(await self.store.pending(stream, GROUP)):
                     self._accept(stream, await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
-                                                                count=unfinished))
+                                                                count=unfinished), True)
         self.running = self.deliverer.running = True
         supervisor = self.supervisor
         supervisor.start("reader", self.reader.run)
@@ -238,14 +238,18 @@ class Engine:
     def _reading(self) -> set[str]:
         return self.reader.reading if self.reader is not None else set()
 
-    def _accept(self, stream: str, records: list[Record]) -> None:
-        """Read records, into their pools (each taken in hand first)."""
+    def _accept(self, stream: str, records: list[Record], claimed: bool = False) -> None:
+        """Read (or claimed) records, into their pools (each taken in hand first)."""
         now = self.store.now_ms()
+        recovering = not claimed and self.reader is not None and stream in self.reader.recovering
         for record in records:
             target = record.entry["target"]
             partitions = self.partitions.get(target)
-            if partitions is not None and not partitions.keeps_new(stream) and record.entry["attempt"] == 1:
-                continue  # handed over: left pending for the next holder, which claims it first
+            if record.entry["attempt"] == 1 and (recovering or (
+                    partitions is not None and not partitions.keeps_new(stream))):
+                # Handed over: left pending for the next holder, which claims it first. Or the
+                # stream has deliveries to claim back first: this one is claimed back with them.
+                continue
             if self.in_hand.read_at(stream, record.id) is not None:
                 continue  # already here (claimed again while it runs)
             self.in_hand.take(stream, record.id, now)

@@ -35,7 +35,7 @@ AUDIT_LEASES = 6
 class Partitions:
     def __init__(self, store: EventStore, consumer: str, target: str, streams: list[str], lease_ms: int,
                  pool: TargetPool, in_hand: InHand, stream_of: Callable[[Any], str],
-                 accept: Callable[[str, list[Record]], None], adopt: Callable[[str], Awaitable[None]],
+                 accept: Callable[[str, list[Record], bool], None], adopt: Callable[[str], Awaitable[None]],
                  reading: Callable[[], set[str]], recovering: set[str]) -> None:
         self.store = store
         self.consumer = consumer
@@ -120,7 +120,7 @@ class Partitions:
         taken = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0,
                                        count=unfinished) if unfinished else []
         self.owned.append(stream)
-        self.accept(stream, taken)
+        self.accept(stream, taken, True)
         log.info("partition %s taken (%d pending deliveries claimed)", stream, len(taken),
                  extra={"target": self.target, "stream": stream})
 

@@ -10,7 +10,10 @@ full, it waits for room instead, reading the others only briefly.
 Recovery: a read whose reply was lost may have taken deliveries that never arrived; they
 are pending for this process's consumer but not in hand. Before reading a stream again
 after a failed read, the reader claims them back, in stream order (on a partition this
-process holds, whoever they are pending for: no one else may deliver them). On a shared store it
+process holds, whoever they are pending for: no one else may deliver them). Until then,
+first attempts that a read brings from such a stream are left pending too (a read under
+way may return later entries of a key whose earlier ones wait to be claimed back): they
+are claimed back with the rest, in order. On a shared store it
 also claims, every quarter of `claim_idle_ms`, deliveries that another process left pending
 that long (it died). A stream whose consumer group was lost (a Redis restart) gets it back.
 """
@@ -31,14 +34,14 @@ log = logging.getLogger(__name__)
 
 class Reader:
     def __init__(self, store: EventStore, consumer: str, pools: dict[str, TargetPool],
-                 plan: Callable[[], dict[str, list[str]]], accept: Callable[[str, list[Record]], None],
+                 plan: Callable[[], dict[str, list[str]]], accept: Callable[[str, list[Record], bool], None],
                  in_hand: InHand, room_freed: asyncio.Event, *, block: float, claim_idle_ms: dict[str, int],
                  exclusive: Callable[[str], bool], lost: Callable[[str], None]) -> None:
         self.store = store
         self.consumer = consumer
         self.pools = pools
         self.plan = plan  # per target, the streams to read now
-        self.accept = accept  # takes records in hand and hands them to their pool
+        self.accept = accept  # takes records in hand and hands them to their pool (claimed or read)
         self.in_hand = in_hand
         self.room_freed = room_freed
         self.block = block
@@ -88,7 +91,7 @@ class Reader:
         finally:
             self.reading = set()
         for stream, records in got.items():
-            self.accept(stream, records)
+            self.accept(stream, records, False)
         return sum(len(records) for records in got.values())
 
     async def regroup(self, streams: list[str]) -> None:
@@ -121,7 +124,7 @@ class Reader:
                     records = await self.store.claim(stream, GROUP, self.consumer, min_idle_ms=0, ids=lost)
                     log.info("%d deliveries of %s taken back after a lost read", len(records), stream,
                              extra={"stream": stream})
-                    self.accept(stream, sorted(records, key=lambda record: record.id))
+                    self.accept(stream, sorted(records, key=lambda record: record.id), True)
                 self.recovering.discard(stream)
 
     async def _claim_abandoned(self, plan: dict[str, list[str]]) -> None:
@@ -140,4 +143,4 @@ class Reader:
                 if records:
                     log.info("%d deliveries of %s claimed from an instance that left them pending", len(records),
                              stream, extra={"stream": stream, "target": target})
-                    self.accept(stream, records)
+                    self.accept(stream, records, True)
