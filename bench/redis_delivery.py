@@ -8,15 +8,15 @@ Starts its own `redis-server` (no persistence) on a free loopback port, then, in
   a drain, in one process;
 - the same N events published by one process and delivered by 1, then 2, worker processes.
 
-Run: `.venv/bin/python bench/redis_delivery.py [--events N] [--rounds N]`.
+Run: `.venv/bin/python bench/redis_delivery.py [--events N] [--rounds N]`; an older engine from
+its checkout: `cd /work/baseline && .venv/bin/python /work/main/bench/redis_delivery.py`.
+Paced latency, side by side with a bare loop too, is bench/redis_latency.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
+from redis_server import engine_banner, start_server
 
 import interlock
 
@@ -34,25 +35,6 @@ dead_letter dlq
 target sink { mode async, dead_letter dlq, concurrency 8 }
 route all { on bench.* to sink }
 """
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (`make test` installs it)")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.025)
-    return process, f"redis://127.0.0.1:{port}"
 
 
 async def bare(url: str, count: int, db: int) -> float:
@@ -125,6 +107,7 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=64,
                         help="concurrent publishing tasks (a service handling that many requests at once)")
     args = parser.parse_args()
+    print(engine_banner(), flush=True)
     server, url = start_server()
     folder = Path(tempfile.mkdtemp())
     project = folder / "bench.route"
