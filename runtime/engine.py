@@ -121,13 +121,13 @@ class Engine:
     def _async_targets(self) -> list[str]:
         return [name for name, target in self.targets.items() if target["mode"] == "async"]
 
-    def _sweep_streams(self) -> list[str]:
+    def _sweep_streams(self, everything: bool) -> list[str]:
         """The streams a sweep of the scheduler looks at for retries this process did not
         schedule: unordered targets' streams every sweep; the partitions it holds every sixth
         (it adopted their retries when it took them; this finds one a last holder's delivery,
         still running then, scheduled after)."""
         self.sweeps += 1
-        every = self.sweeps % 6 == 1
+        every = everything or self.sweeps % 6 == 0
         return [stream for name, streams in self._plan().items() if every or name not in self.partitions
                 for stream in streams]
 

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, store: EventStore, sweep: Callable[[], list[str]],
+    def __init__(self, store: EventStore, sweep: Callable[[bool], list[str]],
                  housekeeping: Callable[[], Awaitable[int]], sweep_ms: int) -> None:
         self.store = store
-        self.sweep = sweep  # the streams to look at in a sweep
+        self.sweep = sweep  # the streams to look at in a sweep (True: all of them)
         self.housekeeping = housekeeping
         self.sweep_ms = sweep_ms
         self.due: dict[str, int] = {}  # per stream, when its soonest retry is due
@@ -37,20 +37,22 @@ class Scheduler:
 
     async def run(self) -> None:
         store = self.store
-        self.due.update(await store.next_due(self.sweep()))
+        for stream, due in (await store.next_due(self.sweep(True))).items():  # every stream, at each start
+            self.scheduled(stream, due)
         next_sweep = store.now_ms() + self.sweep_ms
         while True:
             now = store.now_ms()
             ready = [stream for stream, due in self.due.items() if due <= now]
             if ready:
+                await store.release_due(streams=ready)  # (raising, it leaves them due: tried again)
                 for stream in ready:
-                    del self.due[stream]  # a retry scheduled meanwhile sets it again
-                await store.release_due(streams=ready)
-                for stream, due in (await store.next_due(ready)).items():
+                    if self.due.get(stream, now + 1) <= now:
+                        del self.due[stream]
+                for stream, due in (await store.next_due(ready)).items():  # what is left, or came meanwhile
                     self.scheduled(stream, due)
                 continue
             if now >= next_sweep:
-                for stream, due in (await store.next_due(self.sweep())).items():
+                for stream, due in (await store.next_due(self.sweep(False))).items():
                     self.scheduled(stream, due)
                 await self.housekeeping()
                 next_sweep = store.now_ms() + self.sweep_ms

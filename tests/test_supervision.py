@@ -324,3 +324,47 @@ route f { on fast.* to fast }
     assert len(fast_calls) == 10
     assert {d.target for d in router.dead_letters("dlq")} == {"slow"}
 
+
+
+def test_a_retry_whose_release_failed_is_released_once_the_store_is_back(redis_url: str) -> None:
+    """The scheduler forgets no due retry when releasing it fails (the store away): it used to
+    drop the stream's due time first, so a partition's retry waited for the sweep that looks at
+    partitions (every sixth: a minute by default)."""
+    import redis as sync_redis
+
+    url = f"{redis_url.rsplit('/', 1)[0]}/11"
+    sync_redis.Redis.from_url(url).flushdb()
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(HOSTILE.replace("backoff fixed 5ms", "backoff fixed 50ms"))
+    router = interlock.load(str(folder / "p.route"), store=url, partitions=2)
+    handled: list[tuple[int, int]] = []
+
+    @router.handler("t")
+    async def handler(event: interlock.Event) -> None:
+        if event.attempt == 1:
+            raise ConnectionError("down")
+        handled.append((event.data["n"], event.attempt))
+
+    store = router.store
+    release = store.release_due
+    failures: list[int] = []
+
+    async def flaky(**kwargs: object) -> int:
+        if not failures:
+            failures.append(1)
+            raise StoreUnavailable("cannot reach the store (a test's cut)")
+        return await release(**kwargs)  # type: ignore[arg-type]
+
+    store.release_due = flaky  # type: ignore[method-assign]
+    router.engine.scheduler.sweep_ms = 60_000  # no sweep comes to the rescue
+    router.engine.sweeps = 1  # (a scheduler started again after a failure is not the first)
+
+    async def main() -> None:
+        async with router:
+            await router.publish("job.run", {"n": 0, "k": "a"})
+            await router.drain(10)
+        await router.store.close()
+
+    asyncio.run(main())
+    assert failures == [1]
+    assert handled == [(0, 2)]
