@@ -1,27 +1,33 @@
 """End-to-end throughput of the shop example on Redis: one publishing process, one worker process.
 
 Starts its own `redis-server` (no persistence, 127.0.0.1 only). Each round empties the
-database and starts a worker subprocess: `examples/shop` with `store=<redis url>` and
-default settings, a no-op handler for every async target, each counting its calls (and the
-distinct event ids it saw, to tell redeliveries apart). After it is up (and `--settle`
-seconds, default 2), this process loads the same project, registers no-op handlers for the
-sync targets (a sync target is called by the process that publishes), and publishes the
-events of `examples/events.jsonl`, cycled with fresh ids until `--events` (default 2000),
-from `--publishers` concurrent tasks (default 64), then drains with a timeout (`--timeout`,
-default 120 s; a drain that times out is reported as such). Measured from the first publish
-to the end of the drain:
+database and starts two subprocesses, both `examples/shop` with `store=<redis url>` and
+default settings:
+
+- a worker: a no-op handler for every async target, each counting its calls (and the
+  distinct event ids it saw, to tell redeliveries apart); it answers `count` on stdin;
+- after the worker is up (and `--settle` seconds, default 2), a publisher: no-op handlers for
+  the sync targets (a sync target is called by the process that publishes), the events of
+  `examples/events.jsonl` cycled with fresh ids until `--events` (default 2000), published
+  from `--publishers` concurrent tasks (default 64), then `drain`, given `--timeout`
+  seconds (default 120).
+
+Measured from the first publish to the end of the drain:
 
 - events/s, and async deliveries/s (the deliveries the receipts promise to async targets);
 - whether every delivery was handled: the worker's count against the receipts' async
-  targets (and how many calls were repeats of an event and target already handled); while
-  the drain waits, the worker's count is asked for every 0.25 s, so a drain that timed out
-  says how many were handled after 1, 5, 10, 30, ... s and when the count last rose (a
-  stall, or a crawl).
+  targets (and how many calls were repeats of an event and target already handled).
 
-Medians over `--rounds` (default 3) rounds that finished; every round is listed too.
+While the publisher runs, this process asks the worker for its count every 0.25 s, so a
+drain that timed out says how many were handled after 1, 5, 10, 30, ... s and when the count
+last rose (a stall, or a crawl). A drain that does not return at its timeout (one that does
+not heed cancellation) is abandoned: the publisher reports at the timeout all the same, and
+is killed if it has not exited 30 s later. Medians of the finished rounds of `--rounds`
+(default 3); every round is listed.
+
 Only the public API is used, so the same script measures an older engine from its checkout:
 
-    .venv/bin/python bench/redis_shop.py [--events N] [--rounds N] [--publishers N]
+    .venv/bin/python bench/redis_shop.py [--events N] [--rounds N] [--publishers N] [--timeout S]
     cd /work/baseline && .venv/bin/python /work/main/bench/redis_shop.py
 """
 
@@ -30,15 +36,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import queue
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from redis_server import engine_banner, flush, redis_server
 
@@ -47,6 +55,9 @@ import interlock
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = str(ROOT / "examples" / "shop")
 EVENTS = ROOT / "examples" / "events.jsonl"
+RESULT = "RESULT "  # the prefix of the publisher's line of results
+EXIT_GRACE = 30.0  # seconds a process may take to exit once asked to
+PUBLISH_LIMIT = 120.0  # seconds the publishes may take (the drain has --timeout more)
 
 
 # ---- the worker process ---------------------------------------------------------------------
@@ -77,20 +88,6 @@ async def worker(url: str) -> None:
 # ---- the publishing process -----------------------------------------------------------------
 
 
-@dataclass
-class Round:
-    events: int
-    publish_seconds: float  # the publishes alone
-    seconds: float  # publishes and drain
-    expected: Counter[str]  # per async target, the deliveries promised by the receipts
-    sync_calls: int
-    errors: int  # receipts with errors (a sync target that failed)
-    timed_out: bool
-    progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds since the first publish, calls)
-    handled: int = 0  # calls in the worker
-    distinct: Counter[str] | None = None  # per target, the distinct events among them
-
-
 def shop_events(count: int, tag: str) -> list[tuple[str, dict[str, Any], str]]:
     """`count` events of examples/events.jsonl, cycled, each with an id of its own."""
     source = [json.loads(line) for line in EVENTS.read_text().splitlines() if line.strip()]
@@ -98,16 +95,9 @@ def shop_events(count: int, tag: str) -> list[tuple[str, dict[str, Any], str]]:
                                                                          for n in range(count))]
 
 
-async def watch_progress(handled: Callable[[], int], start: float, progress: list[tuple[float, int]]) -> None:
-    """Every 0.25 s, the worker's count, with the seconds since `start`."""
-    while True:
-        count = await asyncio.to_thread(handled)
-        progress.append((time.perf_counter() - start, count))
-        await asyncio.sleep(0.25)
-
-
-async def publish_all(url: str, count: int, publishers: int, timeout: float, tag: str,
-                      handled: Callable[[], int]) -> Round:
+async def publish_all(url: str, count: int, publishers: int, timeout: float, tag: str) -> None:
+    """Publish, drain, and print the results (as RESULT + JSON) as soon as the drain returned or
+    timed out, before the router stops."""
     router = interlock.load(SHOP, store=url)
     sync_calls = 0
 
@@ -126,48 +116,129 @@ async def publish_all(url: str, count: int, publishers: int, timeout: float, tag
             receipts.append(await router.publish(event_type, data, id=event_id))
 
     async with router:
+        print("publishing", flush=True)
         start = time.perf_counter()
         await asyncio.gather(*(publisher(first) for first in range(publishers)))
         published = time.perf_counter() - start
-        progress: list[tuple[float, int]] = []
-        watcher = asyncio.create_task(watch_progress(handled, start, progress))
-        timed_out = False
-        try:
-            await asyncio.wait_for(router.drain(), timeout)
-        except TimeoutError:
-            timed_out = True
+        drain = asyncio.ensure_future(router.drain())
+        done, _ = await asyncio.wait({drain}, timeout=timeout)  # returns at the timeout, whatever drain does
         elapsed = time.perf_counter() - start
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-    expected = Counter(t for r in receipts for t in r.targets if router.targets[t]["mode"] == "async")
-    return Round(count, published, elapsed, expected, sync_calls, sum(1 for r in receipts if r.errors), timed_out,
-                 progress)
+        if done:
+            drain.result()
+        else:
+            drain.cancel()
+        expected = Counter(t for r in receipts for t in r.targets if router.targets[t]["mode"] == "async")
+        print(RESULT + json.dumps({"events": count, "publish_seconds": published, "seconds": elapsed,
+                                   "expected": expected, "sync_calls": sync_calls, "timed_out": not done,
+                                   "errors": sum(1 for r in receipts if r.errors)}), flush=True)
+
+
+# ---- one round, from this process -----------------------------------------------------------
+
+
+@dataclass
+class Round:
+    events: int
+    publish_seconds: float  # the publishes alone
+    seconds: float  # publishes and drain
+    expected: Counter[str]  # per async target, the deliveries promised by the receipts
+    sync_calls: int
+    errors: int  # receipts with errors (a sync target that failed)
+    timed_out: bool
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds since the first publish, calls)
+    handled: int = 0  # calls in the worker
+    distinct: Counter[str] = field(default_factory=Counter)  # per target, the distinct events among them
+    note: str = ""
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def lines_of(stream: IO[str]) -> queue.Queue[str]:
+    """The lines of `stream` as they come (read by a thread of their own); "" at its end."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def ask_count(worker: subprocess.Popen[str]) -> dict[str, Any]:
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write("count\n")
+    worker.stdin.flush()
+    return json.loads(worker.stdout.readline())  # type: ignore[no-any-return]
+
+
+def stop(process: subprocess.Popen[str], how: str = "terminate") -> None:
+    if process.poll() is None and how == "terminate":
+        process.terminate()
+    elif process.poll() is None:
+        process.kill()
+    try:
+        process.wait(EXIT_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def follow(publisher: subprocess.Popen[str], worker: subprocess.Popen[str], limit: float) -> tuple[Any, list[Any]]:
+    """Wait for the publisher's results (None if none came within `limit` seconds of its first
+    publish), asking the worker for its count every 0.25 s meanwhile."""
+    assert publisher.stdout is not None
+    lines = lines_of(publisher.stdout)
+    if lines.get(timeout=120).strip() != "publishing":
+        sys.exit("the publisher did not start")
+    begin = time.perf_counter()
+    progress: list[tuple[float, int]] = []
+    while time.perf_counter() - begin < limit:
+        progress.append((time.perf_counter() - begin, int(ask_count(worker)["calls"])))
+        try:
+            line = lines.get(timeout=0.25)
+        except queue.Empty:
+            continue
+        if line.startswith(RESULT):
+            return json.loads(line.removeprefix(RESULT)), progress
+        if not line:
+            sys.exit(f"the publisher ended without results (exit {publisher.wait()})")
+    return None, progress
 
 
 def one_round(url: str, args: argparse.Namespace, number: int) -> Round:
     flush(url)
-    process = subprocess.Popen([sys.executable, __file__, "--worker", url], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    stdin, stdout = process.stdin, process.stdout
-    assert stdin is not None and stdout is not None
-
-    def counts() -> dict[str, Any]:
-        stdin.write("count\n")
-        stdin.flush()
-        return json.loads(stdout.readline())  # type: ignore[no-any-return]
-
+    worker = start("--worker", url)
+    publisher: subprocess.Popen[str] | None = None
     try:
-        if stdout.readline().strip() != "ready":
+        assert worker.stdout is not None
+        if worker.stdout.readline().strip() != "ready":
             sys.exit("the worker did not start")
         time.sleep(args.settle)
-        result = asyncio.run(publish_all(url, args.events, args.publishers, args.timeout, f"r{number}",
-                                         lambda: int(counts()["calls"])))
-        final = counts()
-        result.handled, result.distinct = final["calls"], Counter(final["distinct"])
-        return result
+        publisher = start("--publisher", url, "--events", str(args.events), "--publishers", str(args.publishers),
+                          "--timeout", str(args.timeout), "--tag", f"r{number}")
+        result, progress = follow(publisher, worker, args.timeout + PUBLISH_LIMIT)
+        if result is None:  # not even the publishes were done in time
+            result = {"events": args.events, "publish_seconds": float("nan"), "seconds": args.timeout + PUBLISH_LIMIT,
+                      "expected": {}, "sync_calls": 0, "timed_out": True, "errors": 0}
+        final = ask_count(worker)
+        round_ = Round(result["events"], result["publish_seconds"], result["seconds"], Counter(result["expected"]),
+                       result["sync_calls"], result["errors"], result["timed_out"], progress, final["calls"],
+                       Counter(final["distinct"]))
+        if publisher.poll() is None:
+            try:
+                publisher.wait(EXIT_GRACE)
+            except subprocess.TimeoutExpired:
+                round_.note = f"; the publisher did not exit within {EXIT_GRACE:g} s of its results (killed)"
+        return round_
     finally:
-        process.terminate()
-        process.wait(30)
+        if publisher is not None:
+            stop(publisher, "kill")
+        stop(worker)
 
 
 # ---- the report -----------------------------------------------------------------------------
@@ -183,18 +254,17 @@ def crawl(r: Round) -> str:
 
 
 def verdict(r: Round) -> str:
-    distinct = r.distinct or Counter()
-    expected, handled = r.expected.total(), distinct.total()
+    expected, handled = r.expected.total(), r.distinct.total()
     state = crawl(r) if r.timed_out and r.progress else "DRAIN TIMED OUT; " if r.timed_out else ""
-    if handled == expected and distinct == r.expected:
+    if handled == expected and r.distinct == r.expected:
         state += "all handled"
     else:
-        missing = ", ".join(f"{t} {r.expected[t] - distinct[t]}" for t in sorted(r.expected)
-                            if r.expected[t] != distinct[t])
+        missing = ", ".join(f"{t} {r.expected[t] - r.distinct[t]}" for t in sorted(r.expected)
+                            if r.expected[t] != r.distinct[t])
         state += f"{handled:,} of {expected:,} handled (missing: {missing})"
     repeats = r.handled - handled
-    return state + (f", {repeats:,} repeated" if repeats else "") + (f", {r.errors} receipts with errors"
-                                                                     if r.errors else "")
+    return (state + (f", {repeats:,} repeated" if repeats else "")
+            + (f", {r.errors} receipts with errors" if r.errors else "") + r.note)
 
 
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
@@ -227,10 +297,15 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between the worker's start and the first "
                                                                   "publish")
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="r1", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         asyncio.run(worker(args.worker))
         return
+    if args.publisher:
+        asyncio.run(publish_all(args.publisher, args.events, args.publishers, args.timeout, args.tag))
+        os._exit(0)  # not waiting for a drain that ignored its cancellation, nor for its threads
     print(engine_banner(), flush=True)
     with redis_server() as url:
         rounds = [one_round(f"{url}/0", args, number) for number in range(1, args.rounds + 1)]
