@@ -155,13 +155,8 @@ class RedisServer:
         """Stop the process (SIGTERM, then SIGKILL) and remove its directory if it made it."""
         _LIVE.discard(self)
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        if process is not None:
+            terminate(process)
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -275,3 +270,14 @@ class Fault:
 def _stop_leftovers() -> None:
     for server in list(_LIVE):
         server.stop()
+
+
+def terminate(process: subprocess.Popen[Any]) -> None:
+    """End a child process: SIGTERM, then SIGKILL if it is still there after 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

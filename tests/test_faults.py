@@ -37,7 +37,7 @@ from fault_workload import (
     run_bounded,
     write_project,
 )
-from redis_server import Fault, RedisServer, free_port
+from redis_server import Fault, RedisServer, free_port, terminate
 
 import interlock
 
@@ -254,13 +254,7 @@ def stopped_at_end() -> Iterator[list[subprocess.Popen[str]]]:
     processes: list[subprocess.Popen[str]] = []
     yield processes
     for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        terminate(process)
 
 
 def test_shop_example_with_default_settings_drains_across_processes(
