@@ -310,13 +310,18 @@ class Engine:
             data = {}
         return Event(event, data) if event_id is None else Event(event, data, id=event_id)  # checks the type
 
-    async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
-        self.supervisor.raise_fault()
-        await self._ensure_groups()
+    def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
+        """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
         ev = self._event(event, data, id)
         schema = self.schemas.get(ev.type)
         if schema is not None:
             validate(ev.data, schema)
+        return ev
+
+    async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
+        self.supervisor.raise_fault()
+        await self._ensure_groups()
+        ev = self.validate(event, data, id=id)
         deliveries = self.routing(ev.type, ev.data)
         once = f"idempotency.{ev.id}"
         window = self.idempotency_window_ms

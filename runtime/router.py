@@ -15,6 +15,7 @@ from typing import Any
 
 from .artifact import verify_artifact
 from .engine import Engine
+from .event import Event
 from .explain import RouteExplanation, explain
 from .handlers import Handler
 from .matching import Matcher
@@ -62,6 +63,11 @@ class Router:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.engine.stop()
+
+    def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
+        """The `Event` that `publish` would accept for these arguments, checked against its
+        schema; raises EventError or SchemaError naming the problem. Nothing is stored."""
+        return self.engine.validate(event, data, id=id)
 
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
         """Publish an event: `publish("order.created", {...})`, an `Event`, or a CloudEvents dict."""
