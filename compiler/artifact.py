@@ -60,6 +60,7 @@ def _build(project: Project) -> dict[str, Any]:
             "order_by": list(target.order_by) if target.order_by else None,
             "emits": list(target.emits),
             "on_exhausted": target.on_exhausted,
+            "http": attrs.asdict(target.http) if target.http else None,
             "at": [target.span.file, target.span.line, target.span.column],
         }
     content: dict[str, Any] = {

@@ -48,6 +48,7 @@ def check_retries(project: Project) -> list[Diagnostic]:
     for options in _options(project):
         diagnostics.extend(_check_limits(options))
     for target in resolve_targets(project).values():
+        diagnostics.extend(_check_target_kinds(target.decl, target.policy))
         written = _written_policy(project, target.decl)
         if target.mode == "sync" and written is not None and written not in broken:
             diagnostics.extend(_check_budget(target.policy, target.timeout_ms, target.decl, written))
@@ -129,6 +130,19 @@ def _check_error_kinds(policy: ast.RetryPolicy, what: str) -> list[Diagnostic]:
                 "also in `retry_on`", f"keep `{name.text}` in one list: `retry_on` to retry it, `give_up_on` not to",
                 [Related(retried[name.text].span, "retried here")]))
     return found
+
+
+def _check_target_kinds(target: ast.TargetDecl, policy: Policy) -> list[Diagnostic]:
+    """A target's own `retry_on` / `give_up_on` against the lists in force beside them."""
+    own = target.options
+    if own.retry_on is None and own.give_up_on is None:
+        return []
+    written = {n.text: n for n in (*(own.retry_on or ()), *(own.give_up_on or ()))}
+    both = set(policy.retry_on or ()) & set(policy.give_up_on)
+    return [error("E0224", f"`{kind}` is both retried and given up on for target `{target.name.text}`",
+                  written[kind].span, "in `retry_on` and in `give_up_on`",
+                  f"keep `{kind}` in one list: `retry_on` to retry it, `give_up_on` not to")
+            for kind in sorted(both) if kind in written]
 
 
 def _check_limits(options: ast.TargetOptions) -> list[Diagnostic]:

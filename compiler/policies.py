@@ -51,6 +51,32 @@ class Policy:
 
 
 @attrs.frozen
+class Http:
+    """An HTTP target's endpoint. A URL or header value is `{"value": TEXT}` or
+    `{"env": NAME}` (read when the router starts: the artifact holds no secret)."""
+
+    method: str
+    url: dict[str, str]
+    headers: tuple[tuple[str, dict[str, str]], ...]
+    format: str
+
+
+def _text(value: ast.Scalar | ast.EnvRef) -> dict[str, str]:
+    return {"env": value.name} if isinstance(value, ast.EnvRef) else {"value": str(value.value)}
+
+
+def _http(own: ast.TargetOptions, defaults: ast.TargetOptions) -> Http | None:
+    if own.http is None:
+        return None
+    headers = {h.name.value.lower(): h for h in defaults.headers or ()}  # type: ignore[union-attr]
+    headers.update({h.name.value.lower(): h for h in own.headers or ()})  # type: ignore[union-attr]
+    content = own.format or defaults.format
+    return Http(own.http.method.value, _text(own.http.url),
+                tuple((str(h.name.value), _text(h.value)) for h in headers.values()),
+                content.value if content else "binary")
+
+
+@attrs.frozen
 class Target:
     name: str
     mode: str
@@ -63,6 +89,7 @@ class Target:
     on_exhausted: str
     span: Span  # the target's name
     decl: ast.TargetDecl
+    http: Http | None = None
 
 
 def _backoff(backoff: ast.Backoff | None) -> Backoff:
@@ -109,6 +136,13 @@ def resolve_targets(project: Project) -> dict[str, Target]:
     for name, decl in project.targets.items():
         own = decl.options
         policy = _policy(project, own.retry) or _policy(project, defaults.retry) or NO_RETRY
+        # A target's own `retry_on` / `give_up_on` (or the defaults') replace its policy's.
+        retry_on = own.retry_on if own.retry_on is not None else defaults.retry_on
+        give_up_on = own.give_up_on if own.give_up_on is not None else defaults.give_up_on
+        if retry_on is not None:
+            policy = attrs.evolve(policy, retry_on=tuple(n.text for n in retry_on))
+        if give_up_on is not None:
+            policy = attrs.evolve(policy, give_up_on=tuple(n.text for n in give_up_on))
         mode = own.mode or defaults.mode
         timeout = own.timeout or defaults.timeout
         concurrency = own.concurrency or defaults.concurrency
@@ -126,6 +160,7 @@ def resolve_targets(project: Project) -> dict[str, Target]:
             on_exhausted=on_exhausted.value if on_exhausted else "dead_letter",
             span=decl.name.span,
             decl=decl,
+            http=_http(own, defaults),
         )
     return resolved
 

@@ -212,6 +212,32 @@ class DeadLetterDecl:
 
 
 @attrs.frozen(slots=True)
+class EnvRef:
+    """`env("NAME")`: a value read from the environment variable NAME when the router starts."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class HttpEndpoint:
+    """`http METHOD URL`: the target is an HTTP endpoint; the URL a string or `env(...)`."""
+
+    method: Keyword
+    url: Scalar | EnvRef
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Header:
+    """One entry of `headers { "NAME": VALUE }`; the value a string or `env(...)`."""
+
+    name: Scalar
+    value: Scalar | EnvRef
+    span: Span
+
+
+@attrs.frozen(slots=True)
 class TargetOptions:
     """The options of a target or of `defaults`; None where not given."""
 
@@ -223,6 +249,11 @@ class TargetOptions:
     order_by: Path | None = None
     emits: tuple[Name, ...] | None = None
     on_exhausted: Keyword | None = None
+    http: HttpEndpoint | None = None
+    headers: tuple[Header, ...] | None = None
+    format: Keyword | None = None
+    retry_on: tuple[Name, ...] | None = None  # a target's own: in place of its policy's
+    give_up_on: tuple[Name, ...] | None = None
 
 
 @attrs.frozen(slots=True)

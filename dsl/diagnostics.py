@@ -95,6 +95,13 @@ CODES: dict[str, str] = {
     "E0018": "an option not allowed in this block",
     "E0019": "a field or key given twice",
     "E0020": "a list or object where a single value is needed",
+    "E0021": "an HTTP target's URL that is not an absolute http(s) URL",
+    "E0022": "an `env(...)` name that is not an environment variable name",
+    "E0023": "an HTTP header name or value that HTTP does not allow, or a header given twice",
+    "E0024": "a header that interlock sets itself (`Content-Type`, `ce-*`, ...)",
+    "E0025": "a credential written in the source (a secret header's value, a password in a URL)",
+    "E0026": "an unknown HTTP error kind (`http.6xx`, `http.tiemout`, ...)",
+    "E0027": "`headers` or `format` on a target that is not an HTTP target",
     "W0010": "a comparison with `null`, which is never true (use `exists` / `missing`)",
     # names and files (dsl/project.py)
     "E0101": "a file that cannot be read (missing, unreadable, or not UTF-8)",

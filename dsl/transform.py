@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 import attrs
 from lark import Token, Transformer
 
-from . import ast
+from . import ast, http
 from .diagnostics import Diagnostic, Related, error, warning
 from .source import SourceFile, Span
 
@@ -130,6 +130,28 @@ _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)")
 MODES = ("async", "sync")
 JITTERS = ("none", "full", "equal")
 ON_EXHAUSTED = ("dead_letter", "drop")
+
+
+def _check_url(url: ast.Scalar) -> bool:
+    """Whether a URL written in the source can be an HTTP target's; reports why not."""
+    from urllib.parse import urlsplit
+
+    text = str(url.value)
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or any(
+            ch.isspace() or ord(ch) < 32 for ch in text):
+        _report(error("E0021", f"{text!r} is not an HTTP URL", url.span, "not an absolute http(s) URL",
+                      'an HTTP target\'s URL is absolute, such as "https://payments.internal/events"'))
+        return False
+    if parts.password is not None:
+        _report(error("E0025", "the URL carries a password written in the source", url.span, "a secret in the source",
+                      'read the whole URL from the environment: `http POST env("NAME")`'))
+        return False
+    return True
 
 
 def parse_duration(text: str) -> tuple[int | None, str | None]:
@@ -460,7 +482,22 @@ class Builder(Transformer[Token, Any]):
         return "give_up_on", self._error_kinds(c[1].tokens), _span(c)
 
     def _error_kinds(self, tokens: tuple[Token, ...]) -> tuple[ast.Name, ...]:
-        return tuple(self._name(t, "error kind") for t in tokens)
+        kinds = []
+        for token in tokens:
+            text = str(token)
+            if text.startswith("http.") and not http.is_http_kind(text):
+                span = tok_span(token)
+                known = [*http.HTTP_KINDS, "http.404", "http.429", "http.503"]
+                hint = did_you_mean(text, known)
+                _report(error("E0026", f"`{text}` is not an error kind of HTTP targets", span, "unknown HTTP kind",
+                              hint or "HTTP kinds are `http.3xx`, `http.4xx`, `http.5xx`, a status such as "
+                              "`http.404`, `http.timeout`, `http.connect`, `http.tls` and `http.protocol`"))
+                kinds.append(ast.Name(text, span))
+            elif text.startswith("http."):
+                kinds.append(ast.Name(text, tok_span(token)))
+            else:
+                kinds.append(self._name(token, "error kind"))
+        return tuple(kinds)
 
     def deadline(self, c: list[Any]) -> tuple[str, Any, Span]:
         return "deadline", c[1], _span(c)
@@ -525,20 +562,96 @@ class Builder(Transformer[Token, Any]):
     def on_exhausted(self, c: list[Any]) -> tuple[str, Any, Span]:
         return "on_exhausted", self._keyword(c[1], "on_exhausted", ON_EXHAUSTED), _span(c)
 
+    # -- HTTP targets --------------------------------------------------------------
+
+    def env(self, c: list[Any]) -> ast.EnvRef | _Invalid:
+        span = _span(c)
+        name = next(x for x in c if isinstance(x, ast.Scalar | _Invalid))
+        if isinstance(name, _Invalid):
+            return name
+        if not isinstance(name.value, str) or not http.ENV_NAME.match(name.value):
+            _report(error("E0022", f"{name.value!r} is not an environment variable name", name.span,
+                          "not a variable name", "a variable name is letters, digits and `_`, such as `PAYMENTS_URL`"))
+            return _Invalid(span)
+        return ast.EnvRef(name.value, span)
+
+    def http(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        method = self._keyword(c[1], "http method", http.METHODS)
+        url = c[-1]
+        if isinstance(url, ast.Scalar) and not _check_url(url):
+            url = _Invalid(url.span)
+        if isinstance(method, _Invalid) or isinstance(url, _Invalid):
+            return "http", _Invalid(span), span
+        return "http", ast.HttpEndpoint(method, url, span), span
+
+    def header(self, c: list[Any]) -> ast.Header | _Invalid:
+        span = _span(c)
+        name, value = [x for x in c if not isinstance(x, Token)]
+        if isinstance(name, _Invalid) or isinstance(value, _Invalid):
+            return _Invalid(span)
+        text = str(name.value)
+        if not http.HEADER_NAME.match(text):
+            _report(error("E0023", f"{text!r} is not an HTTP header name", name.span, "not a header name",
+                          "a header name is letters, digits and `-` (and a few marks: !#$%&'*+.^_`|~)"))
+            return _Invalid(span)
+        if http.reserved_header(text):
+            _report(error("E0024", f"header `{text}` is set by interlock", name.span, "set on every request",
+                          "interlock writes `Content-Type`, `Content-Length`, `Host` and the CloudEvents `ce-*` "
+                          "headers itself: leave this one out"))
+            return _Invalid(span)
+        if isinstance(value, ast.Scalar):
+            if any(ch in str(value.value) for ch in "\r\n\0"):
+                _report(error("E0023", f"the value of header `{text}` holds a line break", value.span,
+                              "a line break", "a header value is one line"))
+                return _Invalid(span)
+            if http.credential_header(text):
+                _report(error("E0025", f"header `{text}` carries a credential written in the source", value.span,
+                              "a secret in the source", f'read it from the environment: `"{text}": env("NAME")` '
+                              "(a compiled artifact never holds a secret)"))
+                return _Invalid(span)
+        return ast.Header(name, value, span)
+
+    def headers(self, c: list[Any]) -> tuple[str, Any, Span]:
+        span = _span(c)
+        seen: dict[str, ast.Header] = {}
+        for header in c:
+            if not isinstance(header, ast.Header):
+                continue
+            lowered = str(header.name.value).lower()
+            if lowered in seen:
+                _report(error("E0019", f"header `{header.name.value}` given twice", header.name.span,
+                              "given again here", "header names are case-insensitive: give each once",
+                              [Related(seen[lowered].name.span, "first given here")]))
+                continue
+            seen[lowered] = header
+        return "headers", tuple(seen.values()), span
+
+    def content_format(self, c: list[Any]) -> tuple[str, Any, Span]:
+        return "format", self._keyword(c[1], "format", http.FORMATS), _span(c)
+
     def target_body(self, c: list[Any]) -> tuple[list[tuple[str, Any, Span]], Span]:
         return [x for x in c if isinstance(x, tuple)], _span(c)
 
     def target_decl(self, c: list[Any]) -> ast.TargetDecl:
         options, _ = c[2]
-        return ast.TargetDecl(self._name(c[1], "target"), ast.TargetOptions(**_option_table(options, "target")),
-                              _span(c))
+        table = _option_table(options, "target")
+        given = {name: span for name, _value, span in options}
+        if "http" not in given:
+            for name in ("headers", "format"):
+                if name in given:
+                    _report(error("E0027", f"`{name}` on a target that is not an HTTP target", given[name],
+                                  "for HTTP targets only", "give the target an endpoint (`http POST \"https://...\"`) "
+                                  f"or remove `{name}`"))
+                    table.pop(name, None)
+        return ast.TargetDecl(self._name(c[1], "target"), ast.TargetOptions(**table), _span(c))
 
     def defaults_decl(self, c: list[Any]) -> ast.DefaultsDecl:
         options, _ = c[1]
         allowed = []
         for option in options:
             name, _value, span = option
-            if name in ("order_by", "emits"):
+            if name in ("order_by", "emits", "http"):
                 shown = "order by" if name == "order_by" else name
                 _report(error("E0018", f"`{shown}` cannot be a default", span, "not allowed in `defaults`",
                               f"`{shown}` belongs to one target: move it into that target's block"))

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from .acks import Acker
 from .dead_letters import dead_entry, dead_stream
 from .event import Event
-from .handlers import Handlers, cancelling, describe
+from .handlers import Handlers, cancelling, failure
 from .inflight import InHand, Outstanding
 from .outcomes import Attempt
 from .partitions import Partitions
@@ -100,11 +100,15 @@ class Deliverer:
         except (Exception, asyncio.CancelledError) as exc:  # the handler's failure: its class name is the kind
             if isinstance(exc, asyncio.CancelledError) and cancelling():
                 raise  # delivery stops: the delivery stays pending
-            kind, message = describe(exc)
+            failed = failure(exc)
+            kind, message = failed.kind, failed.message
             now = self.store.now_ms()
-            errors = [*entry["errors"], {"attempt": entry["attempt"], "kind": kind, "message": message, "at_ms": now}]
-            decision = decide(self.targets[target]["retry"], entry["attempt"], kind, now - entry["first_ms"],
-                              self.random)
+            error: dict[str, Any] = {"attempt": entry["attempt"], "kind": kind, "message": message, "at_ms": now}
+            if failed.status is not None:
+                error["status"] = failed.status
+            errors = [*entry["errors"], error]
+            decision = decide(self.targets[target]["retry"], entry["attempt"], failed.kinds, now - entry["first_ms"],
+                              self.random, failed.retry_after_ms)
             if decision.retry:
                 retry = {**entry, "attempt": entry["attempt"] + 1, "errors": errors}
                 due = now + decision.delay_ms
@@ -117,7 +121,8 @@ class Deliverer:
                 return
             dead = self.targets[target]["dead_letter"]
             if dead is not None and self.targets[target]["on_exhausted"] != "drop":
-                history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"]) for e in errors)
+                history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"], e.get("status"))
+                                for e in errors)
                 entry_out = dead_entry(ev, target, tuple(entry["routes"]), history, decision.reason, now)
                 log.warning("%s gave up on %s (%s); dead letter %s", target, ev.id, decision.reason, dead,
                             extra=extra)

@@ -37,7 +37,7 @@ from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
 from .event import Event
-from .handlers import Handler, Handlers, cancelling, describe
+from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
 from .partitions import Partitions
@@ -63,14 +63,14 @@ class Engine:
                  idempotency_window_ms: int = 24 * 3600 * 1000, publish_timeout: float | None = None,
                  seed: int | None = None, retain_delivered_ms: int = 0, housekeeping_ms: int = 10_000,
                  claim_idle_ms: int = 30_000, partitions: int = 16, lease_ms: int = 10_000,
-                 read_block: float = 2.0) -> None:
+                 read_block: float = 2.0, deliver_http: bool = True) -> None:
         self.artifact = artifact
         self.routing = deliveries
         self.store = store
         self.targets: dict[str, dict[str, Any]] = artifact["targets"]
         self.schemas: dict[str, Any] = artifact["events"]
         self.unrouted_dead_letter: str = artifact.get("unrouted") or "unrouted"
-        self.handlers = Handlers(self.targets)
+        self.handlers = Handlers(self.targets, deliver_http)
         self.idempotency_window_ms = idempotency_window_ms
         self.publish_timeout = publish_timeout
         # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
@@ -161,6 +161,7 @@ class Engine:
             raise DeliveryError("delivery is already running: `async with router:` is entered once at a time")
         routed = {d["target"] for r in self.artifact["dispatch"]["routes"]
                   for arm in ([r] if r["kind"] == "route" else r["branches"]) for d in arm["deliveries"]}
+        self.handlers.prepare()  # an HTTP target's `env(...)` that is not set: said now, not at each delivery
         missing = sorted(t for t in routed if t not in self.handlers)
         if missing and not self.store.shared:
             raise DeliveryError("no handler for routed target(s) " + ", ".join(f"`{t}`" for t in missing) +
@@ -291,6 +292,7 @@ class Engine:
         for pool in self.pools.values():
             await pool.stop()
         self.handlers.close()
+        await self.handlers.aclose()
         await self.acker.flush(10)  # what was delivered is acked before its partitions are let go
         for partitions in self.partitions.values():
             try:
@@ -357,6 +359,7 @@ class Engine:
                     return Receipt(ev.id, frozenset(), duplicate=True)
                 replies: dict[str, Any] = {}
                 errors: dict[str, str] = {}
+                self.handlers.prepare(target for target, _ in sync)  # before anything is called or stored
                 for target, routes in sync:
                     ok, value, dead = await self._call_sync(ev, target, routes)
                     if ok:
@@ -402,9 +405,11 @@ class Engine:
             except (Exception, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is, is its kind
                 if isinstance(exc, asyncio.CancelledError) and cancelling():
                     raise  # the publish itself is cancelled
-                kind, message = describe(exc)
-                history.append(Attempt(attempt, kind, message, self.store.now_ms()))
-                decision = decide(policy, attempt, kind, self.store.now_ms() - first, self.random)
+                failed = failure(exc)
+                kind, message = failed.kind, failed.message
+                history.append(Attempt(attempt, kind, message, self.store.now_ms(), failed.status))
+                decision = decide(policy, attempt, failed.kinds, self.store.now_ms() - first, self.random,
+                                  failed.retry_after_ms)
                 if not decision.retry:
                     dead = self.targets[target]["dead_letter"]
                     entry = None

@@ -7,21 +7,31 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import os
 import types
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from .event import Event
-from .outcomes import DeliveryError
+from .outcomes import DeliveryError, HttpError
+
+if TYPE_CHECKING:
+    from .http_target import HttpTarget
 
 Handler = Callable[[Event], Any]
 
 
 class Handlers:
-    """Per target, the function that takes its deliveries (`async def` or `def`)."""
+    """Per target, the function that takes its deliveries (`async def` or `def`); an HTTP
+    target (`http` in the artifact) is delivered over HTTP by the router itself, unless the
+    router was made with `deliver_http=False` (its HTTP targets then take handlers too)."""
 
-    def __init__(self, targets: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, targets: dict[str, dict[str, Any]], deliver_http: bool = True) -> None:
         self.targets = targets
+        self.http_names = frozenset(n for n, t in targets.items() if t.get("http")) if deliver_http else frozenset()
+        self.http: dict[str, HttpTarget] = {}
         self.functions: dict[str, Handler] = {}
         self.coroutine_functions: dict[Handler, bool] = {}  # inspect's answer, remembered
         self.executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
@@ -40,10 +50,28 @@ class Handlers:
             executor.shutdown(wait=False)
         self.executors.clear()
 
+    def prepare(self, names: Iterable[str] | None = None) -> None:
+        """Make the HTTP targets among `names` (all of them by default) ready to deliver:
+        their `env(...)` values read now. DeliveryError names a variable that is not set."""
+        for name in self.http_names if names is None else names:
+            if name in self.http_names and name not in self.http:
+                from .http_target import HttpTarget
+
+                self.http[name] = HttpTarget(name, self.targets[name], os.environ)
+
+    async def aclose(self) -> None:
+        """Close the HTTP targets' connections (they are made again when needed)."""
+        for target in self.http.values():
+            await target.aclose()
+
     def register(self, target: str) -> Callable[[Handler], Handler]:
         if target not in self.targets:
             known = ", ".join(sorted(self.targets)) or "none"
             raise DeliveryError(f"no target `{target}` in this router (targets: {known})")
+        if target in self.http_names:
+            raise DeliveryError(f"target `{target}` is an HTTP target: the router delivers it over HTTP itself "
+                                "(to call Python for it instead, as a test may, make the router with "
+                                "deliver_http=False)")
 
         def register(function: Handler) -> Handler:
             if target in self.functions:
@@ -54,13 +82,20 @@ class Handlers:
         return register
 
     def __contains__(self, target: str) -> bool:
-        return target in self.functions
+        return target in self.functions or target in self.http_names
 
     def pop(self, target: str) -> Handler | None:
         return self.functions.pop(target, None)
 
     async def call(self, target: str, event: Event) -> Any:
-        """The handler's reply; its exception as it is, or TimeoutError after the target's timeout."""
+        """The handler's reply; its exception as it is, or TimeoutError after the target's timeout.
+        An HTTP target's reply, or its HttpError (it keeps to the timeout itself)."""
+        if target in self.http_names:
+            http = self.http.get(target)
+            if http is None:
+                self.prepare((target,))
+                http = self.http[target]
+            return await http(event)
         function = self.functions.get(target)
         if function is None:
             raise DeliveryError(f"no handler for target `{target}` in this process")
@@ -123,10 +158,33 @@ def cancelling() -> bool:
 MESSAGE_LIMIT = 2000
 
 
+@attrs.frozen
+class Failure:
+    """A failed attempt: its error kinds (the most specific first), a message that can be
+    stored, and for an HTTP target the response status and the wait it asked for."""
+
+    kinds: tuple[str, ...]
+    message: str
+    status: int | None = None
+    retry_after_ms: int = 0
+
+    @property
+    def kind(self) -> str:
+        return self.kinds[0]
+
+
+def failure(exc: BaseException) -> Failure:
+    """A handler's exception (its kind: the class name) or an HTTP target's `HttpError` (its kinds)."""
+    kind, message = describe(exc)
+    if isinstance(exc, HttpError):
+        return Failure(exc.kinds, message, exc.status, exc.retry_after_ms or 0)
+    return Failure((kind,), message)
+
+
 def describe(exc: BaseException) -> tuple[str, str]:
-    """A handler's failure as (error kind, message): the kind is its class name. The message
-    is always text that can be stored: bounded, valid UTF-8, and there even when the
-    exception's `__str__` fails."""
+    """A handler's failure as (error kind, message): the kind is its class name (an HTTP
+    target's: its most specific kind). The message is always text that can be stored:
+    bounded, valid UTF-8, and there even when the exception's `__str__` fails."""
     if isinstance(exc, asyncio.TimeoutError):
         return "TimeoutError", "the attempt took longer than the target's timeout"
     try:
@@ -135,4 +193,5 @@ def describe(exc: BaseException) -> tuple[str, str]:
         message = f"(the exception's message cannot be shown: {type(inner).__name__})"
     if len(message) > MESSAGE_LIMIT:
         message = message[:MESSAGE_LIMIT] + f"... ({len(message) - MESSAGE_LIMIT} more characters)"
-    return type(exc).__name__, message.encode("utf-8", "backslashreplace").decode("utf-8")
+    kind = exc.kinds[0] if isinstance(exc, HttpError) else type(exc).__name__
+    return kind, message.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -14,6 +14,20 @@ class DeliveryError(Exception):
     """A router that cannot start or deliver as asked; the message names the target."""
 
 
+class HttpError(Exception):
+    """A failed attempt of an HTTP target. `kinds`: its error kinds, the most specific first
+    (`("http.503", "http.5xx")`, `("http.timeout",)`), as `retry_on` / `give_up_on` name them;
+    `status`: the response's status code, if there was a response; `retry_after_ms`: how long
+    the server asked to wait (`Retry-After` on a 429 or 503)."""
+
+    def __init__(self, kinds: tuple[str, ...], message: str, *, status: int | None = None,
+                 retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.kinds = kinds
+        self.status = status
+        self.retry_after_ms = retry_after_ms
+
+
 @attrs.frozen
 class Receipt:
     id: str
@@ -30,6 +44,7 @@ class Attempt:
     kind: str
     message: str
     at_ms: int
+    status: int | None = None  # an HTTP target's response status, if there was a response
 
 
 @attrs.frozen

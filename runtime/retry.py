@@ -9,15 +9,19 @@ initial_ms, step_ms, factor, max_ms), jitter, retry_on, give_up_on, deadline_ms.
   same function (the runtime may not import it); `tests/test_retry.py` checks they agree.
 - `delay(policy, n, random)`: with jitter: `none` the base; `full` uniform in [0, base];
   `equal` base / 2 + uniform in [0, base / 2]. `random` returns a float in [0, 1).
-- `decide(policy, attempt, error_kind, elapsed_ms, random)`: after attempt `attempt` (1 for
-  the first try) failed with an error of kind `error_kind` (the exception's class name),
-  `elapsed_ms` after the first attempt started: retry after how long, or give up and why.
+- `decide(policy, attempt, kinds, elapsed_ms, random, at_least_ms)`: after attempt `attempt`
+  (1 for the first try) failed with an error of `kinds` (a handler's exception: its class
+  name; an HTTP target's failure: its kinds, the most specific first, as `("http.503",
+  "http.5xx")`), `elapsed_ms` after the first attempt started: retry after how long, or give
+  up and why. The most specific kind that either list names decides (`retry_on [http.429]`
+  with `give_up_on [http.4xx]` retries a 429). `at_least_ms` (a server's `Retry-After`)
+  lengthens the delay, up to the backoff's `max_ms` when it has one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -63,16 +67,25 @@ class Decision:
     reason: str = ""  # why not, when retry is False
 
 
-def decide(policy: Policy, attempt: int, error_kind: str, elapsed_ms: int,
-           random: Callable[[], float]) -> Decision:
-    if error_kind in (policy.get("give_up_on") or ()):
-        return Decision(False, reason=f"`{error_kind}` is in give_up_on")
+def decide(policy: Policy, attempt: int, kinds: str | Sequence[str], elapsed_ms: int,
+           random: Callable[[], float], at_least_ms: int = 0) -> Decision:
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
+    give_up_on = policy.get("give_up_on") or ()
     retry_on = policy.get("retry_on")
-    if retry_on is not None and error_kind not in retry_on:
-        return Decision(False, reason=f"`{error_kind}` is not in retry_on")
+    for kind in kinds:
+        if kind in give_up_on:
+            return Decision(False, reason=f"`{kind}` is in give_up_on")
+        if retry_on is not None and kind in retry_on:
+            break
+    else:
+        if retry_on is not None:
+            return Decision(False, reason=f"`{kinds[0]}` is not in retry_on")
     if attempt >= policy["attempts"]:
         return Decision(False, reason=f"all {policy['attempts']} attempts failed")
     wait = delay(policy, attempt - 1, random)
+    if at_least_ms > wait:
+        ceiling = policy["backoff"].get("max_ms")
+        wait = at_least_ms if ceiling is None else max(wait, min(at_least_ms, ceiling))
     deadline = policy.get("deadline_ms")
     if deadline is not None and elapsed_ms + wait > deadline:
         return Decision(False, reason=f"the next retry would start after the {deadline} ms deadline")

@@ -154,6 +154,15 @@ CASES = [
     Case("unknown_retry_option", "E0001", "3:3", says=("not an option of a retry policy",)),
     Case("backoff_missing_factor", "E0001", "3:37", says=("needs `initial` and `factor`",)),
     Case("order_without_by", "E0001", "3:9", says=("`order` must be followed by `by`",)),
+    # ---- HTTP targets
+    Case("http_method_get", "E0016", "3:8", says=("expected one of `POST`, `PUT`, `PATCH`",)),
+    Case("http_url_not_http", "E0021", "3:13", says=("not an absolute http(s) URL",)),
+    Case("http_env_bad_name", "E0022", "3:17", says=("is not an environment variable name",)),
+    Case("http_header_bad_name", "E0023", "4:13", says=("is not an HTTP header name",)),
+    Case("http_header_reserved", "E0024", "4:13", says=("is set by interlock",)),
+    Case("http_secret_in_source", "E0025", "4:30", says=('env("NAME")',)),
+    Case("http_kind_typo", "E0026", "4:23", says=("did you mean `http.timeout`?",)),
+    Case("http_headers_without_http", "E0027", "3:3", says=("not an HTTP target",)),
     # ---- literals in tests and transforms
     Case("expect_target_twice", "E0019", "6:19", says=("target `billing` given twice",)),
     Case("empty_key", "E0015", "5:24", says=("a key cannot be empty",)),

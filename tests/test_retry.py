@@ -66,3 +66,46 @@ def test_the_runtime_and_the_compiler_agree_on_delays(kind: str, initial: int, s
     runtime = base_delay(policy(kind, initial, step=step, factor=factor, max_ms=max_ms), retry)
     compiled = compiler_delay(backoff, retry)
     assert runtime == min(compiled, LONGEST_DELAY_MS)
+
+
+def test_the_most_specific_kind_a_list_names_decides() -> None:
+    never = lambda: 0.0  # noqa: E731
+    p = policy("fixed", 100, attempts=3, retry_on=["http.5xx", "http.429"], give_up_on=["http.4xx"])
+    assert decide(p, 1, ("http.429", "http.4xx"), 0, never).retry
+    assert decide(p, 1, ("http.404", "http.4xx"), 0, never).reason == "`http.4xx` is in give_up_on"
+    assert decide(p, 1, ("http.503", "http.5xx"), 0, never).retry
+    assert decide(p, 1, ("http.timeout",), 0, never).reason == "`http.timeout` is not in retry_on"
+    narrow = policy("fixed", 100, attempts=3, give_up_on=["http.404"])
+    assert not decide(narrow, 1, ("http.404", "http.4xx"), 0, never).retry
+    assert decide(narrow, 1, ("http.409", "http.4xx"), 0, never).retry
+
+
+def test_a_servers_wait_lengthens_the_delay_within_the_backoff_max_and_the_deadline() -> None:
+    never = lambda: 0.0  # noqa: E731
+    assert decide(policy("fixed", 100, attempts=3), 1, "E", 0, never, 5000).delay_ms == 5000
+    assert decide(policy("fixed", 100, attempts=3), 1, "E", 0, never, 50).delay_ms == 100  # never shorter
+    capped = policy("exponential", 100, factor=2, max_ms=1000, attempts=3)
+    assert decide(capped, 1, "E", 0, never, 5000).delay_ms == 1000
+    timed = policy("fixed", 100, attempts=3, deadline_ms=2000)
+    assert not decide(timed, 1, "E", 0, never, 5000).retry
+
+
+def test_the_runtime_fails_http_targets_only_with_kinds_the_language_knows() -> None:
+    import httpx
+
+    from interlock.dsl.http import HTTP_KINDS, is_http_kind
+    from interlock.runtime.http_target import HttpTarget
+
+    target = HttpTarget("t", {"http": {"method": "POST", "url": {"value": "http://127.0.0.1:9/"}, "headers": [],
+                                       "format": "binary"}, "timeout_ms": 1000, "concurrency": 1}, {})
+    request = httpx.Request("POST", "http://127.0.0.1:9/")
+    kinds = set(HTTP_KINDS) - {"http.3xx", "http.4xx", "http.5xx"}
+    for status in range(300, 600):
+        error = target._status_error(httpx.Response(status, request=request), b"", "POST x")
+        assert all(is_http_kind(k) for k in error.kinds), status
+        kinds.update(error.kinds)
+    for exc in (httpx.ConnectError("refused"), httpx.ReadError("reset"), httpx.RemoteProtocolError("bad"),
+                httpx.RemoteProtocolError("Server disconnected without sending a response.")):
+        kinds.update(target._transport_error(exc, "POST x").kinds)
+    assert all(is_http_kind(k) for k in kinds)
+    assert {"http.3xx", "http.4xx", "http.5xx", "http.connect", "http.protocol"} <= kinds
