@@ -24,13 +24,14 @@ def is_http_kind(name: str) -> bool:
 
 
 # Headers interlock writes itself on every request: the body's type and length, the
-# CloudEvents attributes (`ce-*` in binary mode), the host, the framing.
+# CloudEvents attributes (`ce-*` in binary mode), its own (`Interlock-Attempt`), the host,
+# the framing.
 _RESERVED = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
 
 
 def reserved_header(name: str) -> bool:
     lowered = name.lower()
-    return lowered in _RESERVED or lowered.startswith("ce-")
+    return lowered in _RESERVED or lowered.startswith(("ce-", "interlock-"))
 
 
 # Headers that carry credentials: their values come from the environment, never from
@@ -44,5 +45,8 @@ def credential_header(name: str) -> bool:
 
 # RFC 9110 field names: `token` characters.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# A header value as HTTP allows it (RFC 9110 field-value, ASCII only): no line breaks, no
+# control characters, no whitespace at either end. The runtime checks `env(...)` values alike.
+FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?\Z")
 # An environment variable name as shells take it.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

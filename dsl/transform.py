@@ -136,14 +136,17 @@ def _check_url(url: ast.Scalar) -> bool:
     """Whether a URL written in the source can be an HTTP target's; reports why not."""
     from urllib.parse import urlsplit
 
+    import httpx
+
     text = str(url.value)
     try:
         parts = urlsplit(text)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        parts, port_ok = None, False
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or any(
-            ch.isspace() or ord(ch) < 32 for ch in text):
+        host_ok = bool(httpx.URL(text).host)
+    except (ValueError, httpx.InvalidURL):
+        parts, port_ok, host_ok = None, False, False
+    if parts is None or parts.scheme not in ("http", "https") or not host_ok or not port_ok or len(text) > 32_768 \
+            or any(ord(ch) < 33 or ord(ch) == 127 for ch in text):
         _report(error("E0021", f"{text!r} is not an HTTP URL", url.span, "not an absolute http(s) URL",
                       'an HTTP target\'s URL is absolute, such as "https://payments.internal/events"'))
         return False
@@ -597,13 +600,14 @@ class Builder(Transformer[Token, Any]):
             return _Invalid(span)
         if http.reserved_header(text):
             _report(error("E0024", f"header `{text}` is set by interlock", name.span, "set on every request",
-                          "interlock writes `Content-Type`, `Content-Length`, `Host` and the CloudEvents `ce-*` "
-                          "headers itself: leave this one out"))
+                          "interlock writes `Content-Type`, `Content-Length`, `Host`, the CloudEvents `ce-*` "
+                          "headers and its own `Interlock-*` itself: leave this one out"))
             return _Invalid(span)
         if isinstance(value, ast.Scalar):
-            if any(ch in str(value.value) for ch in "\r\n\0"):
-                _report(error("E0023", f"the value of header `{text}` holds a line break", value.span,
-                              "a line break", "a header value is one line"))
+            if not http.FIELD_VALUE.match(str(value.value)):
+                _report(error("E0023", f"the value of header `{text}` is not one HTTP allows", value.span,
+                              "not a header value", "a header value is printable ASCII on one line, with no space "
+                              "at either end"))
                 return _Invalid(span)
             if http.credential_header(text):
                 _report(error("E0025", f"header `{text}` carries a credential written in the source", value.span,

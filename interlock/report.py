@@ -20,6 +20,10 @@ from interlock.dsl import Diagnostic, Severity, SourceFile, Span
 from interlock.runtime.explain import RouteExplanation, Verdict
 
 TAB = 4
+# A source line longer than this is shown as a window around the span, CONTEXT characters on
+# each side at most.
+LONG_LINE = 200
+CONTEXT = 60
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow"}
 _GUTTER = "bold blue"
 
@@ -36,9 +40,17 @@ def _snippet(out: Text, span: Span, label: str, marker: str, style: str,
     if source is None or span.line > len(source.line_starts):
         return
     raw = source.line_text(span.line)
-    shown = raw.expandtabs(TAB)
-    start = _display(raw, span.column)
-    end = cell_len(shown) if span.end_line > span.line else _display(raw, span.end_column)
+    first = span.column - 1  # 0-based, in characters
+    last = len(raw) if span.end_line > span.line else max(span.end_column - 1, first + 1)
+    cut_before = cut_after = ""
+    if len(raw) > LONG_LINE:  # a window of the line around the span: output stays linear in the input
+        lo = max(first - CONTEXT, 0)
+        hi = min(max(last, first + 1) + CONTEXT, len(raw), lo + LONG_LINE)
+        cut_before, cut_after = ("..." if lo > 0 else ""), ("..." if hi < len(raw) else "")
+        raw, first, last = raw[lo:hi], first - lo, min(last, hi) - lo
+    shown = cut_before + raw.expandtabs(TAB) + cut_after
+    start = len(cut_before) + _display(raw, first + 1)
+    end = len(cut_before) + _display(raw, last + 1)
     length = max(end - start, 1)
     pad = " " * width
     out.append(f"{pad} |\n", _GUTTER)

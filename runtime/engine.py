@@ -36,7 +36,7 @@ from typing import Any
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
-from .event import Event
+from .event import Event, check_time
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -315,6 +315,7 @@ class Engine:
     def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
         """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
         ev = self._event(event, data, id)
+        check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
         schema = self.schemas.get(ev.type)
         if schema is not None:
             validate(ev.data, schema)

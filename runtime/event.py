@@ -30,6 +30,18 @@ def _new_id() -> str:
     return os.urandom(16).hex()  # 128 random bits, as a UUID4 has (122), at a fifth of its cost
 
 
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+                   r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
+
+
+def check_time(time: Any) -> str:
+    """An event's `time` as CloudEvents has it: an RFC 3339 timestamp."""
+    if not isinstance(time, str) or not _TIME.match(time):
+        shown = repr(time) if len(repr(time)) <= 60 else repr(time)[:60] + "..."
+        raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not {shown}")
+    return time
+
+
 def check_type(event_type: Any) -> str:
     if not isinstance(event_type, str) or not _TYPE.match(event_type):
         raise EventError(f"event type must be a dotted name such as `order.created`, not {event_type!r}")

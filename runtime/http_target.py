@@ -6,7 +6,8 @@ raises `HttpError` with the kinds `retry_on` / `give_up_on` name:
 
 - a response of status S: `http.S` and its family (`http.503`, `http.5xx`); a `Retry-After`
   on a 429 or 503 becomes the wait it asks for;
-- no response within the timeout: `http.timeout` (a connect that timed out: also `http.connect`);
+- no response within the timeout: `http.timeout` (a connect that timed out: `http.connect`, then
+  `http.timeout`);
 - a TLS handshake or certificate that failed: `http.tls`;
 - a connection refused, reset or closed before a response: `http.connect`;
 - a response HTTP does not allow, or a sync reply over `REPLY_LIMIT`: `http.protocol`.
@@ -23,6 +24,7 @@ import datetime
 import email.utils
 import json
 import logging
+import re
 import ssl
 import weakref
 from collections.abc import Mapping
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 EXCERPT_BYTES = 512
 #: The largest reply a sync HTTP target may send; a longer one fails the attempt (`http.protocol`).
 REPLY_LIMIT = 4 * 1024 * 1024
+#: The most connections one httpx client of a target holds (see `HttpTarget.client`).
+POOL_SIZE = 8
+#: How much longer than the target's timeout an attempt may take in all (httpx's timeouts go first).
+TIMEOUT_MARGIN = 0.05
 #: The longest wait a `Retry-After` can ask for (a day); the policy's backoff `max` caps it further.
 RETRY_AFTER_LIMIT_MS = 24 * 3600 * 1000
 
@@ -72,8 +78,16 @@ class _Redact(logging.Filter):
 
 
 _REDACT = _Redact()
-for _name in ("httpx", "httpcore"):
+# A logger's filters see only the records logged to it, not its children's: each by name.
+for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+              "httpcore.socks"):
     logging.getLogger(_name).addFilter(_REDACT)
+
+#: A header value as HTTP allows it (RFC 9110 field-value, ASCII only): no line breaks, no
+#: control characters, no whitespace at either end (the compiler's `dsl/http.py` has the same).
+FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?\Z")
+#: Secrets shorter than this are not looked for in messages (they would garble every number).
+SHORTEST_SECRET = 4
 
 
 class HttpTarget:
@@ -86,22 +100,28 @@ class HttpTarget:
         self.structured = spec["format"] == "structured"
         self.timeout = target["timeout_ms"] / 1000
         self.concurrency = max(int(target.get("concurrency") or 1), 1)
+        self.sync = target.get("mode") == "sync"
         self.secrets: list[str] = []
         self.url = self._resolve(spec["url"], environ, "its URL")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"HTTP target `{name}`: {self._shown(spec['url'])} is not an absolute http(s) URL")
         self.shown_url = self._shown(spec["url"])
+        if not _valid_url(self.url):
+            raise DeliveryError(f"HTTP target `{name}`: {self.shown_url} is not an absolute http(s) URL that "
+                                "can be requested")
+        if "env" in spec["url"]:
+            self._secret_url(self.url)
         self.headers: list[tuple[str, str]] = []
         for header, value in spec["headers"]:
             text = self._resolve(value, environ, f"header `{header}`")
-            if any(ch in text for ch in "\r\n\0"):
-                raise DeliveryError(f"HTTP target `{name}`: the value of header `{header}` holds a line break")
+            if not FIELD_VALUE.match(text):
+                raise DeliveryError(f"HTTP target `{name}`: the value of header `{header}` is not one HTTP allows "
+                                    "(printable ASCII, no line break, no space at either end)")
             self.headers.append((header, text))
-        self.secrets.sort(key=len, reverse=True)
+        self.secrets = _forms(self.secrets)
+        self.longest_secret = max((len(secret) for secret in self.secrets), default=0)
         if self.secrets:
             _REDACT.targets.add(self)
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._room: list[int] = []  # per client, its connections not in use
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _resolve(self, value: dict[str, str], environ: Mapping[str, str], what: str) -> str:
@@ -113,9 +133,14 @@ class HttpTarget:
                                 f"`{value['env']}`, which is not set")
         self.secrets.append(text)
         _, _, credential = text.partition(" ")  # `Bearer TOKEN`: the token alone is a secret too
-        if credential and len(credential) >= 4:
+        if credential:
             self.secrets.append(credential)
         return text
+
+    def _secret_url(self, url: str) -> None:
+        """An env URL's parts that carry secrets, and the URL as httpx writes it in its logs."""
+        parts = urlsplit(url)
+        self.secrets += [parts.query, parts.password or "", str(httpx.URL(url))]
 
     def _shown(self, url: dict[str, str]) -> str:
         """The URL as messages show it: an env URL by its variable's name, else without its query."""
@@ -126,7 +151,8 @@ class HttpTarget:
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            if secret in text:
+                text = text.replace(secret, "***")
         return text
 
     def __repr__(self) -> str:
@@ -134,20 +160,28 @@ class HttpTarget:
 
     # ---- one attempt ---------------------------------------------------------------
 
-    def client(self) -> httpx.AsyncClient:
-        """This target's client on the running loop (a client is bound to the loop it was made on)."""
+    def client(self) -> int:
+        """The index of this target's client with the most room on the running loop (a client
+        is bound to the loop it was made on). The target's `concurrency` connections are spread
+        over clients of at most POOL_SIZE: httpcore's pool does work per request that grows
+        with its size; with at most `concurrency` requests in flight, one has room."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
+        if not self._clients or self._loop is not loop:
+            sizes = [POOL_SIZE] * (self.concurrency // POOL_SIZE) + (
+                [self.concurrency % POOL_SIZE] if self.concurrency % POOL_SIZE else [])
+            self._clients = [httpx.AsyncClient(
                 http2=_HTTP2, timeout=httpx.Timeout(self.timeout), follow_redirects=False,
-                limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)) for size in sizes]
+            self._room = sizes
             self._loop = loop
-        return self._client
+        room = self._room
+        return max(range(len(room)), key=room.__getitem__) if len(room) > 1 else 0
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+        clients, self._clients = self._clients, []
+        if self._loop is asyncio.get_running_loop():
+            for client in clients:
+                await client.aclose()
 
     def request(self, event: Event) -> tuple[bytes, list[tuple[str, str]]]:
         """The body and headers of an attempt to deliver `event` (its data already transformed)."""
@@ -160,30 +194,47 @@ class HttpTarget:
             body = _json(event.data)
             headers += [("ce-specversion", "1.0"), ("ce-id", _header_value(event.id)),
                         ("ce-source", _header_value(event.source)), ("ce-type", event.type),
-                        ("ce-time", event.time), ("Content-Type", "application/json")]
+                        ("ce-time", _header_value(str(event.time))), ("Content-Type", "application/json")]
         return body, headers
 
     async def __call__(self, event: Event) -> Any:
         body, headers = self.request(event)
-        client = self.client()
+        index = self.client()
+        client, room = self._clients[index], self._room
+        room[index] -= 1
         where = f"{self.method} {self.shown_url}"
         try:
-            async with asyncio.timeout(self.timeout):
+            # httpx keeps each phase to the timeout (a connect that times out is ConnectTimeout);
+            # this keeps the whole attempt to it, with a margin that lets httpx's own go first.
+            async with asyncio.timeout(self.timeout + TIMEOUT_MARGIN):
                 async with client.stream(self.method, self.url, content=body, headers=headers) as response:
                     if response.is_success:
                         content = await _read(response, REPLY_LIMIT)
+                        if not self.sync:
+                            return None  # an async target's reply is not used, however long
                         if content is None:
                             raise HttpError(("http.protocol",), f"{where}: the reply is over {REPLY_LIMIT} bytes",
                                             status=response.status_code)
                         return _reply(response, content)
-                    excerpt = await _read(response, EXCERPT_BYTES, cut=True)
+                    # Read past the excerpt by the longest secret, so that one across the cut is
+                    # redacted before the cut.
+                    excerpt = await _read(response, EXCERPT_BYTES + self.longest_secret, cut=True)
         except HttpError:
             raise
         except (TimeoutError, httpx.TimeoutException) as exc:
-            kinds = ("http.timeout", "http.connect") if isinstance(exc, httpx.ConnectTimeout) else ("http.timeout",)
-            raise HttpError(kinds, f"{where}: no response within the target's timeout of {self.timeout:g} s") from None
+            if isinstance(exc, httpx.ConnectTimeout):  # the connection itself: more specific than a slow reply
+                message = f"{where}: could not connect within the target's timeout of {self.timeout:g} s"
+                raise HttpError(("http.connect", "http.timeout"), message) from None
+            raise HttpError(("http.timeout",),
+                            f"{where}: no response within the target's timeout of {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, where) from None
+        except (httpx.InvalidURL, ValueError, UnicodeError, ExceptionGroup) as exc:  # a request HTTP cannot carry
+            detail = self.redact(str(exc) or type(exc).__name__)
+            raise HttpError(("http.protocol",), f"{where}: the request cannot be sent: {detail}") from None
+        finally:
+            if room is self._room:  # (not clients made since, on another loop)
+                room[index] += 1
         raise self._status_error(response, excerpt or b"", where)
 
     def _transport_error(self, exc: httpx.HTTPError, where: str) -> HttpError:
@@ -193,7 +244,8 @@ class HttpTarget:
         if isinstance(exc, httpx.RemoteProtocolError):
             if "without sending a response" in str(exc):
                 return HttpError(("http.connect",), f"{where}: the server closed the connection without a response")
-        elif isinstance(exc, httpx.TransportError):  # refused, reset, unreachable, a proxy that failed
+        elif isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.LocalProtocolError):
+            # refused, reset, unreachable, a proxy that failed
             return HttpError(("http.connect",), f"{where}: {detail}")
         return HttpError(("http.protocol",), f"{where}: {detail}")
 
@@ -201,13 +253,37 @@ class HttpTarget:
         status = response.status_code
         kinds = (f"http.{status}", f"http.{status // 100}xx") if 300 <= status < 600 else ("http.protocol",)
         retry_after = _retry_after_ms(response.headers.get("retry-after")) if status in (429, 503) else None
-        text = excerpt.decode("utf-8", "replace")
-        shown = f": {text}" if text.strip() else ""
-        if len(excerpt) >= EXCERPT_BYTES:
+        text = self.redact(excerpt.decode("utf-8", "replace"))
+        cut = len(text) > EXCERPT_BYTES or len(excerpt) >= EXCERPT_BYTES + self.longest_secret
+        shown = f": {text[:EXCERPT_BYTES]}" if text.strip() else ""
+        if cut:
             shown += "..."
         asked = f" (Retry-After: {retry_after} ms)" if retry_after is not None else ""
         message = f"HTTP {status} {response.reason_phrase} from {where}{asked}{shown}"
         return HttpError(kinds, self.redact(message), status=status, retry_after_ms=retry_after)
+
+
+def _valid_url(url: str) -> bool:
+    """Whether httpx can request `url`: absolute http(s), a host, a port in range, no control characters."""
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in url) or len(url) > 32_768:
+        return False
+    try:
+        parts = urlsplit(url)
+        parsed = httpx.URL(url)
+        _ = parts.port
+    except (ValueError, httpx.InvalidURL):
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def _forms(secrets: list[str]) -> list[str]:
+    """Each secret as it may appear in a message: as it is, escaped in a `repr` of text or
+    bytes, escaped in JSON; the longest first, so that one inside another is redacted whole."""
+    forms = set()
+    for secret in secrets:
+        if len(secret) >= SHORTEST_SECRET:
+            forms |= {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
 
 
 def _json(value: Any) -> bytes:
@@ -251,8 +327,8 @@ def _retry_after_ms(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(int(value) * 1000, RETRY_AFTER_LIMIT_MS)
+    if re.fullmatch(r"[0-9]+", value, re.ASCII):
+        return RETRY_AFTER_LIMIT_MS if len(value) > 9 else min(int(value) * 1000, RETRY_AFTER_LIMIT_MS)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

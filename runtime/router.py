@@ -112,7 +112,16 @@ class Router:
                 self._background = _LoopThread()
                 weakref.finalize(self, self._background.close)  # its thread ends with the router
             return self._background.run(coroutine)
-        return _run(coroutine)
+        return _run(self._closing(coroutine))
+
+    async def _closing(self, coroutine: Any) -> Any:
+        """Run `coroutine` in a loop of its own, then close what it opened there (HTTP
+        targets' connections): the loop ends with it."""
+        try:
+            return await coroutine
+        finally:
+            if self._engine is not None:
+                await self._engine.handlers.aclose()
 
     def drain_sync(self, timeout: float | None = None) -> None:
         if self._thread is None:

@@ -10,7 +10,10 @@ answers as its path says, per event (by `ce-id`, or the structured body's `id`):
 - `/close`: closes the connection without a response;
 - `/echo-auth`: 500 whose body is the request's Authorization header (a server that leaks it);
 - `/big`: 200 with a body of 8 MiB;
-- `/order/N`: 500 to the first request of every Nth event (by arrival), else 200.
+- `/order/N`: 500 to the first request of every Nth event (by arrival), else 200;
+- `/echo-reason`: 503 whose reason phrase and `X-Echo` header are the Authorization header;
+- `/echo-late`: 500 whose body is 500 bytes, then the Authorization header;
+- `/echo-json`: 500 whose body is the Authorization header in a JSON string.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class TargetServer:
         self.lock = threading.Lock()
         self.seen: Counter[tuple[str, str]] = Counter()  # (path, event id): requests so far
         self.arrivals = 0
+        self.inflight = self.most_inflight = 0  # requests being answered at once
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,11 +60,21 @@ class TargetServer:
                 pass
 
             def do_POST(self) -> None:
-                owner.handle(self)
+                with owner.lock:
+                    owner.inflight += 1
+                    owner.most_inflight = max(owner.most_inflight, owner.inflight)
+                try:
+                    owner.handle(self)
+                finally:
+                    with owner.lock:
+                        owner.inflight -= 1
 
             do_PUT = do_PATCH = do_POST
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # socketserver's 5 drops connects under load
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="target-server", daemon=True)
 
@@ -86,14 +100,15 @@ class TargetServer:
     def handle(self, http: BaseHTTPRequestHandler) -> None:
         length = int(http.headers.get("content-length") or 0)
         body = http.rfile.read(length)
-        request = Request(http.path, {k.lower(): v for k, v in http.headers.items()}, body, time.monotonic())
+        path = http.path.split("?")[0]  # the query is not part of the route
+        request = Request(path, {k.lower(): v for k, v in http.headers.items()}, body, time.monotonic())
         with self.lock:
             self.requests.append(request)
             self.arrivals += 1
             arrival = self.arrivals
-            self.seen[(http.path, request.id)] += 1
-            count = self.seen[(http.path, request.id)]
-        parts = http.path.strip("/").split("/")
+            self.seen[(path, request.id)] += 1
+            count = self.seen[(path, request.id)]
+        parts = path.strip("/").split("/")
         route, arg = parts[0], (parts[1] if len(parts) > 1 else "")
         if route == "close":
             http.close_connection = True
@@ -109,6 +124,17 @@ class TargetServer:
             return self.reply(http, 503, b"", {"Retry-After": "1"})
         if route == "missing":
             return self.reply(http, 404, b"no such endpoint: " + b"x" * 2000)
+        auth = request.headers.get("authorization", "")
+        if route == "echo-reason":
+            http.send_response(503, auth)
+            http.send_header("X-Echo", auth)
+            http.send_header("Content-Length", "0")
+            http.end_headers()
+            return None
+        if route == "echo-late":
+            return self.reply(http, 500, b"p" * 500 + auth.encode())
+        if route == "echo-json":
+            return self.reply(http, 500, json.dumps({"you sent": auth}).encode(), {"Content-Type": "application/json"})
         if route == "echo-auth":
             return self.reply(http, 500, ("you sent " + request.headers.get("authorization", "")).encode())
         if route == "order" and count == 1 and arrival % int(arg) == 0:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,3 +346,174 @@ def test_http_targets_on_the_redis_store(server: TargetServer, redis_url: str) -
     assert len(requests) == 40  # each failed once, then delivered
     assert {r.id for r in requests} == {f"e{n}" for n in range(20)}
     assert dead(router) == []
+
+
+# ---- found by review: secrets in every form, kinds of every failure, bounded output -----------
+
+
+def test_no_secret_in_any_log_record_at_debug_even_echoed_or_rewritten(
+        server: TargetServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # httpcore logs to child loggers (`httpcore.http11`), and httpx logs the URL as it rewrote
+    # it (a host in lower case): both redacted, the reason phrase that echoes the token too.
+    url = server.url("/echo-reason").replace("127.0.0.1", "LocalHost") + "?token=QQsecretQuery"
+    monkeypatch.setenv("SHOP_URL", url)
+    monkeypatch.setenv("SHOP_TOKEN", TOKEN)
+    router = load(secret_project())
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(run(router, [order(1)]))
+    assert len(server.requests) == 2
+    records = "\n".join(r.getMessage() for r in caplog.records)
+    assert "QQsecretQuery" not in records and "s3cret-t0ken-value" not in records
+    assert "httpcore.http11" in {r.name for r in caplog.records}  # the DEBUG records were there to redact
+    [letter] = dead(router)
+    assert "s3cret-t0ken-value" not in letter.attempts[0].message
+
+
+@pytest.mark.parametrize("path", ["/echo-late", "/echo-json"])
+def test_a_secret_echoed_across_the_excerpts_cut_or_json_escaped_is_redacted(
+        server: TargetServer, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    monkeypatch.setenv("SHOP_URL", server.url(path))
+    monkeypatch.setenv("SHOP_TOKEN", 'Bearer QQsec"ret\\tok-0123')
+    router = load(secret_project())
+    asyncio.run(run(router, [order(1)]))
+    [letter] = dead(router)
+    message = letter.attempts[0].message
+    assert "QQsec" not in message and "ret" not in message.split("from POST")[1].replace("***", ""), message
+
+
+def test_an_env_header_value_http_does_not_allow_stops_the_start_without_showing_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_URL", "http://127.0.0.1:9/x")
+    monkeypatch.setenv("SHOP_TOKEN", "Bearer QQse\\cret-token ")
+    router = load(secret_project())
+
+    async def main() -> None:
+        async with router:
+            pass
+
+    with pytest.raises(DeliveryError, match="header `Authorization` is not one HTTP allows") as raised:
+        asyncio.run(main())
+    assert "QQse" not in str(raised.value)
+
+
+@pytest.mark.parametrize("url", ["http://[QQsecret3]/hook", "http://user:QQsecret2@ex\uff03ample.com/hook",
+                                 "http://127.0.0.1:99999/x", "ftp://QQsecret4.example/x"])
+def test_an_env_url_that_cannot_be_requested_stops_the_start_without_showing_it(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("SHOP_URL", url)
+    monkeypatch.setenv("SHOP_TOKEN", TOKEN)
+    router = load(secret_project())
+
+    async def main() -> None:
+        async with router:
+            pass
+
+    with pytest.raises(DeliveryError, match=r"env\(SHOP_URL\) is not an absolute http\(s\) URL") as raised:
+        asyncio.run(main())
+    assert "QQsecret" not in str(raised.value)
+
+
+def codes(text: str) -> list[str]:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(text)
+    return [d.code for d in interlock.check(str(folder / "p.route"))]
+
+
+def test_the_checker_refuses_urls_and_header_values_that_could_never_be_sent() -> None:
+    assert codes('target t { http POST "http://127.0.0.1:99999/x" }') == ["E0021"]
+    assert codes('target t { http POST "http://\U0001f600.invalid/x" }') == ["E0021"]
+    assert codes('target t { http POST "http://ok.example/\\u007f" }') == ["E0021"]
+    assert codes('target t { http POST "http://ok.example/" headers { "X-A": "caf\u00e9" } }') == ["E0023"]
+    assert codes('target t { http POST "http://ok.example/" headers { "X-A": "\\u0007" } }') == ["E0023"]
+    assert codes('target t { http POST "http://ok.example/" headers { "Interlock-Attempt": "7" } }') == ["E0024"]
+
+
+def test_check_output_stays_linear_in_a_long_line_of_errors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    headers = ", ".join(f'"A": "{n}"' for n in range(2000))
+    path = tmp_path / "p.route"
+    path.write_text(f'target t {{ http POST "http://x.example/" headers {{ {headers} }} }}\n')
+    done = subprocess.run([sys.executable, "-m", "interlock.cli", "check", str(path)], capture_output=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stdout.count(b"E0019") + done.stderr.count(b"E0019") == 1999
+    assert len(done.stdout) + len(done.stderr) < 2_000_000  # 25 KB in; was 154 MB
+
+
+def test_an_async_targets_long_2xx_reply_is_a_delivery(server: TargetServer) -> None:
+    router = load(project(server.url("/big")))
+    asyncio.run(run(router, [order(1)]))
+    assert len(server.of("/big")) == 1
+    assert dead(router) == []
+
+
+def test_an_event_time_that_is_not_rfc_3339_is_refused_at_publish(server: TargetServer) -> None:
+    router = load(project(server.url("/ok")))
+    event = {"specversion": "1.0", "id": "t1", "source": "s", "type": "order.created", "time": "now\r\nX-A: b",
+             "data": order(1)}
+
+    async def main() -> None:
+        async with router:
+            await router.publish(event)
+
+    with pytest.raises(interlock.EventError, match="RFC 3339"):
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize(("value", "ms"), [("\u00b2", None), ("9" * 5000, 24 * 3600 * 1000), ("2", 2000),
+                                           ("-5", None), ("garbage", None)])
+def test_retry_after_values(value: str, ms: int | None) -> None:
+    from interlock.runtime.http_target import _retry_after_ms
+
+    assert _retry_after_ms(value) == ms
+
+
+def test_a_connect_that_times_out_is_http_connect_too() -> None:
+    import socket
+
+    # A listening socket that never accepts, its queue full: a connect waits in vain.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(8):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    try:
+        router = load(project(f"http://127.0.0.1:{port}/x", policy="retry { attempts 1 }").replace(
+            "timeout 500ms", "timeout 300ms"))
+        asyncio.run(run(router, [order(1)]))
+        [letter] = dead(router)
+        assert letter.attempts[0].kind == "http.connect"
+        assert "could not connect within" in letter.attempts[0].message
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+def test_publish_sync_outside_with_closes_the_connections_it_opened(server: TargetServer) -> None:
+    import gc
+    import warnings
+
+    router = load(project(server.url("/ok"), mode="sync"))
+    gc.collect()  # what earlier tests left is not this one's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in range(5):
+            assert router.publish_sync("order.created", order(n), id=f"s{n}").replies["shop"]["ok"]
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_target_has_exactly_its_concurrency_in_requests_at_once(server: TargetServer) -> None:
+    # 20 connections: pools of 8, 8 and 4; each request on the least busy one.
+    router = load(project(server.url("/slow/300"), extra="concurrency 20").replace("timeout 500ms", "timeout 5s"))
+    asyncio.run(run(router, [order(n) for n in range(60)]))
+    assert len(server.of("/slow/300")) == 60
+    assert server.most_inflight == 20
