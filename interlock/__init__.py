@@ -101,13 +101,9 @@ def _fingerprint(project: Project) -> tuple[tuple[str, float, int], ...]:
 def _store(url: str | EventStore) -> EventStore:
     if isinstance(url, EventStore):
         return url
-    if url == "memory://":
-        return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from interlock.runtime.redis_store import RedisStore
+    from interlock.stores import open_store
 
-        return RedisStore(url)
-    raise ValueError(f"unknown store {url!r}: use memory:// (the default) or redis://HOST:PORT/DB")
+    return open_store(url)
 
 
 def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", **options: Any) -> Router:

@@ -44,6 +44,30 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = _positive(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, not {value}")
+    return value
+
+
+def _duration_ms(text: str) -> int:
+    """A duration as `.route` files write it (`500ms`, `30s`, `2m`), in milliseconds."""
+    from interlock.dsl.transform import parse_duration
+
+    ms, problem = parse_duration(text)
+    if ms is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration ({problem})")
+    return ms
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="interlock", description="Declarative event routing: check and compile `.route` files.")
     parser.add_argument("--version", action="version", version=f"interlock {interlock.__version__}")
@@ -108,6 +132,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="make TARGET's handler take this many milliseconds")
     simulate.add_argument("--seed", type=int, default=0, help="of the random failures and jitter (default 0)")
     simulate.set_defaults(run=_simulate)
+
+    serve = commands.add_parser("serve", help="serve the HTTP ingest of a project and deliver its events",
+                                description="Take CloudEvents over HTTP (POST /events) and deliver them through the "
+                                "router of PROJECT on an event store, in one or more worker processes, until SIGTERM "
+                                "or SIGINT. Logs go to stderr.")
+    serve.add_argument("path", metavar="PROJECT", help="a project (file or folder) or a compiled artifact (.json)")
+    serve.add_argument("--store", required=True, metavar="URL",
+                       help="memory:// (one process) or redis://HOST:PORT/DB (rediss:// for TLS)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080, help="the port to listen on (default 8080)")
+    serve.add_argument("--workers", type=_at_least_one, default=1, metavar="N",
+                       help="processes sharing the port, each with its router (more than 1 needs redis://)")
+    serve.add_argument("--handlers", metavar="MODULE:OBJECT",
+                       help="the handlers: a mapping {target: function}, or a function taking the router; MODULE "
+                       "is imported with the current directory on the path")
+    serve.add_argument("--token-env", metavar="NAME",
+                       help="require `Authorization: Bearer TOKEN` on POST /events, TOKEN read from this "
+                       "environment variable")
+    serve.add_argument("--max-body", type=_at_least_one, default=1_048_576, metavar="BYTES",
+                       help="the largest request body taken (default 1 MiB; 413 beyond)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+    serve.add_argument("--claim-idle", type=_duration_ms, default=None, metavar="DURATION",
+                       help="on a shared store, how long a delivery read by a process that died waits before "
+                       "another takes it over (default 30s; never less than twice the target's timeout)")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -137,9 +186,10 @@ def _test(args: argparse.Namespace, stderr: Console) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _load_router(path: str, stderr: Console) -> interlock.Router | None:
+def _load_router(path: str, stderr: Console, store: str | interlock.EventStore = "memory://",
+                 **options: Any) -> interlock.Router | None:
     try:
-        return interlock.load(path)
+        return interlock.load(path, store=store, **options)
     except interlock.CompileError as exc:
         project = load_project([path])
         report.print_text(stderr, exc.diagnostics, project.sources, len(project.files))
@@ -219,7 +269,7 @@ def _graph(args: argparse.Namespace, stderr: Console) -> int:
 def _simulate(args: argparse.Namespace, stderr: Console) -> int:
     from interlock.simulate import SimulationInputError, run
 
-    router = _load_router(args.path, stderr)
+    router = _load_router(args.path, stderr, deliver_http=False)  # every target gets a synthetic handler
     if router is None:
         return EXIT_FAILED
     try:
@@ -228,6 +278,39 @@ def _simulate(args: argparse.Namespace, stderr: Console) -> int:
         stderr.print(f"interlock: error: {exc}", markup=False)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, stderr: Console) -> int:
+    try:
+        from interlock import serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("starlette", "uvicorn"):
+            raise
+        stderr.print("interlock: error: `interlock serve` needs starlette and uvicorn: pip install "
+                     "'interlock[serve]'", markup=False)
+        return EXIT_USAGE
+    from interlock.handler_spec import HandlerSpecError
+    from interlock.stores import StoreURLError, open_store
+
+    settings = serve.ServeSettings(
+        project=args.path, store=args.store, host=args.host, port=args.port, workers=args.workers,
+        handlers=args.handlers, token_env=args.token_env, max_body=args.max_body, access_log=args.access_log,
+        claim_idle_ms=args.claim_idle)
+    try:
+        store = open_store(args.store)
+        if args.workers > 1 and not store.shared:
+            raise serve.ServeError(f"--workers {args.workers} needs a shared store such as redis://: "
+                                   f"{args.store} lives in one process")
+        serve.read_token(args.token_env)
+        router = _load_router(args.path, stderr, store, **serve.router_options(settings))
+        if router is None:
+            return EXIT_FAILED
+        app = serve.prepare(router, settings)
+        serve.configure_logging()
+        return serve.serve(settings, router, app)
+    except (StoreURLError, serve.ServeError, HandlerSpecError) as exc:
+        stderr.print(f"interlock: error: {exc}", markup=False)
+        return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

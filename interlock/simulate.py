@@ -2,8 +2,9 @@
 
 Every target gets a handler that takes `--slow TARGET=MS` milliseconds and fails with
 probability `--fail TARGET=RATE` (raising `ConnectionError`, which every policy retries
-unless its `retry_on` says otherwise). The events are published in order, delivery runs
-until drained, and a table per target says what happened: delivered, retried,
+unless its `retry_on` says otherwise; an HTTP target fails as a 503 would: `http.503`,
+`http.5xx`; nothing is sent over the network). The events are published in order,
+delivery runs until drained, and a table per target says what happened: delivered, retried,
 dead-lettered, and the publish-to-handler latency of the deliveries that succeeded.
 """
 
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from interlock.runtime.event import Event, EventError
+from interlock.runtime.outcomes import HttpError
 from interlock.runtime.router import Router
 
 
@@ -115,6 +117,8 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
                 await asyncio.sleep(slow[name] / 1000)
             if rng.random() < fail.get(name, 0.0):
                 s.failed_attempts += 1
+                if router.targets[name].get("http"):  # as a server error would fail it
+                    raise HttpError(("http.503", "http.5xx"), f"simulated failure of `{name}`", status=503)
                 raise ConnectionError(f"simulated failure of `{name}`")
             s.delivered += 1
             s.latencies_ms.append((time.perf_counter() - published[event.id]) * 1000)

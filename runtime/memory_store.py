@@ -99,6 +99,9 @@ class MemoryStore(EventStore):
         self._members: dict[str, dict[str, int]] = {}
         self._key_expiry: list[tuple[int, str]] = []
 
+    def __repr__(self) -> str:
+        return "MemoryStore()" if self.max_unacked is None else f"MemoryStore(max_unacked={self.max_unacked})"
+
     def now_ms(self) -> int:
         return int(self._clock())
 

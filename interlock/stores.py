@@ -1,0 +1,48 @@
+"""Event stores by URL: `open_store("memory://")` or `open_store("redis://HOST:PORT/DB")`.
+
+The one place that turns a store URL into an `EventStore`: `interlock.load(store=...)`,
+`interlock serve --store` and any other command that takes a store use it. A URL is never
+shown with its password: messages and `repr`s replace it with `***`.
+"""
+
+from __future__ import annotations
+
+from interlock.runtime.memory_store import MemoryStore
+from interlock.runtime.redis_errors import redact
+from interlock.runtime.store import EventStore
+
+MEMORY = "memory://"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class StoreURLError(ValueError):
+    """A store URL that names no store interlock knows, or a Redis URL that cannot be read."""
+
+
+def open_store(url: str) -> EventStore:
+    """The store a URL names: `memory://` (in this process), `redis://HOST:PORT/DB`,
+    `rediss://...` (TLS) or `unix:///path/to/redis.sock`. Nothing is connected yet: a
+    Redis store connects when it is first used."""
+    if url == MEMORY:
+        return MemoryStore()
+    if url.startswith(REDIS_SCHEMES):
+        from redis.asyncio.connection import parse_url
+
+        from interlock.runtime.redis_store import RedisStore
+
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise StoreURLError(f"cannot read the Redis URL {_shown(url)!r}: {exc}") from None
+        return RedisStore(url)
+    raise StoreURLError(f"unknown store {_shown(url)!r}: use memory:// (one process) or redis://HOST:PORT/DB "
+                        "(rediss:// for TLS)")
+
+
+def _shown(url: str) -> str:
+    """The URL as it may be shown: its password replaced (all but the scheme, when the URL
+    is too broken to find the password in)."""
+    try:
+        return redact(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://..."
