@@ -1,5 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 # Both set everything up from a fresh clone: a virtualenv in .venv (ignored by git).
+# `make demo-http`: the HTTP example (examples/http) end to end, on loopback.
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TYPECHECK := .build/typecheck
 
-.PHONY: setup demo test lint typecheck pytest bench clean redis-server
+.PHONY: setup demo demo-http test lint typecheck pytest bench clean redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +19,20 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	@echo "== interlock check examples/"
-	$(BIN)/interlock check examples/
-	@echo "examples/ checks clean"
-	@echo "== interlock test examples/"
-	$(BIN)/interlock test examples/
-	@echo "== interlock simulate examples/ (billing fails 20% of attempts)"
-	$(BIN)/interlock simulate examples/ --events examples/events.jsonl --fail billing=0.2
+	@echo "== interlock check examples/shop"
+	$(BIN)/interlock check examples/shop
+	@echo "examples/shop checks clean"
+	@echo "== interlock test examples/shop"
+	$(BIN)/interlock test examples/shop
+	@echo "== interlock simulate examples/shop (billing fails 20% of attempts)"
+	$(BIN)/interlock simulate examples/shop --events examples/events.jsonl --fail billing=0.2
+
+# Two small HTTP services as targets, `interlock serve` in front, a few CloudEvents posted
+# with curl; everything on free loopback ports, stopped at the end.
+demo-http: setup
+	$(BIN)/interlock check examples/http
+	$(BIN)/interlock test examples/http
+	BIN=$(BIN) bash examples/http/demo.sh
 
 test: lint typecheck pytest
 
@@ -59,6 +67,7 @@ bench: setup redis-server
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/redis_delivery.py
+	$(BIN)/python bench/http_delivery.py
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -15,6 +15,8 @@ from interlock.dsl import load_project
 from interlock.graph_render import render
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+#: Every project under examples/: each folder is a project of its own.
+PROJECTS = ["shop", "http"]
 
 SMALL = """\
 event order.created { id: string, amount: float }
@@ -145,8 +147,9 @@ def test_html_is_one_page_with_every_node(small: Path) -> None:
     assert not re.search(r"<script|<link|@import|url\((?!#)|src=|href=", page)
 
 
-def test_html_of_the_examples() -> None:
-    graph = flow_graph(load_project([str(EXAMPLES)]))
+@pytest.mark.parametrize("name", PROJECTS)
+def test_html_of_the_examples(name: str) -> None:
+    graph = flow_graph(load_project([str(EXAMPLES / name)]))
     page = render(graph, "html")
     for _, data in graph.nodes(data=True):
         assert f">{html.escape(data['name'])}<" in page
@@ -163,8 +166,9 @@ def test_command_writes_each_format(small: Path, capsys: pytest.CaptureFixture[s
     assert "<svg" in (small.parent / "flow.html").read_text()
 
 
-def test_command_exits_0_on_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["graph", str(EXAMPLES)]) == 0
+@pytest.mark.parametrize("name", PROJECTS)
+def test_command_exits_0_on_the_examples(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", str(EXAMPLES / name)]) == 0
     assert capsys.readouterr().err == ""
 
 

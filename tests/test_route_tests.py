@@ -12,6 +12,8 @@ from interlock.compiler.route_tests import run_tests
 from interlock.dsl import load_project
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Every project under examples/: each folder is a project of its own.
+PROJECTS = ["shop", "http"]
 
 PROJECT = """
 target fraud { mode sync, timeout 100ms }
@@ -22,10 +24,22 @@ route every { on order.* to audit }
 """
 
 
-def test_the_examples_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["test", str(EXAMPLES)]) == 0
+@pytest.mark.parametrize("name", PROJECTS)
+def test_the_examples_pass(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(EXAMPLES / name)]) == 0
     out = capsys.readouterr().out
     assert "0 failing" in out
+
+
+def test_every_folder_of_examples_with_route_files_is_a_listed_project() -> None:
+    folders = {path.relative_to(EXAMPLES).parts[0] for path in EXAMPLES.rglob("*.route")}
+    assert folders == set(PROJECTS)
+
+
+@pytest.mark.parametrize("name", PROJECTS)
+def test_the_examples_check_clean(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(EXAMPLES / name)]) == 0
+    assert capsys.readouterr() == ("", "")
 
 
 def test_every_step_is_run_and_compared(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ from interlock.cli import main
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl import load_project
 
-EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Every project under examples/: each folder is a project of its own.
+PROJECTS = ["shop", "http"]
 
 PROJECT = """
 target fraud { mode sync, timeout 100ms }
@@ -50,9 +52,10 @@ def test_match_routes_fans_out_and_chooses(project: Path) -> None:
     assert router.match("payment.failed", {}) == frozenset()
 
 
-def test_the_examples_route_as_their_tests_say() -> None:
-    router = interlock.load(EXAMPLES)
-    project = load_project([EXAMPLES])
+@pytest.mark.parametrize("name", PROJECTS)
+def test_the_examples_route_as_their_tests_say(name: str) -> None:
+    router = interlock.load(str(EXAMPLES / name))
+    project = load_project([str(EXAMPLES / name)])
     for step in run_tests(project):
         test = project.tests[step.test]
         send = test.steps[step.step - 1].send

@@ -49,7 +49,7 @@ def test_every_event_is_accounted_for(project: Path, capsys: pytest.CaptureFixtu
 
 
 def test_the_examples_simulate() -> None:
-    assert main(["simulate", str(ROOT / "examples"), "--events", str(ROOT / "examples" / "events.jsonl")]) == 0
+    assert main(["simulate", str(ROOT / "examples" / "shop"), "--events", str(ROOT / "examples" / "events.jsonl")]) == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
