@@ -55,9 +55,16 @@ class Deliverer:
         self.running = False
 
     def _leave(self, stream: str, record: Record) -> None:
-        """Not ours to deliver after all: left pending in the store, for whoever may claim it."""
+        """Not ours to deliver after all: left pending in the store, for whoever may claim it.
+        A partition whose lease only looked run out (a renewal that came late) stays this
+        process's, and no one else claims what it left: it is looked for again at the next
+        read, if the partition is still held then."""
         self.in_hand.drop(stream, record.id)
-        self.pools[record.entry["target"]].release(record)
+        target = record.entry["target"]
+        self.pools[target].release(record)
+        partitions = self.partitions.get(target)
+        if partitions is not None:
+            partitions.recovering.add(stream)
 
     def _may_run(self, stream: str, record: Record, target: str) -> bool:
         now = self.store.now_ms()

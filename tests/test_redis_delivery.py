@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -444,3 +445,44 @@ route keyed { on keyed.* to ordered }
 
     asyncio.run(main())
     assert [(n, attempt) for _, n, attempt in handled] == [(0, 2), (1, 1), (2, 1), (3, 1)]
+
+
+def test_a_delivery_left_while_its_lease_looked_lapsed_is_taken_back_while_the_partition_is_held(
+        redis_url: str, tmp_path: Path) -> None:
+    # Under load, a lease renewal can come late: a delivery that finds its partition's lease
+    # run out is left pending in the store. When the renewal then lands and the partition is
+    # still this process's, nobody else will claim it: this process must take it back (it
+    # used to wait for the audit of pending deliveries, a minute later).
+    url = _empty_db(redis_url, 15)
+    (tmp_path / "p.route").write_text(PROJECT)
+    router = interlock.load(str(tmp_path / "p.route"), store=url)
+    seen: list[str] = []
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        pass
+
+    @router.handler("ordered")
+    async def ordered(event: interlock.Event) -> None:
+        seen.append(event.id)
+
+    async def main() -> None:
+        async with router:
+            deliverer = router.engine.deliverer
+            assert deliverer is not None
+            may_run = deliverer._may_run
+            lapsed = {"e1"}
+
+            def looks_lapsed(stream: str, record: Any, target: str) -> bool:
+                if record.entry["event"]["id"] in lapsed:
+                    lapsed.discard(record.entry["event"]["id"])
+                    return False  # as if the lease had run out just now
+                return may_run(stream, record, target)
+
+            deliverer._may_run = looks_lapsed  # type: ignore[method-assign]
+            await router.publish("keyed.x", {"k": "a"}, id="e1")
+            await router.publish("keyed.x", {"k": "b"}, id="e2")
+            await router.drain(10)
+
+    asyncio.run(main())
+    assert sorted(seen) == ["e1", "e2"]
