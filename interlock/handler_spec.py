@@ -55,7 +55,7 @@ def _find(module_name: str, attribute: str) -> Any:
             raise HandlerSpecError(f"no module named `{module_name}` (looked in the current directory and the "
                                    "Python path)") from None
         raise HandlerSpecError(f"importing `{module_name}` failed: {type(exc).__name__}: {exc}") from None
-    except Exception as exc:  # the module's own error, whatever it is
+    except (Exception, SystemExit) as exc:  # the module's own error, whatever it is (sys.exit included)
         raise HandlerSpecError(f"importing `{module_name}` failed: {type(exc).__name__}: {exc}") from None
     value: Any = module
     for part in attribute.split("."):

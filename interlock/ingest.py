@@ -62,8 +62,16 @@ def create_app(router: Router, *, token: str | None = None, max_body_bytes: int 
         Route("/readyz", ingest.readyz, methods=["GET"]),
         Route("/openapi.json", ingest.openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=_delivering(router) if lifespan_starts_router else None,
-                     exception_handlers={HTTPException: _http_problem, Exception: _internal_problem})
+    # (no redirect of `/events/` to `/events`: Starlette would build its Location from the
+    # request's Host header)
+    app = Starlette(routes=routes, lifespan=_delivering(router) if lifespan_starts_router else None,
+                    exception_handlers={HTTPException: _http_problem, Exception: _internal_problem})
+    return _no_slash_redirects(app)
+
+
+def _no_slash_redirects(app: Starlette) -> Starlette:
+    app.router.redirect_slashes = False
+    return app
 
 
 def receipt_json(receipt: Receipt) -> dict[str, Any]:
@@ -103,8 +111,8 @@ class _Ingest:
             incoming = decode(media, request.headers, body, self.max_batch)
             events = self._check_all(incoming)
             if incoming.batch:
-                return JSONResponse({"receipts": await self._publish_batch(events)}, status_code=202)
-            return JSONResponse(receipt_json(await self._publish(events[0])), status_code=202)
+                return _Json({"receipts": await self._publish_batch(events)}, status_code=202)
+            return _Json(receipt_json(await self._publish(events[0])), status_code=202)
         except Problem as problem:
             return problem.response()
         except ClientDisconnect:
@@ -187,12 +195,27 @@ def _delivering(router: Router) -> Callable[[Starlette], AbstractAsyncContextMan
     return lifespan
 
 
+class _Json(JSONResponse):
+    """JSON in ASCII (escapes and all): a sync target's reply may hold text that is not
+    Unicode (a lone surrogate), and the event is published by the time it is written."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _jsonable(value: Any) -> Any:
+    """A sync target's reply as the receipt shows it: as it is when it is JSON, else its text."""
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
+        return value
+    except (TypeError, ValueError):
+        pass
+    except RecursionError:
+        return f"(a {type(value).__name__} nested too deep to show)"
+    try:
         return str(value)
-    return value
+    except (Exception, RecursionError):
+        return f"(a {type(value).__name__} that cannot be shown)"
 
 
 def _internal() -> Response:

@@ -14,6 +14,7 @@ Whatever the mode, the result is a list of CloudEvent JSON objects (dicts), for
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, NamedTuple
 from urllib.parse import unquote
@@ -27,6 +28,8 @@ from interlock.runtime.predicates import instant
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 BINARY_REQUIRED = ("ce-specversion", "ce-id", "ce-type", "ce-source")
+#: Seconds a request's body may take to arrive (a client that trickles it holds memory).
+BODY_TIMEOUT = 30
 # A 413 answered before the whole body was read closes the connection: the rest of the body
 # is not worth reading, and the connection cannot serve another request without reading it.
 CLOSE = {"Connection": "close"}
@@ -66,10 +69,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise Problem(413, "too-large", f"the body is {int(declared)} bytes; at most {limit} are taken",
                       headers=CLOSE)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, "too-large", f"the body is longer than {limit} bytes, the most taken", headers=CLOSE)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Problem(413, "too-large", f"the body is longer than {limit} bytes, the most taken",
+                                  headers=CLOSE)
+    except TimeoutError:
+        raise Problem(408, "timeout", f"the body did not arrive within {BODY_TIMEOUT} s", headers=CLOSE) from None
     return bytes(body)
 
 
@@ -92,6 +100,8 @@ def _binary(headers: Headers, body: bytes) -> dict[str, Any]:
     binding says), data from the body."""
     attributes: dict[str, str] = {}
     for header in (*BINARY_REQUIRED, "ce-time"):
+        if len(headers.getlist(header)) > 1:
+            raise Problem(400, "invalid-event", f"the `{header}` header is given more than once")
         raw = headers.get(header)
         if raw is None:
             if header == "ce-time":

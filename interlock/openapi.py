@@ -120,6 +120,7 @@ def openapi_document(*, token: bool, max_body_bytes: int, max_batch: int) -> dic
                             "event's schema); `detail` names it, and `index` the event of a batch"),
             "413": _problem(f"the body is longer than {max_body_bytes} bytes, or the batch has more than "
                             f"{max_batch} events"),
+            "408": _problem("the body did not arrive within 30 s"),
             "415": _problem("a content type that is neither a CloudEvents JSON type nor JSON"),
             "500": _problem("an unexpected error (the server's log has the details)"),
             "503": _problem("the event store or delivery refuses events now: post again later (a batch: "

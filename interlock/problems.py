@@ -20,6 +20,7 @@ TITLES = {
     "invalid-event": "The request does not carry a valid event",
     "unauthorized": "A valid bearer token is required",
     "too-large": "The request is too large",
+    "timeout": "The request did not arrive in time",
     "unsupported-media-type": "The content type is not one the ingest reads",
     "store-unavailable": "The event store or delivery cannot take events now",
     "not-ready": "Delivery is not running",
@@ -47,5 +48,7 @@ class Problem(Exception):
                 "detail": self.detail, **self.extensions}
 
     def response(self) -> Response:
-        content = json.dumps(self.body(), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        # ASCII, escapes and all: a detail that quotes what a client sent (a lone surrogate in
+        # a field name, say) can always be written.
+        content = json.dumps(self.body(), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
         return Response(content, status_code=self.status, headers=self.headers, media_type=MEDIA_TYPE)

@@ -36,12 +36,14 @@ from interlock.ingest import create_app
 from interlock.runtime.outcomes import DeliveryError
 from interlock.runtime.router import Router
 from interlock.runtime.store import StoreError
-from interlock.serve_workers import run_workers
+from interlock.serve_workers import die_with_parent, run_workers
 from interlock.stores import open_store
 
 log = logging.getLogger("interlock.serve")
 
 GRACE = 10  # seconds the requests under way may take to finish at shutdown
+MAX_HEAD = 64 * 1024  # bytes of a request's line and headers
+MAX_CONNECTIONS = 1024  # connections and requests at once, per process
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 LOGGING: dict[str, Any] = {
@@ -88,6 +90,7 @@ def read_token(variable: str | None) -> str | None:
     token = os.environ.get(variable)
     if token is None:
         raise ServeError(f"--token-env {variable}: the environment variable `{variable}` is not set")
+    token = token.strip()  # (a token read from a file keeps its newline; a client's is stripped too)
     if not token:
         raise ServeError(f"--token-env {variable}: the environment variable `{variable}` is empty")
     return token
@@ -141,8 +144,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: ServeSettings, sock: socket.socket) -> None:
+def _worker(parent: int, settings: ServeSettings, sock: socket.socket) -> None:
     """A worker process of `--workers N`: its own router and app, then `serve_here`."""
+    die_with_parent(parent)
     configure_logging()
     try:
         router = load_router(settings)
@@ -176,8 +180,11 @@ def serve_here(router: Router, app: Starlette, sock: socket.socket, access_log: 
 
 
 async def _serve(router: Router, app: Starlette, sock: socket.socket, access_log: bool, stop: _Stop) -> int:
+    # h11: it bounds a request's head (httptools reads any size); at most MAX_CONNECTIONS at
+    # once (503 beyond), so memory stays below MAX_CONNECTIONS x (--max-body + the head).
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=access_log,
-                            timeout_graceful_shutdown=GRACE, server_header=False)
+                            timeout_graceful_shutdown=GRACE, server_header=False, http="h11",
+                            h11_max_incomplete_event_size=MAX_HEAD, limit_concurrency=MAX_CONNECTIONS)
     server = stop.server = uvicorn.Server(config)
     try:
         async with router:

@@ -15,6 +15,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +26,29 @@ from typing import Any
 log = logging.getLogger("interlock.serve")
 
 
+def die_with_parent(parent: int) -> None:
+    """In a worker: be sent SIGTERM when the process that started it dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so that no worker keeps the port after its command is gone
+    and whatever supervises the command can start it again. Elsewhere, a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot ask to end with the command (%s): a worker may outlive it", exc)
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def run_workers(count: int, target: Callable[..., None], args: tuple[Any, ...], *, grace: float) -> int:
-    """Run `target(*args)` in `count` processes until a signal or one of them ends; 0 when
+    """Run `target(parent_pid, *args)` in `count` processes until a signal or one of them ends; 0 when
     they were stopped by a signal and all ended well, else 1. Children still running `grace`
     seconds after being asked to stop are killed."""
     stopping = threading.Event()
@@ -39,7 +61,7 @@ def run_workers(count: int, target: Callable[..., None], args: tuple[Any, ...], 
     context = multiprocessing.get_context("spawn")
     children: list[BaseProcess] = []
     for number in range(1, count + 1):
-        process = context.Process(target=target, args=args, name=f"interlock-worker-{number}")
+        process = context.Process(target=target, args=(os.getpid(), *args), name=f"interlock-worker-{number}")
         process.start()
         children.append(process)
     log.info("started %d workers (pids %s)", count, ", ".join(str(c.pid) for c in children))

@@ -104,7 +104,7 @@ class Deliverer:
         extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
         try:
             await self.handlers.call(target, delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
-        except (Exception, asyncio.CancelledError) as exc:  # the handler's failure: its class name is the kind
+        except (Exception, SystemExit, asyncio.CancelledError) as exc:  # the handler's failure: its class name
             if isinstance(exc, asyncio.CancelledError) and cancelling():
                 raise  # delivery stops: the delivery stays pending
             failed = failure(exc)

@@ -36,7 +36,7 @@ from typing import Any
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
-from .event import Event, check_time
+from .event import Event, check_json, check_time
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -316,6 +316,7 @@ class Engine:
         """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
         ev = self._event(event, data, id)
         check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
+        check_json(ev)  # refused here, not by the store after sync targets were called
         schema = self.schemas.get(ev.type)
         if schema is not None:
             validate(ev.data, schema)
@@ -403,7 +404,7 @@ class Engine:
         while True:
             try:
                 return True, await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None)), None
-            except (Exception, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is, is its kind
+            except (Exception, SystemExit, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is
                 if isinstance(exc, asyncio.CancelledError) and cancelling():
                     raise  # the publish itself is cancelled
                 failed = failure(exc)

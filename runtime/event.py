@@ -8,6 +8,7 @@ object), `key` (the ordering key of this delivery, from its target's `order by`)
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 from typing import Any
@@ -40,6 +41,48 @@ def check_time(time: Any) -> str:
         shown = repr(time) if len(repr(time)) <= 60 else repr(time)[:60] + "..."
         raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not {shown}")
     return time
+
+
+def check_json(ev: Event) -> None:
+    """That the event can travel as JSON text: no NaN or infinite number, no lone surrogate
+    (in its data, keys included, or its id or source). EventError names the first place."""
+    try:
+        json.dumps(ev.data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        ev.id.encode("utf-8")
+        ev.source.encode("utf-8")
+    except (ValueError, TypeError):
+        raise EventError(_first_non_json(ev)) from None
+
+
+def _first_non_json(ev: Event) -> str:
+    for name in ("id", "source"):
+        try:
+            getattr(ev, name).encode("utf-8")
+        except UnicodeEncodeError:
+            return f"event `{name}` holds a lone surrogate (text that is not Unicode)"
+    stack: list[tuple[str, Any]] = [("", ev.data)]
+    while stack:
+        path, value = stack.pop()
+        shown = path or "data"
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            return f"field `{shown}` is {value}, which JSON cannot carry"
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"field `{shown}` holds a lone surrogate (text that is not Unicode)"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                try:
+                    str(key).encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"a field name in `{shown}` holds a lone surrogate (text that is not Unicode)"
+                stack.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{shown}[{n}]", item) for n, item in enumerate(value))
+        elif not isinstance(value, bool | int | float) and value is not None:
+            return f"field `{shown}` is a {type(value).__name__}, which JSON cannot carry"
+    return "event data is not JSON"
 
 
 def check_type(event_type: Any) -> str:
@@ -90,8 +133,10 @@ class Event:
         for attribute in ("id", "source", "type"):
             if not isinstance(event.get(attribute), str) or not event[attribute]:
                 raise EventError(f"CloudEvent attribute `{attribute}` must be a non-empty string")
-        content_type = event.get("datacontenttype", "application/json")
-        if content_type != "application/json" and not str(content_type).endswith("+json"):
+        content_type = event.get("datacontenttype")
+        media = "application/json" if content_type is None else str(content_type).split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
             raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {content_type!r}")
-        return cls(type=event["type"], data=event.get("data") or {}, id=event["id"],
+        data = event.get("data")
+        return cls(type=event["type"], data={} if data is None else data, id=event["id"],
                    time=event.get("time") or _now(), source=event["source"])

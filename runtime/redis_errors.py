@@ -11,7 +11,7 @@ type, a wrong password) is a plain, final `StoreError`.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from redis import exceptions as rx
 
@@ -21,21 +21,38 @@ _TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "
 _NOGROUP_KEY = re.compile(r"No such key '([^']*)'")
 
 
+_SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL with its password (and a user name's password) replaced by `***`."""
+    """The URL with its password replaced by `***`: in its user part, and in any query
+    parameter that can hold one (`?password=`, which redis-py reads too)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parts.query
+    if query:
+        query = "&".join(f"{name}=***" if _SECRET_PARAM.search(name) else f"{name}={value}" if sep else name
+                         for name, sep, value in (item.partition("=") for item in query.split("&")))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    if netloc == parts.netloc and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def password_of(url: str) -> str | None:
-    return urlsplit(url).password
+    """The password in the URL's user part, else in a `password` query parameter."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return parts.password
+    for name, value in parse_qsl(parts.query):
+        if name == "password" and value:
+            return value
+    return None
 
 
 class Describer:

@@ -357,3 +357,96 @@ def test_the_openapi_document_lists_every_route(tmp_path: Path) -> None:
     assert {"CloudEvent", "Receipt", "Problem"} <= set(document["components"]["schemas"])
     assert "securitySchemes" not in document["components"] and "security" not in post
     assert_problem(unknown, 404)
+
+
+# ---- found by review ---------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_or_an_infinite_number_is_a_400_and_a_batch_with_one_stores_nothing(
+        ingest: Ingest) -> None:
+    # Raw JSON text: json.dumps would escape what the test means to send as it is.
+    head = b'{"specversion":"1.0","source":"t","type":"order.created",'
+    surrogate = head + b'"id":"s1","data":{"id":"a\\ud800","amount":1}}'
+    assert_problem(ingest.post(content=surrogate), 400, "field `id` holds a lone surrogate")
+    infinite = head + b'"id":"s2","data":{"id":"a","amount":1e999}}'
+    assert_problem(ingest.post(content=infinite), 400, "field `amount` is inf")
+    key = head + b'"id":"s3","data":{"id":"a","amount":1,"\\ud800":1}}'
+    assert_problem(ingest.post(content=key), 400, "lone surrogate")
+    batch = b"[" + json.dumps(cloudevent("ok-0")).encode() + b"," + surrogate + b"]"
+    assert_problem(ingest.post(content=batch, headers=BATCH), 400, "event [1]")
+    assert ingest.handled() == []
+
+
+def test_a_sync_reply_that_is_not_unicode_or_too_deep_still_gets_its_receipt(tmp_path: Path) -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    def odd_quote(event: interlock.Event) -> Any:
+        return "caf\udce9" if event.data.get("n") == 1 else deep
+
+    router, _seen = make_router(tmp_path, quote=odd_quote)
+    with Served(create_app(router)) as served:
+        for n in (1, 2):
+            response = httpx.post(f"{served.url}/events", headers=STRUCTURED, timeout=10,
+                                  content=json.dumps(cloudevent(f"q{n}", "quote.requested", {"n": n})))
+            assert response.status_code == 202, response.text
+            reply = response.json()["replies"]["quote"]
+            assert reply == "caf\udce9" if n == 1 else "nested too deep" in reply
+
+
+def test_data_that_is_not_an_object_is_refused_not_emptied(ingest: Ingest) -> None:
+    for data in ([], 0, "", False):
+        event = {**cloudevent("d1"), "data": data}
+        assert_problem(ingest.post(event), 400, "data must be a JSON object")
+    assert ingest.handled() == []
+
+
+def test_a_json_datacontenttype_with_parameters_or_capitals_is_json(ingest: Ingest) -> None:
+    for n, content_type in enumerate(("application/json; charset=utf-8", "Application/JSON", None)):
+        response = ingest.post(cloudevent(f"c{n}", datacontenttype=content_type))
+        assert response.status_code == 202, response.text
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_host_a_client_names(ingest: Ingest) -> None:
+    response = httpx.post(f"{ingest.url}/events/", content=json.dumps(cloudevent("t1")), timeout=10,
+                          headers={**STRUCTURED, "host": "evil.example"})
+    assert_problem(response, 404)
+    assert "location" not in response.headers
+
+
+def test_a_ce_header_given_twice_is_refused(ingest: Ingest) -> None:
+    headers = [*binary_headers("x1").items(), ("ce-id", "x2")]
+    response = httpx.post(f"{ingest.url}/events", content=b'{"id":"a","amount":1}', headers=headers, timeout=10)
+    assert_problem(response, 400, "`ce-id` header is given more than once")
+
+
+def test_a_body_that_trickles_past_the_timeout_is_a_408(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from interlock import ingest_request
+
+    monkeypatch.setattr(ingest_request, "BODY_TIMEOUT", 0.5)
+    head = (b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\n"
+            b"Content-Length: 100\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", ingest.served.port), timeout=5) as sock:
+        sock.sendall(head + b"{")
+        time.sleep(1.0)
+        response = sock.recv(65536)
+    assert response.split(b" ", 2)[1] == b"408", response
+
+
+def test_a_handler_that_calls_sys_exit_fails_its_delivery_not_the_server(tmp_path: Path) -> None:
+    import sys
+
+    def leaving(event: interlock.Event) -> Any:
+        sys.exit(4)
+
+    router, _seen = make_router(tmp_path, quote=leaving)
+    with Served(create_app(router)) as served:
+        response = httpx.post(f"{served.url}/events", headers=STRUCTURED, timeout=10,
+                              content=json.dumps(cloudevent("x1", "quote.requested", {"n": 1})))
+        assert response.status_code == 202, response.text
+        assert "SystemExit" in response.json()["errors"]["quote"]
+        assert httpx.get(f"{served.url}/healthz", timeout=5).status_code == 200

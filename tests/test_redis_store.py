@@ -108,6 +108,23 @@ def test_a_store_url_is_shown_without_its_password() -> None:
     assert redact("rediss://app:s3cret@[::1]:6380/0?ssl_cert_reqs=none") == "rediss://app:***@[::1]:6380/0?ssl_cert_reqs=none"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert "s3cret" not in repr(RedisStore("redis://:s3cret@127.0.0.1:1/0"))
+    # redis-py reads a password from the query too: hidden there as well.
+    assert redact("redis://127.0.0.1:1/0?password=s3cret&socket_timeout=1") == \
+        "redis://127.0.0.1:1/0?password=***&socket_timeout=1"
+    assert "s3cret" not in repr(RedisStore("redis://127.0.0.1:1/0?password=s3cret"))
+
+
+def test_an_unreachable_redis_with_a_password_in_its_query_never_shows_it() -> None:
+    async def main() -> None:
+        store = RedisStore("redis://127.0.0.1:1/0?password=s3cret")
+        try:
+            await store.append("s", {"a": 1})
+        finally:
+            await store.close()
+
+    with pytest.raises(StoreError) as raised:
+        asyncio.run(main())
+    assert "s3cret" not in str(raised.value) and "password=***" in str(raised.value)
 
 
 def test_an_unreachable_redis_with_a_password_never_shows_it() -> None:

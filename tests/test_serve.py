@@ -287,3 +287,58 @@ def test_stop_with_sigint_too(serve: Serve) -> None:
     assert process.wait(10) == 0
 
 
+
+
+# ---- found by review ---------------------------------------------------------------------
+
+
+def test_a_token_read_with_a_newline_still_matches(serve: Serve) -> None:
+    serve.start("--store", "memory://", "--handlers", "handlers:HANDLERS", "--token-env", "INGEST_TOKEN",
+                env={**serve.env, "INGEST_TOKEN": "t0ken-from-a-file\n"})
+    assert post(serve.url, job("t1"), authorization="Bearer t0ken-from-a-file").status_code == 202
+
+
+def test_a_handlers_module_that_calls_sys_exit_at_import_exits_2_saying_so(serve: Serve) -> None:
+    (serve.folder / "leaving.py").write_text("import sys\nsys.exit(3)\n")
+    result = serve.run("--store", "memory://", "--handlers", "leaving:HANDLERS")
+    assert result.returncode == 2, result.stderr
+    assert "importing `leaving` failed: SystemExit" in result.stderr
+
+
+def test_a_request_head_over_the_limit_is_refused_and_the_server_goes_on(serve: Serve) -> None:
+    serve.start("--store", "memory://", "--handlers", "handlers:HANDLERS")
+    try:  # (the server answers and closes while the client may still be sending: a reset then)
+        response = httpx.post(f"{serve.url}/events", content=json.dumps(job("h1")), timeout=10,
+                              headers={"content-type": "application/cloudevents+json", "x-big": "x" * 2_000_000})
+        assert response.status_code in (400, 431)
+    except httpx.TransportError:
+        pass
+    assert post(serve.url, job("h2")).status_code == 202
+
+
+def test_workers_end_when_the_command_is_killed(serve: Serve, redis_url: str) -> None:
+    import re
+    import signal
+
+    process = serve.start("--store", redis_db(redis_url, 11), "--workers", "2", "--handlers", "handlers:HANDLERS")
+    serve.wait_logged("Started server process", 2)
+    found = re.search(r"started 2 workers \(pids (\d+), (\d+)\)", serve.stderr.read_text())
+    assert found, serve.stderr.read_text()
+    workers = [int(pid) for pid in found.groups()]
+    process.send_signal(signal.SIGKILL)
+    process.wait(5)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too
+            return stat.read().split(") ")[1][0] != "Z"
+
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "workers outlived the command"
+    # The port is free again: a supervisor can start the command anew.
+    serve.start("--store", redis_db(redis_url, 11), "--handlers", "handlers:HANDLERS")
