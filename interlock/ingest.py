@@ -17,6 +17,7 @@ delivery runs while the app runs. `interlock serve` starts the router itself ins
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -67,6 +68,10 @@ def create_app(router: Router, *, token: str | None = None, max_body_bytes: int 
     app = Starlette(routes=routes, lifespan=_delivering(router) if lifespan_starts_router else None,
                     exception_handlers={HTTPException: _http_problem, Exception: _internal_problem})
     return _no_slash_redirects(app)
+
+
+PROBE = "readyz"  # an idempotency key nothing writes: asking for it is a round trip to the store
+PROBE_TIMEOUT = 2.0
 
 
 def _no_slash_redirects(app: Starlette) -> Starlette:
@@ -169,12 +174,19 @@ class _Ingest:
         return receipts
 
     async def readyz(self, request: Request) -> Response:
+        """Ready: delivery runs with every background task alive, and the store answers (within
+        PROBE_TIMEOUT): while it does not, every publish would be a 503."""
         engine = self.router.engine
-        if engine.healthy():
-            return JSONResponse({"status": "ready"})
-        detail = ("a background task of delivery has failed (the log says which)" if engine.running
-                  else "delivery is not running")
-        return Problem(503, "not-ready", detail).response()
+        if not engine.healthy():
+            detail = ("a background task of delivery has failed (the log says which)" if engine.running
+                      else "delivery is not running")
+            return Problem(503, "not-ready", detail).response()
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.router.store.remembered(PROBE)
+        except (StoreError, TimeoutError) as exc:
+            return Problem(503, "not-ready", f"the store does not answer: {type(exc).__name__}: {exc}").response()
+        return JSONResponse({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(self.document)

@@ -7,6 +7,7 @@ requests in each CloudEvents mode, and every way a request can be refused.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,12 +283,21 @@ def test_a_stopped_redis_is_503_with_retry_after(tmp_path: Path, make_redis_serv
         assert httpx.post(f"{served.url}/events", content=json.dumps(cloudevent("r-1")), headers=STRUCTURED,
                           timeout=10).status_code == 202
         served.call(router.drain(5))
-        server.stop()
+        server.kill()
         response = httpx.post(f"{served.url}/events", content=json.dumps(cloudevent("r-2")), headers=STRUCTURED,
                               timeout=10)
         assert_problem(response, 503, "StoreUnavailable", "cannot reach Redis at redis://:***@127.0.0.1")
         assert response.headers["retry-after"] == "1"
         assert "pa55word" not in response.text
+        # Not ready while the store does not answer (a balancer sends elsewhere), ready again after.
+        readyz = httpx.get(f"{served.url}/readyz", timeout=10)
+        assert_problem(readyz, 503, "the store does not answer")
+        assert "pa55word" not in readyz.text
+        server.start()
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{served.url}/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "not ready again after the store came back"
+            time.sleep(0.2)
 
 
 class FlakyStore(interlock.MemoryStore):
