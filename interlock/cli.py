@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body", type=_at_least_one, default=1_048_576, metavar="BYTES",
                        help="the largest request body taken (default 1 MiB; 413 beyond)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     serve.add_argument("--claim-idle", type=_duration_ms, default=None, metavar="DURATION",
                        help="on a shared store, how long a delivery read by a process that died waits before "
                        "another takes it over (default 30s; never less than twice the target's timeout)")
@@ -295,13 +297,14 @@ def _serve(args: argparse.Namespace, stderr: Console) -> int:
     settings = serve.ServeSettings(
         project=args.path, store=args.store, host=args.host, port=args.port, workers=args.workers,
         handlers=args.handlers, token_env=args.token_env, max_body=args.max_body, access_log=args.access_log,
-        claim_idle_ms=args.claim_idle)
+        claim_idle_ms=args.claim_idle, tls_cert=args.tls_cert, tls_key=args.tls_key)
     try:
         store = open_store(args.store)
         if args.workers > 1 and not store.shared:
             raise serve.ServeError(f"--workers {args.workers} needs a shared store such as redis://: "
                                    f"{args.store} lives in one process")
         serve.read_token(args.token_env)
+        serve.check_tls(settings)
         router = _load_router(args.path, stderr, store, **serve.router_options(settings))
         if router is None:
             return EXIT_FAILED

@@ -72,6 +72,8 @@ class ServeSettings:
     max_body: int = 1_048_576
     access_log: bool = False
     claim_idle_ms: int | None = None
+    tls_cert: str | None = None  # a PEM certificate chain: serve HTTPS
+    tls_key: str | None = None
 
 
 class ServeError(Exception):
@@ -119,11 +121,12 @@ def serve(settings: ServeSettings, router: Router, app: Starlette) -> int:
     serve this process when there is one worker; each worker process makes its own else."""
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if settings.tls_cert else "http"
+    url = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
     log.info("serving %s on %s (store %r, %d worker%s)", settings.project, url, router.store, settings.workers,
              "" if settings.workers == 1 else "s")
     if settings.workers == 1:
-        return serve_here(router, app, sock, settings.access_log)
+        return serve_here(router, app, sock, settings)
     return run_workers(settings.workers, _worker, (settings, sock), grace=GRACE + 20)
 
 
@@ -154,7 +157,7 @@ def _worker(parent: int, settings: ServeSettings, sock: socket.socket) -> None:
     except Exception as exc:  # checked by the command before it started workers: a change since
         log.error("worker %d cannot start: %s: %s", os.getpid(), type(exc).__name__, exc)
         sys.exit(EXIT_FAILED)
-    sys.exit(serve_here(router, app, sock, settings.access_log))
+    sys.exit(serve_here(router, app, sock, settings))
 
 
 class _Stop:
@@ -171,20 +174,36 @@ class _Stop:
             self.server.should_exit = True
 
 
-def serve_here(router: Router, app: Starlette, sock: socket.socket, access_log: bool) -> int:
+def serve_here(router: Router, app: Starlette, sock: socket.socket, settings: ServeSettings) -> int:
     """Deliver and serve in this process until SIGTERM or SIGINT; the exit code."""
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    return asyncio.run(_serve(router, app, sock, access_log, stop))
+    return asyncio.run(_serve(router, app, sock, settings, stop))
 
 
-async def _serve(router: Router, app: Starlette, sock: socket.socket, access_log: bool, stop: _Stop) -> int:
+def check_tls(settings: ServeSettings) -> None:
+    """That the certificate and key load (ServeError saying why not), before anything starts."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        return
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ServeError("--tls-cert and --tls-key go together")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"cannot load --tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+async def _serve(router: Router, app: Starlette, sock: socket.socket, settings: ServeSettings, stop: _Stop) -> int:
     # h11: it bounds a request's head (httptools reads any size); at most MAX_CONNECTIONS at
     # once (503 beyond), so memory stays below MAX_CONNECTIONS x (--max-body + the head).
-    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=access_log,
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=settings.access_log,
                             timeout_graceful_shutdown=GRACE, server_header=False, http="h11",
-                            h11_max_incomplete_event_size=MAX_HEAD, limit_concurrency=MAX_CONNECTIONS)
+                            h11_max_incomplete_event_size=MAX_HEAD, limit_concurrency=MAX_CONNECTIONS,
+                            ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     server = stop.server = uvicorn.Server(config)
     try:
         async with router:

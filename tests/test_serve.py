@@ -342,3 +342,44 @@ def test_workers_end_when_the_command_is_killed(serve: Serve, redis_url: str) ->
     assert not any(alive(pid) for pid in workers), "workers outlived the command"
     # The port is free again: a supervisor can start the command anew.
     serve.start("--store", redis_db(redis_url, 11), "--handlers", "handlers:HANDLERS")
+
+
+def test_serve_speaks_https_with_a_certificate(serve: Serve, tmp_path: Path) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.private_key_pem.write_to_path(str(key))
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    authority.cert_pem.write_to_path(str(ca))
+    with serve.stderr.open("wb") as stderr:
+        process = subprocess.Popen(serve.command("--port", str(serve.port), "--store", "memory://", "--handlers",
+                                                 "handlers:HANDLERS", "--tls-cert", str(cert), "--tls-key", str(key)),
+                                   cwd=serve.folder, env=serve.env, stdout=subprocess.DEVNULL, stderr=stderr)
+    serve.processes.append(process)
+    url = f"https://{HOST}:{serve.port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", verify=str(ca), timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            assert process.poll() is None, serve.stderr.read_text()
+            assert time.monotonic() < deadline, serve.stderr.read_text()
+            time.sleep(0.05)
+    response = httpx.post(f"{url}/events", content=json.dumps(job("tls-1")), verify=str(ca), timeout=10,
+                          headers={"content-type": "application/cloudevents+json"})
+    assert response.status_code == 202, response.text
+    serve.wait_handled({"tls-1"})
+    assert f"serving jobs.route on {url}" in serve.stderr.read_text()
+    with pytest.raises(httpx.TransportError):  # plain HTTP is not spoken there
+        httpx.get(f"http://{HOST}:{serve.port}/healthz", timeout=2).raise_for_status()
+    assert stop(process) == 0
+
+
+def test_a_certificate_that_does_not_load_exits_2(serve: Serve, tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    result = serve.run("--store", "memory://", "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key",
+                       str(tmp_path / "bad.pem"))
+    assert result.returncode == 2 and "cannot load --tls-cert" in result.stderr, result.stderr
