@@ -316,6 +316,17 @@ def _serve(args: argparse.Namespace, stderr: Console) -> int:
         return EXIT_USAGE
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -327,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `interlock test ... | head`: the reader left, as Unix tools take it
+        _quiet_stdout()
+        return EXIT_OK
     except Exception as exc:  # the promise: never a traceback for anything a user can feed us
         stderr.print(f"interlock: internal error: {type(exc).__name__}: {exc}", markup=False)
         stderr.print("this is a bug in interlock; please report it with the input that caused it", markup=False)

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from interlock.runtime.event import Event, EventError
+from interlock.dsl.transform import did_you_mean
 from interlock.runtime.outcomes import HttpError
 from interlock.runtime.router import Router
 
@@ -36,10 +37,15 @@ def parse_rates(options: Sequence[str], flag: str, targets: Sequence[str], *, fr
     out: dict[str, float] = {}
     for option in options:
         target, sep, text = option.partition("=")
+        known = ", ".join(sorted(targets))
+        if not sep and target in targets:
+            what = "a rate between 0 and 1" if fraction else "milliseconds"
+            raise SimulationInputError(f"{flag} {option!r}: the value is missing: {flag} {target}=VALUE, VALUE {what}")
         if not sep or target not in targets:
-            known = ", ".join(sorted(targets))
+            hint = did_you_mean(target, targets)
             raise SimulationInputError(
-                f"{flag} {option!r}: expected TARGET=VALUE with a target of the project ({known})")
+                f"{flag} {option!r}: expected TARGET=VALUE with a target of the project ({known})"
+                + (f"; {hint}" if hint else ""))
         try:
             value = float(text)
         except ValueError:

@@ -84,3 +84,20 @@ def test_the_installed_command_runs(project: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "error[E0104]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    # `interlock test ... --format json | head`: the reader leaves early; like Unix tools, no
+    # error then (it used to be "internal error: BrokenPipeError").
+    tests = "\n".join(f"test t{n} {{ send order.created {{ amount: {n} }} expect billing }}" for n in range(3000))
+    (tmp_path / "p.route").write_text(
+        "event order.created { amount: int }\ndead_letter dlq\ntarget billing { dead_letter dlq }\n"
+        "route r { on order.created to billing }\n" + tests)
+    process = subprocess.Popen([sys.executable, "-m", "interlock.cli", "test", str(tmp_path), "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 0, stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr
