@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from interlock.runtime.event import Event, EventError
 from interlock.dsl.transform import did_you_mean
+from interlock.runtime.event import Event, EventError
 from interlock.runtime.outcomes import HttpError
 from interlock.runtime.router import Router
 
