@@ -83,7 +83,9 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
     """A receipt as the ingest answers it; a sync target's reply that is not JSON becomes its `str`."""
     return {"id": receipt.id, "targets": sorted(receipt.targets), "unrouted": receipt.unrouted,
             "duplicate": receipt.duplicate, "replies": {t: _jsonable(v) for t, v in sorted(receipt.replies.items())},
-            "errors": dict(sorted(receipt.errors.items()))}
+            "errors": dict(sorted(receipt.errors.items())),
+            "failures": {t: {"attempt": a.attempt, "kind": a.kind, "message": a.message, "status": a.status}
+                         for t, a in sorted(receipt.failures.items())}}
 
 
 def check_event(router: Router, cloudevent: Any) -> Event:

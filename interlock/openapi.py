@@ -54,7 +54,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Receipt": {
         "type": "object",
-        "required": ["id", "targets", "unrouted", "duplicate", "replies", "errors"],
+        "required": ["id", "targets", "unrouted", "duplicate", "replies", "errors", "failures"],
         "properties": {
             "id": {"type": "string", "description": "the event's id"},
             "targets": {"type": "array", "items": {"type": "string"},
@@ -66,6 +66,14 @@ _SCHEMAS: dict[str, Any] = {
                         "description": "per sync target, its reply (a reply that is not JSON: its text)"},
             "errors": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "per sync target that failed after its retries, the error"},
+            "failures": {"type": "object", "description": "the same targets' last attempts",
+                         "additionalProperties": {
+                             "type": "object", "required": ["attempt", "kind", "message", "status"],
+                             "properties": {"attempt": {"type": "integer"},
+                                            "kind": {"type": "string", "description": "the error kind"},
+                                            "message": {"type": "string"},
+                                            "status": {"type": ["integer", "null"],
+                                                       "description": "an HTTP target's response status"}}}},
         },
     },
     "Receipts": {

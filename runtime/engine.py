@@ -24,6 +24,7 @@ store. The engine wires the parts, each in a module of its own:
 from __future__ import annotations
 
 import asyncio
+import difflib
 import functools
 import json
 import logging
@@ -361,23 +362,25 @@ class Engine:
                     return Receipt(ev.id, frozenset(), duplicate=True)
                 replies: dict[str, Any] = {}
                 errors: dict[str, str] = {}
+                failures: dict[str, Attempt] = {}
                 self.handlers.prepare(target for target, _ in sync)  # before anything is called or stored
                 for target, routes in sync:
                     ok, value, dead = await self._call_sync(ev, target, routes)
                     if ok:
                         replies[target] = value
                     else:
-                        errors[target] = value
+                        errors[target], failures[target] = value
                     if dead is not None:
                         entries.append(dead)
-                return await self._store(ev, deliveries, entries, replies, errors)
+                return await self._store(ev, deliveries, entries, replies, errors, failures)
         finally:
             turn[1] -= 1
             if not turn[1]:
                 del self._publishing[ev.id]
 
     async def _store(self, ev: Event, deliveries: Routes, entries: list[tuple[str, dict[str, Any]]],
-                     replies: dict[str, Any], errors: dict[str, str]) -> Receipt:
+                     replies: dict[str, Any], errors: dict[str, str],
+                     failures: dict[str, Attempt] | None = None) -> Receipt:
         """The publish's one store step; its receipt."""
         # The deliveries, the sync targets' dead letters and the idempotency key in one step:
         # a publish that raised stored nothing, so publishing the same event again is safe.
@@ -392,7 +395,7 @@ class Engine:
         if stored is None:
             self.outstanding.finished(accepted)
             return Receipt(ev.id, frozenset(), duplicate=True)
-        return Receipt(ev.id, frozenset(deliveries), replies, errors=errors)
+        return Receipt(ev.id, frozenset(deliveries), replies, errors=errors, failures=failures or {})
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]
                          ) -> tuple[bool, Any, tuple[str, dict[str, Any]] | None]:
@@ -418,7 +421,7 @@ class Engine:
                     if dead is not None and self.targets[target]["on_exhausted"] != "drop":
                         entry = (dead_stream(dead), dead_entry(ev, target, tuple(r for r, _ in routes),
                                                                tuple(history), decision.reason, self.store.now_ms()))
-                    return False, f"{kind}: {message} ({decision.reason})", entry
+                    return False, (f"{kind}: {message} ({decision.reason})", history[-1]), entry
                 await asyncio.sleep(decision.delay_ms / 1000)
                 attempt += 1
 
@@ -443,8 +446,17 @@ class Engine:
 
     # ---- dead letters -------------------------------------------------------------------
 
+    def _dead_letter_name(self, name: str) -> str:
+        """`name` if it is a dead letter of the router (the unrouted one included), else a DeliveryError."""
+        names = [*self.artifact["dead_letters"], self.unrouted_dead_letter]
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else f" (dead letters: {', '.join(sorted(set(names)))})"
+            raise DeliveryError(f"no dead letter `{name}` in this router{hint}")
+        return name
+
     async def dead_letters(self, name: str) -> list[DeadLetter]:
-        return await read_dead_letters(self.store, name)
+        return await read_dead_letters(self.store, self._dead_letter_name(name))
 
     async def dead_letters_all(self) -> list[DeadLetter]:
         """The entries of every dead letter of the router, the unrouted one included."""
@@ -453,6 +465,7 @@ class Engine:
 
     async def redrive(self, name: str, ids: list[str] | None = None) -> int:
         """Deliver dead-lettered events to their target again, from a first attempt; returns how many."""
+        self._dead_letter_name(name)
         chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]
         count = 0
         for dead in chosen:
@@ -475,17 +488,44 @@ class Engine:
     # ---- drain --------------------------------------------------------------------------
 
     async def drain(self, timeout: float | None = None) -> None:
+        """Return when every async delivery accepted so far is acknowledged or dead-lettered;
+        TimeoutError after `timeout` seconds, saying per target what is still outstanding."""
         self.supervisor.raise_fault()
-        if self.store.shared:
-            async with asyncio.timeout(timeout):
-                await self._drain_shared()
-        elif self.outstanding.count and not self.running:
+        if not self.store.shared and self.outstanding.count and not self.running:
             raise DeliveryError(f"{self.outstanding.count} deliveries are waiting, but delivery is not running: "
                                 "drain inside `async with router:`")
-        else:
+        try:
             async with asyncio.timeout(timeout):
-                await self._drain_here()
+                await (self._drain_shared() if self.store.shared else self._drain_here())
+        except TimeoutError:
+            raise TimeoutError(f"drain: not done after {timeout:g} s: {await self._outstanding()}") from None
         self.supervisor.raise_fault()  # one that happened meanwhile
+
+    async def _outstanding(self) -> str:
+        """What is left to do, per async target: for the message of a drain that timed out."""
+        parts = []
+        for name in self._async_targets():
+            streams = self.streams_of(name)
+            bits = []
+            try:
+                pending = sum([len(await self.store.pending(stream, GROUP)) for stream in streams])
+                unread = [s for s in streams if not await self.store.quiet([s], GROUP)]
+                retries = len(await self.store.next_due(streams))
+            except Exception as exc:  # the store does not answer: say so, not what cannot be known
+                return f"the store does not answer ({type(exc).__name__}: {exc})"
+            pool = self.pools.get(name)
+            waiting = len(pool.queue) + sum(len(q) for q in pool.held.values()) if pool is not None else 0
+            if pending:
+                bits.append(f"{pending} read and not yet acknowledged")
+            if waiting:
+                bits.append(f"{waiting} waiting here behind a busy key or a full pool")
+            if retries:
+                bits.append(f"a retry scheduled on {retries} of its streams")
+            if not bits and unread:
+                bits.append("deliveries not yet read")
+            if bits:
+                parts.append(f"`{name}`: " + ", ".join(bits))
+        return "; ".join(parts) or "nothing is left in the store (the last acknowledgements were on their way)"
 
     async def _drain_here(self) -> None:
         while not self.outstanding.idle.is_set():

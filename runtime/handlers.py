@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import functools
 import inspect
 import os
 import types
@@ -105,11 +104,30 @@ class Handlers:
             coroutine_function = self.coroutine_functions[function] = inspect.iscoroutinefunction(function)
         if not coroutine_function:
             # In the target's own threads: a `def` handler that hangs past its timeout keeps its
-            # thread, and must not take the threads of other targets with it.
+            # thread, and must not take the threads of other targets with it. Its timeout starts
+            # when it starts: waiting for a thread is not its time.
             loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, function, event)
-            async with asyncio.timeout(timeout):
-                return await loop.run_in_executor(self._executor(target), call)
+            started = loop.create_future()
+            context = contextvars.copy_context()
+
+            def run() -> Any:
+                loop.call_soon_threadsafe(_done, started)
+                return context.run(function, event)
+
+            running = loop.run_in_executor(self._executor(target), run)
+            try:
+                await asyncio.wait({started, running}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                running.cancel()  # (a call not yet started is dropped)
+                raise
+            scope = asyncio.timeout(timeout)
+            try:
+                async with scope:
+                    return await running
+            except TimeoutError:
+                if scope.expired():
+                    raise AttemptTimeout(timeout) from None
+                raise
         # The handler runs in this task, not a task of its own, but in a copy of its context
         # (as a task would: context variables it sets stay its own). Its first step runs now,
         # as `await` would run it; only if it then waits does the deadline, counted from
@@ -121,8 +139,14 @@ class Handlers:
             waiting_on = context.run(coroutine.send, None)
         except StopIteration as done:
             return done.value
-        async with asyncio.timeout_at(deadline):
-            return await _resume(coroutine, waiting_on, context)
+        scope = asyncio.timeout_at(deadline)
+        try:
+            async with scope:
+                return await _resume(coroutine, waiting_on, context)
+        except TimeoutError:
+            if scope.expired():  # the deadline, not a TimeoutError of the handler's own
+                raise AttemptTimeout(timeout) from None
+            raise
 
 
 @types.coroutine
@@ -146,6 +170,18 @@ def _resume(coroutine: Any, waiting_on: Any, context: contextvars.Context) -> Ge
                 waiting_on = context.run(coroutine.send, sent)
             except StopIteration as done:
                 return done.value
+
+
+def _done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class AttemptTimeout(TimeoutError):
+    """An attempt that took longer than its target's timeout (its kind: `TimeoutError`)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the attempt took longer than the target's timeout ({timeout:g} s)")
 
 
 def cancelling() -> bool:
@@ -185,8 +221,8 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """A handler's failure as (error kind, message): the kind is its class name (an HTTP
     target's: its most specific kind). The message is always text that can be stored:
     bounded, valid UTF-8, and there even when the exception's `__str__` fails."""
-    if isinstance(exc, asyncio.TimeoutError):
-        return "TimeoutError", "the attempt took longer than the target's timeout"
+    if isinstance(exc, AttemptTimeout):
+        return "TimeoutError", str(exc)
     try:
         message = str(exc)
     except Exception as inner:  # its __str__ is broken: say so rather than fail the delivery

@@ -29,22 +29,23 @@ class HttpError(Exception):
 
 
 @attrs.frozen
-class Receipt:
-    id: str
-    targets: frozenset[str]
-    replies: dict[str, Any] = attrs.Factory(dict)
-    unrouted: bool = False
-    duplicate: bool = False
-    errors: dict[str, str] = attrs.Factory(dict)  # sync targets that failed after their retries
-
-
-@attrs.frozen
 class Attempt:
     attempt: int
     kind: str
     message: str
     at_ms: int
     status: int | None = None  # an HTTP target's response status, if there was a response
+
+
+@attrs.frozen
+class Receipt:
+    id: str
+    targets: frozenset[str]
+    replies: dict[str, Any] = attrs.Factory(dict)
+    unrouted: bool = False
+    duplicate: bool = False
+    errors: dict[str, str] = attrs.Factory(dict)  # sync targets that failed after their retries, in words
+    failures: dict[str, Attempt] = attrs.Factory(dict)  # the same: each one's last attempt (kind, message, status)
 
 
 @attrs.frozen

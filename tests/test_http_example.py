@@ -117,7 +117,7 @@ def cloudevent(event_id: str, data: dict[str, Any], type: str = "order.placed") 
 def receipt(event_id: str, targets: list[str], replies: dict[str, Any] | None = None, *,
             unrouted: bool = False, duplicate: bool = False) -> dict[str, Any]:
     return {"id": event_id, "targets": targets, "unrouted": unrouted, "duplicate": duplicate,
-            "replies": replies or {}, "errors": {}}
+            "replies": replies or {}, "errors": {}, "failures": {}}
 
 
 def requests_for(service: Process, event_id: str) -> list[str]:

@@ -112,7 +112,7 @@ def test_a_structured_event_is_published_and_delivered(ingest: Ingest) -> None:
     response = ingest.post(cloudevent("s-1"))
     assert response.status_code == 202
     assert response.json() == {"id": "s-1", "targets": ["billing"], "unrouted": False, "duplicate": False,
-                               "replies": {}, "errors": {}}
+                               "replies": {}, "errors": {}, "failures": {}}
     assert ingest.handled() == ["s-1"]
     assert ingest.seen[0].data == {"id": "s-1", "amount": 10} and ingest.seen[0].source == "tests"
     with_charset = ingest.post(cloudevent("s-2"), {"content-type": "application/cloudevents+json; charset=utf-8"})
@@ -160,7 +160,7 @@ def test_an_id_posted_again_is_a_duplicate(ingest: Ingest) -> None:
     again = ingest.post(cloudevent("d-1"))
     assert again.status_code == 202
     assert again.json() == {"id": "d-1", "targets": [], "unrouted": False, "duplicate": True, "replies": {},
-                            "errors": {}}
+                            "errors": {}, "failures": {}}
     assert ingest.handled() == ["d-1"]
 
 

@@ -1,0 +1,125 @@
+"""What delivery tells its user when something goes wrong: a handler's own timeout, a dead
+letter's name mistyped, a drain that times out, a sync target's failure; and a `def`
+handler's timeout counted from when it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import interlock
+from interlock.runtime.outcomes import DeliveryError
+
+PROJECT = """
+event job { n: int }
+dead_letter failed
+target work { mode async, timeout 200ms, concurrency 1, retry { attempts 1 }, dead_letter failed }
+target quote { mode sync, timeout 200ms, retry { attempts 2, backoff fixed 5ms }, dead_letter failed }
+route jobs { on job when n >= 0 to work }
+route quotes { on job when n < 0 to quote }
+"""
+
+
+def load() -> interlock.Router:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(PROJECT)
+    return interlock.load(str(folder / "p.route"))
+
+
+def run(router: interlock.Router, events: list[dict[str, Any]], drain: float = 10) -> None:
+    async def main() -> None:
+        async with router:
+            for n, data in enumerate(events):
+                await router.publish("job", data, id=f"j{n}")
+            await router.drain(drain)
+
+    asyncio.run(main())
+
+
+def test_a_handlers_own_timeout_error_keeps_its_message() -> None:
+    router = load()
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        if event.data["n"] == 0:
+            raise TimeoutError("eu slow")
+        await asyncio.sleep(1)  # past the target's 200 ms
+
+    router.handler("quote")(lambda event: None)
+    run(router, [{"n": 0}, {"n": 1}])
+    letters = {d.event.id: d.attempts[0] for d in router.dead_letters("failed")}
+    assert (letters["j0"].kind, letters["j0"].message) == ("TimeoutError", "eu slow")
+    assert letters["j1"].kind == "TimeoutError"
+    assert letters["j1"].message == "the attempt took longer than the target's timeout (0.2 s)"
+
+
+def test_a_dead_letter_name_that_does_not_exist_is_an_error_with_a_suggestion() -> None:
+    router = load()
+    with pytest.raises(DeliveryError, match="no dead letter `faild` in this router; did you mean `failed`"):
+        router.dead_letters("faild")
+
+    async def redrive() -> int:
+        return await router.redrive("faild")
+
+    with pytest.raises(DeliveryError, match="did you mean `failed`"):
+        asyncio.run(redrive())
+    assert router.dead_letters("unrouted") == []  # the unrouted dead letter is one too
+
+
+def test_a_drain_that_times_out_says_what_is_outstanding() -> None:
+    router = load()
+    router.handler("quote")(lambda event: None)
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        await asyncio.sleep(0.15)
+
+    async def main() -> None:
+        async with router:
+            for n in range(5):
+                await router.publish("job", {"n": n})
+            with pytest.raises(TimeoutError, match=r"drain: not done after 0.1 s: `work`: .*read and not yet"):
+                await router.drain(0.1)
+            await router.drain(10)
+
+    asyncio.run(main())
+
+
+def test_a_failed_sync_target_is_in_the_receipt_as_kind_and_message() -> None:
+    router = load()
+    router.handler("work")(lambda event: None)
+
+    @router.handler("quote")
+    def quote(event: interlock.Event) -> None:
+        raise LookupError("no price for this one")
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            return await router.publish("job", {"n": -1})
+
+    receipt = asyncio.run(main())
+    failure = receipt.failures["quote"]
+    assert (failure.attempt, failure.kind, failure.message) == (2, "LookupError", "no price for this one")
+    assert receipt.errors["quote"].startswith("LookupError: no price for this one")
+
+
+def test_a_def_handlers_timeout_starts_when_it_starts_not_while_it_waits_for_a_thread() -> None:
+    # `work` has one thread: the first call hangs past its timeout and keeps the thread for
+    # 600 ms; the second waits for the thread that long, then takes 10 ms: it is delivered.
+    router = load()
+    router.handler("quote")(lambda event: None)
+    delivered: list[tuple[str, int]] = []
+
+    @router.handler("work")
+    def work(event: interlock.Event) -> None:
+        time.sleep(0.6 if event.data["n"] == 0 else 0.01)
+        delivered.append((event.id, event.attempt))
+
+    run(router, [{"n": 0}, {"n": 1}])
+    assert ("j1", 1) in delivered
+    assert [d.event.id for d in router.dead_letters("failed")] == ["j0"]
