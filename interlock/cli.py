@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -275,11 +276,14 @@ def _simulate(args: argparse.Namespace, stderr: Console) -> int:
     if router is None:
         return EXIT_FAILED
     try:
-        run(router, args.events, args.fail, args.slow, args.seed, Console(highlight=False))
+        # The table says what became of each delivery: the runtime's own warnings would repeat it.
+        logging.getLogger("interlock.runtime").setLevel(logging.ERROR)
+        width = None if sys.stdout.isatty() else 160  # piped: a table too wide for 80 columns stays whole
+        result = run(router, args.events, args.fail, args.slow, args.seed, Console(highlight=False, width=width))
     except SimulationInputError as exc:
         stderr.print(f"interlock: error: {exc}", markup=False)
         return EXIT_USAGE
-    return EXIT_OK
+    return EXIT_FAILED if result.refused else EXIT_OK
 
 
 def _serve(args: argparse.Namespace, stderr: Console) -> int:

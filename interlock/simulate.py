@@ -3,9 +3,14 @@
 Every target gets a handler that takes `--slow TARGET=MS` milliseconds and fails with
 probability `--fail TARGET=RATE` (raising `ConnectionError`, which every policy retries
 unless its `retry_on` says otherwise; an HTTP target fails as a 503 would: `http.503`,
-`http.5xx`; nothing is sent over the network). The events are published in order,
-delivery runs until drained, and a table per target says what happened: delivered, retried,
-dead-lettered, and the publish-to-handler latency of the deliveries that succeeded.
+`http.5xx`; nothing is sent over the network). A target that `emits` event types publishes
+one of each (its data made from the type's schema) after each delivery, as the service
+would. The events are published in order, delivery runs until drained, and a table per
+target says what became of each delivery: delivered, retried, dead-lettered, dropped (an
+async target given up on without a dead letter: `on_exhausted drop`), failed (a sync target
+that failed after its retries: its publisher was told), how many events it emitted, and the
+publish-to-handler latency of the deliveries that succeeded. Events their schema refuses
+are listed, and make the exit code 1.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ class TargetStats:
     delivered: int = 0
     retried: int = 0
     failed_attempts: int = 0
+    dropped: int = 0  # async deliveries given up on with `on_exhausted drop` (or no dead letter)
+    failed: int = 0  # sync deliveries that failed after their retries: the publisher was told
+    emitted: int = 0  # events this target published (its `emits`), after a delivery
     latencies_ms: list[float] = attrs.Factory(list)
 
 
@@ -108,14 +116,49 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+#: The most events `emits` may add to a run (each delivery to an emitting target publishes).
+MAX_EMITTED = 100_000
+
+
+def example(schema: dict[str, Any] | None) -> Any:
+    """Data of the shape `schema` declares (each required field, a value of its type): what a
+    target's emitted event carries in a simulation."""
+    if schema is None:
+        return {}
+    kind = schema["type"]
+    if kind == "object":
+        return {name: example(field) for name, field in schema["fields"].items() if not field.get("optional")}
+    return {"list": [], "string": "simulated", "int": 0, "float": 0.0, "bool": False,
+            "timestamp": "2026-01-01T00:00:00Z"}.get(kind)
+
+
 async def simulate(router: Router, events: list[Event], fail: dict[str, float], slow: dict[str, float],
                    *, seed: int = 0, progress: Progress | None = None) -> Result:
     rng = random.Random(seed)
     stats = {name: TargetStats() for name in router.targets}
     published: dict[str, float] = {}
+    succeeded: set[tuple[str, str]] = set()  # (event id, target)
+    routed: set[tuple[str, str]] = set()
+    unrouted = 0
+    refused: list[str] = []
+    emitted = 0
+
+    async def publish(event: Event) -> None:
+        nonlocal unrouted
+        published[event.id] = time.perf_counter()
+        try:
+            receipt = await router.publish(event)
+        except ValueError as exc:  # a schema violation: refused, nothing stored
+            refused.append(f"{event.type} {event.id}: {exc}")
+            return
+        unrouted += receipt.unrouted
+        routed.update((event.id, target) for target in receipt.targets)
+        for target in receipt.failures:
+            stats[target].failed += 1
 
     for name in router.targets:
         async def handle(event: Event, name: str = name) -> dict[str, str]:
+            nonlocal emitted
             s = stats[name]
             if event.attempt > 1:
                 s.retried += 1
@@ -128,22 +171,21 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
                 raise ConnectionError(f"simulated failure of `{name}`")
             s.delivered += 1
             s.latencies_ms.append((time.perf_counter() - published[event.id]) * 1000)
+            if (event.id, name) not in succeeded:
+                succeeded.add((event.id, name))
+                for event_type in router.targets[name]["emits"]:  # what the service would publish
+                    if emitted < MAX_EMITTED:
+                        emitted += 1
+                        s.emitted += 1
+                        await publish(Event(event_type, example(router.artifact["events"].get(event_type))))
             return {"simulated": name}
         router.handler(name)(handle)
 
-    unrouted = 0
-    refused = []
     task = progress.add_task("publishing", total=len(events)) if progress else None
     start = time.perf_counter()
     async with router:
         for event in events:
-            published[event.id] = time.perf_counter()
-            try:
-                receipt = await router.publish(event)
-            except ValueError as exc:  # a schema violation: refused, nothing stored
-                refused.append(f"{event.type} {event.id}: {exc}")
-                continue
-            unrouted += receipt.unrouted
+            await publish(event)
             if progress is not None and task is not None:
                 progress.advance(task)
         if progress is not None and task is not None:
@@ -151,24 +193,33 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
         await router.drain()
     seconds = time.perf_counter() - start
     dead: dict[str, int] = {}
+    dead_pairs = set()
     for entry in await router.engine.dead_letters_all():
         if entry.target is not None:
             dead[entry.target] = dead.get(entry.target, 0) + 1
+            dead_pairs.add((entry.event.id, entry.target))
+    for event_id, target in routed - succeeded - dead_pairs:
+        if router.targets[target]["mode"] == "async":
+            stats[target].dropped += 1
     return Result(stats, dead, unrouted, refused, seconds)
 
 
 def report(console: Console, result: Result, events: int) -> None:
     table = Table(title=f"{events} events in {result.seconds:.2f} s", title_justify="left")
-    for column in ("target", "delivered", "retried", "dead-lettered", "p50 ms", "p99 ms"):
+    columns = ("target", "delivered", "retried", "dead-lettered", "dropped", "failed", "emitted", "p50 ms", "p99 ms")
+    for column in columns:
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, s in result.stats.items():
         p50, p99 = _percentile(s.latencies_ms, 0.5), _percentile(s.latencies_ms, 0.99)
-        table.add_row(name, str(s.delivered), str(s.retried), str(result.dead_lettered.get(name, 0)),
-                      "-" if p50 is None else f"{p50:.2f}", "-" if p99 is None else f"{p99:.2f}")
+        table.add_row(name, str(s.delivered), str(s.retried), str(result.dead_lettered.get(name, 0)), str(s.dropped),
+                      str(s.failed), str(s.emitted), "-" if p50 is None else f"{p50:.2f}",
+                      "-" if p99 is None else f"{p99:.2f}")
     console.print(table)
     console.print(f"unrouted (kept in their dead letter): {result.unrouted}")
     for line in result.refused:
         console.print(f"refused: {line}", markup=False)
+    if result.refused:
+        console.print(f"{len(result.refused)} event(s) refused by their schema: exit 1", markup=False)
 
 
 def run(router: Router, events_path: str, fail: Sequence[str], slow: Sequence[str], seed: int,

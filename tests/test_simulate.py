@@ -27,11 +27,12 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _table(out: str) -> dict[str, list[str]]:
+def _table(out: str, rows_of: tuple[str, ...] = ("billing", "audit")) -> dict[str, list[str]]:
+    """Per target: delivered, retried, dead-lettered, dropped, failed, emitted, p50, p99."""
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("│┃ ").split("│")]
-        if len(cells) == 6 and cells[0] in ("billing", "audit"):
+        if len(cells) == 9 and cells[0] in rows_of:
             rows[cells[0]] = cells[1:]
     return rows
 
@@ -66,3 +67,32 @@ def test_a_bad_events_line_is_named(project: Path, capsys: pytest.CaptureFixture
     (project / "bad.jsonl").write_text('{"type": "order.created", "data": {}}\n{"data": {}}\n')
     assert main(["simulate", str(project / "p.route"), "--events", str(project / "bad.jsonl")]) == 2
     assert "bad.jsonl:2:" in capsys.readouterr().err
+
+
+def test_what_became_of_each_delivery_dropped_failed_emitted_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.route").write_text("""
+event order.created { id: string, amount: int }
+event invoice.issued { invoice: string, total: float }
+dead_letter dlq
+target audit { retry { attempts 2 backoff fixed 1ms }, on_exhausted drop }
+target fraud { mode sync, retry { attempts 2 backoff fixed 1ms } }
+target billing { dead_letter dlq, emits [invoice.issued] }
+target ledger { dead_letter dlq }
+route a { on order.created to audit, fraud, billing }
+route b { on invoice.issued to ledger }
+""")
+    (tmp_path / "events.jsonl").write_text(
+        '{"type": "order.created", "data": {"id": "a", "amount": 1}}\n'
+        '{"type": "order.created", "data": {"id": "b", "amount": 2}}\n'
+        '{"type": "order.created", "data": {"id": "c", "amount": "x"}}\n')
+    code = main(["simulate", str(tmp_path / "p.route"), "--events", str(tmp_path / "events.jsonl"),
+                 "--fail", "audit=1", "--fail", "fraud=1"])
+    out = capsys.readouterr().out
+    assert code == 1  # an event its schema refused
+    rows = _table(out, ("audit", "fraud", "billing", "ledger"))
+    assert rows["audit"][:6] == ["0", "2", "0", "2", "0", "0"]  # given up and dropped: said so
+    assert rows["fraud"][:6] == ["0", "2", "0", "0", "2", "0"]  # failed: the publisher was told
+    assert rows["billing"][:6] == ["2", "0", "0", "0", "0", "2"]  # emitted an invoice per delivery
+    assert rows["ledger"][:6] == ["2", "0", "0", "0", "0", "0"]  # which were followed to the ledger
+    assert "field `amount` must be an int" in out and "1 event(s) refused" in out
