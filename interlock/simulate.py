@@ -198,7 +198,7 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
         if entry.target is not None:
             dead[entry.target] = dead.get(entry.target, 0) + 1
             dead_pairs.add((entry.event.id, entry.target))
-    for event_id, target in routed - succeeded - dead_pairs:
+    for _event_id, target in routed - succeeded - dead_pairs:
         if router.targets[target]["mode"] == "async":
             stats[target].dropped += 1
     return Result(stats, dead, unrouted, refused, seconds)
