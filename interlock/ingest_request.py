@@ -6,7 +6,8 @@ The CloudEvents HTTP binding has three modes, told apart by the request's Conten
 - **batched**, `application/cloudevents-batch+json`: the body is a JSON array of them;
 - **binary**, any other JSON type (`application/json`, `application/vnd.x+json`) or none:
   the attributes are `ce-*` headers (`ce-specversion`, `ce-id`, `ce-type`, `ce-source`,
-  optionally `ce-time`) and the body is the event's data, a JSON object.
+  optionally `ce-time`, and any other attribute or extension: `ce-subject`,
+  `ce-traceparent`) and the body is the event's data, a JSON object.
 
 Whatever the mode, the result is a list of CloudEvent JSON objects (dicts), for
 `Router.validate`. Anything unreadable is a `Problem` (400, 413 or 415) naming what is wrong.
@@ -99,12 +100,16 @@ def _binary(headers: Headers, body: bytes) -> dict[str, Any]:
     """A binary-mode event: attributes from the `ce-*` headers (percent-decoded, as the
     binding says), data from the body."""
     attributes: dict[str, str] = {}
-    for header in (*BINARY_REQUIRED, "ce-time"):
+    # The required ones, `ce-time`, and any other `ce-*` header: an optional attribute or an
+    # extension (`ce-subject`, `ce-traceparent`), kept with the event.
+    others = sorted({name.lower() for name in headers if name.lower().startswith("ce-")} -
+                    {*BINARY_REQUIRED, "ce-time"})
+    for header in (*BINARY_REQUIRED, "ce-time", *others):
         if len(headers.getlist(header)) > 1:
             raise Problem(400, "invalid-event", f"the `{header}` header is given more than once")
         raw = headers.get(header)
         if raw is None:
-            if header == "ce-time":
+            if header not in BINARY_REQUIRED:
                 continue
             raise Problem(400, "invalid-event", f"`{header}` header is missing{_hint(headers)}")
         try:

@@ -27,6 +27,7 @@ from .retry import decide
 from .scheduler import Scheduler
 from .store import EventStore, Record, StoreError
 from .supervisor import Supervisor, transient
+from .telemetry import Telemetry
 from .transform import delivered
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Deliverer:
     def __init__(self, *, store: EventStore, targets: dict[str, dict[str, Any]], handlers: Handlers, acker: Acker,
                  scheduler: Scheduler, pools: dict[str, TargetPool], partitions: dict[str, Partitions],
                  in_hand: InHand, outstanding: Outstanding, supervisor: Supervisor, random: Callable[[], float],
-                 idempotency_window_ms: int, claim_idle_ms: int, acked: set[str]) -> None:
+                 idempotency_window_ms: int, claim_idle_ms: int, acked: set[str], telemetry: Telemetry) -> None:
         self.store = store
         self.targets = targets
         self.handlers = handlers
@@ -52,6 +53,7 @@ class Deliverer:
         self.idempotency_window_ms = idempotency_window_ms
         self.claim_idle_ms = claim_idle_ms
         self.acked = acked  # streams with deliveries acknowledged (for retention)
+        self.telemetry = telemetry
         self.running = False
 
     def _leave(self, stream: str, record: Record) -> None:
@@ -102,10 +104,14 @@ class Deliverer:
             return
         ev = Event.from_cloudevent(entry["event"])
         extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
+        telemetry = self.telemetry
+        span = telemetry.delivering(ev, target, entry["attempt"], entry["routes"]) if telemetry.enabled else None
         try:
             await self.handlers.call(target, delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
         except (Exception, SystemExit, asyncio.CancelledError) as exc:  # the handler's failure: its class name
             if isinstance(exc, asyncio.CancelledError) and cancelling():
+                if span is not None:
+                    span.end(telemetry, target, "cancelled")
                 raise  # delivery stops: the delivery stays pending
             failed = failure(exc)
             kind, message = failed.kind, failed.message
@@ -116,6 +122,11 @@ class Deliverer:
             errors = [*entry["errors"], error]
             decision = decide(self.targets[target]["retry"], entry["attempt"], failed.kinds, now - entry["first_ms"],
                               self.random, failed.retry_after_ms)
+            dead = self.targets[target]["dead_letter"]
+            if self.targets[target]["on_exhausted"] == "drop":
+                dead = None
+            if span is not None:
+                span.end(telemetry, target, "retry" if decision.retry else "dead_letter" if dead else "dropped", kind)
             if decision.retry:
                 retry = {**entry, "attempt": entry["attempt"] + 1, "errors": errors}
                 due = now + decision.delay_ms
@@ -126,8 +137,7 @@ class Deliverer:
                 # The key stays held until the retry's outcome.
                 self.acker.add(stream, record.id, lambda: self._done(stream, record, release=False))
                 return
-            dead = self.targets[target]["dead_letter"]
-            if dead is not None and self.targets[target]["on_exhausted"] != "drop":
+            if dead is not None:
                 history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"], e.get("status"))
                                 for e in errors)
                 entry_out = dead_entry(ev, target, tuple(entry["routes"]), history, decision.reason, now)
@@ -140,6 +150,9 @@ class Deliverer:
                     ttl_ms=self.idempotency_window_ms))
             else:
                 log.warning("%s gave up on %s (%s); dropped", target, ev.id, decision.reason, extra=extra)
+        else:
+            if span is not None:
+                span.end(telemetry, target, "delivered", latency_ms=self.store.now_ms() - entry["first_ms"])
         self.acker.add(stream, record.id, lambda: self._done(stream, record, release=True))
 
     def _done(self, stream: str, record: Record, *, release: bool) -> None:

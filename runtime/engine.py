@@ -49,6 +49,7 @@ from .scheduler import Scheduler
 from .schema import validate
 from .store import EntryId, EventStore, Record, StoreError
 from .supervisor import Supervisor
+from .telemetry import Telemetry
 from .transform import delivered, key_of
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Engine:
         self.schemas: dict[str, Any] = artifact["events"]
         self.unrouted_dead_letter: str = artifact.get("unrouted") or "unrouted"
         self.handlers = Handlers(self.targets, deliver_http)
+        self.telemetry = Telemetry()
         self.idempotency_window_ms = idempotency_window_ms
         self.publish_timeout = publish_timeout
         # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
@@ -180,7 +182,8 @@ class Engine:
             store=self.store, targets=self.targets, handlers=self.handlers, acker=self.acker,
             scheduler=self.scheduler, pools=self.pools, partitions=self.partitions, in_hand=self.in_hand,
             outstanding=self.outstanding, supervisor=self.supervisor, random=self.random,
-            idempotency_window_ms=self.idempotency_window_ms, claim_idle_ms=self.claim_idle_ms, acked=self.acked)
+            idempotency_window_ms=self.idempotency_window_ms, claim_idle_ms=self.claim_idle_ms, acked=self.acked,
+            telemetry=self.telemetry)
         claim_idle: dict[str, int] = {}
         for name in self._async_targets():
             if name not in self.handlers:
@@ -326,7 +329,24 @@ class Engine:
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
         self.supervisor.raise_fault()
         await self._ensure_groups()
-        ev = self.validate(event, data, id=id)
+        telemetry = self.telemetry
+        if not telemetry.enabled:
+            return await self._publish(self.validate(event, data, id=id))
+        try:
+            ev = self.validate(event, data, id=id)
+        except ValueError:  # EventError, SchemaError
+            telemetry.refused_event(None, "invalid")
+            raise
+        with telemetry.publishing(ev) as (span, traced):
+            try:
+                receipt = await self._publish(traced)
+            except StoreError:
+                telemetry.refused_event(ev, "store")
+                raise
+            telemetry.published_as(span, ev, receipt.targets, receipt.unrouted, receipt.duplicate)
+            return receipt
+
+    async def _publish(self, ev: Event) -> Receipt:
         deliveries = self.routing(ev.type, ev.data)
         once = f"idempotency.{ev.id}"
         window = self.idempotency_window_ms
@@ -404,17 +424,26 @@ class Engine:
         first = self.store.now_ms()
         history: list[Attempt] = []
         attempt = 1
+        telemetry = self.telemetry
         while True:
+            span = telemetry.delivering(ev, target, attempt, [r for r, _ in routes]) if telemetry.enabled else None
             try:
-                return True, await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None)), None
+                reply = await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None))
+                if span is not None:
+                    span.end(telemetry, target, "delivered", latency_ms=self.store.now_ms() - first)
+                return True, reply, None
             except (Exception, SystemExit, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is
                 if isinstance(exc, asyncio.CancelledError) and cancelling():
+                    if span is not None:
+                        span.end(telemetry, target, "cancelled")
                     raise  # the publish itself is cancelled
                 failed = failure(exc)
                 kind, message = failed.kind, failed.message
                 history.append(Attempt(attempt, kind, message, self.store.now_ms(), failed.status))
                 decision = decide(policy, attempt, failed.kinds, self.store.now_ms() - first, self.random,
                                   failed.retry_after_ms)
+                if span is not None:
+                    span.end(telemetry, target, "retry" if decision.retry else "failed", kind)
                 if not decision.retry:
                     dead = self.targets[target]["dead_letter"]
                     entry = None

@@ -2,7 +2,8 @@
 
 Fields: `id` (what idempotency keys on; generated when absent), `type`, `data` (a JSON
 object), `key` (the ordering key of this delivery, from its target's `order by`), `time`
-(RFC 3339, UTC), `attempt` (1 for the first delivery), `source`.
+(RFC 3339, UTC), `attempt` (1 for the first delivery), `source`, and `extensions`: the
+CloudEvent's other attributes (`subject`, `traceparent`, ...), kept as they came.
 """
 
 from __future__ import annotations
@@ -43,6 +44,31 @@ def check_time(time: Any) -> str:
     return time
 
 
+# The attributes `Event` has fields for; any other is an extension (CloudEvents 1.0, 3.1).
+_CORE = frozenset({"specversion", "id", "source", "type", "time", "datacontenttype", "data"})
+_ATTRIBUTE = re.compile(r"[a-z0-9]{1,20}\Z")
+MAX_EXTENSIONS = 32
+MAX_EXTENSION_LENGTH = 4096
+
+
+def check_extensions(extensions: dict[str, Any]) -> None:
+    """CloudEvents extension attributes as they may be kept: a bounded number of them, each
+    named in lower-case letters and digits, its value a string, a number or a boolean."""
+    if len(extensions) > MAX_EXTENSIONS:
+        raise EventError(f"a CloudEvent has at most {MAX_EXTENSIONS} extension attributes, not {len(extensions)}")
+    for name, value in extensions.items():
+        if name == "data_base64":
+            raise EventError("CloudEvent `data_base64` (binary data) is not taken: data must be a JSON object")
+        if not isinstance(name, str) or not _ATTRIBUTE.match(name):
+            raise EventError(f"CloudEvent attribute {name!r}: a name is 1 to 20 lower-case letters and digits")
+        if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**31):
+            continue
+        if not isinstance(value, str):
+            raise EventError(f"CloudEvent attribute `{name}` must be a string, an integer or a boolean")
+        if len(value) > MAX_EXTENSION_LENGTH:
+            raise EventError(f"CloudEvent attribute `{name}` is longer than {MAX_EXTENSION_LENGTH} characters")
+
+
 def check_json(ev: Event) -> None:
     """That the event can travel as JSON text: no NaN or infinite number, no lone surrogate
     (in its data, keys included, or its id or source). EventError names the first place."""
@@ -50,6 +76,8 @@ def check_json(ev: Event) -> None:
         json.dumps(ev.data, ensure_ascii=False, allow_nan=False).encode("utf-8")
         ev.id.encode("utf-8")
         ev.source.encode("utf-8")
+        if ev.extensions:
+            json.dumps(ev.extensions, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (ValueError, TypeError):
         raise EventError(_first_non_json(ev)) from None
 
@@ -60,6 +88,11 @@ def _first_non_json(ev: Event) -> str:
             getattr(ev, name).encode("utf-8")
         except UnicodeEncodeError:
             return f"event `{name}` holds a lone surrogate (text that is not Unicode)"
+    for name, value in ev.extensions.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (ValueError, TypeError):
+            return f"CloudEvent attribute `{name}` is not JSON text"
     stack: list[tuple[str, Any]] = [("", ev.data)]
     while stack:
         path, value = stack.pop()
@@ -100,6 +133,7 @@ class Event:
     time: str = attrs.field(factory=_now)
     attempt: int = 1
     source: str = SOURCE
+    extensions: dict[str, Any] = attrs.field(factory=dict)
 
     @data.validator
     def _data(self, _attribute: Any, value: Any) -> None:
@@ -114,6 +148,7 @@ class Event:
     def to_cloudevent(self) -> dict[str, Any]:
         """The CloudEvents 1.0 JSON form (structured mode)."""
         return {
+            **self.extensions,
             "specversion": "1.0",
             "id": self.id,
             "source": self.source,
@@ -138,5 +173,8 @@ class Event:
         if media != "application/json" and not media.endswith("+json"):
             raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {content_type!r}")
         data = event.get("data")
+        extensions = {name: value for name, value in event.items() if name not in _CORE}
+        if extensions:
+            check_extensions(extensions)
         return cls(type=event["type"], data={} if data is None else data, id=event["id"],
-                   time=event.get("time") or _now(), source=event["source"])
+                   time=event.get("time") or _now(), source=event["source"], extensions=extensions)

@@ -38,7 +38,10 @@ class Handlers:
     def _executor(self, target: str) -> concurrent.futures.ThreadPoolExecutor:
         executor = self.executors.get(target)
         if executor is None:
-            workers = max(int(self.targets[target].get("concurrency") or 1), 1)
+            # Twice its concurrency: as many threads again for handlers that overran their
+            # timeout and still hold theirs (a thread cannot be stopped), so that new calls
+            # do not wait behind them (threads are made only when needed).
+            workers = 2 * max(int(self.targets[target].get("concurrency") or 1), 1)
             executor = self.executors[target] = concurrent.futures.ThreadPoolExecutor(
                 workers, thread_name_prefix=f"interlock-{target}")
         return executor
@@ -105,7 +108,8 @@ class Handlers:
         if not coroutine_function:
             # In the target's own threads: a `def` handler that hangs past its timeout keeps its
             # thread, and must not take the threads of other targets with it. Its timeout starts
-            # when it starts: waiting for a thread is not its time.
+            # when it starts: waiting for a thread is not its time (though that wait is bounded
+            # too, when every thread is held by handlers running past their timeouts).
             loop = asyncio.get_running_loop()
             started = loop.create_future()
             context = contextvars.copy_context()
@@ -116,9 +120,13 @@ class Handlers:
 
             running = loop.run_in_executor(self._executor(target), run)
             try:
-                await asyncio.wait({started, running}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
+                async with asyncio.timeout(timeout):
+                    await asyncio.wait({started, running}, return_when=asyncio.FIRST_COMPLETED)
+            except (asyncio.CancelledError, TimeoutError) as exc:
                 running.cancel()  # (a call not yet started is dropped)
+                if isinstance(exc, TimeoutError):
+                    raise AttemptTimeout(timeout, "no thread of the target came free within its timeout: handlers "
+                                         "running past theirs hold them all") from None
                 raise
             scope = asyncio.timeout(timeout)
             try:
@@ -180,8 +188,8 @@ def _done(future: asyncio.Future[None]) -> None:
 class AttemptTimeout(TimeoutError):
     """An attempt that took longer than its target's timeout (its kind: `TimeoutError`)."""
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(f"the attempt took longer than the target's timeout ({timeout:g} s)")
+    def __init__(self, timeout: float, why: str | None = None) -> None:
+        super().__init__(why or f"the attempt took longer than the target's timeout ({timeout:g} s)")
 
 
 def cancelling() -> bool:

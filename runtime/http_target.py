@@ -35,6 +35,7 @@ import httpx
 
 from .event import Event
 from .outcomes import DeliveryError, HttpError
+from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +188,14 @@ class HttpTarget:
         """The body and headers of an attempt to deliver `event` (its data already transformed)."""
         headers = list(self.headers)
         headers.append(("Interlock-Attempt", str(event.attempt)))
+        Telemetry.inject(headers)  # the delivery's span, for the service's own tracing
         if self.structured:
             body = _json(event.to_cloudevent())
             headers.append(("Content-Type", "application/cloudevents+json; charset=utf-8"))
         else:
             body = _json(event.data)
+            headers += [(f"ce-{name}", _header_value(str(value))) for name, value in event.extensions.items()
+                        if name not in ("traceparent", "tracestate")]  # (those: the W3C headers above)
             headers += [("ce-specversion", "1.0"), ("ce-id", _header_value(event.id)),
                         ("ce-source", _header_value(event.source)), ("ce-type", event.type),
                         ("ce-time", _header_value(str(event.time))), ("Content-Type", "application/json")]

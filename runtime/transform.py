@@ -51,4 +51,5 @@ def delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: An
     if not transform and attempt == ev.attempt and key is None and ev.key is None:
         return ev  # what the handler receives is the event as published
     data = apply_transform(transform, ev.data) if transform else ev.data
-    return Event(ev.type, data, id=ev.id, key=key, time=ev.time, attempt=attempt, source=ev.source)
+    return Event(ev.type, data, id=ev.id, key=key, time=ev.time, attempt=attempt, source=ev.source,
+                 extensions=ev.extensions)

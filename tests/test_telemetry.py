@@ -1,0 +1,259 @@
+"""Traces and metrics through the OpenTelemetry API, read back with the SDK's in-memory
+exporter and reader: the spans' parentage (a handler's own span under its delivery, the
+delivery under the publish, a publish under the caller's span or the event's
+`traceparent`, across the store), and the counters' and histograms' values."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from http_server import TargetServer
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import interlock
+
+EXPORTER = InMemorySpanExporter()
+READER = InMemoryMetricReader()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+trace.set_tracer_provider(_provider)  # (once per process: the API keeps the first)
+metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+TRACER = trace.get_tracer("tests")
+
+PROJECT = """
+event order.created { id: string, amount: int }
+dead_letter failed
+target billing { mode async, retry { attempts 3, backoff fixed 5ms }, dead_letter failed }
+target fraud { mode sync, timeout 1s }
+target doomed { mode async, retry { attempts 1 }, dead_letter failed }
+route bill { on order.created when amount > 0 to billing, fraud }
+route doom { on order.created when amount < 0 to doomed }
+"""
+
+
+BASELINE: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    EXPORTER.clear()
+    BASELINE.clear()
+    BASELINE.update(_points())  # (the metrics are cumulative over the process: each test counts its own)
+    yield
+
+
+def load(text: str = PROJECT, **options: Any) -> interlock.Router:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(text)
+    return interlock.load(str(folder / "p.route"), **options)
+
+
+def spans() -> dict[str, list[ReadableSpan]]:
+    out: dict[str, list[ReadableSpan]] = {}
+    for span in EXPORTER.get_finished_spans():
+        out.setdefault(span.name, []).append(span)
+    return out
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def counters() -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    """What this test added to every data point, by metric name and attributes: to a sum's
+    value, to a histogram's count."""
+    return {key: value - BASELINE.get(key, 0) for key, value in _points().items()}
+
+
+def _points() -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = {}
+    data = READER.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    out[(metric.name, tuple(sorted(point.attributes.items())))] = (
+                        value if value is not None else point.count)
+    return out
+
+
+def wire(router: interlock.Router, fail_first: bool = False) -> None:
+    seen: set[str] = set()
+
+    @router.handler("billing")
+    async def billing(event: interlock.Event) -> None:
+        with TRACER.start_as_current_span("charge the card"):
+            if fail_first and event.id not in seen:
+                seen.add(event.id)
+                raise ConnectionError("card service down")
+
+    @router.handler("fraud")
+    def fraud(event: interlock.Event) -> dict[str, float]:
+        with TRACER.start_as_current_span("score"):
+            return {"score": 0.1}
+
+    @router.handler("doomed")
+    async def doomed(event: interlock.Event) -> None:
+        raise ValueError("never")
+
+
+def test_a_handlers_span_nests_under_its_delivery_under_the_publish_under_the_caller() -> None:
+    router = load()
+    wire(router)
+
+    async def main() -> None:
+        async with router:
+            with TRACER.start_as_current_span("checkout"):
+                await router.publish("order.created", {"id": "o1", "amount": 5}, id="e1")
+            await router.drain(10)
+
+    asyncio.run(main())
+    got = spans()
+    [checkout], [publish] = got["checkout"], got["publish order.created"]
+    [billing], [fraud] = got["deliver billing"], got["deliver fraud"]
+    [charge], [score] = got["charge the card"], got["score"]
+    assert parent_of(publish) == checkout.context.span_id
+    assert parent_of(billing) == publish.context.span_id  # through the store, in the event
+    assert parent_of(fraud) == publish.context.span_id  # called inside the publish
+    assert parent_of(charge) == billing.context.span_id
+    assert parent_of(score) == fraud.context.span_id  # a `def` handler, in a thread: nested too
+    assert len({s.context.trace_id for s in (checkout, publish, billing, fraud, charge, score)}) == 1
+    assert billing.attributes is not None and billing.attributes["interlock.outcome"] == "delivered"
+    assert billing.attributes["interlock.target"] == "billing" and billing.attributes["interlock.attempt"] == 1
+    assert publish.kind == trace.SpanKind.PRODUCER and billing.kind == trace.SpanKind.CONSUMER
+
+
+def test_an_event_with_a_traceparent_continues_its_trace_and_its_dead_letter_keeps_it() -> None:
+    router = load()
+    wire(router)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    event = {"specversion": "1.0", "id": "t1", "source": "checkout", "type": "order.created",
+             "traceparent": f"00-{trace_id}-{parent_id}-01", "data": {"id": "o1", "amount": -1}}
+
+    async def main() -> None:
+        async with router:
+            await router.publish(event)
+            await router.drain(10)
+
+    asyncio.run(main())
+    got = spans()
+    [publish], [doomed] = got["publish order.created"], got["deliver doomed"]
+    assert f"{publish.context.trace_id:032x}" == trace_id
+    assert f"{parent_of(publish):016x}" == parent_id
+    assert doomed.attributes is not None and doomed.attributes["interlock.outcome"] == "dead_letter"
+    assert doomed.attributes["error.type"] == "ValueError"
+    assert doomed.status.status_code == trace.StatusCode.ERROR
+    [letter] = router.dead_letters("failed")
+    assert trace_id in letter.event.extensions["traceparent"]
+
+
+def test_retries_and_outcomes_are_counted_per_target() -> None:
+    router = load()
+    wire(router, fail_first=True)
+
+    async def main() -> None:
+        async with router:
+            for n in range(3):
+                await router.publish("order.created", {"id": f"o{n}", "amount": 5}, id=f"r{n}")
+            await router.publish("order.created", {"id": "d", "amount": -1}, id="d1")
+            await router.publish("order.created", {"id": "d", "amount": -1}, id="d1")  # a duplicate
+            await router.publish("other.thing", {}, id="u1")  # unrouted
+            with pytest.raises(interlock.SchemaError):
+                await router.publish("order.created", {"id": 1, "amount": 5})
+            await router.drain(10)
+
+    asyncio.run(main())
+    got = counters()
+    billing = (("interlock.target", "billing"),)
+    assert got[("interlock.deliveries.delivered", billing)] == 3
+    assert got[("interlock.deliveries.retried", billing)] == 3
+    assert got[("interlock.deliveries.dead_lettered", (("interlock.target", "doomed"),))] == 1
+    assert got[("interlock.deliveries.delivered", (("interlock.target", "fraud"),))] == 3
+    assert got[("interlock.events.published", (("interlock.event.type", "order.created"),))] == 4
+    assert got[("interlock.events.duplicate", (("interlock.event.type", "order.created"),))] == 1
+    assert got[("interlock.events.unrouted", (("interlock.event.type", "other.thing"),))] == 1
+    assert got[("interlock.events.refused", (("interlock.reason", "invalid"),))] == 1
+    assert got[("interlock.delivery.latency", billing)] == 3  # a histogram: its count
+    outcomes = {key[1]: value for key, value in got.items() if key[0] == "interlock.handler.duration"}
+    assert outcomes[(("interlock.outcome", "retry"), ("interlock.target", "billing"))] == 3
+    assert outcomes[(("interlock.outcome", "delivered"), ("interlock.target", "billing"))] == 3
+
+
+def test_the_context_travels_through_redis_to_another_router(redis_url: str) -> None:
+    import redis
+
+    url = f"{redis_url.rsplit('/', 1)[0]}/7"
+    redis.Redis.from_url(url).flushdb()
+    publisher = load(store=url)  # no handlers: it only publishes (others deliver on a shared store)
+    worker = load(store=url)
+    wire(worker)
+
+    async def main() -> None:
+        async with worker:
+            with TRACER.start_as_current_span("checkout"):
+                await publisher.publish("order.created", {"id": "o1", "amount": -5}, id="x1")
+            await worker.drain(10)
+
+    asyncio.run(main())
+    got = spans()
+    [checkout], [publish], [doomed] = got["checkout"], got["publish order.created"], got["deliver doomed"]
+    assert parent_of(doomed) == publish.context.span_id and parent_of(publish) == checkout.context.span_id
+
+
+def test_an_http_target_gets_the_delivery_as_its_traceparent() -> None:
+    with TargetServer() as server:
+        router = load(f"""
+event order.created {{ id: string, amount: int }}
+dead_letter failed
+target shop {{ http POST "{server.url('/ok')}", dead_letter failed }}
+route r {{ on order.created to shop }}
+""")
+
+        async def main() -> None:
+            async with router:
+                await router.publish("order.created", {"id": "o1", "amount": 1}, id="h1")
+                await router.drain(10)
+
+        asyncio.run(main())
+        [request] = server.of("/ok")
+    [deliver] = spans()["deliver shop"]
+    assert request.headers["traceparent"].startswith(
+        f"00-{deliver.context.trace_id:032x}-{deliver.context.span_id:016x}-")
+
+
+def test_without_the_opentelemetry_api_delivery_runs_and_records_nothing(tmp_path: Path) -> None:
+    (tmp_path / "p.route").write_text(PROJECT)
+    script = f"""
+import sys, asyncio
+sys.modules["opentelemetry"] = None  # as if it were not installed
+import interlock
+from interlock.runtime import telemetry
+assert not telemetry.INSTALLED
+router = interlock.load({str(tmp_path / "p.route")!r})
+seen = []
+router.handler("billing")(lambda event: seen.append(event.id))
+router.handler("fraud")(lambda event: None)
+router.handler("doomed")(lambda event: None)
+async def main():
+    async with router:
+        await router.publish("order.created", {{"id": "o1", "amount": 5}}, id="n1")
+        await router.drain(10)
+asyncio.run(main())
+assert seen == ["n1"], seen
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
