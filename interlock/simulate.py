@@ -8,7 +8,8 @@ one of each (its data made from the type's schema) after each delivery, as the s
 would. The events are published in order, delivery runs until drained, and a table per
 target says what became of each delivery: delivered, retried, dead-lettered, dropped (an
 async target given up on without a dead letter: `on_exhausted drop`), failed (a sync target
-that failed after its retries: its publisher was told), how many events it emitted, and the
+that failed after its retries with no dead letter to keep it: only its publisher was told),
+how many events it emitted (those published: one its schema refused is listed), and the
 publish-to-handler latency of the deliveries that succeeded. Events their schema refuses
 are listed, and make the exit code 1.
 """
@@ -129,7 +130,7 @@ def example(schema: dict[str, Any] | None) -> Any:
     if kind == "object":
         return {name: example(field) for name, field in schema["fields"].items() if not field.get("optional")}
     return {"list": [], "string": "simulated", "int": 0, "float": 0.0, "bool": False,
-            "timestamp": "2026-01-01T00:00:00Z"}.get(kind)
+            "timestamp": "2026-01-01T00:00:00Z"}.get(kind, "simulated")  # (`any`: a string will do)
 
 
 async def simulate(router: Router, events: list[Event], fail: dict[str, float], slow: dict[str, float],
@@ -143,18 +144,20 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
     refused: list[str] = []
     emitted = 0
 
-    async def publish(event: Event) -> None:
+    async def publish(event: Event) -> bool:
         nonlocal unrouted
         published[event.id] = time.perf_counter()
         try:
             receipt = await router.publish(event)
         except ValueError as exc:  # a schema violation: refused, nothing stored
             refused.append(f"{event.type} {event.id}: {exc}")
-            return
+            return False
         unrouted += receipt.unrouted
         routed.update((event.id, target) for target in receipt.targets)
         for target in receipt.failures:
-            stats[target].failed += 1
+            if router.targets[target]["dead_letter"] is None or router.targets[target]["on_exhausted"] == "drop":
+                stats[target].failed += 1  # (else it is counted as dead-lettered)
+        return True
 
     for name in router.targets:
         async def handle(event: Event, name: str = name) -> dict[str, str]:
@@ -176,8 +179,8 @@ async def simulate(router: Router, events: list[Event], fail: dict[str, float], 
                 for event_type in router.targets[name]["emits"]:  # what the service would publish
                     if emitted < MAX_EMITTED:
                         emitted += 1
-                        s.emitted += 1
-                        await publish(Event(event_type, example(router.artifact["events"].get(event_type))))
+                        event_out = Event(event_type, example(router.artifact["events"].get(event_type)))
+                        s.emitted += await publish(event_out)
             return {"simulated": name}
         router.handler(name)(handle)
 

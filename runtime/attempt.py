@@ -102,16 +102,17 @@ class Deliverer:
         if not self._may_run(stream, record, target):
             self._leave(stream, record)
             return
-        ev = Event.from_cloudevent(entry["event"])
+        ev = Event.from_cloudevent(entry["event"], stored=True)
         extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
         telemetry = self.telemetry
-        span = telemetry.delivering(ev, target, entry["attempt"], entry["routes"]) if telemetry.enabled else None
+        span = telemetry.delivering(ev, target, entry["attempt"], entry["routes"]) if telemetry.active() else None
         try:
             await self.handlers.call(target, delivered(ev, entry["transform"], entry["attempt"], entry["key"]))
-        except (Exception, SystemExit, asyncio.CancelledError) as exc:  # the handler's failure: its class name
-            if isinstance(exc, asyncio.CancelledError) and cancelling():
+        except BaseException as exc:  # the handler's failure, whatever it is: its class name the kind
+            if isinstance(exc, KeyboardInterrupt | GeneratorExit) or (
+                    isinstance(exc, asyncio.CancelledError) and cancelling()):
                 if span is not None:
-                    span.end(telemetry, target, "cancelled")
+                    span.end(target, "cancelled")
                 raise  # delivery stops: the delivery stays pending
             failed = failure(exc)
             kind, message = failed.kind, failed.message
@@ -126,7 +127,7 @@ class Deliverer:
             if self.targets[target]["on_exhausted"] == "drop":
                 dead = None
             if span is not None:
-                span.end(telemetry, target, "retry" if decision.retry else "dead_letter" if dead else "dropped", kind)
+                span.end(target, "retry" if decision.retry else "dead_letter" if dead else "dropped", kind)
             if decision.retry:
                 retry = {**entry, "attempt": entry["attempt"] + 1, "errors": errors}
                 due = now + decision.delay_ms
@@ -152,7 +153,7 @@ class Deliverer:
                 log.warning("%s gave up on %s (%s); dropped", target, ev.id, decision.reason, extra=extra)
         else:
             if span is not None:
-                span.end(telemetry, target, "delivered", latency_ms=self.store.now_ms() - entry["first_ms"])
+                span.end(target, "delivered", latency_ms=self.store.now_ms() - entry["first_ms"])
         self.acker.add(stream, record.id, lambda: self._done(stream, record, release=True))
 
     def _done(self, stream: str, record: Record, *, release: bool) -> None:

@@ -24,6 +24,6 @@ def dead_entry(ev: Event, target: str | None, routes: tuple[str, ...], attempts:
 
 async def read_dead_letters(store: EventStore, name: str) -> list[DeadLetter]:
     records = await store.range(dead_stream(name))
-    return [DeadLetter(str(r.id), name, Event.from_cloudevent(r.entry["event"]), r.entry["target"],
+    return [DeadLetter(str(r.id), name, Event.from_cloudevent(r.entry["event"], stored=True), r.entry["target"],
                        tuple(r.entry["routes"]), tuple(Attempt(**a) for a in r.entry["attempts"]),
                        r.entry["reason"], r.entry["at_ms"]) for r in records]

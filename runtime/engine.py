@@ -34,10 +34,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
-from .event import Event, check_json, check_time
+from .event import Event, check_extensions, check_json, check_time, new_id
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -53,6 +55,7 @@ from .telemetry import Telemetry
 from .transform import delivered, key_of
 
 log = logging.getLogger(__name__)
+OUTSTANDING_TIMEOUT = 2.0  # seconds a timed-out drain may spend asking what is outstanding
 
 Routes = dict[str, list[tuple[str, dict[str, Any] | None]]]  # per target: (route, transform) in order
 
@@ -73,7 +76,7 @@ class Engine:
         self.schemas: dict[str, Any] = artifact["events"]
         self.unrouted_dead_letter: str = artifact.get("unrouted") or "unrouted"
         self.handlers = Handlers(self.targets, deliver_http)
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(frozenset(artifact["events"]))
         self.idempotency_window_ms = idempotency_window_ms
         self.publish_timeout = publish_timeout
         # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
@@ -318,33 +321,35 @@ class Engine:
 
     def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
         """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
-        ev = self._event(event, data, id)
-        check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
-        check_json(ev)  # refused here, not by the store after sync targets were called
-        schema = self.schemas.get(ev.type)
-        if schema is not None:
-            validate(ev.data, schema)
+        try:
+            ev = self._event(event, data, id)
+            if isinstance(event, Event) and ev.extensions:
+                check_extensions(ev.extensions)  # (a CloudEvent dict's are checked as it is read)
+            check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
+            check_json(ev)  # refused here, not by the store after sync targets were called
+            schema = self.schemas.get(ev.type)
+            if schema is not None:
+                validate(ev.data, schema)
+        except ValueError:  # EventError, SchemaError
+            if self.telemetry.active():
+                self.telemetry.refused_event(None, "invalid")
+            raise
         return ev
 
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
         self.supervisor.raise_fault()
         await self._ensure_groups()
-        telemetry = self.telemetry
-        if not telemetry.enabled:
-            return await self._publish(self.validate(event, data, id=id))
+        ev = self.validate(event, data, id=id)
+        span = self.telemetry.publishing(ev) if self.telemetry.active() else None
+        if span is None:
+            return await self._publish(ev)
         try:
-            ev = self.validate(event, data, id=id)
-        except ValueError:  # EventError, SchemaError
-            telemetry.refused_event(None, "invalid")
+            receipt = await self._publish(span.event)
+        except BaseException as exc:
+            span.end(None, exc)
             raise
-        with telemetry.publishing(ev) as (span, traced):
-            try:
-                receipt = await self._publish(traced)
-            except StoreError:
-                telemetry.refused_event(ev, "store")
-                raise
-            telemetry.published_as(span, ev, receipt.targets, receipt.unrouted, receipt.duplicate)
-            return receipt
+        span.end(receipt)
+        return receipt
 
     async def _publish(self, ev: Event) -> Receipt:
         deliveries = self.routing(ev.type, ev.data)
@@ -426,16 +431,14 @@ class Engine:
         attempt = 1
         telemetry = self.telemetry
         while True:
-            span = telemetry.delivering(ev, target, attempt, [r for r, _ in routes]) if telemetry.enabled else None
+            span = telemetry.delivering(ev, target, attempt, [r for r, _ in routes]) if telemetry.active() else None
             try:
                 reply = await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None))
-                if span is not None:
-                    span.end(telemetry, target, "delivered", latency_ms=self.store.now_ms() - first)
-                return True, reply, None
-            except (Exception, SystemExit, asyncio.CancelledError) as exc:  # a handler's failure, whatever it is
-                if isinstance(exc, asyncio.CancelledError) and cancelling():
+            except BaseException as exc:  # a handler's failure, whatever it is
+                if isinstance(exc, KeyboardInterrupt | GeneratorExit) or (
+                        isinstance(exc, asyncio.CancelledError) and cancelling()):
                     if span is not None:
-                        span.end(telemetry, target, "cancelled")
+                        span.end(target, "cancelled")
                     raise  # the publish itself is cancelled
                 failed = failure(exc)
                 kind, message = failed.kind, failed.message
@@ -443,7 +446,7 @@ class Engine:
                 decision = decide(policy, attempt, failed.kinds, self.store.now_ms() - first, self.random,
                                   failed.retry_after_ms)
                 if span is not None:
-                    span.end(telemetry, target, "retry" if decision.retry else "failed", kind)
+                    span.end(target, "retry" if decision.retry else "failed", kind)
                 if not decision.retry:
                     dead = self.targets[target]["dead_letter"]
                     entry = None
@@ -453,6 +456,10 @@ class Engine:
                     return False, (f"{kind}: {message} ({decision.reason})", history[-1]), entry
                 await asyncio.sleep(decision.delay_ms / 1000)
                 attempt += 1
+                continue
+            if span is not None:
+                span.end(target, "delivered", latency_ms=self.store.now_ms() - first)
+            return True, reply, None
 
     # ---- retention ----------------------------------------------------------------------
 
@@ -498,9 +505,17 @@ class Engine:
         chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]
         count = 0
         for dead in chosen:
-            if dead.target is None:
-                receipt = await self.publish(Event(dead.event.type, dead.event.data))
+            if dead.target is None:  # published anew (a new id: the old one is remembered), as it came
+                receipt = await self.publish(attrs.evolve(dead.event, id=new_id(), attempt=1, key=None))
                 count += 0 if receipt.unrouted else 1
+            elif self.targets[dead.target]["mode"] == "sync":
+                # Called now, with its retries; failed again, it is dead-lettered again.
+                routes = self.routing(dead.event.type, dead.event.data).get(dead.target) or [(r, None) for r in
+                                                                                          dead.routes]
+                ok, _value, again = await self._call_sync(dead.event, dead.target, routes)
+                if again is not None:
+                    await self.store.append(*again)
+                count += 1 if ok else 0
             else:
                 deliveries = self.routing(dead.event.type, dead.event.data).get(dead.target, [])
                 key = key_of(dead.event.data, self.targets[dead.target]["order_by"])
@@ -527,7 +542,12 @@ class Engine:
             async with asyncio.timeout(timeout):
                 await (self._drain_shared() if self.store.shared else self._drain_here())
         except TimeoutError:
-            raise TimeoutError(f"drain: not done after {timeout:g} s: {await self._outstanding()}") from None
+            try:  # (the store may hang: what is outstanding is asked within a bound of its own)
+                async with asyncio.timeout(OUTSTANDING_TIMEOUT):
+                    outstanding = await self._outstanding()
+            except TimeoutError:
+                outstanding = f"the store does not answer within {OUTSTANDING_TIMEOUT:g} s"
+            raise TimeoutError(f"drain: not done after {timeout} s: {outstanding}") from None
         self.supervisor.raise_fault()  # one that happened meanwhile
 
     async def _outstanding(self) -> str:

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import os
+import threading
 import types
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ class Handlers:
         self.functions: dict[str, Handler] = {}
         self.coroutine_functions: dict[Handler, bool] = {}  # inspect's answer, remembered
         self.executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self.overran: dict[str, int] = {}  # per target, threads held by `def` handlers past their timeout
+        self._overran_lock = threading.Lock()
 
     def _executor(self, target: str) -> concurrent.futures.ThreadPoolExecutor:
         executor = self.executors.get(target)
@@ -45,6 +48,16 @@ class Handlers:
             executor = self.executors[target] = concurrent.futures.ThreadPoolExecutor(
                 workers, thread_name_prefix=f"interlock-{target}")
         return executor
+
+    def _overran(self, target: str, call: concurrent.futures.Future[Any]) -> None:
+        """A `def` handler ran past its timeout: its thread is held until it returns."""
+        def ended(_call: concurrent.futures.Future[Any]) -> None:
+            with self._overran_lock:
+                self.overran[target] -= 1
+
+        with self._overran_lock:
+            self.overran[target] = self.overran.get(target, 0) + 1
+        call.add_done_callback(ended)  # (at once, if it has returned meanwhile)
 
     def close(self) -> None:
         """Let the threads of `def` handlers go (one still running ends on its own)."""
@@ -118,15 +131,21 @@ class Handlers:
                 loop.call_soon_threadsafe(_done, started)
                 return context.run(function, event)
 
-            running = loop.run_in_executor(self._executor(target), run)
+            executor = self._executor(target)
+            call = executor.submit(run)
+            running = asyncio.wrap_future(call)
+            # Waiting for a thread is bounded only while handlers that overran hold some: else
+            # every thread is busy with a call within its time, and one comes free.
+            overran = self.overran.get(target, 0)
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(timeout if overran else None):
                     await asyncio.wait({started, running}, return_when=asyncio.FIRST_COMPLETED)
             except (asyncio.CancelledError, TimeoutError) as exc:
                 running.cancel()  # (a call not yet started is dropped)
                 if isinstance(exc, TimeoutError):
-                    raise AttemptTimeout(timeout, "no thread of the target came free within its timeout: handlers "
-                                         "running past theirs hold them all") from None
+                    raise AttemptTimeout(timeout, f"no thread of the target came free within its timeout: "
+                                         f"{overran} of its {executor._max_workers} are held by handlers running "
+                                         "past their timeout") from None
                 raise
             scope = asyncio.timeout(timeout)
             try:
@@ -134,6 +153,7 @@ class Handlers:
                     return await running
             except TimeoutError:
                 if scope.expired():
+                    self._overran(target, call)
                     raise AttemptTimeout(timeout) from None
                 raise
         # The handler runs in this task, not a task of its own, but in a copy of its context

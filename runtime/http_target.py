@@ -188,14 +188,14 @@ class HttpTarget:
         """The body and headers of an attempt to deliver `event` (its data already transformed)."""
         headers = list(self.headers)
         headers.append(("Interlock-Attempt", str(event.attempt)))
-        Telemetry.inject(headers)  # the delivery's span, for the service's own tracing
+        traced = Telemetry.inject(headers)  # the delivery's span, for the service's own tracing
         if self.structured:
             body = _json(event.to_cloudevent())
             headers.append(("Content-Type", "application/cloudevents+json; charset=utf-8"))
         else:
             body = _json(event.data)
-            headers += [(f"ce-{name}", _header_value(str(value))) for name, value in event.extensions.items()
-                        if name not in ("traceparent", "tracestate")]  # (those: the W3C headers above)
+            headers += [(f"ce-{name}", _header_value(_attribute(value))) for name, value in event.extensions.items()
+                        if not traced or name not in ("traceparent", "tracestate")]  # (those: the W3C headers)
             headers += [("ce-specversion", "1.0"), ("ce-id", _header_value(event.id)),
                         ("ce-source", _header_value(event.source)), ("ce-type", event.type),
                         ("ce-time", _header_value(str(event.time))), ("Content-Type", "application/json")]
@@ -288,6 +288,13 @@ def _forms(secrets: list[str]) -> list[str]:
         if len(secret) >= SHORTEST_SECRET:
             forms |= {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
     return sorted(forms, key=len, reverse=True)
+
+
+def _attribute(value: Any) -> str:
+    """A CloudEvents attribute's value as its header text (a boolean: `true` / `false`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _json(value: Any) -> bytes:

@@ -160,6 +160,7 @@ def _run(coroutine: Any) -> Any:
     except RuntimeError:
         return asyncio.run(coroutine)
     import concurrent.futures
+    import contextvars
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # (the caller's context goes along: its span)
+        return pool.submit(contextvars.copy_context().run, asyncio.run, coroutine).result()

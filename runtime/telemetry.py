@@ -21,14 +21,17 @@ milliseconds. docs/operations.md lists them with their attributes.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from .event import Event
+from .outcomes import Receipt
+from .store import StoreError
+
+log = logging.getLogger(__name__)
 
 try:
     from opentelemetry import context as otel_context
@@ -44,40 +47,94 @@ except ImportError:  # pragma: no cover - the API is a dev dependency; this is t
 NAME = "interlock"
 
 
-@attrs.define
-class Delivery:
-    """One delivery attempt's span, current while its handler runs; `end` says how it went."""
+_TRACE = ("traceparent", "tracestate")
 
+
+def _broken(exc: BaseException, seen: set[str]) -> None:
+    """Telemetry that raised (a span processor or an exporter of the service's): said once
+    per kind of failure, and delivery goes on without it."""
+    what = f"{type(exc).__name__}: {exc}"
+    if what not in seen and len(seen) < 100:
+        seen.add(what)
+        log.warning("telemetry failed (%s); delivery goes on", what, exc_info=exc)
+
+
+@attrs.define
+class Span:
+    """A publish's or a delivery attempt's span, current until `end`."""
+
+    telemetry: Telemetry
     span: Any
     token: Any
     started: float
 
-    def end(self, telemetry: Telemetry, target: str, outcome: str, kind: str | None = None,
-            latency_ms: float | None = None) -> None:
-        if self.token is not None:
-            otel_context.detach(self.token)
-            self.token = None
-        duration = (time.perf_counter() - self.started) * 1000
-        attributes = {"interlock.target": target, "interlock.outcome": outcome}
-        telemetry.handler_duration.record(duration, attributes)
-        counter = telemetry.outcomes.get(outcome)
-        if counter is not None:
-            counter.add(1, {"interlock.target": target})
-        if latency_ms is not None and outcome == "delivered":
-            telemetry.latency.record(latency_ms, {"interlock.target": target})
-        self.span.set_attribute("interlock.outcome", outcome)
-        if kind is not None:
-            self.span.set_attribute("error.type", kind)
-            if outcome != "retry":
-                self.span.set_status(Status(StatusCode.ERROR, kind))
-        self.span.end()
+    def _close(self, outcome: str | None = None, kind: str | None = None, error: bool = False) -> None:
+        try:
+            if self.token is not None:
+                otel_context.detach(self.token)
+                self.token = None
+            if outcome is not None:
+                self.span.set_attribute("interlock.outcome", outcome)
+            if kind is not None:
+                self.span.set_attribute("error.type", kind)
+                if error:
+                    self.span.set_status(Status(StatusCode.ERROR, kind))
+            self.span.end()
+        except Exception as exc:
+            _broken(exc, self.telemetry.broken)
+
+
+@attrs.define
+class Delivery(Span):
+    """One delivery attempt's span, current while its handler runs; `end` says how it went."""
+
+    def end(self, target: str, outcome: str, kind: str | None = None, latency_ms: float | None = None) -> None:
+        telemetry = self.telemetry
+        try:
+            duration = (time.perf_counter() - self.started) * 1000
+            telemetry.handler_duration.record(duration, {"interlock.target": target, "interlock.outcome": outcome})
+            counter = telemetry.outcomes.get(outcome)
+            if counter is not None:
+                counter.add(1, {"interlock.target": target})
+            if latency_ms is not None and outcome == "delivered":
+                telemetry.latency.record(latency_ms, {"interlock.target": target})
+        except Exception as exc:
+            _broken(exc, telemetry.broken)
+        self._close(outcome, kind, error=kind is not None and outcome not in ("retry", "cancelled"))
+
+
+@attrs.define
+class Publish(Span):
+    """A publish's span, current while it runs; `event` is what to store (its trace context in it)."""
+
+    event: Event = attrs.field(default=None)
+
+    def end(self, receipt: Receipt | None, error: BaseException | None = None) -> None:
+        telemetry = self.telemetry
+        try:
+            if receipt is not None:
+                self.span.set_attribute("interlock.targets", sorted(receipt.targets))
+                self.span.set_attribute("interlock.unrouted", receipt.unrouted)
+                self.span.set_attribute("interlock.duplicate", receipt.duplicate)
+                telemetry.count_publish(self.event, receipt)
+            elif error is not None:
+                self.span.record_exception(error)
+                if isinstance(error, StoreError):
+                    telemetry.refused_event(self.event, "store")
+        except Exception as exc:
+            _broken(exc, telemetry.broken)
+        self._close(kind=type(error).__name__ if error is not None else None, error=error is not None)
 
 
 class Telemetry:
-    """The instruments of one engine; `enabled` is False without the OpenTelemetry API."""
+    """The instruments of one engine; `enabled` is False without the OpenTelemetry API.
+    `active()`: whether a tracer or meter provider is set to record anything (while none is,
+    the API's no-op objects would cost a quarter of delivery's time for nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, event_types: frozenset[str] = frozenset()) -> None:
         self.enabled = INSTALLED
+        self.event_types = event_types  # the declared types: any other is counted as `(other)`
+        self.broken: set[str] = set()
         if not self.enabled:
             return
         self.tracer = trace.get_tracer(NAME)
@@ -106,51 +163,92 @@ class Telemetry:
         self.latency = meter.create_histogram(
             "interlock.delivery.latency", "ms", "from the publish to the delivery that succeeded, by target")
 
+    def active(self) -> bool:
+        if not self.enabled:
+            return False
+        return (type(trace.get_tracer_provider()).__name__ not in _NO_TRACING
+                or type(metrics.get_meter_provider()).__name__ not in _NO_METRICS)
+
+    def _type(self, event_type: str) -> str:
+        """An event type as a metric attribute: a publisher can send any type, and each
+        attribute value is a series of its own: undeclared ones are one value."""
+        return event_type if event_type in self.event_types else "(other)"
+
+    def _parent(self, ev: Event) -> Any:
+        """The event's own trace context when it carries a valid one; else None (the current)."""
+        if "traceparent" not in ev.extensions:
+            return None
+        context = _PROPAGATOR.extract(ev.extensions)
+        return context if trace.get_current_span(context).get_span_context().is_valid else None
+
     # ---- publishing ------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def publishing(self, ev: Event) -> Iterator[tuple[Any, Event]]:
-        """The publish span, current inside; the event to store, with the span's context in it."""
-        parent = _PROPAGATOR.extract(ev.extensions) if "traceparent" in ev.extensions else None
-        with self.tracer.start_as_current_span(f"publish {ev.type}", context=parent, kind=SpanKind.PRODUCER,
-                                               attributes={"messaging.system": NAME,
-                                                           "messaging.message.id": ev.id,
-                                                           "interlock.event.type": ev.type}) as span:
+    def publishing(self, ev: Event) -> Publish | None:
+        """Start the publish span, current until `Publish.end`; None if telemetry failed."""
+        try:
+            span = self.tracer.start_span(f"publish {ev.type}", context=self._parent(ev), kind=SpanKind.PRODUCER,
+                                          attributes={"messaging.system": NAME, "messaging.message.id": ev.id,
+                                                      "interlock.event.type": ev.type})
+            token = otel_context.attach(trace.set_span_in_context(span))
             carrier: dict[str, str] = {}
             _PROPAGATOR.inject(carrier)
-            extensions = {**ev.extensions, **carrier}
-            yield span, attrs.evolve(ev, extensions=extensions) if extensions != ev.extensions else ev
+        except Exception as exc:
+            _broken(exc, self.broken)
+            return None
+        # The event's own trace context is replaced by the publish span's (the child of it).
+        extensions = {name: value for name, value in ev.extensions.items() if name not in _TRACE}
+        extensions.update(carrier)
+        stored = attrs.evolve(ev, extensions=extensions) if extensions != ev.extensions else ev
+        return Publish(self, span, token, time.perf_counter(), stored)
 
-    def published_as(self, span: Any, ev: Event, targets: frozenset[str], unrouted: bool, duplicate: bool) -> None:
-        span.set_attribute("interlock.targets", sorted(targets))
-        span.set_attribute("interlock.unrouted", unrouted)
-        span.set_attribute("interlock.duplicate", duplicate)
-        attributes = {"interlock.event.type": ev.type}
-        if duplicate:
+    def count_publish(self, ev: Event, receipt: Receipt) -> None:
+        attributes = {"interlock.event.type": self._type(ev.type)}
+        if receipt.duplicate:
             self.duplicates.add(1, attributes)
             return
         self.published.add(1, attributes)
-        if unrouted:
+        if receipt.unrouted:
             self.unrouted.add(1, attributes)
 
     def refused_event(self, ev: Event | None, reason: str) -> None:
-        self.refused.add(1, {"interlock.reason": reason, **({"interlock.event.type": ev.type} if ev else {})})
+        try:
+            attributes = {"interlock.reason": reason}
+            if ev is not None:
+                attributes["interlock.event.type"] = self._type(ev.type)
+            self.refused.add(1, attributes)
+        except Exception as exc:
+            _broken(exc, self.broken)
 
     # ---- delivering ------------------------------------------------------------------------
 
-    def delivering(self, ev: Event, target: str, attempt: int, routes: list[str]) -> Delivery:
-        """Start an attempt's span, current until `Delivery.end`: the event's publish span its parent."""
-        parent = _PROPAGATOR.extract(ev.extensions) if "traceparent" in ev.extensions else None
-        span = self.tracer.start_span(f"deliver {target}", context=parent, kind=SpanKind.CONSUMER, attributes={
-            "messaging.system": NAME, "messaging.message.id": ev.id, "interlock.target": target,
-            "interlock.attempt": attempt, "interlock.routes": routes, "interlock.event.type": ev.type})
-        token = otel_context.attach(trace.set_span_in_context(span))
-        return Delivery(span, token, time.perf_counter())
+    def delivering(self, ev: Event, target: str, attempt: int, routes: list[str]) -> Delivery | None:
+        """Start an attempt's span, current until `Delivery.end`: the event's publish span its
+        parent; None if telemetry failed."""
+        try:
+            span = self.tracer.start_span(f"deliver {target}", context=self._parent(ev), kind=SpanKind.CONSUMER,
+                                          attributes={"messaging.system": NAME, "messaging.message.id": ev.id,
+                                                      "interlock.target": target, "interlock.attempt": attempt,
+                                                      "interlock.routes": routes, "interlock.event.type": ev.type})
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:
+            _broken(exc, self.broken)
+            return None
+        return Delivery(self, span, token, time.perf_counter())
 
     @staticmethod
-    def inject(headers: list[tuple[str, str]]) -> None:
-        """The current span as W3C `traceparent` / `tracestate` headers (an HTTP target's request)."""
-        if INSTALLED:
-            carrier: dict[str, str] = {}
+    def inject(headers: list[tuple[str, str]]) -> bool:
+        """The current span as W3C `traceparent` / `tracestate` headers (an HTTP target's
+        request); whether the API is there to do it."""
+        if not INSTALLED:
+            return False
+        carrier: dict[str, str] = {}
+        try:
             _PROPAGATOR.inject(carrier)
-            headers.extend(carrier.items())
+        except Exception:  # (a broken propagator: the request goes without)
+            return True
+        headers.extend(carrier.items())
+        return True
+
+
+_NO_TRACING = ("ProxyTracerProvider", "NoOpTracerProvider")
+_NO_METRICS = ("_ProxyMeterProvider", "NoOpMeterProvider")

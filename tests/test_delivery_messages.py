@@ -123,3 +123,92 @@ def test_a_def_handlers_timeout_starts_when_it_starts_not_while_it_waits_for_a_t
     run(router, [{"n": 0}, {"n": 1}])
     assert ("j1", 1) in delivered
     assert [d.event.id for d in router.dead_letters("failed")] == ["j0"]
+
+
+# ---- found by review ---------------------------------------------------------------------------
+
+
+def test_redriving_a_sync_targets_dead_letter_calls_it_again() -> None:
+    router = load()
+    router.handler("work")(lambda event: None)
+    calls: list[int] = []
+
+    @router.handler("quote")
+    def quote(event: interlock.Event) -> None:
+        calls.append(event.attempt)
+        if len(calls) <= 2:
+            raise LookupError("not yet")
+
+    async def main() -> int:
+        async with router:
+            await router.publish("job", {"n": -1}, id="s1")  # two attempts fail: dead-lettered
+            return await router.redrive("failed")
+
+    assert asyncio.run(main()) == 1
+    assert calls == [1, 2, 1]  # called again (it used to go to a stream nothing reads)
+    assert router.dead_letters("failed") == []
+
+
+def test_a_drain_that_times_out_with_the_store_hanging_still_returns_promptly() -> None:
+    class Hanging(interlock.MemoryStore):
+        hang = False
+
+        async def pending(self, *args: Any, **kwargs: Any) -> Any:
+            if self.hang:
+                await asyncio.sleep(3600)
+            return await super().pending(*args, **kwargs)
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(PROJECT)
+    store = Hanging()
+    router = interlock.load(str(folder / "p.route"), store=store)
+    router.handler("quote")(lambda event: None)
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        await asyncio.sleep(1)
+
+    async def main() -> float:
+        async with router:
+            await router.publish("job", {"n": 1})
+            store.hang = True
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="the store does not answer within"):
+                await router.drain(0.2)
+            store.hang = False
+            return time.monotonic() - started
+
+    assert asyncio.run(main()) < 5
+
+
+def test_sync_def_calls_beyond_the_threads_wait_their_turn_without_blame() -> None:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text("""
+event job { n: int }
+target quote { mode sync, timeout 1s, concurrency 1 }
+route quotes { on job to quote }
+""")
+    router = interlock.load(str(folder / "p.route"))
+    router.handler("quote")(lambda event: time.sleep(0.3))
+
+    async def main() -> list[interlock.Receipt]:
+        return list(await asyncio.gather(*(router.publish("job", {"n": n}) for n in range(10))))
+
+    receipts = asyncio.run(main())
+    assert [r.errors for r in receipts] == [{}] * 10  # 2 threads, 3 s of work, none past its 1 s
+
+
+def test_a_handler_raising_a_base_exception_of_its_own_fails_its_delivery() -> None:
+    class Bail(BaseException):
+        pass
+
+    router = load()
+    router.handler("quote")(lambda event: None)
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        raise Bail("out")
+
+    run(router, [{"n": 1}])
+    [letter] = router.dead_letters("failed")
+    assert letter.attempts[0].kind == "Bail"

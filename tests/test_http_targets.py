@@ -517,3 +517,17 @@ def test_a_target_has_exactly_its_concurrency_in_requests_at_once(server: Target
     asyncio.run(run(router, [order(n) for n in range(60)]))
     assert len(server.of("/slow/300")) == 60
     assert server.most_inflight == 20
+
+
+def test_extension_attributes_go_to_the_target_as_ce_headers(server: TargetServer) -> None:
+    router = load(project(server.url("/ok")))
+
+    async def main() -> None:
+        async with router:
+            await router.publish({"specversion": "1.0", "id": "x1", "source": "s", "type": "order.created",
+                                  "subject": "o-1", "flag": True, "data": order(1)})
+            await router.drain(10)
+
+    asyncio.run(main())
+    [request] = server.of("/ok")
+    assert request.headers["ce-subject"] == "o-1" and request.headers["ce-flag"] == "true"

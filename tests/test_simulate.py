@@ -96,3 +96,21 @@ route b { on invoice.issued to ledger }
     assert rows["billing"][:6] == ["2", "0", "0", "0", "0", "2"]  # emitted an invoice per delivery
     assert rows["ledger"][:6] == ["2", "0", "0", "0", "0", "0"]  # which were followed to the ledger
     assert "field `amount` must be an int" in out and "1 event(s) refused" in out
+
+
+def test_an_emitted_event_with_an_any_field_is_made_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.route").write_text("""
+event order.created { id: string }
+event audit.logged { payload: any, note: string? }
+dead_letter dlq
+target billing { dead_letter dlq, emits [audit.logged] }
+target audit { dead_letter dlq }
+route a { on order.created to billing }
+route b { on audit.logged to audit }
+""")
+    (tmp_path / "events.jsonl").write_text('{"type": "order.created", "data": {"id": "a"}}\n')
+    code = main(["simulate", str(tmp_path / "p.route"), "--events", str(tmp_path / "events.jsonl")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = _table(out, ("billing", "audit"))
+    assert rows["billing"][5] == "1" and rows["audit"][0] == "1"

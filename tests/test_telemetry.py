@@ -26,8 +26,26 @@ import interlock
 
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()
+
+
+class _Breakable(SimpleSpanProcessor):
+    """A span processor of the service's own that raises while `broken` is set."""
+
+    broken = False
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.broken:
+            raise RuntimeError("processor on_start broke")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.broken:
+            raise RuntimeError("processor on_end broke")
+
+
+BREAKABLE = _Breakable(InMemorySpanExporter())
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+_provider.add_span_processor(BREAKABLE)
 trace.set_tracer_provider(_provider)  # (once per process: the API keeps the first)
 metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
 TRACER = trace.get_tracer("tests")
@@ -184,7 +202,7 @@ def test_retries_and_outcomes_are_counted_per_target() -> None:
     assert got[("interlock.deliveries.delivered", (("interlock.target", "fraud"),))] == 3
     assert got[("interlock.events.published", (("interlock.event.type", "order.created"),))] == 4
     assert got[("interlock.events.duplicate", (("interlock.event.type", "order.created"),))] == 1
-    assert got[("interlock.events.unrouted", (("interlock.event.type", "other.thing"),))] == 1
+    assert got[("interlock.events.unrouted", (("interlock.event.type", "(other)"),))] == 1  # undeclared: one series
     assert got[("interlock.events.refused", (("interlock.reason", "invalid"),))] == 1
     assert got[("interlock.delivery.latency", billing)] == 3  # a histogram: its count
     outcomes = {key[1]: value for key, value in got.items() if key[0] == "interlock.handler.duration"}
@@ -257,3 +275,127 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# ---- found by review ---------------------------------------------------------------------------
+
+
+def test_an_event_with_every_extension_it_may_have_is_still_delivered_and_dead_lettered() -> None:
+    # 32 extension attributes, then the publish adds its trace context: stored with 33 or
+    # 34, it used to fail every delivery and make its dead letter unreadable.
+    router = load()
+    wire(router)
+    extensions = {f"x{n}": "v" for n in range(32)}
+    seen: list[str] = []
+    router.engine.handlers.functions["doomed"] = lambda event: seen.append(event.id) or 1 / 0
+
+    async def main() -> None:
+        async with router:
+            await router.publish({"specversion": "1.0", "id": "x1", "source": "s", "type": "order.created",
+                                  **extensions, "data": {"id": "o", "amount": -1}})
+            await router.drain(10)
+
+    asyncio.run(main())
+    assert seen == ["x1"]
+    [letter] = router.dead_letters("failed")
+    assert letter.event.extensions["x31"] == "v" and "traceparent" in letter.event.extensions
+
+
+@pytest.mark.parametrize("extensions", [{"Bad Name": "x"}, {"nested": {"a": 1}}, {"n": 0.5}, {"data_base64": "AA=="},
+                                        {f"x{n}": "v" for n in range(40)}, {"long": "v" * 5000},
+                                        {"traceparent": 5}, {"tracestate": True}, {"time": "x"}])
+def test_bad_extensions_on_an_event_object_are_refused_at_publish(extensions: dict[str, Any]) -> None:
+    router = load()
+    wire(router)
+
+    async def main() -> None:
+        async with router:
+            await router.publish(interlock.Event("order.created", {"id": "o", "amount": 1}, extensions=extensions))
+
+    with pytest.raises(interlock.EventError):
+        asyncio.run(main())
+    assert router.engine.outstanding.count == 0
+
+
+def test_a_malformed_traceparent_leaves_the_publish_under_the_callers_span() -> None:
+    router = load()
+    wire(router)
+
+    async def main() -> None:
+        async with router:
+            with TRACER.start_as_current_span("checkout"):
+                await router.publish({"specversion": "1.0", "id": "m1", "source": "s", "type": "order.created",
+                                      "traceparent": "ff-0000-bad", "tracestate": "not a tracestate",
+                                      "data": {"id": "o", "amount": -1}})
+            await router.drain(10)
+
+    asyncio.run(main())
+    got = spans()
+    [checkout], [publish] = got["checkout"], got["publish order.created"]
+    assert parent_of(publish) == checkout.context.span_id
+    [letter] = router.dead_letters("failed")
+    assert "tracestate" not in letter.event.extensions  # not kept beside a trace it does not belong to
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_telemetry_that_raises_does_not_break_delivery(mode: str) -> None:
+    router = load(f"""
+event e {{ n: int }}
+dead_letter failed
+target t {{ mode {mode}, dead_letter failed }}
+route r {{ on e to t }}
+""")
+    seen: list[str] = []
+    router.handler("t")(lambda event: seen.append(event.id))
+
+    async def main() -> interlock.Receipt:
+        async with router:
+            BREAKABLE.broken = True
+            try:
+                receipt = await router.publish("e", {"n": 1}, id="b1")
+                await router.drain(10)
+            finally:
+                BREAKABLE.broken = False
+            return receipt
+
+    receipt = asyncio.run(main())
+    assert seen == ["b1"] and receipt.errors == {}
+    assert router.dead_letters("failed") == []
+
+
+def test_refusals_are_counted_when_an_event_is_only_validated() -> None:
+    router = load()
+    with pytest.raises(interlock.SchemaError):
+        router.validate("order.created", {"id": 1, "amount": 5})  # as the ingest checks a request
+    assert counters()[("interlock.events.refused", (("interlock.reason", "invalid"),))] == 1
+
+
+def test_publish_sync_called_from_async_code_keeps_the_callers_span() -> None:
+    router = load()
+    wire(router)
+
+    async def main() -> None:
+        with TRACER.start_as_current_span("caller"):
+            router.publish_sync("order.created", {"id": "o", "amount": 0}, id="p1")  # (unrouted: no handler needed)
+    asyncio.run(main())
+    got = spans()
+    [caller], [publish] = got["caller"], got["publish order.created"]
+    assert parent_of(publish) == caller.context.span_id
+
+
+def test_redriving_an_unrouted_event_keeps_its_trace_and_attributes() -> None:
+    router = load()
+    wire(router)
+
+    async def main() -> None:
+        async with router:
+            await router.publish({"specversion": "1.0", "id": "u1", "source": "checkout", "type": "order.created",
+                                  "subject": "o-9", "data": {"id": "o", "amount": 0}})
+            await router.redrive("unrouted")
+            await router.drain(10)
+
+    asyncio.run(main())
+    first, again = spans()["publish order.created"]
+    assert again.context.trace_id == first.context.trace_id
+    [letter] = router.dead_letters("unrouted")  # unrouted again
+    assert letter.event.source == "checkout" and letter.event.extensions["subject"] == "o-9"
