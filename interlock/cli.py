@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 import interlock
-from interlock import report
+from interlock import ops_cli, report
 from interlock.compiler.flow_graph import flow_graph
 from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on a shared store, how long a delivery read by a process that died waits before "
                        "another takes it over (default 30s; never less than twice the target's timeout)")
     serve.set_defaults(run=_serve)
+    ops_cli.add_commands(commands, _Parser)  # status, dead-letters, publish: against a live store
     return parser
 
 

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from interlock.ingest_request import Incoming, check_media_type, decode, media_type, read_body
 from interlock.openapi import openapi_document
 from interlock.problems import Problem
+from interlock.receipts import receipt_json
 from interlock.runtime.event import Event, EventError
 from interlock.runtime.outcomes import DeliveryError, Receipt
 from interlock.runtime.predicates import instant
@@ -77,15 +78,6 @@ PROBE_TIMEOUT = 2.0
 def _no_slash_redirects(app: Starlette) -> Starlette:
     app.router.redirect_slashes = False
     return app
-
-
-def receipt_json(receipt: Receipt) -> dict[str, Any]:
-    """A receipt as the ingest answers it; a sync target's reply that is not JSON becomes its `str`."""
-    return {"id": receipt.id, "targets": sorted(receipt.targets), "unrouted": receipt.unrouted,
-            "duplicate": receipt.duplicate, "replies": {t: _jsonable(v) for t, v in sorted(receipt.replies.items())},
-            "errors": dict(sorted(receipt.errors.items())),
-            "failures": {t: {"attempt": a.attempt, "kind": a.kind, "message": a.message, "status": a.status}
-                         for t, a in sorted(receipt.failures.items())}}
 
 
 def check_event(router: Router, cloudevent: Any) -> Event:
@@ -215,21 +207,6 @@ class _Json(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
-
-
-def _jsonable(value: Any) -> Any:
-    """A sync target's reply as the receipt shows it: as it is when it is JSON, else its text."""
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        pass
-    except RecursionError:
-        return f"(a {type(value).__name__} nested too deep to show)"
-    try:
-        return str(value)
-    except (Exception, RecursionError):
-        return f"(a {type(value).__name__} that cannot be shown)"
 
 
 def _internal() -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import heapq
 import json
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .store import MIN_ID, Entry, EntryId, EventStore, NoGroup, Pending, Record, StoreFull, encode_entry
+from .store import MIN_ID, Entry, EntryId, EventStore, NoGroup, Pending, Record, StoreFull, StreamStats, encode_entry
 
 _decode = json.loads
 
@@ -371,3 +372,35 @@ class MemoryStore(EventStore):
         for who in [who for who, until in live.items() if until <= now]:
             del live[who]
         return sorted(live)
+
+    # ---- reading what delivery is doing ------------------------------------------------
+
+    async def stream_stats(self, streams: list[str], group: str) -> dict[str, StreamStats]:
+        scheduled = collections.Counter(name for _, _, name, _ in self._schedule)
+        return {name: self._stats(name, group, scheduled[name]) for name in streams}
+
+    def _stats(self, name: str, group: str, scheduled: int) -> StreamStats:
+        s = self._streams.get(name)
+        if s is None:
+            return StreamStats(0, scheduled, False, 0, 0, None)
+        g = s.groups.get(group)
+        if g is None:
+            return StreamStats(len(s.ids), scheduled, False, len(s.ids), 0, s.ids[0] if s.ids else None)
+        first = bisect.bisect_right(s.ids, g.last_delivered)
+        unread = len(s.ids) - first
+        oldest = min(g.pending) if g.pending else (s.ids[first] if unread else None)
+        consumers = collections.Counter(d.consumer for d in g.pending.values())
+        return StreamStats(len(s.ids), scheduled, True, unread, len(g.pending), oldest, dict(consumers))
+
+    async def lease_holders(self, group: str, names: list[str]) -> dict[str, str | None]:
+        now = self.now_ms()
+        out: dict[str, str | None] = {}
+        for name in names:
+            holder = self._leases.get(f"{group}/{name}")
+            out[name] = holder[0] if holder is not None and holder[1] > now else None
+        return out
+
+    async def live_members(self, names: list[str]) -> dict[str, list[str]]:
+        now = self.now_ms()
+        return {name: sorted(who for who, until in self._members.get(name, {}).items() if until > now)
+                for name in names}

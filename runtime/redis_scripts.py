@@ -127,6 +127,43 @@ if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
 return 1
 """
 
+# What a group has to do on one stream, read in one step; writes nothing. KEYS: the stream,
+# its schedule; ARGV: the group. Returns {length, scheduled, 1 when the group exists, unread,
+# pending, the oldest entry still to finish or '', {consumer, its pending count, ...}}.
+STATS = """
+local length = redis.call('XLEN', KEYS[1])
+local scheduled = redis.call('ZCARD', KEYS[2])
+local info = nil
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local fields = {}
+    for j = 1, #group, 2 do fields[group[j]] = group[j + 1] end
+    if fields['name'] == ARGV[1] then info = fields end
+  end
+end
+if info == nil then
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+  return {length, scheduled, 0, length, 0, first[1] and first[1][1] or '', {}}
+end
+local after = '(' .. info['last-delivered-id']
+local unread = info['lag']
+if not unread then unread = #redis.call('XRANGE', KEYS[1], after, '+') end
+local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+local oldest = ''
+local consumers = {}
+if summary[1] > 0 then
+  oldest = summary[2]  -- pending entries all come before the unread ones
+  for _, row in ipairs(summary[4]) do
+    consumers[#consumers + 1] = row[1]
+    consumers[#consumers + 1] = row[2]
+  end
+elseif unread > 0 then
+  local first = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', 1)
+  if first[1] then oldest = first[1][1] end
+end
+return {length, scheduled, 1, unread, summary[1], oldest, consumers}
+"""
+
 # Acknowledgements of concurrent callers, in one call. KEYS: a stream per call; ARGV per
 # call: the group, the number of ids N, the N ids. Returns per call how many were pending
 # (0 when the group does not exist).

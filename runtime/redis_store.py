@@ -32,7 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import redis_scripts as lua
 from .redis_batch import Batch, Script
 from .redis_errors import Describer, redact
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, encode_entry
+from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, StreamStats, encode_entry
 
 PREFIX = "interlock:"
 
@@ -75,7 +75,7 @@ class _Connection:
         self.reader = aioredis.Redis(connection_pool=reads)
         self.batch = Batch(self.client, store.describe)
         self.scripts = {source: self.client.register_script(source)
-                        for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET, lua.RELEASE_LEASE)}
+                        for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET, lua.RELEASE_LEASE, lua.STATS)}
 
 
 class RedisStore(EventStore):
@@ -403,3 +403,43 @@ class RedisStore(EventStore):
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
         live = await self._batch.script(self._members_script, [f"{PREFIX}{{{name}}}:members"], [int(ttl_ms), owner])
         return sorted(live)
+
+    # ---- reading what delivery is doing ------------------------------------------------
+
+    async def stream_stats(self, streams: list[str], group: str) -> dict[str, StreamStats]:
+        if not streams:
+            return {}
+        # One script per stream (a stream and its schedule share a hash slot), pipelined.
+        pipe = self.client.pipeline(transaction=False)
+        script = self._connection().scripts[lua.STATS]
+        for stream in streams:
+            await script(keys=[_key(stream), _retries(stream)], args=[group], client=pipe)
+        replies = await self._do(pipe.execute(), group=group, streams=streams)
+        out = {}
+        for stream, reply in zip(streams, replies, strict=True):
+            length, scheduled, found, unread, pending, oldest, consumers = reply
+            out[stream] = StreamStats(
+                int(length), int(scheduled), bool(int(found)), int(unread), int(pending),
+                _id(oldest) if oldest else None,
+                {consumers[i]: int(consumers[i + 1]) for i in range(0, len(consumers), 2)})
+        return out
+
+    async def lease_holders(self, group: str, names: list[str]) -> dict[str, str | None]:
+        if not names:
+            return {}
+        # Through the group commit: the holders of several groups asked at once share a round trip.
+        owners = await self._batch.call("MGET", *(f"{PREFIX}{{{group}}}:lease:{name}" for name in names))
+        return dict(zip(names, owners, strict=True))
+
+    async def live_members(self, names: list[str]) -> dict[str, list[str]]:
+        if not names:
+            return {}
+        # Scored by expiry in the server's time (the MEMBERS script): read with the server's clock.
+        pipe = self.client.pipeline(transaction=False)
+        pipe.time()
+        for name in names:
+            pipe.zrange(f"{PREFIX}{{{name}}}:members", 0, -1, withscores=True)
+        (seconds, micros), *rows = await self._do(pipe.execute())
+        now = int(seconds) * 1000 + int(micros) // 1000
+        return {name: sorted(who for who, until in members if float(until) > now)
+                for name, members in zip(names, rows, strict=True)}

@@ -113,6 +113,19 @@ class Pending:
     idle_ms: int
 
 
+@attrs.frozen
+class StreamStats:
+    """What a group has to do on one stream, read at one instant (`stream_stats`)."""
+
+    length: int  # entries the stream holds
+    scheduled: int  # retries waiting in its delayed schedule
+    group: bool  # whether the group exists on the stream
+    unread: int  # entries the group has not read yet (every entry, when it has no group)
+    pending: int  # entries read and not acknowledged
+    oldest: EntryId | None  # the oldest entry the group has still to finish (pending or unread)
+    consumers: dict[str, int] = attrs.Factory(dict)  # per consumer with pending entries, how many
+
+
 class StoreError(Exception):
     """A store operation that cannot be done; the message names the stream or group."""
 
@@ -279,6 +292,24 @@ class EventStore(abc.ABC):
         """Heartbeat in the membership `name`: `owner` counts as live for `ttl_ms` from now
         (0: it leaves at once). Returns the live owners, sorted (Redis: a sorted set scored
         by expiry, trimmed and read in one script)."""
+
+    # ---- reading what delivery is doing, for operators (nothing is written) ----------
+
+    @abc.abstractmethod
+    async def stream_stats(self, streams: list[str], group: str) -> dict[str, StreamStats]:
+        """Per stream, what `group` has to do there (`StreamStats`), every stream in one step
+        (Redis: one read-only script per stream, pipelined in one round trip). A stream that
+        does not exist has nothing; a stream without the group has every entry unread."""
+
+    @abc.abstractmethod
+    async def lease_holders(self, group: str, names: list[str]) -> dict[str, str | None]:
+        """Per lease of `group` (as `lease_many` takes them), its owner now, None when free or
+        expired (Redis: one MGET)."""
+
+    @abc.abstractmethod
+    async def live_members(self, names: list[str]) -> dict[str, list[str]]:
+        """Per membership (as `members` keeps them), its live owners, sorted, without beating
+        in it (Redis: the server's clock and every membership in one round trip)."""
 
     #: Whether other processes share this store (their workers deliver what this one publishes).
     shared = False

@@ -26,7 +26,17 @@ from typing import Any
 
 import pytest
 
-from interlock.runtime.store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull
+from interlock.runtime.store import (
+    MIN_ID,
+    Entry,
+    EntryId,
+    EventStore,
+    Pending,
+    Record,
+    StoreError,
+    StoreFull,
+    StreamStats,
+)
 
 MakeStore = Callable[..., EventStore]
 Body = Callable[[EventStore], Awaitable[None]]
@@ -427,6 +437,97 @@ class StoreContract:
             await store.delete(stream, [c])
             assert await store.backlog(stream, group) == 1
             assert await store.backlog(stream, other) == 3  # each group its own
+
+        run(store, _run)
+
+    # -- reading what delivery is doing (read-only) ----------------------------------------------
+
+    def test_stream_stats_of_a_stream_never_written(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, group = name("s"), name("g")
+            assert await store.stream_stats([stream], group) == {stream: StreamStats(0, 0, False, 0, 0, None, {})}
+            assert await store.stream_stats([], group) == {}
+            assert await store.length(stream) == 0  # reading made nothing
+
+        run(store, _run)
+
+    def test_stream_stats_count_unread_pending_scheduled_and_consumers(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, other, group = name("s"), name("s"), name("g")
+            await store.ensure_group(stream, group)
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(0, 0, True, 0, 0, None, {})
+            a, b, c, d, e = await fill(store, stream, 5)
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(5, 0, True, 5, 0, a, {})
+            await store.read(stream, group, "c1", count=2)
+            await store.read(stream, group, "c2")
+            await store.ack(stream, group, [a])
+            await store.schedule(stream, {"retry": 1}, store.now_ms() + 60_000)
+            await store.schedule(stream, {"retry": 2}, store.now_ms() + 60_000)
+            await store.schedule(other, {"retry": 3}, store.now_ms() + 60_000)
+            stats = await store.stream_stats([stream, other], group)
+            assert stats[stream] == StreamStats(5, 2, True, 2, 2, b, {"c1": 1, "c2": 1})
+            # `other` has no group: its entries are all unread (none here), its retry counts.
+            assert stats[other] == StreamStats(0, 1, False, 0, 0, None, {})
+            await store.ack(stream, group, [b, c])
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(5, 2, True, 2, 0, d, {})
+            await store.read(stream, group, "c1", count=2)
+            await store.ack(stream, group, [d, e])
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(5, 2, True, 0, 0, None, {})
+            assert len(await store.scheduled(stream)) == 2  # nothing was released or read by looking
+            # Tests share a server, and others read every schedule: leave nothing scheduled.
+            assert await store.release_due(now_ms=store.now_ms() + 120_000, streams=[stream, other]) == 3
+
+        run(store, _run)
+
+    def test_stream_stats_of_a_stream_without_the_group(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, group = name("s"), name("g")
+            await store.ensure_group(stream, name("other"))
+            a, _ = await fill(store, stream, 2)
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(2, 0, False, 2, 0, a, {})
+
+        run(store, _run)
+
+    def test_stream_stats_after_deletions(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            stream, group = name("s"), name("g")
+            await store.ensure_group(stream, group)
+            a, b, c, _ = await fill(store, stream, 4)
+            await store.read(stream, group, "c1")
+            await store.delete(stream, [a, c])  # a pending entry, and an unread one
+            assert (await store.stream_stats([stream], group))[stream] == StreamStats(2, 0, True, 2, 0, b, {})
+
+        run(store, _run)
+
+    def test_lease_holders_name_the_owner_of_each_live_lease(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            group = name("group")
+            assert await store.lease_holders(group, ["p0", "p1"]) == {"p0": None, "p1": None}
+            assert await store.lease_holders(group, []) == {}
+            await store.lease_many(group, ["p0"], "a", 10_000)
+            await store.lease_many(group, ["p1"], "b", 100)
+            await store.lease("p2", "c", 10_000)  # not a lease of the group
+            assert await store.lease_holders(group, ["p0", "p1", "p2"]) == {"p0": "a", "p1": "b", "p2": None}
+            await asyncio.sleep(0.15)  # b's lease expired
+            assert await store.lease_holders(group, ["p0", "p1"]) == {"p0": "a", "p1": None}
+            await store.release("p0", "a", group=group)
+            assert await store.lease_holders(group, ["p0"]) == {"p0": None}
+            assert await store.lease_many(group, ["p1"], "d", 1000) == [True]  # looking took nothing
+
+        run(store, _run)
+
+    def test_live_members_are_read_without_beating(self, store: EventStore) -> None:
+        async def _run(store: EventStore) -> None:
+            group, other = name("members"), name("members")
+            assert await store.live_members([group]) == {group: []}
+            assert await store.live_members([]) == {}
+            await store.members(group, "b", 10_000)
+            await store.members(group, "a", 100)
+            await store.members(other, "c", 10_000)
+            assert await store.live_members([group, other]) == {group: ["a", "b"], other: ["c"]}
+            await asyncio.sleep(0.15)  # a stopped beating
+            assert await store.live_members([group]) == {group: ["b"]}
+            assert await store.members(group, "b", 10_000) == ["b"]  # looking added no one
 
         run(store, _run)
 
