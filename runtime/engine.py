@@ -51,7 +51,7 @@ from .scheduler import Scheduler
 from .schema import validate
 from .store import EntryId, EventStore, Record, StoreError
 from .supervisor import Supervisor
-from .telemetry import Telemetry
+from .telemetry import Gauges, Telemetry, watch
 from .transform import delivered, key_of
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class Engine:
         self.unrouted_dead_letter: str = artifact.get("unrouted") or "unrouted"
         self.handlers = Handlers(self.targets, deliver_http)
         self.telemetry = Telemetry(frozenset(artifact["events"]))
+        self.gauges = Gauges()
+        self.gauge_interval = min(housekeeping_ms, 10_000) / 1000
         self.idempotency_window_ms = idempotency_window_ms
         self.publish_timeout = publish_timeout
         # Retention: acknowledged deliveries are kept this long (for replay), then trimmed;
@@ -221,6 +223,9 @@ class Engine:
         supervisor.start("reader", self.reader.run)
         supervisor.start("acknowledgements", self.acker.run)
         supervisor.start("retries", self.scheduler.run)
+        if self.telemetry.active():
+            watch(self.gauges)
+            supervisor.start("gauges", self._read_gauges)
         for name, partitions in self.partitions.items():
             supervisor.start(f"partitions of {name}", functools.partial(self._keep, partitions))
         log.info("delivering for %s (consumer %s, store %r)", ", ".join(self.pools) or "no target", self.consumer,
@@ -296,6 +301,7 @@ class Engine:
         if self.deliverer is not None:
             self.deliverer.running = False
         await self.supervisor.stop()
+        self.gauges.values = {}  # a router that does not deliver reports nothing
         for pool in self.pools.values():
             await pool.stop()
         self.handlers.close()
@@ -460,6 +466,34 @@ class Engine:
             if span is not None:
                 span.end(target, "delivered", latency_ms=self.store.now_ms() - first)
             return True, reply, None
+
+    # ---- gauges ------------------------------------------------------------------------
+
+    async def _read_gauges(self) -> None:
+        """What the store holds, read every `gauge_interval` seconds for the gauges (one
+        pipelined read of every stream's counts: docs/operations.md)."""
+        while self.running:
+            self.gauges.values = await self.gauge_values()
+            await asyncio.sleep(self.gauge_interval)
+
+    async def gauge_values(self) -> dict[tuple[str, str], float]:
+        now = self.store.now_ms()
+        streams = {name: self.streams_of(name) for name in self._async_targets()}
+        dead = {name: dead_stream(name) for name in dict.fromkeys([*self.artifact["dead_letters"],
+                                                                   self.unrouted_dead_letter])}
+        stats = await self.store.stream_stats([s for group in streams.values() for s in group], GROUP)
+        depth = await self.store.stream_stats(list(dead.values()), GROUP)
+        values: dict[tuple[str, str], float] = {}
+        for name, group in streams.items():
+            read = [stats[s] for s in group if s in stats]
+            values["interlock.backlog", name] = sum(s.unread for s in read)
+            values["interlock.pending", name] = sum(s.pending for s in read)
+            values["interlock.retries.scheduled", name] = sum(s.scheduled for s in read)
+            oldest = [s.oldest.ms for s in read if s.oldest is not None]
+            values["interlock.oldest.age", name] = max(now - min(oldest), 0) if oldest else 0
+        for name, stream in dead.items():
+            values["interlock.dead_letters.depth", name] = depth[stream].length if stream in depth else 0
+        return values
 
     # ---- retention ----------------------------------------------------------------------
 

@@ -16,13 +16,16 @@ Traces (tracer `interlock`):
 Metrics (meter `interlock`): counters of events published, unrouted, duplicate and refused;
 of deliveries delivered, retried, dead-lettered and dropped per target; histograms of the
 handler's duration and of the end-to-end latency (published to delivered) per target, in
-milliseconds. docs/operations.md lists them with their attributes.
+milliseconds; gauges of what the store holds (backlog, pending, scheduled retries, the
+oldest delivery's age per target, each dead letter's depth), read by a task of each
+delivering engine. docs/operations.md lists them with their attributes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import weakref
 from typing import Any
 
 import attrs
@@ -252,3 +255,46 @@ class Telemetry:
 
 _NO_TRACING = ("ProxyTracerProvider", "NoOpTracerProvider")
 _NO_METRICS = ("_ProxyMeterProvider", "NoOpMeterProvider")
+
+
+# ---- gauges: what the store holds, refreshed by a task of each delivering engine -----------
+
+
+class Gauges:
+    """The last reading of one engine's store: per (gauge, attribute value), a number."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+
+
+_SOURCES: weakref.WeakSet[Gauges] = weakref.WeakSet()
+_REGISTERED = False
+
+#: name: (attribute, unit, description)
+GAUGES = {
+    "interlock.backlog": ("interlock.target", "{delivery}", "deliveries stored and not yet read, per target"),
+    "interlock.pending": ("interlock.target", "{delivery}", "deliveries read and not yet acknowledged, per target"),
+    "interlock.retries.scheduled": ("interlock.target", "{delivery}", "retries waiting for their time, per target"),
+    "interlock.oldest.age": ("interlock.target", "ms", "age of the oldest delivery not yet done, per target"),
+    "interlock.dead_letters.depth": ("interlock.dead_letter", "{event}", "entries in each dead letter"),
+}
+
+
+def watch(gauges: Gauges) -> None:
+    """Report `gauges` through the meter `interlock` (the observable gauges made once a process)."""
+    global _REGISTERED
+    _SOURCES.add(gauges)
+    if _REGISTERED or not INSTALLED:
+        return
+    _REGISTERED = True
+    meter = metrics.get_meter(NAME)
+    for name, (attribute, unit, description) in GAUGES.items():
+        meter.create_observable_gauge(name, [_observer(name, attribute)], unit, description)
+
+
+def _observer(name: str, attribute: str) -> Any:
+    def observe(_options: Any) -> list[Any]:
+        return [metrics.Observation(value, {attribute: key}) for source in list(_SOURCES)
+                for (gauge, key), value in list(source.values.items()) if gauge == name]
+
+    return observe

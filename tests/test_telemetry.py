@@ -399,3 +399,32 @@ def test_redriving_an_unrouted_event_keeps_its_trace_and_attributes() -> None:
     assert again.context.trace_id == first.context.trace_id
     [letter] = router.dead_letters("unrouted")  # unrouted again
     assert letter.event.source == "checkout" and letter.event.extensions["subject"] == "o-9"
+
+
+def test_gauges_read_what_the_store_holds() -> None:
+    router = load(housekeeping_ms=50)  # (gauges read every 50 ms)
+    wire(router)
+    release = asyncio.Event()
+
+    async def billing(event: interlock.Event) -> None:
+        await release.wait()
+
+    router.engine.handlers.functions["billing"] = billing
+
+    async def main() -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+        async with router:
+            for n in range(40):  # billing takes 16 at once (its concurrency): the rest wait in the store
+                await router.publish("order.created", {"id": f"o{n}", "amount": 5}, id=f"g{n}")
+            await router.publish("order.created", {"id": "d", "amount": -1}, id="gd")  # dead-lettered
+            await asyncio.sleep(0.5)
+            points = _points()
+            release.set()
+            await router.drain(10)
+            return points
+
+    points = asyncio.run(main())
+    billing_target = (("interlock.target", "billing"),)
+    assert points[("interlock.pending", billing_target)] + points[("interlock.backlog", billing_target)] == 40
+    assert points[("interlock.pending", billing_target)] >= 16
+    assert points[("interlock.oldest.age", billing_target)] >= 300
+    assert points[("interlock.dead_letters.depth", (("interlock.dead_letter", "failed"),))] == 1
