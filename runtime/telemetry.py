@@ -91,6 +91,8 @@ class Span:
 class Delivery(Span):
     """One delivery attempt's span, current while its handler runs; `end` says how it went."""
 
+    route: str = ""  # the route that delivered it (the first, when several matched)
+
     def end(self, target: str, outcome: str, kind: str | None = None, latency_ms: float | None = None) -> None:
         telemetry = self.telemetry
         try:
@@ -98,7 +100,7 @@ class Delivery(Span):
             telemetry.handler_duration.record(duration, {"interlock.target": target, "interlock.outcome": outcome})
             counter = telemetry.outcomes.get(outcome)
             if counter is not None:
-                counter.add(1, {"interlock.target": target})
+                counter.add(1, {"interlock.target": target, "interlock.route": self.route})
             if latency_ms is not None and outcome == "delivered":
                 telemetry.latency.record(latency_ms, {"interlock.target": target})
         except Exception as exc:
@@ -236,7 +238,7 @@ class Telemetry:
         except Exception as exc:
             _broken(exc, self.broken)
             return None
-        return Delivery(self, span, token, time.perf_counter())
+        return Delivery(self, span, token, time.perf_counter(), routes[0] if routes else "")
 
     @staticmethod
     def inject(headers: list[tuple[str, str]]) -> bool:

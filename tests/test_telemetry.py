@@ -196,10 +196,12 @@ def test_retries_and_outcomes_are_counted_per_target() -> None:
     asyncio.run(main())
     got = counters()
     billing = (("interlock.target", "billing"),)
-    assert got[("interlock.deliveries.delivered", billing)] == 3
-    assert got[("interlock.deliveries.retried", billing)] == 3
-    assert got[("interlock.deliveries.dead_lettered", (("interlock.target", "doomed"),))] == 1
-    assert got[("interlock.deliveries.delivered", (("interlock.target", "fraud"),))] == 3
+    by_route = (("interlock.route", "bill"), ("interlock.target", "billing"))
+    assert got[("interlock.deliveries.delivered", by_route)] == 3
+    assert got[("interlock.deliveries.retried", by_route)] == 3
+    doomed = (("interlock.route", "doom"), ("interlock.target", "doomed"))
+    assert got[("interlock.deliveries.dead_lettered", doomed)] == 1
+    assert got[("interlock.deliveries.delivered", (("interlock.route", "bill"), ("interlock.target", "fraud")))] == 3
     assert got[("interlock.events.published", (("interlock.event.type", "order.created"),))] == 4
     assert got[("interlock.events.duplicate", (("interlock.event.type", "order.created"),))] == 1
     assert got[("interlock.events.unrouted", (("interlock.event.type", "(other)"),))] == 1  # undeclared: one series
