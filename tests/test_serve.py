@@ -359,16 +359,19 @@ def test_serve_speaks_https_with_a_certificate(serve: Serve, tmp_path: Path) -> 
                                    cwd=serve.folder, env=serve.env, stdout=subprocess.DEVNULL, stderr=stderr)
     serve.processes.append(process)
     url = f"https://{HOST}:{serve.port}"
+    import ssl
+
+    trusted = ssl.create_default_context(cafile=str(ca))
     deadline = time.monotonic() + 20
     while True:
         try:
-            if httpx.get(f"{url}/healthz", verify=str(ca), timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", verify=trusted, timeout=1).status_code == 200:
                 break
         except httpx.TransportError:
             assert process.poll() is None, serve.stderr.read_text()
             assert time.monotonic() < deadline, serve.stderr.read_text()
             time.sleep(0.05)
-    response = httpx.post(f"{url}/events", content=json.dumps(job("tls-1")), verify=str(ca), timeout=10,
+    response = httpx.post(f"{url}/events", content=json.dumps(job("tls-1")), verify=trusted, timeout=10,
                           headers={"content-type": "application/cloudevents+json"})
     assert response.status_code == 202, response.text
     serve.wait_handled({"tls-1"})
