@@ -167,7 +167,9 @@ def _ops(run: Callable[[argparse.Namespace, Console, Router], int]) -> Run:
 
 def _console() -> Console:
     # Tables cannot wrap: when piped, draw them wide rather than fold every cell.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    # No markup: what is shown comes from the store (event ids, handlers' messages), and a
+    # message such as "[/items/0]" is text, not a style to apply.
+    return Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _print_json(document: Any) -> None:

@@ -39,7 +39,7 @@ import attrs
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
-from .event import Event, check_extensions, check_json, check_time, new_id
+from .event import Event, check_extensions, check_json, check_time
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -539,9 +539,10 @@ class Engine:
         chosen = [d for d in await self.dead_letters(name) if ids is None or d.id in ids]
         count = 0
         for dead in chosen:
-            if dead.target is None:  # published anew (a new id: the old one is remembered), as it came
-                receipt = await self.publish(attrs.evolve(dead.event, id=new_id(), attempt=1, key=None))
-                count += 0 if receipt.unrouted else 1
+            if dead.target is None:  # published anew (an id of its own: the old one is remembered), as it came
+                anew = f"{dead.event.id}~redrive~{dead.id}"  # (the same for a redrive running alongside)
+                receipt = await self.publish(attrs.evolve(dead.event, id=anew, attempt=1, key=None))
+                count += 0 if receipt.unrouted or receipt.duplicate else 1
             elif self.targets[dead.target]["mode"] == "sync":
                 # Called now, with its retries; failed again, it is dead-lettered again.
                 routes = self.routing(dead.event.type, dead.event.data).get(dead.target) or [(r, None) for r in
@@ -557,9 +558,16 @@ class Engine:
                          "transform": deliveries[0][1] if deliveries else None, "attempt": 1,
                          "first_ms": self.store.now_ms(), "errors": [],
                          "delivery": f"{dead.event.id}/{dead.target}/redrive-{dead.id}", "key": key}
+                # Once per entry: a redrive running alongside (another operator) does not put
+                # it back a second time.
                 self.outstanding.started()
-                await self.store.append(self.stream_for(dead.target, key), entry)
-                count += 1
+                stored = await self.store.append_all([(self.stream_for(dead.target, key), entry)],
+                                                     once=f"redrive.{name}.{dead.id}",
+                                                     ttl_ms=self.idempotency_window_ms)
+                if stored is None:
+                    self.outstanding.finished()
+                else:
+                    count += 1
             await self.store.delete(dead_stream(name), [EntryId.parse(dead.id)])
         return count
 

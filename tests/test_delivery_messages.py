@@ -212,3 +212,39 @@ def test_a_handler_raising_a_base_exception_of_its_own_fails_its_delivery() -> N
     run(router, [{"n": 1}])
     [letter] = router.dead_letters("failed")
     assert letter.attempts[0].kind == "Bail"
+
+
+def test_two_redrives_at_once_put_each_entry_back_once(redis_url: str) -> None:
+    import redis
+
+    url = f"{redis_url.rsplit('/', 1)[0]}/6"
+    redis.Redis.from_url(url).flushdb()
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(PROJECT)
+    router = interlock.load(str(folder / "p.route"), store=url)
+    router.handler("quote")(lambda event: None)
+    calls: list[str] = []
+    failing = True
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        calls.append(event.id)
+        if failing:
+            raise LookupError("down")
+
+    async def main() -> list[int]:
+        nonlocal failing
+        async with router:
+            for n in range(100):
+                await router.publish("job", {"n": n}, id=f"r{n}")
+            await router.drain(20)
+            failing = False
+            calls.clear()
+            counts = await asyncio.gather(router.redrive("failed"), router.redrive("failed"))
+            await router.drain(20)
+            return list(counts)
+
+    counts = asyncio.run(main())
+    assert sorted(calls) == sorted(f"r{n}" for n in range(100))  # each once (it used to be twice)
+    assert sum(counts) == 100
+    assert router.dead_letters("failed") == []

@@ -506,3 +506,14 @@ def test_an_unreachable_store_is_a_message_without_its_password(shop: Shop, tmp_
     broken = tmp_path / "broken.route"
     broken.write_text("route r { on a.b to nowhere }\n")
     assert shop.cli("status", str(broken)).returncode == 1
+
+
+def test_stored_text_that_looks_like_markup_is_shown_as_written(shop: Shop) -> None:
+    # An event id or a handler's message with square brackets (a JSON pointer) used to be
+    # read as rich markup: "internal error: MarkupError", or the text styled and changed.
+    for event_id in ("[/]", "[red]o-7[/red]"):
+        done = shop.cli("publish", str(shop.project), "nobody.listens", "--data", "{}", "--id", event_id)
+        assert done.returncode == 0, done.stderr
+    listed = shop.cli("dead-letters", "list", str(shop.project), "unrouted_dlq")
+    assert listed.returncode == 0, listed.stderr
+    assert "[/]" in listed.stdout and "[red]o-7[/red]" in listed.stdout
