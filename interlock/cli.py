@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 import interlock
-from interlock import ops_cli, report
+from interlock import arguments, ops_cli, report
 from interlock.compiler.flow_graph import flow_graph
 from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
@@ -35,40 +35,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    value = _positive(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _positive(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is at most 65535, not {value}")
-    return value
-
-
-def _duration_ms(text: str) -> int:
-    """A duration as `.route` files write it (`500ms`, `30s`, `2m`), in milliseconds."""
-    from interlock.dsl.transform import parse_duration
-
-    ms, problem = parse_duration(text)
-    if ms is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration ({problem})")
-    return ms
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="interlock", description="Declarative event routing: check and compile `.route` files.")
     parser.add_argument("--version", action="version", version=f"interlock {interlock.__version__}")
@@ -82,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people (stderr), json for machines (stdout)")
     check.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
-    check.add_argument("--max-errors", type=_positive, default=0, metavar="N",
+    check.add_argument("--max-errors", type=arguments.positive, default=0, metavar="N",
                        help="show at most N errors (0, the default: all); the count stays exact")
     check.set_defaults(run=_check)
 
@@ -142,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", required=True, metavar="URL",
                        help="memory:// (one process) or redis://HOST:PORT/DB (rediss:// for TLS)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8080, help="the port to listen on (default 8080)")
-    serve.add_argument("--workers", type=_at_least_one, default=1, metavar="N",
+    serve.add_argument("--port", type=arguments.port, default=8080, help="the port to listen on (default 8080)")
+    serve.add_argument("--workers", type=arguments.at_least_one, default=1, metavar="N",
                        help="processes sharing the port, each with its router (more than 1 needs redis://)")
     serve.add_argument("--handlers", metavar="MODULE:OBJECT",
                        help="the handlers: a mapping {target: function}, or a function taking the router; MODULE "
@@ -151,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-env", metavar="NAME",
                        help="require `Authorization: Bearer TOKEN` on POST /events, TOKEN read from this "
                        "environment variable")
-    serve.add_argument("--max-body", type=_at_least_one, default=1_048_576, metavar="BYTES",
+    serve.add_argument("--max-body", type=arguments.at_least_one, default=1_048_576, metavar="BYTES",
                        help="the largest request body taken (default 1 MiB; 413 beyond)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
-    serve.add_argument("--claim-idle", type=_duration_ms, default=None, metavar="DURATION",
+    serve.add_argument("--claim-idle", type=arguments.duration_ms, default=None, metavar="DURATION",
                        help="on a shared store, how long a delivery read by a process that died waits before "
                        "another takes it over (default 30s; never less than twice the target's timeout)")
     serve.set_defaults(run=_serve)

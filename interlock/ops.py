@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from rich.console import Console
 
-from interlock.dsl.transform import did_you_mean, parse_duration
+from interlock.dsl.transform import did_you_mean
 from interlock.runtime.inflight import GROUP
 from interlock.runtime.router import Router
 
@@ -77,14 +77,6 @@ async def check_partitions(router: Router) -> None:
         if stats[first].group and not stats[last].group:
             raise OpsError(f"the store has no partition p{count - 1} of `{name}`: its instances use fewer than "
                            f"{count} partitions; give --partitions as they do")
-
-
-def duration_ms(text: str) -> int:
-    """A duration as `.route` files write it (`90s`, `10m`, `2h`, `1d`), in milliseconds."""
-    ms, problem = parse_duration(text)
-    if ms is None:
-        raise OpsError(f"{text!r} is not a duration ({problem})")
-    return ms
 
 
 async def against_store(router: Router, work: Callable[[], Awaitable[T]], *, checked: bool = False) -> T:

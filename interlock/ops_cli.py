@@ -31,9 +31,9 @@ from interlock.runtime.router import Router
 from interlock.runtime.schema import SchemaError
 from interlock.runtime.store import StoreError
 
-from . import ops
+from . import arguments, ops
 from . import ops_dead_letters as dead_letters
-from .ops import OpsError, against_store, check_dead_letter, check_targets, confirm, duration_ms
+from .ops import OpsError, against_store, check_dead_letter, check_targets, confirm
 
 Run = Callable[[argparse.Namespace, Console], int]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -98,7 +98,7 @@ def _project_and_store(parser: argparse.ArgumentParser, *, name: bool = False) -
         parser.add_argument("name", metavar="NAME", help="the dead letter")
     parser.add_argument("--store", required=True, metavar="URL",
                         help="redis://HOST:PORT/DB (rediss:// for TLS), where the instances deliver from")
-    parser.add_argument("--partitions", type=_count, default=16, metavar="N",
+    parser.add_argument("--partitions", type=arguments.at_least_one, default=16, metavar="N",
                         help="partitions of ordered targets, as the instances use (default 16)")
 
 
@@ -106,20 +106,11 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", action="append", default=[], metavar="T", help="entries of target T")
     parser.add_argument("--kind", action="append", default=[], metavar="K",
                         help="entries whose last attempt failed with error kind K (TimeoutError, http.503, ...)")
-    parser.add_argument("--older-than", type=_duration, metavar="D", help="dead-lettered at least D ago (10m, 2h)")
-    parser.add_argument("--newer-than", type=_duration, metavar="D", help="dead-lettered less than D ago")
+    parser.add_argument("--older-than", type=arguments.duration_ms, metavar="D",
+                        help="dead-lettered at least D ago (10m, 2h)")
+    parser.add_argument("--newer-than", type=arguments.duration_ms, metavar="D", help="dead-lettered less than D ago")
     parser.add_argument("--id", action="append", default=[], dest="ids", metavar="ID", help="the entry with this id")
-    parser.add_argument("--limit", type=_count, metavar="N", help="at most N entries, the oldest")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+    parser.add_argument("--limit", type=arguments.at_least_one, metavar="N", help="at most N entries, the oldest")
 
 
 def _interval(text: str) -> float:
@@ -130,13 +121,6 @@ def _interval(text: str) -> float:
     if not 0.05 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"between 0.05 and 3600 seconds, not {text}")
     return value
-
-
-def _duration(text: str) -> int:
-    try:
-        return duration_ms(text)
-    except OpsError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---- running a command -------------------------------------------------------------------
