@@ -593,26 +593,28 @@ class Engine:
         self.supervisor.raise_fault()  # one that happened meanwhile
 
     async def _outstanding(self) -> str:
-        """What is left to do, per async target: for the message of a drain that timed out."""
+        """What is left to do, per async target: for the message of a drain that timed out
+        (every stream's counts in one read, as the gauges read them)."""
+        streams = {name: self.streams_of(name) for name in self._async_targets()}
+        try:
+            stats = await self.store.stream_stats([s for group in streams.values() for s in group], GROUP)
+        except Exception as exc:  # the store does not answer: say so, not what cannot be known
+            return f"the store does not answer ({type(exc).__name__}: {exc})"
         parts = []
-        for name in self._async_targets():
-            streams = self.streams_of(name)
-            bits = []
-            try:
-                pending = sum([len(await self.store.pending(stream, GROUP)) for stream in streams])
-                unread = [s for s in streams if not await self.store.quiet([s], GROUP)]
-                retries = len(await self.store.next_due(streams))
-            except Exception as exc:  # the store does not answer: say so, not what cannot be known
-                return f"the store does not answer ({type(exc).__name__}: {exc})"
+        for name, group in streams.items():
+            read = [stats[s] for s in group if s in stats]
+            pending = sum(s.pending for s in read)
+            retries = sum(1 for s in read if s.scheduled)
             pool = self.pools.get(name)
             waiting = len(pool.queue) + sum(len(q) for q in pool.held.values()) if pool is not None else 0
+            bits = []
             if pending:
                 bits.append(f"{pending} read and not yet acknowledged")
             if waiting:
                 bits.append(f"{waiting} waiting here behind a busy key or a full pool")
             if retries:
                 bits.append(f"a retry scheduled on {retries} of its streams")
-            if not bits and unread:
+            if not bits and any(s.unread for s in read):
                 bits.append("deliveries not yet read")
             if bits:
                 parts.append(f"`{name}`: " + ", ".join(bits))

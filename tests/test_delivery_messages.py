@@ -158,6 +158,11 @@ def test_a_drain_that_times_out_with_the_store_hanging_still_returns_promptly() 
                 await asyncio.sleep(3600)
             return await super().pending(*args, **kwargs)
 
+        async def stream_stats(self, *args: Any, **kwargs: Any) -> Any:
+            if self.hang:
+                await asyncio.sleep(3600)
+            return await super().stream_stats(*args, **kwargs)
+
     folder = Path(tempfile.mkdtemp())
     (folder / "p.route").write_text(PROJECT)
     store = Hanging()
