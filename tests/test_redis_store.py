@@ -114,9 +114,10 @@ def test_a_store_url_is_shown_without_its_password() -> None:
     assert "s3cret" not in repr(RedisStore("redis://127.0.0.1:1/0?password=s3cret"))
 
 
-def test_an_unreachable_redis_with_a_password_in_its_query_never_shows_it() -> None:
+def _append_to_unreachable(url: str) -> pytest.ExceptionInfo[StoreError]:
+    """The StoreError of an append to `url`, where no Redis listens."""
     async def main() -> None:
-        store = RedisStore("redis://127.0.0.1:1/0?password=s3cret")
+        store = RedisStore(url)
         try:
             await store.append("s", {"a": 1})
         finally:
@@ -124,19 +125,16 @@ def test_an_unreachable_redis_with_a_password_in_its_query_never_shows_it() -> N
 
     with pytest.raises(StoreError) as raised:
         asyncio.run(main())
+    return raised
+
+
+def test_an_unreachable_redis_with_a_password_in_its_query_never_shows_it() -> None:
+    raised = _append_to_unreachable("redis://127.0.0.1:1/0?password=s3cret")
     assert "s3cret" not in str(raised.value) and "password=***" in str(raised.value)
 
 
 def test_an_unreachable_redis_with_a_password_never_shows_it() -> None:
-    async def main() -> None:
-        store = RedisStore("redis://:s3cret@127.0.0.1:1/0")
-        try:
-            await store.append("s", {"a": 1})
-        finally:
-            await store.close()
-
-    with pytest.raises(StoreError) as raised:
-        asyncio.run(main())
+    raised = _append_to_unreachable("redis://:s3cret@127.0.0.1:1/0")
     assert "redis://:***@127.0.0.1:1/0" in str(raised.value)
     assert "s3cret" not in str(raised.value)
     assert raised.value.retryable
