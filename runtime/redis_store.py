@@ -16,6 +16,7 @@ Connecting times out after `connect_timeout` seconds; commands after `command_ti
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import redis_scripts as lua
 from .redis_batch import Batch, Script
 from .redis_errors import Describer, redact
+from .redis_wire import Wire
 from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, StreamStats, encode_entry
 
 PREFIX = "interlock:"
@@ -53,29 +55,45 @@ def _id(text: str) -> EntryId:
     return EntryId.parse(text)
 
 
+def _resolve(future: asyncio.Future[Any], reply: Any) -> None:
+    """A wire command's reply (or exception) into its future, unless its caller gave up."""
+    if future.done():
+        return
+    if isinstance(reply, BaseException):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)
+
+
 class _Connection:
-    """One event loop's clients of a store: a pool whose commands are retried with backoff
-    when a connection drops, and one for XREADGROUP that is not retried (a resent read would
-    take deliveries whose first reply was lost; delivery looks for those itself)."""
+    """One event loop's connections to a store: for the hot path, a pipelined connection
+    whose commands are sent again when it drops (they are idempotent) and one for XREADGROUP
+    whose commands are not (a resent read would take deliveries whose first reply was lost;
+    delivery looks for those itself), both runtime/redis_wire.py; for the rest, a redis-py
+    pool whose commands are retried with backoff when a connection drops."""
 
     def __init__(self, store: RedisStore) -> None:
         # A connection that cannot be made in time is retried as a lost one would be, but for
         # rediss://: a TLS handshake that hangs is a server that does not speak TLS there.
         errors: list[type[Exception]] = [RedisConnectionError] if store.url.startswith("rediss://") else [
             RedisConnectionError, RedisTimeoutError]
-        common = {"decode_responses": True, "socket_connect_timeout": store.connect_timeout, "timeout": None}
         pool = aioredis.BlockingConnectionPool.from_url(
-            store.url, max_connections=64, socket_timeout=store.command_timeout,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3), retry_on_error=errors, **common)
+            store.url, max_connections=64, socket_timeout=store.command_timeout, decode_responses=True,
+            socket_connect_timeout=store.connect_timeout, timeout=None,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3), retry_on_error=errors)
         self.client = aioredis.Redis(connection_pool=pool)
-        # A blocking read waits up to its BLOCK on the server: the socket waits longer.
-        reads = aioredis.BlockingConnectionPool.from_url(
-            store.url, max_connections=8, socket_timeout=store.command_timeout + 30, retry=Retry(NoBackoff(), 0),
-            **common)
-        self.reader = aioredis.Redis(connection_pool=reads)
-        self.batch = Batch(self.client, store.describe)
+        self.wire = Wire(store.url, shown=store.shown_url, connect_timeout=store.connect_timeout,
+                         command_timeout=store.command_timeout, retries=3)
+        self.reader = Wire(store.url, shown=store.shown_url, connect_timeout=store.connect_timeout,
+                           command_timeout=store.command_timeout, retries=0)
+        self.batch = Batch(self.wire, store.describe)
         self.scripts = {source: self.client.register_script(source)
                         for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET, lua.RELEASE_LEASE, lua.STATS)}
+
+    async def close(self) -> None:
+        await self.wire.close()
+        await self.reader.close()
+        await self.client.aclose()
 
 
 class RedisStore(EventStore):
@@ -138,8 +156,7 @@ class RedisStore(EventStore):
     async def close(self) -> None:
         connection = self._connections.pop(asyncio.get_running_loop(), None)
         if connection is not None:
-            await connection.client.aclose()
-            await connection.reader.aclose()
+            await connection.close()
 
     # ---- appending ---------------------------------------------------------------
 
@@ -214,15 +231,17 @@ class RedisStore(EventStore):
         if not streams:
             return {}
         wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
-        reader = self._connection().reader
-        reply = await self._do(reader.xreadgroup(group, consumer, {_key(s): ">" for s in streams}, count=count,
-                                                 block=wait), group=group, streams=streams)
-        if not reply:
-            return {}
-        # RESP2: [[key, rows], ...]; RESP3: {key: [rows]}.
-        pairs = [(key, rows[0]) for key, rows in reply.items()] if isinstance(reply, dict) else reply
+        keys = [_key(s) for s in streams]
+        command: tuple[Any, ...] = ("XREADGROUP", "GROUP", group, consumer, "COUNT", count,
+                                    *(("BLOCK", wait) if wait is not None else ()), "STREAMS", *keys,
+                                    *(">" for _ in keys))
+        connection = self._connection()
+        future: asyncio.Future[Any] = connection.wire.loop.create_future()
+        connection.reader.send(command, functools.partial(_resolve, future), idempotent=False,
+                               extra=(wait or 0) / 1000)
+        reply = await self._do(future, group=group, streams=streams)
         out = {}
-        for key, rows in pairs:
+        for key, rows in reply or ():  # (RESP2: [[key, [[id, [field, value, ...]], ...]], ...]; nil: nothing)
             records = self._records(rows, 1)
             if records:
                 out[_stream_of(key)] = records

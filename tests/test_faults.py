@@ -115,7 +115,9 @@ def test_every_connection_killed_every_50ms(make_redis_server: MakeServer, tmp_p
     router = _router(write_project(tmp_path), server)
     fault = Fault("CLIENT KILL every 50 ms for 3 s", lambda: server.kill_clients(every=0.05, for_seconds=3))
     outcome = _run(router, fault)
-    assert fault.result >= 20, f"only {fault.result} connections were killed: the fault did not land"
+    # (a router holds few connections: two pipelined ones, made again when a command is
+    # waiting, and a pool that opens one when a rarer command needs it)
+    assert fault.result >= 10, f"only {fault.result} connections were killed: the fault did not land"
     assert_invariants(router, outcome)
 
 

@@ -1,0 +1,249 @@
+"""A pipelined connection to Redis for the hot path: publishes, reads and acknowledgements.
+
+redis-py makes the connection (TLS, AUTH, SELECT and the rest of its handshake, from the
+store's URL); then this module takes its transport over: commands are packed by hiredis and
+written as they come, many in one write, without waiting for earlier replies (pipelining),
+and replies are parsed by hiredis as they arrive and handed to each command's `settle`
+callback, in order, with no task per command or per round trip. Everything else the store
+does (administration, recovery, operators' reads) goes through redis-py's own client.
+
+Failures: a reply that is an error reaches its own command's `settle` as an exception
+(redis-py's classes, so that `redis_errors.Describer` names it). A connection that is lost,
+refused or silent for longer than a command's timeout fails every command waiting on it;
+commands marked `idempotent` are sent again on a new connection, up to `retries` times with
+backoff (a resent publish finds its own nonce: runtime/redis_scripts.py), the others fail
+with the connection's error (a resent XREADGROUP would take entries whose first reply was
+lost; delivery looks for those itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import hiredis
+import redis.asyncio as aioredis
+from redis import exceptions as rx
+
+log = logging.getLogger(__name__)
+
+Settle = Callable[[Any], None]  # takes the reply, or an exception
+
+# Error replies by their first word, as redis-py classifies them.
+_ERRORS: dict[str, type[rx.RedisError]] = {
+    "NOSCRIPT": rx.NoScriptError,
+    "LOADING": rx.BusyLoadingError,
+    "READONLY": rx.ReadOnlyError,
+    "OOM": rx.OutOfMemoryError,
+    "NOPERM": rx.NoPermissionError,
+    "WRONGPASS": rx.AuthenticationError,
+    "NOAUTH": rx.AuthenticationError,
+}
+
+
+def error_of(reply: rx.ResponseError) -> rx.RedisError:
+    """An error reply as the redis-py exception its first word makes it."""
+    text = str(reply)
+    cls = _ERRORS.get(text.split(" ", 1)[0])
+    return cls(text) if cls is not None else reply
+
+
+class _Command:
+    __slots__ = ("args", "deadline", "extra", "idempotent", "settle", "tries")
+
+    def __init__(self, args: tuple[Any, ...], settle: Settle, idempotent: bool, extra: float) -> None:
+        self.args = args
+        self.settle = settle
+        self.idempotent = idempotent
+        self.tries = 0
+        self.deadline = 0.0
+        self.extra = extra  # seconds the server may take on purpose (a blocking read's BLOCK)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
+        self.parser = hiredis.Reader(replyError=rx.ResponseError, encoding="utf-8")
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        reply = self.parser.gets()
+        while reply is not False:
+            self.wire.replied(self, reply)
+            reply = self.parser.gets()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.wire.lost(self, exc)
+
+
+class Wire:
+    """One pipelined connection of one event loop, made again when lost (see the module)."""
+
+    def __init__(self, url: str, *, shown: str, connect_timeout: float, command_timeout: float, retries: int) -> None:
+        self.url = shown  # (in messages: the URL without its password)
+        self.command_timeout = command_timeout
+        self.retries = retries
+        # (only to make connections as the store's URL says: this module holds one at a time)
+        # RESP2: replies of one shape whatever redis-py's default (RESP3 maps from redis-py 8 on)
+        self.pool = aioredis.ConnectionPool.from_url(url, socket_connect_timeout=connect_timeout,
+                                                     socket_timeout=command_timeout, protocol=2)
+        self.connection: Any = None  # held: redis-py closes what it drops
+        self.loop = asyncio.get_running_loop()
+        self.queue: list[_Command] = []
+        self.inflight: collections.deque[_Command] = collections.deque()
+        self.transport: Any = None  # asyncio's transport of the connection
+        self.protocol: _Protocol | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self.flushing = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+        self.closed = False
+
+    def send(self, args: tuple[Any, ...], settle: Settle, *, idempotent: bool = True, extra: float = 0.0) -> None:
+        """Queue a command; it goes out with the others queued in this turn of the loop."""
+        if self.closed:
+            settle(rx.ConnectionError(f"the connection to {self.url} is closed"))
+            return
+        self.queue.append(_Command(args, settle, idempotent, extra))
+        if not self.flushing:
+            self.flushing = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flushing = False
+        if not self.queue:
+            return
+        transport = self.transport
+        if transport is None:
+            if self.connecting is None:
+                self.connecting = self.loop.create_task(self._connect())
+            return
+        batch, self.queue = self.queue, []
+        now = self.loop.time()
+        try:
+            data = b"".join([hiredis.pack_command(command.args) for command in batch])
+        except Exception:  # an argument hiredis cannot pack: that command alone fails
+            data = self._pack_each(batch)
+            batch = [command for command in batch if command.deadline >= 0]
+        for command in batch:
+            command.deadline = now + self.command_timeout + command.extra
+        self.inflight.extend(batch)
+        transport.write(data)
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.inflight[0].deadline, self._check)
+
+    @staticmethod
+    def _pack_each(batch: list[_Command]) -> bytes:
+        parts = []
+        for command in batch:
+            try:
+                parts.append(hiredis.pack_command(command.args))
+            except Exception as exc:
+                command.deadline = -1.0
+                command.settle(rx.DataError(f"cannot send {command.args[0]}: {exc}"))
+        return b"".join(parts)
+
+    def replied(self, protocol: _Protocol, reply: Any) -> None:
+        if protocol is not self.protocol or not self.inflight:
+            return
+        command = self.inflight.popleft()
+        if isinstance(reply, rx.ResponseError):
+            reply = error_of(reply)
+        command.settle(reply)
+
+    def _check(self) -> None:
+        """A command whose reply is late past its timeout: the connection is given up."""
+        self.timer = None
+        if not self.inflight or self.transport is None:
+            return
+        now = self.loop.time()
+        late = self.inflight[0].deadline
+        if now >= late:
+            self.timed_out = True
+            self.transport.abort()
+            return
+        self.timer = self.loop.call_at(late, self._check)
+
+    def lost(self, protocol: _Protocol, exc: Exception | None) -> None:
+        if protocol is not self.protocol:
+            return
+        self.transport = self.protocol = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.timed_out:
+            error: Exception = rx.TimeoutError(f"no reply from {self.url} within {self.command_timeout} s")
+        else:
+            error = rx.ConnectionError(f"connection to {self.url} lost" + (f": {exc}" if exc else ""))
+        self.timed_out = False
+        waiting, self.inflight = list(self.inflight), collections.deque()
+        self._retry(waiting, error)
+
+    def _retry(self, commands: list[_Command], error: Exception) -> None:
+        """Commands that did not get through: idempotent ones are sent again (within their
+        retries), the others fail with `error`."""
+        again = []
+        for command in commands:
+            command.tries += 1
+            if command.idempotent and command.tries <= self.retries and not self.closed:
+                again.append(command)
+            else:
+                command.settle(error)
+        if again:
+            self.queue[:0] = again
+            if self.connecting is None:
+                self.connecting = self.loop.create_task(self._connect(backoff=True))
+
+    async def _connect(self, backoff: bool = False) -> None:
+        """Connect (redis-py's handshake), take the transport over, and send what is queued."""
+        failures = 1 if backoff else 0
+        try:
+            while self.queue and not self.closed:
+                if failures:
+                    await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 0.5))
+                await self._drop_connection()
+                connection = self.pool.connection_class(**self.pool.connection_kwargs)
+                try:
+                    await connection.connect()  # type: ignore[no-untyped-call]
+                    # (redis-py keeps its stream writer private; its transport is asyncio's)
+                    transport: Any = connection._writer.transport  # type: ignore[union-attr]
+                except Exception as exc:
+                    await connection.disconnect()
+                    failures += 1
+                    queued, self.queue = self.queue, []
+                    self._retry(queued, exc)
+                    continue
+                protocol = _Protocol(self)
+                transport.set_protocol(protocol)
+                self.transport, self.protocol, self.connection = transport, protocol, connection
+                if not transport.is_reading():
+                    transport.resume_reading()
+                break
+        finally:
+            self.connecting = None
+        if self.transport is not None and self.queue:
+            self._flush()
+
+    async def close(self) -> None:
+        """Fail what waits and close the connection."""
+        self.closed = True
+        if self.connecting is not None:
+            self.connecting.cancel()
+        queued, self.queue = self.queue, []
+        inflight, self.inflight = list(self.inflight), collections.deque()
+        error = rx.ConnectionError(f"the connection to {self.url} is closed")
+        for command in [*inflight, *queued]:
+            command.settle(error)
+        self.transport = self.protocol = None
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                await connection.disconnect()
+            except Exception as exc:  # (it was lost already)
+                log.debug("closing a lost connection to %s: %s", self.url, exc)
