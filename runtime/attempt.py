@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .acks import Acker
 from .dead_letters import dead_entry, dead_stream
+from .entry import pack
 from .event import Event
 from .handlers import Handlers, cancelling, failure
 from .inflight import InHand, Outstanding
@@ -102,7 +103,7 @@ class Deliverer:
         if not self._may_run(stream, record, target):
             self._leave(stream, record)
             return
-        ev = Event.from_cloudevent(entry["event"], stored=True)
+        ev: Event = entry["event"]
         extra = {"target": target, "event_id": ev.id, "attempt": entry["attempt"]}
         telemetry = self.telemetry
         span = telemetry.delivering(ev, target, entry["attempt"], entry["routes"]) if telemetry.active() else None
@@ -133,7 +134,8 @@ class Deliverer:
                 due = now + decision.delay_ms
                 log.info("%s failed (%s: %s); retry in %d ms", target, kind, message, decision.delay_ms, extra=extra)
                 self.outstanding.started()
-                await self.persist("scheduling a retry", lambda: self.store.schedule(stream, retry, due))
+                packed = pack(retry)
+                await self.persist("scheduling a retry", lambda: self.store.schedule(stream, packed, due))
                 self.scheduler.scheduled(stream, due)
                 # The key stays held until the retry's outcome.
                 self.acker.add(stream, record.id, lambda: self._done(stream, record, release=False))

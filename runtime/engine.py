@@ -39,7 +39,19 @@ import attrs
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
-from .event import Event, check_extensions, check_json, check_time
+from .entry import delivery_entry, pack, unpack
+from .event import (
+    SOURCE,
+    Event,
+    EventError,
+    check_extensions,
+    check_time,
+    check_type,
+    encode_data,
+    new_id,
+    now_text,
+    trusted_event,
+)
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -49,7 +61,7 @@ from .reader import Reader
 from .retry import decide
 from .scheduler import Scheduler
 from .schema import validate
-from .store import EntryId, EventStore, Record, StoreError
+from .store import Entry, EntryId, EventStore, Packed, Record, StoreError
 from .supervisor import Supervisor
 from .telemetry import Gauges, Telemetry, watch
 from .transform import delivered, key_of
@@ -108,6 +120,8 @@ class Engine:
         self.deliverer: Deliverer | None = None
         # Per event id with sync targets: a lock its publishes take turns on, and how many want it.
         self._publishing: dict[str, list[Any]] = {}
+        # The target of each delivery stream (entries do not name theirs: runtime/entry.py).
+        self.target_of = {stream: name for name in self._async_targets() for stream in self.streams_of(name)}
 
     # ---- streams -------------------------------------------------------------------
 
@@ -235,9 +249,11 @@ class Engine:
         """Retries waiting in a stream's schedule that this process did not schedule (another
         holder's, or an earlier run's): their keys are held until they come, so that no later
         delivery of those keys goes first; the scheduler wakes when the first is due."""
-        for due, _, entry in await self.store.scheduled(stream):
-            pool = self.pools.get(entry.get("target", ""))
-            if pool is not None and pool.ordered and entry.get("key") is not None:
+        target = self.target_of[stream]
+        for due, _, packed in await self.store.scheduled(stream):
+            entry = unpack(packed, target)
+            pool = self.pools.get(target)
+            if pool is not None and pool.ordered and entry["key"] is not None:
                 pool.busy.setdefault(entry["key"], entry["delivery"])
             self.scheduler.scheduled(stream, due)
 
@@ -255,9 +271,11 @@ class Engine:
         """Read (or claimed) records, into their pools (each taken in hand first)."""
         now = self.store.now_ms()
         recovering = not claimed and self.reader is not None and stream in self.reader.recovering
+        target = self.target_of[stream]
+        partitions = self.partitions.get(target)
+        pool = self.pools[target]
         for record in records:
-            target = record.entry["target"]
-            partitions = self.partitions.get(target)
+            record = Record(record.id, unpack(record.entry, target), record.deliveries)
             if record.entry["attempt"] == 1 and (recovering or (
                     partitions is not None and not partitions.keeps_new(stream))):
                 # Handed over: left pending for the next holder, which claims it first. Or the
@@ -266,7 +284,7 @@ class Engine:
             if self.in_hand.read_at(stream, record.id) is not None:
                 continue  # already here (claimed again while it runs)
             self.in_hand.take(stream, record.id, now)
-            self.pools[target].submit(stream, record)
+            pool.submit(stream, record)
 
     async def _keep(self, partitions: Partitions) -> None:
         """The keeper keeps its pace while the store cannot be reached (a backoff would let
@@ -323,16 +341,31 @@ class Engine:
             return Event.from_cloudevent(event)
         if data is None:
             data = {}
-        return Event(event, data) if event_id is None else Event(event, data, id=event_id)  # checks the type
+        # Event(...)'s own checks, without the cost of its validators (the hot path)
+        check_type(event)
+        if not isinstance(data, dict):
+            raise EventError(f"event data must be a JSON object (a dict), not {type(data).__name__}")
+        if event_id is None:
+            event_id = new_id()
+        elif not isinstance(event_id, str) or not event_id:
+            raise EventError(f"event id must be a non-empty string, not {event_id!r}")
+        return trusted_event(event, data, event_id, None, now_text(), 1, SOURCE, {})
 
     def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
         """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
+        return self._checked(event, data, id)[0]
+
+    def _checked(self, event: Any, data: Any, event_id: str | None) -> tuple[Event, bytes]:
+        """The `Event` a publish accepts, and its data as JSON text (what its deliveries carry)."""
         try:
-            ev = self._event(event, data, id)
-            if isinstance(event, Event) and ev.extensions:
-                check_extensions(ev.extensions)  # (a CloudEvent dict's are checked as it is read)
-            check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
-            check_json(ev)  # refused here, not by the store after sync targets were called
+            ev = self._event(event, data, event_id)
+            if isinstance(event, Event):
+                if ev.extensions:
+                    check_extensions(ev.extensions)  # (a CloudEvent dict's are checked as it is read)
+                check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
+            elif isinstance(event, dict):
+                check_time(ev.time)
+            encoded = encode_data(ev)  # refused here, not by the store after sync targets were called
             schema = self.schemas.get(ev.type)
             if schema is not None:
                 validate(ev.data, schema)
@@ -340,24 +373,25 @@ class Engine:
             if self.telemetry.active():
                 self.telemetry.refused_event(None, "invalid")
             raise
-        return ev
+        return ev, encoded
 
     async def publish(self, event: Any, data: Any = None, *, id: str | None = None) -> Receipt:
         self.supervisor.raise_fault()
-        await self._ensure_groups()
-        ev = self.validate(event, data, id=id)
+        if not self.groups_ready:
+            await self._ensure_groups()
+        ev, encoded = self._checked(event, data, id)
         span = self.telemetry.publishing(ev) if self.telemetry.active() else None
         if span is None:
-            return await self._publish(ev)
+            return await self._publish(ev, encoded)
         try:
-            receipt = await self._publish(span.event)
+            receipt = await self._publish(span.event, encoded)
         except BaseException as exc:
             span.end(None, exc)
             raise
         span.end(receipt)
         return receipt
 
-    async def _publish(self, ev: Event) -> Receipt:
+    async def _publish(self, ev: Event, encoded: bytes) -> Receipt:
         deliveries = self.routing(ev.type, ev.data)
         once = f"idempotency.{ev.id}"
         window = self.idempotency_window_ms
@@ -371,16 +405,14 @@ class Engine:
             return Receipt(ev.id, frozenset(), unrouted=True)
         now = self.store.now_ms()
         sync = []
-        entries = []
+        entries: list[tuple[str, Entry]] = []
         for target, routes in deliveries.items():
             if self.targets[target]["mode"] == "sync":
                 sync.append((target, routes))
                 continue
             key = key_of(ev.data, self.targets[target]["order_by"])
-            entries.append((self.stream_for(target, key), {
-                "event": ev.to_cloudevent(), "target": target, "routes": [r for r, _ in routes],
-                "transform": routes[0][1], "attempt": 1, "first_ms": now, "errors": [],
-                "delivery": f"{ev.id}/{target}", "key": key}))
+            entries.append((self.stream_for(target, key), pack(delivery_entry(
+                ev, encoded, target, [r for r, _ in routes], routes[0][1], key, now))))
         if not sync:
             return await self._store(ev, deliveries, entries, {}, {})
         # A duplicate is delivered to no one, sync handlers included: publishes of one id in this
@@ -409,13 +441,13 @@ class Engine:
             if not turn[1]:
                 del self._publishing[ev.id]
 
-    async def _store(self, ev: Event, deliveries: Routes, entries: list[tuple[str, dict[str, Any]]],
+    async def _store(self, ev: Event, deliveries: Routes, entries: list[tuple[str, Entry]],
                      replies: dict[str, Any], errors: dict[str, str],
                      failures: dict[str, Attempt] | None = None) -> Receipt:
         """The publish's one store step; its receipt."""
         # The deliveries, the sync targets' dead letters and the idempotency key in one step:
         # a publish that raised stored nothing, so publishing the same event again is safe.
-        accepted = sum(1 for _, entry in entries if "delivery" in entry)
+        accepted = sum(1 for _, entry in entries if isinstance(entry, Packed))  # (a dead letter is a dict)
         self.outstanding.started(accepted)
         try:
             stored = await self.store.append_all(entries, once=f"idempotency.{ev.id}",
@@ -554,14 +586,13 @@ class Engine:
             else:
                 deliveries = self.routing(dead.event.type, dead.event.data).get(dead.target, [])
                 key = key_of(dead.event.data, self.targets[dead.target]["order_by"])
-                entry = {"event": dead.event.to_cloudevent(), "target": dead.target, "routes": list(dead.routes),
-                         "transform": deliveries[0][1] if deliveries else None, "attempt": 1,
-                         "first_ms": self.store.now_ms(), "errors": [],
-                         "delivery": f"{dead.event.id}/{dead.target}/redrive-{dead.id}", "key": key}
+                entry = delivery_entry(dead.event, None, dead.target, list(dead.routes),
+                                       deliveries[0][1] if deliveries else None, key, self.store.now_ms())
+                entry["delivery"] = f"{dead.event.id}/{dead.target}/redrive-{dead.id}"
                 # Once per entry: a redrive running alongside (another operator) does not put
                 # it back a second time.
                 self.outstanding.started()
-                stored = await self.store.append_all([(self.stream_for(dead.target, key), entry)],
+                stored = await self.store.append_all([(self.stream_for(dead.target, key), pack(entry))],
                                                      once=f"redrive.{name}.{dead.id}",
                                                      ttl_ms=self.idempotency_window_ms)
                 if stored is None:

@@ -12,15 +12,27 @@ import asyncio
 import bisect
 import collections
 import heapq
-import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
-from .store import MIN_ID, Entry, EntryId, EventStore, NoGroup, Pending, Record, StoreFull, StreamStats, encode_entry
+from .store import (
+    MIN_ID,
+    Entry,
+    EntryId,
+    EventStore,
+    NoGroup,
+    Pending,
+    Record,
+    StoreFull,
+    StreamStats,
+    decode_entry,
+    encode_entry,
+)
 
-_decode = json.loads
+_decode = decode_entry
 
 
 class _Signal:
@@ -77,7 +89,7 @@ class _Group:
 @attrs.define
 class _Stream:
     ids: list[EntryId] = attrs.Factory(list)
-    entries: dict[EntryId, str] = attrs.Factory(dict)
+    entries: dict[EntryId, str | bytes] = attrs.Factory(dict)  # JSON text
     groups: dict[str, _Group] = attrs.Factory(dict)
     last_id: EntryId = MIN_ID
     appended: _Signal = attrs.Factory(_Signal)
@@ -93,7 +105,7 @@ class MemoryStore(EventStore):
         self.max_unacked = max_unacked
         self._clock = clock or (lambda: time.time() * 1000)
         self._streams: dict[str, _Stream] = {}
-        self._schedule: list[tuple[int, int, str, str]] = []
+        self._schedule: list[tuple[int, int, str, str | bytes]] = []
         self._scheduled_count = 0
         self._keys: dict[str, int] = {}
         self._leases: dict[str, tuple[str, int]] = {}
@@ -129,7 +141,7 @@ class MemoryStore(EventStore):
         pending = {i for g in stream.groups.values() for i in g.pending if i <= oldest}
         return unread + len(pending)
 
-    def _append_encoded(self, name: str, encoded: str) -> EntryId:
+    def _append_encoded(self, name: str, encoded: str | bytes) -> EntryId:
         stream = self._stream(name)
         now = self.now_ms()
         last = stream.last_id
@@ -300,8 +312,8 @@ class MemoryStore(EventStore):
     async def release_due(self, *, now_ms: int | None = None, streams: list[str] | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms
         wanted = None if streams is None else set(streams)
-        due: list[tuple[int, int, str, str]] = []
-        kept: list[tuple[int, int, str, str]] = []
+        due: list[tuple[int, int, str, str | bytes]] = []
+        kept: list[tuple[int, int, str, str | bytes]] = []
         while self._schedule and self._schedule[0][0] <= now:
             item = heapq.heappop(self._schedule)
             (due if wanted is None or item[2] in wanted else kept).append(item)
@@ -320,7 +332,7 @@ class MemoryStore(EventStore):
                 out[name] = due
         return out
 
-    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Any]]:
         return [(due, name, _decode(entry)) for due, _, name, entry in sorted(self._schedule)
                 if stream is None or name == stream]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import time
 import weakref
@@ -34,7 +33,19 @@ from . import redis_scripts as lua
 from .redis_batch import Batch, Script
 from .redis_errors import Describer, redact
 from .redis_wire import Wire
-from .store import MIN_ID, Entry, EntryId, EventStore, Pending, Record, StoreError, StoreFull, StreamStats, encode_entry
+from .store import (
+    MIN_ID,
+    Entry,
+    EntryId,
+    EventStore,
+    Pending,
+    Record,
+    StoreError,
+    StoreFull,
+    StreamStats,
+    decode_entry,
+    encode_entry,
+)
 
 PREFIX = "interlock:"
 
@@ -219,7 +230,7 @@ class RedisStore(EventStore):
                 continue
             if not isinstance(fields, dict):
                 fields = dict(zip(fields[::2], fields[1::2], strict=True))
-            out.append(Record(_id(entry_id), json.loads(fields["e"]), deliveries))
+            out.append(Record(_id(entry_id), decode_entry(fields["e"]), deliveries))
         return out
 
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
@@ -360,7 +371,8 @@ class RedisStore(EventStore):
     async def schedule(self, stream: str, entry: Entry, due_ms: int) -> None:
         # A random token makes each call a member of its own (the same entry scheduled twice is
         # parked twice); a round trip the client sends again carries the same member.
-        member = os.urandom(16).hex() + encode_entry(entry)
+        encoded = encode_entry(entry)
+        member = os.urandom(16).hex().encode() + (encoded if isinstance(encoded, bytes) else encoded.encode())
         await self._batch.call("ZADD", _retries(stream), due_ms, member)
 
     async def _scheduled_streams(self) -> list[str]:
@@ -390,12 +402,12 @@ class RedisStore(EventStore):
         replies = await self._do(pipe.execute())
         return {stream: int(float(reply[0][1])) for stream, reply in zip(streams, replies, strict=True) if reply}
 
-    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Any]]:
         streams = [stream] if stream is not None else await self._do(self._scheduled_streams())
         out = []
         for name in streams:
             for member, score in await self._do(self.client.zrange(_retries(name), 0, -1, withscores=True)):
-                out.append((int(float(score)), name, json.loads(member[32:])))
+                out.append((int(float(score)), name, decode_entry(member[32:])))
         return sorted(out, key=lambda item: item[0])
 
     # ---- idempotency -------------------------------------------------------------------

@@ -49,15 +49,26 @@ import json
 from typing import Any, NamedTuple
 
 import attrs
+import orjson
 
-Entry = dict[str, Any]
+
+class Packed(bytes):
+    """An entry its maker encoded itself, JSON text in UTF-8, stored as it is (the engine's
+    compact delivery entries, runtime/entry.py); anything else is encoded by the store."""
 
 
-def encode_entry(entry: Entry) -> str:
+# What is appended: a dict of JSON values (a list, too), or `Packed` text. What is read back
+# is the JSON value (a `Packed` entry's, decoded).
+Entry = dict[str, Any] | list[Any] | Packed
+
+
+def encode_entry(entry: Entry) -> str | bytes:
     """An entry as the stores keep it, JSON text (as Redis keeps it: a caller mutating its
-    dict later changes nothing stored); anything but a dict of JSON values that is valid
-    Unicode (no lone surrogates) is a StoreError."""
-    if not isinstance(entry, dict):
+    dict later changes nothing stored); anything but a dict (or a list) of JSON values that
+    is valid Unicode (no lone surrogates), or `Packed` text, is a StoreError."""
+    if type(entry) is Packed:
+        return bytes(entry)  # (plain bytes: what C decoders take)
+    if not isinstance(entry, dict | list):
         raise StoreError(f"an entry is a dict, not {type(entry).__name__}")
     try:
         text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
@@ -71,6 +82,9 @@ def encode_entry(entry: Entry) -> str:
                              f"position {exc.start} is a lone surrogate (a file name decoded with "
                              "surrogateescape?)") from None
     return text
+
+
+decode_entry = orjson.loads  # JSON text (str or bytes) back into its values
 
 
 class EntryId(NamedTuple):
@@ -96,12 +110,12 @@ class EntryId(NamedTuple):
 MIN_ID = EntryId(0, 0)
 
 
-@attrs.frozen
-class Record:
-    """An entry read from a stream, with how many times it has been delivered."""
+class Record(NamedTuple):
+    """An entry read from a stream, with how many times it has been delivered. (A named
+    tuple: one is made for every delivery read.)"""
 
     id: EntryId
-    entry: Entry
+    entry: Any  # what was appended: a dict, or the JSON array of a `Packed` entry
     deliveries: int = 0
 
 
@@ -265,7 +279,7 @@ class EventStore(abc.ABC):
         """Per stream of `streams` with entries scheduled, when the soonest is due."""
 
     @abc.abstractmethod
-    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Entry]]:
+    async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Any]]:
         """The entries still scheduled (due time, stream, entry), soonest first."""
 
     @abc.abstractmethod

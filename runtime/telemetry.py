@@ -44,6 +44,13 @@ try:
 
     _PROPAGATOR: Any = TraceContextTextMapPropagator()
     INSTALLED = True
+    import os
+
+    from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
+    from opentelemetry.metrics import _internal as _metrics_internal
+
+    # A provider named by the environment is made by the first getter's call: asked every time.
+    _FROM_ENVIRONMENT = OTEL_PYTHON_TRACER_PROVIDER in os.environ or OTEL_PYTHON_METER_PROVIDER in os.environ
 except ImportError:  # pragma: no cover - the API is a dev dependency; this is the no-op path
     INSTALLED = False
 
@@ -169,10 +176,7 @@ class Telemetry:
             "interlock.delivery.latency", "ms", "from the publish to the delivery that succeeded, by target")
 
     def active(self) -> bool:
-        if not self.enabled:
-            return False
-        return (type(trace.get_tracer_provider()).__name__ not in _NO_TRACING
-                or type(metrics.get_meter_provider()).__name__ not in _NO_METRICS)
+        return self.enabled and (_ACTIVE or _providers_set())
 
     def _type(self, event_type: str) -> str:
         """An event type as a metric attribute: a publisher can send any type, and each
@@ -257,6 +261,21 @@ class Telemetry:
 
 _NO_TRACING = ("ProxyTracerProvider", "NoOpTracerProvider")
 _NO_METRICS = ("_ProxyMeterProvider", "NoOpMeterProvider")
+_ACTIVE = False  # a provider was found set: the API lets one be set only once, so it stays
+
+
+def _providers_set() -> bool:
+    """Whether a tracer or meter provider that records is set. On the hot path while none is:
+    the API's own globals are read when they are where they have been for years (the public
+    getters read the environment on every call), else the getters are asked."""
+    global _ACTIVE
+    tracer = getattr(trace, "_TRACER_PROVIDER", trace)
+    meter = getattr(_metrics_internal, "_METER_PROVIDER", trace)
+    if tracer is None and meter is None and not _FROM_ENVIRONMENT:
+        return False
+    _ACTIVE = (type(trace.get_tracer_provider()).__name__ not in _NO_TRACING
+               or type(metrics.get_meter_provider()).__name__ not in _NO_METRICS)
+    return _ACTIVE
 
 
 # ---- gauges: what the store holds, refreshed by a task of each delivering engine -----------

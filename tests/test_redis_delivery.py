@@ -474,8 +474,8 @@ def test_a_delivery_left_while_its_lease_looked_lapsed_is_taken_back_while_the_p
             lapsed = {"e1"}
 
             def looks_lapsed(stream: str, record: Any, target: str) -> bool:
-                if record.entry["event"]["id"] in lapsed:
-                    lapsed.discard(record.entry["event"]["id"])
+                if record.entry["event"].id in lapsed:
+                    lapsed.discard(record.entry["event"].id)
                     return False  # as if the lease had run out just now
                 return may_run(stream, record, target)
 
