@@ -1,6 +1,14 @@
 """A target's pool: the deliveries of one async target that this process has read, run at
 most `concurrency` at a time, by as many worker tasks, which end when nothing waits.
 
+Read ahead: the pool takes up to `capacity` deliveries waiting to run, which the reader
+fills with each read. It starts at twice the concurrency (at least 16) and adapts: when a
+read brought all it asked for (more were waiting) and the workers ran out of deliveries
+before the next read (the handlers are faster than the reads), it doubles, up to
+`MAX_CAPACITY`, so that a read brings more at once;
+when a delivery waited longer than `MAX_WAIT` seconds to start (the handlers slowed down),
+it halves again, so that little waits here that another instance could have taken.
+
 `order by`: deliveries with the same key run one at a time, in the order they were read: a
 key is *busy* from the moment one of its deliveries is admitted until that delivery is done
 with (acknowledged, dead-lettered, or left pending), retries included — a delivery waiting
@@ -21,6 +29,8 @@ from .store import Record
 log = logging.getLogger(__name__)
 
 Item = tuple[str, Record]  # (stream, record)
+MAX_CAPACITY = 512
+MAX_WAIT = 1.0
 
 
 class TargetPool:
@@ -28,20 +38,32 @@ class TargetPool:
                  room_freed: asyncio.Event) -> None:
         self.name = name
         self.concurrency = max(concurrency, 1)
-        self.capacity = max(2 * self.concurrency, 16)  # read ahead: what may wait here to run
+        self.least = max(2 * self.concurrency, 16)
+        self.capacity = self.least  # read ahead: what may wait here to run (adapts: see the module)
         self.ordered = ordered
         self.deliver = deliver
         self.room_freed = room_freed
         self.queue: deque[Item] = deque()
+        self.since: deque[float] = deque()  # when each delivery of `queue` was put there (loop time)
         self.running = 0  # deliveries under way
         self.workers = 0  # tasks running them
         self.busy: dict[Any, str] = {}  # key -> the delivery that holds it
         self.held: dict[Any, deque[Item]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.starved = False  # a worker found nothing left to run since the last read
+        self.full = False  # the last read brought as many as it asked for
 
     def room(self) -> int:
         """How many more deliveries this pool takes now."""
+        if self.starved and self.full and not self.queue:  # the workers waited for a read that had more
+            self.capacity = min(self.capacity * 2, MAX_CAPACITY)
+            self.full = False
         return max(self.capacity - len(self.queue) - self.running, 0)
+
+    def was_read(self, asked: int, got: int) -> None:
+        """The reader asked for `asked` deliveries for this pool and got `got`."""
+        self.full = got >= asked
+        self.starved = False
 
     def submit(self, stream: str, record: Record) -> None:
         key = record.entry.get("key")
@@ -53,6 +75,7 @@ class TargetPool:
                 return
             self.busy[key] = delivery
         self.queue.append((stream, record))
+        self.since.append(asyncio.get_running_loop().time())
         self._pump()
 
     def release(self, record: Record) -> None:
@@ -68,6 +91,7 @@ class TargetPool:
                 del self.held[key]
             self.busy[key] = following[1].entry["delivery"]
             self.queue.append(following)
+            self.since.append(asyncio.get_running_loop().time())
             self._pump()
 
     def _pump(self) -> None:
@@ -81,8 +105,11 @@ class TargetPool:
 
     async def _work(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while self.queue:
                 stream, record = self.queue.popleft()
+                if loop.time() - self.since.popleft() > MAX_WAIT and self.capacity > self.least:
+                    self.capacity = max(self.capacity // 2, self.least)
                 self.running += 1
                 try:
                     await self.deliver(stream, record)
@@ -92,6 +119,7 @@ class TargetPool:
                 finally:
                     self.running -= 1
                     self.room_freed.set()
+            self.starved = True
         finally:
             self.workers -= 1
 
@@ -102,7 +130,9 @@ class TargetPool:
     def forget(self, stream_of: Callable[[Any], str], stream: str) -> None:
         """Drop what waits here of a stream this process no longer holds (its deliveries stay
         pending in the store, for the next holder). A delivery already running finishes."""
-        self.queue = deque(item for item in self.queue if item[0] != stream)
+        kept = [(item, since) for item, since in zip(self.queue, self.since, strict=True) if item[0] != stream]
+        self.queue = deque(item for item, _ in kept)
+        self.since = deque(since for _, since in kept)
         for key in [key for key in self.held if stream_of(key) == stream]:
             del self.held[key]
         for key in [key for key in self.busy if stream_of(key) == stream]:
@@ -113,5 +143,6 @@ class TargetPool:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.queue.clear()
+        self.since.clear()
         self.held.clear()
         self.busy.clear()

@@ -66,8 +66,8 @@ class Reader:
                         await self.room_freed.wait()
                 continue
             if not waited:
-                got = await asyncio.gather(*(self._read(streams, self.pools[target].room(), None)
-                                             for target, streams in ready.items()))
+                got = await asyncio.gather(*(self._read(streams, self.pools[target].room(), None,
+                                                        self.pools[target]) for target, streams in ready.items()))
                 if any(got):
                     continue
             full = len(ready) < sum(1 for streams in plan.values() if streams)
@@ -78,7 +78,7 @@ class Reader:
             if full:
                 waited = False
 
-    async def _read(self, streams: list[str], count: int, block: float | None) -> int:
+    async def _read(self, streams: list[str], count: int, block: float | None, pool: TargetPool | None = None) -> int:
         self.reading = set(streams)
         try:
             got = await self.store.read_many(streams, GROUP, self.consumer, count=max(count, 1), block=block)
@@ -92,7 +92,10 @@ class Reader:
             self.reading = set()
         for stream, records in got.items():
             self.accept(stream, records, False)
-        return sum(len(records) for records in got.values())
+        total = sum(len(records) for records in got.values())
+        if pool is not None:
+            pool.was_read(max(count, 1), total)
+        return total
 
     async def regroup(self, streams: list[str]) -> None:
         """Consumer groups the store lost (a restart without persistence): made again, reading
