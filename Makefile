@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TYPECHECK := .build/typecheck
 
-.PHONY: setup demo demo-http test lint typecheck pytest bench clean redis-server
+.PHONY: setup demo demo-http test lint typecheck pytest bench bench-peers clean redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,5 +69,10 @@ bench: setup redis-server
 	$(BIN)/python bench/redis_delivery.py
 	$(BIN)/python bench/http_delivery.py
 
+# interlock against Celery, Dramatiq, arq and FastStream on one redis-server (bench/README.md).
+# The peers get virtualenvs of their own (.venv-peers, .venv-arq), made on the first run.
+bench-peers: setup redis-server
+	$(BIN)/python bench/peers.py
+
 clean:
-	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-peers .venv-arq .build .pytest_cache .mypy_cache .ruff_cache .hypothesis

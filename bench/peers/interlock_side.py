@@ -1,0 +1,61 @@
+"""interlock's side of bench/peers.py, run with the Python of the checkout being measured.
+
+The project: one async target `sink` with a retry policy and a dead letter, every `bench.*`
+event routed to it. The worker registers the no-op handler on `sink` and runs the router; the
+publisher registers no handler (so it delivers nothing) and only publishes, on the same Redis
+database. Each `publish` returns once the event is stored; the worker acknowledges a delivery
+after its handler returns. Nothing is tuned: the target has the language's defaults
+(concurrency 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+import side
+
+import interlock
+
+PROJECT = """
+dead_letter dlq
+retry quick { attempts 3, backoff exponential initial 100ms factor 2 max 5s }
+target sink { mode async, retry quick, dead_letter dlq }
+route all { on bench.* to sink }
+"""
+
+
+def project_file() -> str:
+    path = Path(tempfile.mkdtemp(prefix="interlock-peers-")) / "bench.route"
+    path.write_text(PROJECT)
+    return str(path)
+
+
+async def worker(args: argparse.Namespace) -> None:
+    tally = side.Tally(args.events)
+    router = interlock.load(project_file(), store=args.url)
+
+    @router.handler("sink")
+    async def sink(event: interlock.Event) -> None:
+        tally.handle(event.data["n"], event.data.get("t0"))
+
+    async with router:
+        tally.ready(side.versions("interlock", "redis", "hiredis") | {"module": interlock.__file__})
+        await side.forever()
+
+
+async def publisher(args: argparse.Namespace) -> None:
+    router = interlock.load(project_file(), store=args.url)
+
+    async def send(n: int, t0: float | None) -> None:
+        await router.publish("bench.run", {"n": n} if t0 is None else {"n": n, "t0": t0})
+
+    async with router:
+        await side.publish_async(args, send)
+
+
+if __name__ == "__main__":
+    arguments = side.arguments()
+    asyncio.run(worker(arguments) if arguments.role == "worker" else publisher(arguments))
