@@ -45,7 +45,7 @@ class Batch:
         self.wire = wire
         self.describe = describe
         self.shared: dict[Script, list[_Caller]] = {}
-        self.scheduled = False
+        wire.before_flush = self._flush  # the shared calls go into the wire's next write
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
         """The reply of one command (awaitable)."""
@@ -57,13 +57,10 @@ class Batch:
         """This caller's part of the reply of a shared script (awaitable)."""
         future: asyncio.Future[Any] = self.wire.loop.create_future()
         self.shared.setdefault(script, []).append((keys, args, future))
-        if not self.scheduled:
-            self.scheduled = True
-            self.wire.loop.call_soon(self._flush)
+        self.wire.soon()
         return future
 
     def _flush(self) -> None:
-        self.scheduled = False
         shared, self.shared = self.shared, {}
         for script, callers in shared.items():
             for start in range(0, len(callers), self.LIMIT):

@@ -101,6 +101,7 @@ class Wire:
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
         self.closed = False
+        self.before_flush: Callable[[], None] | None = None  # queues what waited to be combined (Batch)
 
     def send(self, args: tuple[Any, ...], settle: Settle, *, idempotent: bool = True, extra: float = 0.0) -> None:
         """Queue a command; it goes out with the others queued in this turn of the loop."""
@@ -108,12 +109,18 @@ class Wire:
             settle(rx.ConnectionError(f"the connection to {self.url} is closed"))
             return
         self.queue.append(_Command(args, settle, idempotent, extra))
+        self.soon()
+
+    def soon(self) -> None:
+        """Flush in this turn of the loop (what is queued until then goes in one write)."""
         if not self.flushing:
             self.flushing = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flushing = False
+        if self.before_flush is not None:
+            self.before_flush()
         if not self.queue:
             return
         transport = self.transport
