@@ -66,6 +66,7 @@ class System:
 
 SYSTEMS = (
     System("interlock", "interlock_side.py", None),
+    System("interlock+uvloop", "interlock_side.py", None, ("--uvloop",)),  # interlock[fast]
     System("celery", "celery_side.py", ".venv-peers"),
     System("dramatiq", "dramatiq_side.py", ".venv-peers"),
     System("arq", "arq_side.py", ".venv-arq"),

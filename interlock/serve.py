@@ -74,6 +74,7 @@ class ServeSettings:
     claim_idle_ms: int | None = None
     tls_cert: str | None = None  # a PEM certificate chain: serve HTTPS
     tls_key: str | None = None
+    loop: str = "asyncio"  # or "uvloop" (`interlock[fast]`)
 
 
 class ServeError(Exception):
@@ -179,6 +180,10 @@ def serve_here(router: Router, app: Starlette, sock: socket.socket, settings: Se
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    if settings.loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(_serve(router, app, sock, settings, stop))
     return asyncio.run(_serve(router, app, sock, settings, stop))
 
 

@@ -112,15 +112,26 @@ class Wire:
         self.soon()
 
     def soon(self) -> None:
-        """Flush in this turn of the loop (what is queued until then goes in one write)."""
-        if not self.flushing:
-            self.flushing = True
+        """Flush: at once when the connection is idle (nothing in flight: a lone caller does
+        not wait a turn of the loop), else later in this turn of the loop, so that what is
+        queued until then goes in one write."""
+        if self.flushing:
+            return
+        self.flushing = True
+        if not self.inflight and self.transport is not None:
+            self._flush()
+        else:
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self.flushing = False
-        if self.before_flush is not None:
-            self.before_flush()
+        try:
+            if self.before_flush is not None:
+                self.before_flush()
+            self._write()
+        finally:
+            self.flushing = False
+
+    def _write(self) -> None:
         if not self.queue:
             return
         transport = self.transport
@@ -139,7 +150,7 @@ class Wire:
             command.deadline = now + self.command_timeout + command.extra
         self.inflight.extend(batch)
         transport.write(data)
-        if self.timer is None:
+        if self.timer is None and self.inflight:
             self.timer = self.loop.call_at(self.inflight[0].deadline, self._check)
 
     @staticmethod
@@ -232,7 +243,7 @@ class Wire:
         finally:
             self.connecting = None
         if self.transport is not None and self.queue:
-            self._flush()
+            self.soon()
 
     async def close(self) -> None:
         """Fail what waits and close the connection."""

@@ -157,6 +157,18 @@ def test_serve_starts_serves_and_stops_on_sigterm(serve: Serve) -> None:
     assert "stopped delivering" in log and "Traceback" not in log
 
 
+def test_on_uvloop_it_serves_and_delivers_through_redis(serve: Serve, redis_url: str) -> None:
+    """`--loop uvloop` (interlock[fast]): the Redis store's own connections run on uvloop's
+    transports too."""
+    process = serve.start("--store", redis_db(redis_url, 12), "--loop", "uvloop", "--handlers", "handlers:HANDLERS")
+    ids = {f"uv-{n}" for n in range(20)}
+    for event_id in sorted(ids):
+        assert post(serve.url, job(event_id)).status_code == 202
+    serve.wait_handled(ids)
+    assert stop(process) == 0
+    assert "Traceback" not in serve.stderr.read_text()
+
+
 def test_on_memory_what_was_accepted_is_delivered_before_exit(serve: Serve) -> None:
     process = serve.start("--store", "memory://", "--handlers", "handlers:SLOW")
     ids = {f"late-{n}" for n in range(5)}

@@ -57,5 +57,12 @@ async def publisher(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    arguments = side.arguments()
-    asyncio.run(worker(arguments) if arguments.role == "worker" else publisher(arguments))
+    arguments = side.arguments(lambda parser: parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop (interlock[fast]) instead of asyncio's loop"))
+    main = worker(arguments) if arguments.role == "worker" else publisher(arguments)
+    if arguments.uvloop:
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
