@@ -101,3 +101,13 @@ def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
     stderr = process.stderr.read().decode()
     assert process.wait(60) == 0, stderr
     assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+def test_serve_on_uvloop_without_uvloop_exits_2_saying_what_to_install(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else find_spec(name, *a))
+    assert main(["serve", "ok.route", "--store", "memory://", "--loop", "uvloop"]) == 2
+    assert "pip install 'interlock[fast]'" in capsys.readouterr().err
