@@ -95,6 +95,7 @@ class Wire:
         self.queue: list[_Command] = []
         self.inflight: collections.deque[_Command] = collections.deque()
         self.transport: Any = None  # asyncio's transport of the connection
+        self.writer: Any = None  # the stream writer redis-py made it with (held: see _connect)
         self.protocol: _Protocol | None = None
         self.connecting: asyncio.Task[None] | None = None
         self.flushing = False
@@ -188,7 +189,7 @@ class Wire:
     def lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         if protocol is not self.protocol:
             return
-        self.transport = self.protocol = None
+        self.transport = self.protocol = self.writer = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -222,12 +223,16 @@ class Wire:
             while self.queue and not self.closed:
                 if failures:
                     await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 0.5))
-                await self._drop_connection()
                 connection = self.pool.connection_class(**self.pool.connection_kwargs)
                 try:
                     await connection.connect()  # type: ignore[no-untyped-call]
-                    # (redis-py keeps its stream writer private; its transport is asyncio's)
-                    transport: Any = connection._writer.transport  # type: ignore[union-attr]
+                    # redis-py keeps its stream writer private; its transport is asyncio's. The
+                    # connection lets go of both (redis-py would close them when the object goes,
+                    # or wait on a stream that no longer reads); the writer is kept here, as
+                    # asyncio closes a writer's transport when the writer goes.
+                    writer: Any = connection._writer
+                    transport: Any = writer.transport
+                    connection._reader = connection._writer = None
                 except Exception as exc:
                     await connection.disconnect()
                     failures += 1
@@ -236,7 +241,7 @@ class Wire:
                     continue
                 protocol = _Protocol(self)
                 transport.set_protocol(protocol)
-                self.transport, self.protocol, self.connection = transport, protocol, connection
+                self.transport, self.protocol, self.writer = transport, protocol, writer
                 if not transport.is_reading():
                     transport.resume_reading()
                 break
@@ -255,13 +260,6 @@ class Wire:
         error = rx.ConnectionError(f"the connection to {self.url} is closed")
         for command in [*inflight, *queued]:
             command.settle(error)
-        self.transport = self.protocol = None
-        await self._drop_connection()
-
-    async def _drop_connection(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            try:
-                await connection.disconnect()
-            except Exception as exc:  # (it was lost already)
-                log.debug("closing a lost connection to %s: %s", self.url, exc)
+        if self.transport is not None:
+            self.transport.close()
+        self.transport = self.protocol = self.writer = None
