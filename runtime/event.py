@@ -100,7 +100,8 @@ def _refuse(value: Any) -> Any:
 
 def encode_data(ev: Event) -> bytes:
     """The event's data as JSON text (UTF-8), once checked that it can travel as JSON (as
-    `check_json` says); what a delivery entry carries as it is."""
+    `check_json` says; integers within 64 bits, nesting within `MAX_DEPTH` levels: what
+    JSON parsers read back exactly); what a delivery entry carries as it is."""
     try:
         encoded = orjson.dumps(ev.data, default=_refuse, option=_JSON_OPTIONS)
         if b"null" in encoded and _non_finite(ev.data):  # (orjson writes NaN and infinities as null)
@@ -111,16 +112,13 @@ def encode_data(ev: Event) -> bytes:
             ev.source.encode("utf-8")
         if ev.extensions:
             json.dumps(ev.extensions, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, TypeError):
-        try:  # an integer beyond 64 bits, which `json` takes and orjson does not
-            encoded = json.dumps(ev.data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-            ev.id.encode("utf-8")
-            ev.source.encode("utf-8")
-            if ev.extensions:
-                json.dumps(ev.extensions, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (ValueError, TypeError):
-            raise EventError(_first_non_json(ev)) from None
+    except (ValueError, TypeError, RecursionError):
+        raise EventError(_first_non_json(ev)) from None
     return encoded
+
+
+MAX_DEPTH = 250  # levels of nesting in event data (orjson's own bound is 254)
+_INT_RANGE = (-2**63, 2**64)
 
 
 def _non_finite(value: Any) -> bool:
@@ -151,12 +149,17 @@ def _first_non_json(ev: Event) -> str:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except (ValueError, TypeError):
             return f"CloudEvent attribute `{name}` is not JSON text"
-    stack: list[tuple[str, Any]] = [("", ev.data)]
+    stack: list[tuple[str, Any, int]] = [("", ev.data, 0)]
     while stack:
-        path, value = stack.pop()
+        path, value, depth = stack.pop()
         shown = path or "data"
+        if depth > MAX_DEPTH:
+            return f"field `{shown[:200]}` is nested deeper than {MAX_DEPTH} levels"
         if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
             return f"field `{shown}` is {value}, which JSON cannot carry"
+        if isinstance(value, int) and not isinstance(value, bool) and not _INT_RANGE[0] <= value < _INT_RANGE[1]:
+            return (f"field `{shown}` is an integer beyond 64 bits, which JSON parsers do not read back exactly "
+                    "(send it as a string)")
         if isinstance(value, str):
             try:
                 value.encode("utf-8")
@@ -168,9 +171,9 @@ def _first_non_json(ev: Event) -> str:
                     str(key).encode("utf-8")
                 except UnicodeEncodeError:
                     return f"a field name in `{shown}` holds a lone surrogate (text that is not Unicode)"
-                stack.append((f"{path}.{key}" if path else str(key), item))
-        elif isinstance(value, list):
-            stack.extend((f"{shown}[{n}]", item) for n, item in enumerate(value))
+                stack.append((f"{path}.{key}" if path else str(key), item, depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{shown}[{n}]", item, depth + 1) for n, item in enumerate(value))
         elif not isinstance(value, bool | int | float) and value is not None:
             return f"field `{shown}` is a {type(value).__name__}, which JSON cannot carry"
     return "event data is not JSON"

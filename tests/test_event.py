@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from interlock.runtime.event import Event, EventError
@@ -68,3 +70,63 @@ def test_valid_data() -> None:
 def test_invalid_data_names_the_field(data: dict[str, object], message: str) -> None:
     with pytest.raises(SchemaError, match=message):
         validate(data, SCHEMA)
+
+
+def _router() -> object:
+    import tempfile
+    from pathlib import Path
+
+    import interlock
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text("target t { mode async, on_exhausted drop }\nroute r { on e.x to t }\n")
+    return interlock.load(str(folder / "p.route"))
+
+
+def _nested(depth: int) -> dict[str, object]:
+    data: dict[str, object] = {}
+    inner = data
+    for _ in range(depth):
+        inner["x"] = {}
+        inner = inner["x"]  # type: ignore[assignment]
+    return data
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"n": 2**70}, "field `n` is an integer beyond 64 bits"),
+    ({"a": [1, {"m": -2**64}]}, "field `a[1].m` is an integer beyond 64 bits"),
+    (_nested(1200), "is nested deeper than 250 levels"),
+])
+def test_data_that_json_parsers_do_not_read_back_exactly_is_refused_at_publish(
+        data: dict[str, object], message: str) -> None:
+    """Integers beyond 64 bits (read back as floats) and nesting past 250 levels: an EventError
+    naming the field, never a RecursionError or a TypeError, and nothing stored."""
+    import asyncio
+
+    router: Any = _router()
+    router.handler("t")(lambda event: None)
+
+    async def main() -> None:
+        async with router:
+            with pytest.raises(EventError, match=message.replace("[", r"\[").replace("]", r"\]")):
+                await router.publish("e.x", data)
+            assert await router.store.length("deliveries.t") == 0
+
+    asyncio.run(main())
+
+
+def test_data_within_json_s_exact_range_comes_back_as_it_was_published() -> None:
+    import asyncio
+
+    router: Any = _router()
+    got: list[dict[str, object]] = []
+    router.handler("t")(lambda event: got.append(event.data))
+    sent = {"big": 2**64 - 1, "small": -2**63, "deep": _nested(200), "text": "é\u0000", "float": 0.1}
+
+    async def main() -> None:
+        async with router:
+            await router.publish("e.x", sent)
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert got == [sent]
