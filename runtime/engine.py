@@ -275,7 +275,12 @@ class Engine:
         partitions = self.partitions.get(target)
         pool = self.pools[target]
         for record in records:
-            record = Record(record.id, unpack(record.entry, target), record.deliveries)
+            try:
+                record = Record(record.id, unpack(record.entry, target), record.deliveries)
+            except Exception as exc:  # not a delivery (another writer's, or damaged): the others go on
+                log.error("entry %s of %s is not a delivery (%s: %s); it stays pending there", record.id, stream,
+                          type(exc).__name__, exc, extra={"stream": stream})
+                continue
             if record.entry["attempt"] == 1 and (recovering or (
                     partitions is not None and not partitions.keeps_new(stream))):
                 # Handed over: left pending for the next holder, which claims it first. Or the

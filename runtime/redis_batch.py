@@ -64,17 +64,17 @@ class Batch:
         shared, self.shared = self.shared, {}
         for script, callers in shared.items():
             for start in range(0, len(callers), self.LIMIT):
-                self._send(script, callers[start:start + self.LIMIT], retried=False)
+                self._send(script, callers[start:start + self.LIMIT], loads=0)
 
-    def _send(self, script: Script, callers: list[_Caller], retried: bool) -> None:
+    def _send(self, script: Script, callers: list[_Caller], loads: int) -> None:
         keys = [key for k, _a, _f in callers for key in k]
         args = [*script.header, *(arg for _k, a, _f in callers for arg in a)]
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
 
         def settle(reply: Any) -> None:
-            if isinstance(reply, NoScriptError) and not retried:  # the server restarted, or flushed its scripts
+            if isinstance(reply, NoScriptError) and loads < 3:  # the server restarted, or flushed its scripts
                 self.wire.send(("SCRIPT", "LOAD", script.source), lambda _loaded: None)
-                self._send(script, callers, retried=True)  # (after the load, on the same connection)
+                self._send(script, callers, loads + 1)  # (after the load, on the same connection)
                 return
             for number, (_k, _a, future) in enumerate(callers):
                 self._settle(future, reply if isinstance(reply, BaseException) else reply[number])

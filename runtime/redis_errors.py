@@ -3,7 +3,8 @@ without their password.
 
 What can clear by itself is retryable: a lost or refused connection, a timeout, a server
 that is loading its data (`LOADING`), running a slow script (`BUSY`), read-only (`READONLY`,
-a replica), moving slots (`TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`), or out of memory
+a replica), moving slots (`TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`), without the script it
+was asked to run (`NOSCRIPT`: its scripts flushed again and again), or out of memory
 (`OOM`: `StoreFull`). A lost consumer group is `NoGroup`. Anything else (a key of the wrong
 type, a wrong password) is a plain, final `StoreError`.
 """
@@ -17,7 +18,8 @@ from redis import exceptions as rx
 
 from .store import NoGroup, StoreError, StoreFull, StoreUnavailable
 
-_TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS")
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS",
+                      "NOSCRIPT")  # (a script flushed again between its load and its call)
 _NOGROUP_KEY = re.compile(r"No such key '([^']*)'")
 
 

@@ -223,14 +223,19 @@ class RedisStore(EventStore):
 
     @staticmethod
     def _records(rows: list[Any], deliveries: int) -> list[Record]:
-        """Stream rows as redis-py parses them, (id, {field: value}), into records."""
+        """Stream rows as redis-py parses them, (id, {field: value}), into records; an entry
+        that is not JSON (another writer's) is a record whose entry is None."""
         out = []
         for entry_id, fields in rows:
             if not fields:  # an entry deleted while pending
                 continue
             if not isinstance(fields, dict):
-                fields = dict(zip(fields[::2], fields[1::2], strict=True))
-            out.append(Record(_id(entry_id), decode_entry(fields["e"]), deliveries))
+                fields = dict(zip(fields[::2], fields[1::2], strict=False))
+            try:
+                entry = decode_entry(fields["e"])
+            except (KeyError, ValueError):
+                entry = None
+            out.append(Record(_id(entry_id), entry, deliveries))
         return out
 
     async def read(self, stream: str, group: str, consumer: str, *, count: int = 1,
@@ -250,7 +255,13 @@ class RedisStore(EventStore):
         future: asyncio.Future[Any] = connection.wire.loop.create_future()
         connection.reader.send(command, functools.partial(_resolve, future), idempotent=False,
                                extra=(wait or 0) / 1000)
-        reply = await self._do(future, group=group, streams=streams)
+        try:
+            reply = await self._do(future, group=group, streams=streams)
+        except asyncio.CancelledError:
+            # The read would go on waiting on the server, and what it then took would be
+            # pending for a reader that is gone: its connection goes with it.
+            connection.reader.abort()
+            raise
         out = {}
         for key, rows in reply or ():  # (RESP2: [[key, [[id, [field, value, ...]], ...]], ...]; nil: nothing)
             records = self._records(rows, 1)

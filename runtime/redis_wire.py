@@ -66,7 +66,9 @@ class _Command:
 class _Protocol(asyncio.Protocol):
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
-        self.parser = hiredis.Reader(replyError=rx.ResponseError, encoding="utf-8")
+        # (text that is not UTF-8, which only another writer can have stored, is read with
+        # replacement characters rather than stopping the connection)
+        self.parser = hiredis.Reader(replyError=rx.ResponseError, encoding="utf-8", errors="replace")
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed(data)
@@ -193,21 +195,30 @@ class Wire:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.timed_out:
+        silent = self.timed_out
+        if silent:
             error: Exception = rx.TimeoutError(f"no reply from {self.url} within {self.command_timeout} s")
         else:
             error = rx.ConnectionError(f"connection to {self.url} lost" + (f": {exc}" if exc else ""))
         self.timed_out = False
         waiting, self.inflight = list(self.inflight), collections.deque()
-        self._retry(waiting, error)
+        self._retry(waiting, error, resend=not silent)
 
-    def _retry(self, commands: list[_Command], error: Exception) -> None:
+    def abort(self) -> None:
+        """Drop the connection now (what is in flight fails or is sent again, as when it is lost)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _retry(self, commands: list[_Command], error: Exception, resend: bool = True) -> None:
         """Commands that did not get through: idempotent ones are sent again (within their
-        retries), the others fail with `error`."""
+        retries) after a lost or refused connection, the others fail with `error`; after a
+        silent one (`resend` False: no reply within the command timeout, or no connection
+        within the connect timeout) every one fails, so that nothing waits much longer than
+        its timeout on a server that does not answer."""
         again = []
         for command in commands:
             command.tries += 1
-            if command.idempotent and command.tries <= self.retries and not self.closed:
+            if resend and command.idempotent and command.tries <= self.retries and not self.closed:
                 again.append(command)
             else:
                 command.settle(error)
@@ -237,7 +248,7 @@ class Wire:
                     await connection.disconnect()
                     failures += 1
                     queued, self.queue = self.queue, []
-                    self._retry(queued, exc)
+                    self._retry(queued, exc, resend=not isinstance(exc, rx.TimeoutError | TimeoutError))
                     continue
                 protocol = _Protocol(self)
                 transport.set_protocol(protocol)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 import interlock
@@ -486,3 +487,42 @@ def test_a_delivery_left_while_its_lease_looked_lapsed_is_taken_back_while_the_p
 
     asyncio.run(main())
     assert sorted(seen) == ["e1", "e2"]
+
+
+def test_an_entry_that_is_not_a_delivery_does_not_hold_up_those_read_with_it(
+        redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Entries of another writer among deliveries (not JSON, a short array, no field `e`):
+    logged and left pending; the deliveries read in the same batch are delivered."""
+    url = _empty_db(redis_url, 5)
+    project = tmp_path / "jobs.route"
+    project.write_text(PROJECT)
+    router = interlock.load(str(project), store=url)
+    handled: list[int] = []
+
+    @router.handler("work")
+    async def work(event: interlock.Event) -> None:
+        handled.append(event.data["n"])
+
+    client = redis.Redis.from_url(url)
+
+    async def main() -> None:
+        publisher = interlock.load(str(project), store=url)  # (no handler: it only publishes)
+        async with publisher:
+            for n in range(3):
+                await publisher.publish("job.run", {"n": n})
+            client.xadd("interlock:{deliveries.work}", {"e": "not json"})
+            client.xadd("interlock:{deliveries.work}", {"e": "[2, 1]"})
+            client.xadd("interlock:{deliveries.work}", {"x": "no e"})
+            for n in range(3, 6):
+                await publisher.publish("job.run", {"n": n})
+        async with router:
+            for _ in range(100):
+                if len(handled) == 6:
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert sorted(handled) == list(range(6))
+    assert client.xpending("interlock:{deliveries.work}", "interlock")["pending"] == 3
+    assert caplog.text.count("is not a delivery") == 3
+    client.close()

@@ -218,3 +218,15 @@ def test_an_idempotency_key_of_the_wrong_type_fails_its_publish_alone(redis_url:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_script_the_server_keeps_losing_is_a_retryable_error() -> None:
+    """NOSCRIPT after the script was loaded again (its scripts flushed again meanwhile): a
+    failure that may clear, so the delivery tasks retry it and publishers may publish again."""
+    from redis.exceptions import NoScriptError
+
+    from interlock.runtime.redis_errors import Describer
+    from interlock.runtime.store import StoreUnavailable
+
+    error = Describer("redis://127.0.0.1:6379/0")(NoScriptError("NOSCRIPT No matching script."))
+    assert isinstance(error, StoreUnavailable) and error.retryable

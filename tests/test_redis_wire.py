@@ -103,15 +103,16 @@ def test_a_reply_lost_with_its_connection_is_asked_again(redis_url: str) -> None
 
 @pytest.mark.parametrize("retries", [0, 2])
 def test_a_silent_server_is_given_up_after_the_command_timeout(redis_url: str, retries: int) -> None:
-    """`CLIENT PAUSE` keeps every reply back: each try is given up after the command timeout
-    (0.3 s), the command then fails with a TimeoutError naming the server."""
+    """`CLIENT PAUSE` keeps every reply back: the command is given up after the command timeout
+    (0.3 s) and fails with a TimeoutError naming the server, not sent again (a silent server
+    would make each try wait as long), whatever its retries."""
     admin = redis.Redis.from_url(redis_url)
 
     async def main() -> tuple[BaseException | Any, float]:
         wire = _wire(redis_url, retries=retries, command_timeout=0.3)
         try:
             await _call(wire, "PING")  # connected before the pause
-            admin.client_pause(int(0.3 * (retries + 1) * 1000 + 1500))
+            admin.client_pause(2000)
             started = time.monotonic()
             got = await asyncio.gather(_call(wire, "PING"), return_exceptions=True)
             return got[0], time.monotonic() - started
@@ -121,7 +122,7 @@ def test_a_silent_server_is_given_up_after_the_command_timeout(redis_url: str, r
 
     got, spent = asyncio.run(main())
     assert isinstance(got, (rx.TimeoutError, rx.ConnectionError)), got
-    assert 0.3 * (retries + 1) <= spent < 0.3 * (retries + 1) + 1.5, spent
+    assert 0.3 <= spent < 0.6, spent
     admin.close()
 
 
@@ -151,3 +152,29 @@ def test_a_server_that_refuses_connections_fails_commands_after_the_retries() ->
     got, spent = asyncio.run(main())
     assert isinstance(got, rx.ConnectionError), got
     assert spent < 2.0
+
+
+def test_a_cancelled_blocking_read_takes_nothing_afterwards(redis_url: str) -> None:
+    """A blocking read whose caller is cancelled (a router stopping) gives its connection up:
+    an entry appended afterwards is not taken by a reader that is gone, it waits unread."""
+    from interlock.runtime.redis_store import RedisStore
+
+    stream = f"wire-{uuid.uuid4().hex}"
+
+    async def main() -> tuple[int, int]:
+        store = RedisStore(redis_url)
+        try:
+            await store.ensure_group(stream, "g")
+            read = asyncio.ensure_future(store.read(stream, "g", "gone", block=5))
+            await asyncio.sleep(0.2)
+            read.cancel()
+            await asyncio.gather(read, return_exceptions=True)
+            await asyncio.sleep(0.1)
+            await store.append(stream, {"n": 1})
+            await asyncio.sleep(0.2)
+            return len(await store.pending(stream, "g")), await store.backlog(stream, "g")
+        finally:
+            await store.close()
+
+    pending, backlog = asyncio.run(main())
+    assert (pending, backlog) == (0, 1)
