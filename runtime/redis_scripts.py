@@ -53,18 +53,17 @@ end
 # when a bounded stream has no room, or {"wrongtype", key, type} when a key is not a stream.
 APPEND = UNFINISHED + """
 local bound = tonumber(ARGV[1])
+local kinds = {}  -- each stream key's type, asked once per call (publishes of a call share streams)
 local out = {}
 local k, a = 1, 2
 while a <= #ARGV do
   local n = tonumber(ARGV[a + 3])
   local result = nil
   if ARGV[a] == '1' then
-    local kind = redis.call('TYPE', KEYS[k])['ok']
-    if kind ~= 'string' and kind ~= 'none' then result = {'wrongtype', KEYS[k], kind} end
-  end
-  if result == nil and ARGV[a] == '1' then
-    local seen = redis.call('GET', KEYS[k])
-    if seen then
+    local ok, seen = pcall(redis.call, 'GET', KEYS[k])
+    if not ok then
+      result = {'wrongtype', KEYS[k], redis.call('TYPE', KEYS[k])['ok']}
+    elseif seen then
       local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')
       if nonce == ARGV[a + 2] then
         result = {}
@@ -77,9 +76,14 @@ while a <= #ARGV do
   if result == nil then
     -- A script that fails half-way keeps what it wrote: every key is checked before any write.
     for i = 1, n do
-      local kind = redis.call('TYPE', KEYS[k + i])['ok']
+      local key = KEYS[k + i]
+      local kind = kinds[key]
+      if kind == nil then
+        kind = redis.call('TYPE', key)['ok']
+        kinds[key] = kind
+      end
       if kind ~= 'stream' and kind ~= 'none' then
-        result = {'wrongtype', KEYS[k + i], kind}
+        result = {'wrongtype', key, kind}
         break
       end
     end
