@@ -21,6 +21,7 @@ from .entry import pack
 from .event import Event
 from .handlers import Handlers, cancelling, failure
 from .inflight import InHand, Outstanding
+from .lanes import is_fast
 from .outcomes import Attempt
 from .partitions import Partitions
 from .pool import TargetPool
@@ -138,7 +139,7 @@ class Deliverer:
                 await self.persist("scheduling a retry", lambda: self.store.schedule(stream, packed, due))
                 self.scheduler.scheduled(stream, due)
                 # The key stays held until the retry's outcome.
-                self.acker.add(stream, record.id, lambda: self._done(stream, record, release=False))
+                self._settled(stream, record, release=False)
                 return
             if dead is not None:
                 history = tuple(Attempt(e["attempt"], e["kind"], e["message"], e["at_ms"], e.get("status"))
@@ -156,7 +157,15 @@ class Deliverer:
         else:
             if span is not None:
                 span.end(target, "delivered", latency_ms=self.store.now_ms() - entry["first_ms"])
-        self.acker.add(stream, record.id, lambda: self._done(stream, record, release=True))
+        self._settled(stream, record, release=True)
+
+    def _settled(self, stream: str, record: Record, *, release: bool) -> None:
+        """Acknowledged (batched), then done; a delivery of the memory store's fast path has
+        no entry to acknowledge: done at once."""
+        if is_fast(record):
+            self._done(stream, record, release=release)
+        else:
+            self.acker.add(stream, record.id, lambda: self._done(stream, record, release=release))
 
     def _done(self, stream: str, record: Record, *, release: bool) -> None:
         """The delivery's acknowledgement has landed."""

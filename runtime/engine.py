@@ -36,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from . import lanes
 from .acks import Acker
 from .attempt import Deliverer
 from .dead_letters import dead_entry, dead_stream, read_dead_letters
@@ -325,8 +326,10 @@ class Engine:
             self.deliverer.running = False
         await self.supervisor.stop()
         self.gauges.values = {}  # a router that does not deliver reports nothing
+        held = [item for pool in self.pools.values() for item in lanes.held(pool)]  # (before they are cancelled)
         for pool in self.pools.values():
             await pool.stop()
+        await lanes.put_back(self.store, held)
         self.handlers.close()
         await self.handlers.aclose()
         await self.acker.flush(10)  # what was delivered is acked before its partitions are let go
@@ -411,15 +414,20 @@ class Engine:
         now = self.store.now_ms()
         sync = []
         entries: list[tuple[str, Entry]] = []
+        fast: list[tuple[str, dict[str, Any]]] = []  # first deliveries for the memory store's fast path
+        fast_path = lanes.applies(self.store, self.running, self.retain_delivered_ms)
         for target, routes in deliveries.items():
             if self.targets[target]["mode"] == "sync":
                 sync.append((target, routes))
                 continue
             key = key_of(ev.data, self.targets[target]["order_by"])
-            entries.append((self.stream_for(target, key), pack(delivery_entry(
-                ev, encoded, target, [r for r, _ in routes], routes[0][1], key, now))))
+            delivery = delivery_entry(ev, encoded, target, [r for r, _ in routes], routes[0][1], key, now)
+            if fast_path and target in self.pools:
+                fast.append((self.stream_for(target, key), delivery))
+            else:
+                entries.append((self.stream_for(target, key), pack(delivery)))
         if not sync:
-            return await self._store(ev, deliveries, entries, {}, {})
+            return await self._store(ev, deliveries, entries, {}, {}, fast=fast, encoded=encoded)
         # A duplicate is delivered to no one, sync handlers included: publishes of one id in this
         # process take turns (across processes, two at the very same time may both call them).
         turn = self._publishing.setdefault(ev.id, [asyncio.Lock(), 0])
@@ -440,7 +448,8 @@ class Engine:
                         errors[target], failures[target] = value
                     if dead is not None:
                         entries.append(dead)
-                return await self._store(ev, deliveries, entries, replies, errors, failures)
+                return await self._store(ev, deliveries, entries, replies, errors, failures, fast=fast,
+                                         encoded=encoded)
         finally:
             turn[1] -= 1
             if not turn[1]:
@@ -448,11 +457,17 @@ class Engine:
 
     async def _store(self, ev: Event, deliveries: Routes, entries: list[tuple[str, Entry]],
                      replies: dict[str, Any], errors: dict[str, str],
-                     failures: dict[str, Attempt] | None = None) -> Receipt:
-        """The publish's one store step; its receipt."""
+                     failures: dict[str, Attempt] | None = None, *,
+                     fast: list[tuple[str, dict[str, Any]]] | None = None, encoded: bytes = b"") -> Receipt:
+        """The publish's one store step; its receipt. `fast`: deliveries for the memory
+        store's fast path (runtime/lanes.py), handed to their pools once the step is done."""
         # The deliveries, the sync targets' dead letters and the idempotency key in one step:
         # a publish that raised stored nothing, so publishing the same event again is safe.
-        accepted = sum(1 for _, entry in entries if isinstance(entry, Packed))  # (a dead letter is a dict)
+        fast = fast or []
+        if fast and not lanes.applies(self.store, self.running, self.retain_delivered_ms):
+            entries = [*entries, *((stream, pack(delivery)) for stream, delivery in fast)]  # (stopped meanwhile)
+            fast = []
+        accepted = sum(1 for _, entry in entries if isinstance(entry, Packed)) + len(fast)  # (not dead letters)
         self.outstanding.started(accepted)
         try:
             stored = await self.store.append_all(entries, once=f"idempotency.{ev.id}",
@@ -463,6 +478,8 @@ class Engine:
         if stored is None:
             self.outstanding.finished(accepted)
             return Receipt(ev.id, frozenset(), duplicate=True)
+        if fast:  # (no await since the store step: delivery is still running)
+            lanes.hand_over(self.pools, fast, encoded)
         return Receipt(ev.id, frozenset(deliveries), replies, errors=errors, failures=failures or {})
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]
@@ -524,9 +541,11 @@ class Engine:
         for name, group in streams.items():
             read = [stats[s] for s in group if s in stats]
             values["interlock.backlog", name] = sum(s.unread for s in read)
-            values["interlock.pending", name] = sum(s.pending for s in read)
+            pool = self.pools.get(name)  # (+ the memory store's fast path: taken here, not pending in the store)
+            fast = lanes.held(pool) if pool is not None else []
+            values["interlock.pending", name] = sum(s.pending for s in read) + len(fast)
             values["interlock.retries.scheduled", name] = sum(s.scheduled for s in read)
-            oldest = [s.oldest.ms for s in read if s.oldest is not None]
+            oldest = [s.oldest.ms for s in read if s.oldest is not None] + [r.entry["first_ms"] for _, r in fast]
             values["interlock.oldest.age", name] = max(now - min(oldest), 0) if oldest else 0
         for name, stream in dead.items():
             values["interlock.dead_letters.depth", name] = depth[stream].length if stream in depth else 0
@@ -639,9 +658,11 @@ class Engine:
         parts = []
         for name, group in streams.items():
             read = [stats[s] for s in group if s in stats]
-            pending = sum(s.pending for s in read)
-            retries = sum(1 for s in read if s.scheduled)
             pool = self.pools.get(name)
+            # (the memory store's fast path: running here, with no entry pending in the store)
+            pending = sum(s.pending for s in read) + (
+                sum(1 for _, r in pool.in_progress.values() if lanes.is_fast(r)) if pool is not None else 0)
+            retries = sum(1 for s in read if s.scheduled)
             waiting = len(pool.queue) + sum(len(q) for q in pool.held.values()) if pool is not None else 0
             bits = []
             if pending:

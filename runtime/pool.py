@@ -50,6 +50,7 @@ class TargetPool:
         self.busy: dict[Any, str] = {}  # key -> the delivery that holds it
         self.held: dict[Any, deque[Item]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.in_progress: dict[int, Item] = {}  # the deliveries running, by id(record)
         self.starved = False  # a worker found nothing left to run since the last read
         self.full = False  # the last read brought as many as it asked for
 
@@ -111,6 +112,7 @@ class TargetPool:
                 if loop.time() - self.since.popleft() > MAX_WAIT and self.capacity > self.least:
                     self.capacity = max(self.capacity // 2, self.least)
                 self.running += 1
+                self.in_progress[id(record)] = (stream, record)
                 try:
                     await self.deliver(stream, record)
                 except Exception:  # a bug: logged; the delivery stays pending in the store
@@ -118,6 +120,7 @@ class TargetPool:
                                   extra={"target": self.name, "entry": str(record.id)})
                 finally:
                     self.running -= 1
+                    self.in_progress.pop(id(record), None)
                     self.room_freed.set()
             self.starved = True
         finally:
@@ -142,6 +145,7 @@ class TargetPool:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.in_progress.clear()
         self.queue.clear()
         self.since.clear()
         self.held.clear()

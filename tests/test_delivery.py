@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlock
+from interlock.runtime.entry import delivery_entry, pack
 from interlock.runtime.event import Event
 from interlock.runtime.outcomes import DeliveryError
 from interlock.runtime.schema import SchemaError
@@ -372,7 +373,12 @@ def test_every_delivery_ends_acknowledged_or_dead_lettered(targets: list[dict[st
 
 
 def test_retention_trims_what_was_delivered_and_old_dead_letters() -> None:
-    router = load(SHOP.replace("dead_letter dlq { retain 7d }", "dead_letter dlq { retain 50ms }"))
+    """Delivered entries kept `retain_delivered_ms` (for replay), then trimmed; dead letters
+    for their `retain`. (Without retention, the memory store never keeps delivered entries:
+    its fast path hands first deliveries to the handlers without a stream entry.)"""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(SHOP.replace("dead_letter dlq { retain 7d }", "dead_letter dlq { retain 50ms }"))
+    router = interlock.load(str(folder / "p.route"), retain_delivered_ms=50)
     wire(router, {("billing", "o1"): 10})
 
     async def main() -> tuple[int, int, int]:
@@ -463,8 +469,10 @@ def test_a_delivery_dead_lettered_again_is_one_dead_letter() -> None:
         async with router:
             await router.publish("order.created", order(1, amount=10), id="o1")
             await router.drain(5)
-            (first,) = await router.store.range("deliveries.audit")
-            await router.store.append("deliveries.audit", first.entry)  # the same delivery, again
+            # the same delivery, again, as the store would hand it out (its first attempt)
+            ev = (await router.engine.dead_letters("dlq"))[0].event
+            again = delivery_entry(ev, None, "audit", ["every"], None, None, router.store.now_ms())
+            await router.store.append("deliveries.audit", pack(again))
             router.engine.outstanding.started()
             await router.drain(5)
 

@@ -29,7 +29,10 @@ def load() -> interlock.Router:
 
 
 def failing_once(router: interlock.Router, error: Exception) -> list[int]:
-    """Make the acknowledgement task raise `error` on its first round; counts its rounds."""
+    """Make the acknowledgement task raise `error` on its first round; counts its rounds.
+    (Deliveries are then acknowledged in the store: the memory store's fast path, which has
+    nothing to acknowledge, is turned off by keeping delivered entries a while.)"""
+    router.engine.retain_delivered_ms = 60_000
     acker = router.engine.acker
     send = acker.send
     rounds: list[int] = []
