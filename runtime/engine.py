@@ -478,8 +478,8 @@ class Engine:
         if stored is None:
             self.outstanding.finished(accepted)
             return Receipt(ev.id, frozenset(), duplicate=True)
-        if fast:  # (no await since the store step: delivery is still running)
-            lanes.hand_over(self.pools, fast, encoded)
+        if fast and lanes.hand_over(self.pools, fast, encoded):  # (no await since the store step: still running)
+            await asyncio.sleep(0)  # the handlers' turn: what waits for them is more than they read ahead
         return Receipt(ev.id, frozenset(deliveries), replies, errors=errors, failures=failures or {})
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]

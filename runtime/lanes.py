@@ -40,15 +40,21 @@ def is_fast(record: Record) -> bool:
     return record.id.ms == 0
 
 
-def hand_over(pools: dict[str, TargetPool], deliveries: list[tuple[str, dict[str, Any]]], encoded: bytes) -> None:
+def hand_over(pools: dict[str, TargetPool], deliveries: list[tuple[str, dict[str, Any]]], encoded: bytes) -> bool:
     """Each delivery to its target's pool, with a copy of the event's data of its own (as
     the store path's decoding gives: a publisher changing its dict afterwards changes
-    nothing delivered, nor does one handler for another)."""
+    nothing delivered, nor does one handler for another). True when a pool now holds more
+    than its read-ahead waiting: the publisher should let the handlers run (a publish on
+    this path never waits otherwise, and what waits in a pool costs memory)."""
+    full = False
     for stream, delivery in deliveries:
         ev: Event = delivery["event"]
         delivery["event"] = trusted_event(ev.type, orjson.loads(encoded), ev.id, None, ev.time, 1, ev.source,
                                           dict(ev.extensions))
-        pools[delivery["target"]].submit(stream, Record(EntryId(0, next(_numbers)), delivery, 1))
+        pool = pools[delivery["target"]]
+        pool.submit(stream, Record(EntryId(0, next(_numbers)), delivery, 1))
+        full = full or len(pool.queue) > pool.capacity
+    return full
 
 
 def held(pool: TargetPool) -> list[Item]:

@@ -121,3 +121,26 @@ def test_what_the_pools_hold_at_stop_is_delivered_after_a_restart_each_key_in_or
         assert sorted(set(handled)) == [n for n in range(20) if f"a{n % 3}" == account]
         firsts = list(dict.fromkeys(handled))  # (a repeat of the one running at stop aside)
         assert firsts == sorted(firsts), (account, handled)
+
+
+def test_a_publisher_faster_than_the_handlers_lets_them_run() -> None:
+    """A publish on the fast path never waits on a store: when a pool holds more than its
+    read-ahead, the publish lets the handlers run, so what waits in memory stays bounded."""
+    router = _router()
+    router.handler("ledger")(lambda event: None)
+
+    @router.handler("audit")
+    async def audit(event: Event) -> None:
+        return None
+
+    async def main() -> int:
+        most = 0
+        async with router:
+            pool = router.engine.pools["audit"]
+            for n in range(500):
+                await router.publish("money.moved", {"n": n, "account": "a"})
+                most = max(most, len(pool.queue))
+            await router.drain(5)
+            return most - pool.capacity
+
+    assert asyncio.run(main()) <= 1
