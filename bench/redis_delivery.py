@@ -6,7 +6,10 @@ Starts its own `redis-server` (no persistence) on a free loopback port, then, in
   pipelined XACK, with a no-op handler: what any Python consumer of Redis Streams pays;
 - interlock on the same server: N publishes to one async target with a no-op handler, and
   a drain, in one process;
-- the same N events published by one process and delivered by 1, then 2, worker processes.
+- the same N events published by one process and delivered by 1, then 2, worker processes;
+- one publish awaited at a time (no worker) against one `XADD` awaited at a time on the
+  store's own connection (the same client: its pipelined connection, runtime/redis_wire.py),
+  alternating in rounds: the cost of a publish over the bare round trip it needs.
 
 Run: `.venv/bin/python bench/redis_delivery.py [--events N] [--rounds N]`; an older engine from
 its checkout: `cd /work/baseline && .venv/bin/python /work/main/bench/redis_delivery.py`.
@@ -84,6 +87,30 @@ async def ours(url: str, project: str, count: int, db: int, handlers: bool = Tru
     return elapsed
 
 
+async def one_at_a_time(url: str, project: str, count: int, db: int, rounds: int) -> tuple[float, float]:
+    """Median µs of one publish and of one bare XADD on the store's own connection, each
+    awaited before the next (no worker running)."""
+    cleanup = redis.Redis.from_url(f"{url}/{db}")
+    cleanup.flushdb()
+    cleanup.close()
+    router = interlock.load(project, store=f"{url}/{db}")
+    publishes, xadds = [], []
+    async with router:
+        batch = router.store._batch  # type: ignore[attr-defined]  # (the store's own connection: a bench's liberty)
+        await router.publish("bench.run", {"n": -1})
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for n in range(count):
+                await batch.call("XADD", "bare", "*", "e", f'{{"n": {n}}}')
+            xadds.append((time.perf_counter() - start) / count * 1e6)
+            start = time.perf_counter()
+            for n in range(count):
+                await router.publish("bench.run", {"n": n})
+            publishes.append((time.perf_counter() - start) / count * 1e6)
+    await router.store.close()
+    return statistics.median(publishes), statistics.median(xadds)
+
+
 def with_workers(url: str, project: str, count: int, workers: int, db: int, publishers: int) -> float:
     cleanup = redis.Redis.from_url(f"{url}/{db}")
     cleanup.flushdb()
@@ -128,6 +155,9 @@ def main() -> None:
                                       for _ in range(args.rounds))
             print(f"  one process publishing ({args.publishers} concurrent), {workers} worker process"
                   f"{'es' if workers > 1 else '  '}  {args.events / spent:>9,.0f} events/s")
+        publish, xadd = asyncio.run(one_at_a_time(url, str(project), min(args.events, 3_000), 6, max(args.rounds, 5)))
+        print(f"one publish at a time: {publish:.1f} µs; one XADD at a time on the store's connection: {xadd:.1f} µs "
+              f"= {publish / xadd:.2f}x")
     finally:
         server.terminate()
         server.wait()
