@@ -21,7 +21,7 @@ from .entry import pack
 from .event import Event
 from .handlers import Handlers, cancelling, failure
 from .inflight import InHand, Outstanding
-from .lanes import is_fast
+from .lanes import finished, is_fast
 from .outcomes import Attempt
 from .partitions import Partitions
 from .pool import TargetPool
@@ -163,6 +163,7 @@ class Deliverer:
         """Acknowledged (batched), then done; a delivery of the memory store's fast path has
         no entry to acknowledge: done at once."""
         if is_fast(record):
+            finished(record)
             self._done(stream, record, release=release)
         else:
             self.acker.add(stream, record.id, lambda: self._done(stream, record, release=release))

@@ -326,7 +326,11 @@ class Engine:
             self.deliverer.running = False
         await self.supervisor.stop()
         self.gauges.values = {}  # a router that does not deliver reports nothing
-        held = [item for pool in self.pools.values() for item in lanes.held(pool)]  # (before they are cancelled)
+        # Every pool's tasks cancelled in one step, what they hold of the fast path taken then
+        # (none goes on running meanwhile), put back once they have stopped.
+        for pool in self.pools.values():
+            pool.cancel()
+        held = [item for pool in self.pools.values() for item in lanes.held(pool)]
         for pool in self.pools.values():
             await pool.stop()
         await lanes.put_back(self.store, held)
@@ -422,7 +426,8 @@ class Engine:
                 continue
             key = key_of(ev.data, self.targets[target]["order_by"])
             delivery = delivery_entry(ev, encoded, target, [r for r, _ in routes], routes[0][1], key, now)
-            if fast_path and target in self.pools:
+            if fast_path and lanes.takes(self.pools.get(target), key is not None or self.targets[target]["order_by"]
+                                         is not None):
                 fast.append((self.stream_for(target, key), delivery))
             else:
                 entries.append((self.stream_for(target, key), pack(delivery)))
@@ -478,8 +483,8 @@ class Engine:
         if stored is None:
             self.outstanding.finished(accepted)
             return Receipt(ev.id, frozenset(), duplicate=True)
-        if fast and lanes.hand_over(self.pools, fast, encoded):  # (no await since the store step: still running)
-            await asyncio.sleep(0)  # the handlers' turn: what waits for them is more than they read ahead
+        if fast:  # (no await since the store step: delivery is still running)
+            lanes.hand_over(self.pools, fast, encoded)
         return Receipt(ev.id, frozenset(deliveries), replies, errors=errors, failures=failures or {})
 
     async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]

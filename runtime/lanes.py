@@ -6,7 +6,8 @@ redrive) goes through the store as before.
 
 It applies while delivery runs in this process, on a `MemoryStore` of its own (not shared,
 no `max_unacked` bound: no backpressure to keep) and without retention of delivered entries
-(`retain_delivered_ms` 0: nothing to replay). A delivery on the fast path has an id of its
+(`retain_delivered_ms` 0: nothing to replay), to targets without `order by`, while the
+target's pool has room in its read-ahead (`takes`). A delivery on the fast path has an id of its
 own, `EntryId(0, N)` (no stream entry has a time of 0), so that acknowledging it is only
 counting it done. At stop, what the pools still hold of it (running, waiting, held behind a
 busy key) is appended to its stream, in that order, and delivered when delivery starts
@@ -40,21 +41,23 @@ def is_fast(record: Record) -> bool:
     return record.id.ms == 0
 
 
-def hand_over(pools: dict[str, TargetPool], deliveries: list[tuple[str, dict[str, Any]]], encoded: bytes) -> bool:
+def takes(pool: TargetPool | None, ordered: bool) -> bool:
+    """Whether a target's first delivery takes the fast path: not for `order by` targets (a
+    delivery waiting unread in the store, from before a start, would be overtaken), nor
+    while its pool holds as many as it reads ahead (the rest waits in the store, lighter,
+    and is read as room frees)."""
+    return pool is not None and not ordered and len(pool.queue) < pool.capacity
+
+
+def hand_over(pools: dict[str, TargetPool], deliveries: list[tuple[str, dict[str, Any]]], encoded: bytes) -> None:
     """Each delivery to its target's pool, with a copy of the event's data of its own (as
     the store path's decoding gives: a publisher changing its dict afterwards changes
-    nothing delivered, nor does one handler for another). True when a pool now holds more
-    than its read-ahead waiting: the publisher should let the handlers run (a publish on
-    this path never waits otherwise, and what waits in a pool costs memory)."""
-    full = False
+    nothing delivered, nor does one handler for another)."""
     for stream, delivery in deliveries:
         ev: Event = delivery["event"]
         delivery["event"] = trusted_event(ev.type, orjson.loads(encoded), ev.id, None, ev.time, 1, ev.source,
                                           dict(ev.extensions))
-        pool = pools[delivery["target"]]
-        pool.submit(stream, Record(EntryId(0, next(_numbers)), delivery, 1))
-        full = full or len(pool.queue) > pool.capacity
-    return full
+        pools[delivery["target"]].submit(stream, Record(EntryId(0, next(_numbers)), delivery, 1))
 
 
 def held(pool: TargetPool) -> list[Item]:
@@ -64,7 +67,15 @@ def held(pool: TargetPool) -> list[Item]:
     return [(stream, record) for stream, record in items if is_fast(record)]
 
 
+def finished(record: Record) -> None:
+    """A fast-path delivery is done with (acknowledged, retried or dead-lettered): not put back."""
+    record.entry["finished"] = True
+
+
 async def put_back(store: EventStore, items: list[Item]) -> None:
-    """Deliveries the pools held at stop, appended to their streams, to be read at the next start."""
+    """Deliveries the pools held at stop (taken when their tasks were cancelled, all at once),
+    appended to their streams to be read at the next start, but those that finished while
+    their cancellation arrived."""
     for stream, record in items:
-        await store.append(stream, pack(record.entry))
+        if not record.entry.get("finished"):
+            await store.append(stream, pack(record.entry))

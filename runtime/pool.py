@@ -141,9 +141,13 @@ class TargetPool:
         for key in [key for key in self.busy if stream_of(key) == stream]:
             del self.busy[key]
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
+        """Cancel the workers (they stop at their next wait); `stop` waits for them."""
         for task in list(self.tasks):
             task.cancel()
+
+    async def stop(self) -> None:
+        self.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.in_progress.clear()
         self.queue.clear()
