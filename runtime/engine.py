@@ -57,7 +57,7 @@ from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
 from .partitions import Partitions
-from .pool import TargetPool
+from .pool import MAX_WAIT, TargetPool
 from .reader import Reader
 from .retry import decide
 from .scheduler import Scheduler
@@ -209,8 +209,11 @@ class Engine:
             if name not in self.handlers:
                 continue
             target = self.targets[name]
+            # (on a shared store, what waits here must start well before another instance may claim it)
+            max_wait = min(MAX_WAIT, max(self.claim_idle_ms, 2 * target["timeout_ms"]) / 4000) if (
+                self.store.shared) else MAX_WAIT
             self.pools[name] = TargetPool(name, target["concurrency"], target["order_by"] is not None,
-                                          self.deliverer.deliver, room_freed)
+                                          self.deliverer.deliver, room_freed, max_wait)
             if self._partitioned(name):
                 self.partitions[name] = Partitions(
                     self.store, self.consumer, name, self.streams_of(name), self.lease_ms, self.pools[name],

@@ -6,8 +6,10 @@ fills with each read. It starts at twice the concurrency (at least 16) and adapt
 read brought all it asked for (more were waiting) and the workers ran out of deliveries
 before the next read (the handlers are faster than the reads), it doubles, up to
 `MAX_CAPACITY`, so that a read brings more at once;
-when a delivery waited longer than `MAX_WAIT` seconds to start (the handlers slowed down),
-it halves again, so that little waits here that another instance could have taken.
+when a delivery waited longer than `max_wait` seconds to start (the handlers slowed down;
+`MAX_WAIT`, or less: on a shared store, a quarter of the time after which another instance
+claims a delivery left pending), it halves again, so that little waits here that another
+instance could have taken.
 
 `order by`: deliveries with the same key run one at a time, in the order they were read: a
 key is *busy* from the moment one of its deliveries is admitted until that delivery is done
@@ -35,9 +37,10 @@ MAX_WAIT = 1.0
 
 class TargetPool:
     def __init__(self, name: str, concurrency: int, ordered: bool, deliver: Callable[[str, Record], Awaitable[None]],
-                 room_freed: asyncio.Event) -> None:
+                 room_freed: asyncio.Event, max_wait: float = MAX_WAIT) -> None:
         self.name = name
         self.concurrency = max(concurrency, 1)
+        self.max_wait = max_wait  # seconds a delivery may wait to start before the read-ahead halves
         self.least = max(2 * self.concurrency, 16)
         self.capacity = self.least  # read ahead: what may wait here to run (adapts: see the module)
         self.ordered = ordered
@@ -109,7 +112,7 @@ class TargetPool:
             loop = asyncio.get_running_loop()
             while self.queue:
                 stream, record = self.queue.popleft()
-                if loop.time() - self.since.popleft() > MAX_WAIT and self.capacity > self.least:
+                if loop.time() - self.since.popleft() > self.max_wait and self.capacity > self.least:
                     self.capacity = max(self.capacity // 2, self.least)
                 self.running += 1
                 self.in_progress[id(record)] = (stream, record)

@@ -63,8 +63,7 @@ def test_read_ahead_shrinks_when_deliveries_wait_to_start() -> None:
         async def slow(_stream: str, _record: Record) -> None:
             await asyncio.sleep(0.02)
 
-        pool_module.MAX_WAIT = 0.05
-        pool = TargetPool("t", 1, False, slow, asyncio.Event())
+        pool = TargetPool("t", 1, False, slow, asyncio.Event(), max_wait=0.05)
         pool.capacity = 256
         for n in range(12):
             pool.submit("s", _record(n))
@@ -73,9 +72,5 @@ def test_read_ahead_shrinks_when_deliveries_wait_to_start() -> None:
             await asyncio.sleep(0.01)
         return grown, pool.capacity
 
-    saved = pool_module.MAX_WAIT
-    try:
-        grown, after = asyncio.run(main())
-    finally:
-        pool_module.MAX_WAIT = saved
+    grown, after = asyncio.run(main())
     assert grown == 256 and after < 256, after
