@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import orjson
 
 from . import lanes
 from .acks import Acker
@@ -449,7 +450,7 @@ class Engine:
                 failures: dict[str, Attempt] = {}
                 self.handlers.prepare(target for target, _ in sync)  # before anything is called or stored
                 for target, routes in sync:
-                    ok, value, dead = await self._call_sync(ev, target, routes)
+                    ok, value, dead = await self._call_sync(ev, target, routes, encoded)
                     if ok:
                         replies[target] = value
                     else:
@@ -490,9 +491,14 @@ class Engine:
             lanes.hand_over(self.pools, fast, encoded)
         return Receipt(ev.id, frozenset(deliveries), replies, errors=errors, failures=failures or {})
 
-    async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]]
+    async def _call_sync(self, ev: Event, target: str, routes: list[tuple[str, Any]], encoded: bytes | None = None
                          ) -> tuple[bool, Any, tuple[str, dict[str, Any]] | None]:
-        """Call a sync target with its retries: (succeeded, reply or error, its dead letter entry)."""
+        """Call a sync target with its retries: (succeeded, reply or error, its dead letter entry).
+        Each attempt gets a copy of the data of its own (`encoded`: the data as JSON text), as
+        an async delivery does: what a handler changes, neither the publisher, another target
+        nor a later attempt sees."""
+        if encoded is None:
+            encoded = orjson.dumps(ev.data)
         policy = self.targets[target]["retry"]
         first = self.store.now_ms()
         history: list[Attempt] = []
@@ -501,7 +507,9 @@ class Engine:
         while True:
             span = telemetry.delivering(ev, target, attempt, [r for r, _ in routes]) if telemetry.active() else None
             try:
-                reply = await self.handlers.call(target, delivered(ev, routes[0][1], attempt, None))
+                own = trusted_event(ev.type, orjson.loads(encoded), ev.id, ev.key, ev.time, ev.attempt, ev.source,
+                                    dict(ev.extensions))
+                reply = await self.handlers.call(target, delivered(own, routes[0][1], attempt, None))
             except BaseException as exc:  # a handler's failure, whatever it is
                 if isinstance(exc, KeyboardInterrupt | GeneratorExit) or (
                         isinstance(exc, asyncio.CancelledError) and cancelling()):

@@ -478,3 +478,35 @@ def test_a_delivery_dead_lettered_again_is_one_dead_letter() -> None:
 
     asyncio.run(main())
     assert [d.target for d in router.dead_letters("dlq")] == ["audit"]
+
+
+def test_sync_handlers_each_get_their_own_copy_of_the_data() -> None:
+    """From a review: sync targets were handed the publisher's own dict, so a second sync
+    target (and the publisher, and a retry) saw what the first one changed."""
+    router = load("""
+target s1 { mode sync, retry { attempts 2 backoff fixed 1ms } }
+target s2 { mode sync }
+route r { on x.* to s1, s2 }
+""")
+    attempts: list[dict[str, Any]] = []
+
+    @router.handler("s1")
+    def s1(event: interlock.Event) -> None:
+        attempts.append(dict(event.data))
+        event.data["touched"] = True
+        if len(attempts) == 1:
+            raise RuntimeError("once")
+
+    @router.handler("s2")
+    def s2(event: interlock.Event) -> dict[str, Any]:
+        return dict(event.data)
+
+    async def main() -> tuple[dict[str, Any], Any]:
+        async with router:
+            data = {"n": 1}
+            receipt = await router.publish("x.y", data)
+            return data, receipt.replies["s2"]
+
+    data, seen_by_s2 = asyncio.run(main())
+    assert data == {"n": 1} and seen_by_s2 == {"n": 1}
+    assert attempts == [{"n": 1}, {"n": 1}]  # the retry got the data as published

@@ -220,3 +220,4 @@ def test_an_ordered_target_s_unread_deliveries_are_not_overtaken_after_a_start()
 
     asyncio.run(main())
     assert order == list(range(10))
+
