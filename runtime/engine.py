@@ -49,6 +49,7 @@ from .event import (
     check_extensions,
     check_time,
     check_type,
+    copy_of,
     encode_data,
     new_id,
     now_text,
@@ -430,8 +431,7 @@ class Engine:
                 continue
             key = key_of(ev.data, self.targets[target]["order_by"])
             delivery = delivery_entry(ev, encoded, target, [r for r, _ in routes], routes[0][1], key, now)
-            if fast_path and lanes.takes(self.pools.get(target), key is not None or self.targets[target]["order_by"]
-                                         is not None):
+            if fast_path and lanes.takes(self.pools.get(target), self.targets[target]["order_by"] is not None):
                 fast.append((self.stream_for(target, key), delivery))
             else:
                 entries.append((self.stream_for(target, key), pack(delivery)))
@@ -507,9 +507,7 @@ class Engine:
         while True:
             span = telemetry.delivering(ev, target, attempt, [r for r, _ in routes]) if telemetry.active() else None
             try:
-                own = trusted_event(ev.type, orjson.loads(encoded), ev.id, ev.key, ev.time, ev.attempt, ev.source,
-                                    dict(ev.extensions))
-                reply = await self.handlers.call(target, delivered(own, routes[0][1], attempt, None))
+                reply = await self.handlers.call(target, delivered(copy_of(ev, encoded), routes[0][1], attempt, None))
             except BaseException as exc:  # a handler's failure, whatever it is
                 if isinstance(exc, KeyboardInterrupt | GeneratorExit) or (
                         isinstance(exc, asyncio.CancelledError) and cancelling()):

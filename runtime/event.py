@@ -84,12 +84,6 @@ def check_extensions(extensions: dict[str, Any]) -> None:
             raise EventError(f"CloudEvent attribute `{name}` is longer than {MAX_EXTENSION_LENGTH} characters")
 
 
-def check_json(ev: Event) -> None:
-    """That the event can travel as JSON text: no NaN or infinite number, no lone surrogate
-    (in its data, keys included, or its id or source). EventError names the first place."""
-    encode_data(ev)
-
-
 # orjson, strict: what `json` refuses (a datetime, a dataclass, bytes, a set) it refuses too.
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -99,9 +93,11 @@ def _refuse(value: Any) -> Any:
 
 
 def encode_data(ev: Event) -> bytes:
-    """The event's data as JSON text (UTF-8), once checked that it can travel as JSON (as
-    `check_json` says; integers within 64 bits, nesting within `MAX_DEPTH` levels: what
-    JSON parsers read back exactly); what a delivery entry carries as it is."""
+    """The event's data as JSON text (UTF-8), once checked that the event can travel as JSON:
+    no NaN or infinite number, no lone surrogate (in its data, keys included, its id, source
+    or extensions), integers within 64 bits, nesting within `MAX_DEPTH` levels (what JSON
+    parsers read back exactly). EventError names the first place. What a delivery entry
+    carries as it is."""
     try:
         encoded = orjson.dumps(ev.data, default=_refuse, option=_JSON_OPTIONS)
         if b"null" in encoded and _non_finite(ev.data):  # (orjson writes NaN and infinities as null)
@@ -241,6 +237,13 @@ class Event:
             check_extensions(extensions)
         return cls(type=event["type"], data={} if data is None else data, id=event["id"],
                    time=event.get("time") or now_text(), source=event["source"], extensions=extensions)
+
+
+def copy_of(ev: Event, encoded: bytes) -> Event:
+    """The event with a copy of its data of its own, decoded from `encoded` (its data as JSON
+    text, as `encode_data` gave it): what a handler changes, no one else sees."""
+    return trusted_event(ev.type, orjson.loads(encoded), ev.id, ev.key, ev.time, ev.attempt, ev.source,
+                         dict(ev.extensions))
 
 
 _new = object.__new__

@@ -19,10 +19,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import orjson
-
 from .entry import pack
-from .event import Event, trusted_event
+from .event import copy_of
 from .memory_store import MemoryStore
 from .pool import Item, TargetPool
 from .store import EntryId, EventStore, Record
@@ -54,9 +52,7 @@ def hand_over(pools: dict[str, TargetPool], deliveries: list[tuple[str, dict[str
     the store path's decoding gives: a publisher changing its dict afterwards changes
     nothing delivered, nor does one handler for another)."""
     for stream, delivery in deliveries:
-        ev: Event = delivery["event"]
-        delivery["event"] = trusted_event(ev.type, orjson.loads(encoded), ev.id, None, ev.time, 1, ev.source,
-                                          dict(ev.extensions))
+        delivery["event"] = copy_of(delivery["event"], encoded)
         pools[delivery["target"]].submit(stream, Record(EntryId(0, next(_numbers)), delivery, 1))
 
 

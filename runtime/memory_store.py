@@ -32,8 +32,6 @@ from .store import (
     encode_entry,
 )
 
-_decode = decode_entry
-
 
 class _Signal:
     """Wake every waiter; works whatever loop the waiter waits in."""
@@ -199,7 +197,7 @@ class MemoryStore(EventStore):
                     g.last_delivered = fresh[-1]
                     for entry_id in fresh:
                         g.pending[entry_id] = _Delivery(consumer, 1, now)
-                    out[name] = [Record(i, _decode(s.entries[i]), 1) for i in fresh]
+                    out[name] = [Record(i, decode_entry(s.entries[i]), 1) for i in fresh]
             if out or deadline is None:
                 return out
             left = deadline - asyncio.get_running_loop().time()
@@ -254,7 +252,7 @@ class MemoryStore(EventStore):
                 delivery.consumer = consumer
                 delivery.deliveries += 1
                 delivery.since_ms = now
-                taken.append(Record(entry_id, _decode(s.entries[entry_id]), delivery.deliveries))
+                taken.append(Record(entry_id, decode_entry(s.entries[entry_id]), delivery.deliveries))
         return taken
 
     # ---- reading, retention --------------------------------------------------------
@@ -265,7 +263,7 @@ class MemoryStore(EventStore):
             return []
         first = bisect.bisect_left(s.ids, start)
         chosen = s.ids[first:] if count is None else s.ids[first:first + count]
-        return [Record(i, _decode(s.entries[i])) for i in chosen]
+        return [Record(i, decode_entry(s.entries[i])) for i in chosen]
 
     async def delete(self, stream: str, ids: list[EntryId]) -> int:
         s = self._streams.get(stream)
@@ -333,7 +331,7 @@ class MemoryStore(EventStore):
         return out
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Any]]:
-        return [(due, name, _decode(entry)) for due, _, name, entry in sorted(self._schedule)
+        return [(due, name, decode_entry(entry)) for due, _, name, entry in sorted(self._schedule)
                 if stream is None or name == stream]
 
     # ---- idempotency -------------------------------------------------------------------

@@ -16,7 +16,6 @@ Connecting times out after `connect_timeout` seconds; commands after `command_ti
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import time
 import weakref
@@ -64,16 +63,6 @@ def _stream_of(key: str) -> str:
 
 def _id(text: str) -> EntryId:
     return EntryId.parse(text)
-
-
-def _resolve(future: asyncio.Future[Any], reply: Any) -> None:
-    """A wire command's reply (or exception) into its future, unless its caller gave up."""
-    if future.done():
-        return
-    if isinstance(reply, BaseException):
-        future.set_exception(reply)
-    else:
-        future.set_result(reply)
 
 
 class _Connection:
@@ -252,9 +241,7 @@ class RedisStore(EventStore):
                                     *(("BLOCK", wait) if wait is not None else ()), "STREAMS", *keys,
                                     *(">" for _ in keys))
         connection = self._connection()
-        future: asyncio.Future[Any] = connection.wire.loop.create_future()
-        connection.reader.send(command, functools.partial(_resolve, future), idempotent=False,
-                               extra=(wait or 0) / 1000)
+        future = connection.reader.call(command, idempotent=False, extra=(wait or 0) / 1000)
         try:
             reply = await self._do(future, group=group, streams=streams)
         except asyncio.CancelledError:

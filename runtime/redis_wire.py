@@ -114,6 +114,17 @@ class Wire:
         self.queue.append(_Command(args, settle, idempotent, extra))
         self.soon()
 
+    def call(self, args: tuple[Any, ...], *, idempotent: bool = True, extra: float = 0.0) -> asyncio.Future[Any]:
+        """`send`, its reply (or the exception) into a future, unless its caller gave up."""
+        future: asyncio.Future[Any] = self.loop.create_future()
+
+        def settle(reply: Any) -> None:
+            if not future.done():
+                (future.set_exception if isinstance(reply, BaseException) else future.set_result)(reply)
+
+        self.send(args, settle, idempotent=idempotent, extra=extra)
+        return future
+
     def soon(self) -> None:
         """Flush: at once when the connection is idle (nothing in flight: a lone caller does
         not wait a turn of the loop), else later in this turn of the loop, so that what is

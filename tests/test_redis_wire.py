@@ -22,14 +22,7 @@ def _wire(url: str, *, retries: int = 3, command_timeout: float = 5.0) -> Wire:
 
 
 def _call(wire: Wire, *args: Any, idempotent: bool = True) -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = wire.loop.create_future()
-
-    def settle(reply: Any) -> None:
-        if not future.done():
-            (future.set_exception if isinstance(reply, BaseException) else future.set_result)(reply)
-
-    wire.send(args, settle, idempotent=idempotent)
-    return future
+    return wire.call(args, idempotent=idempotent)
 
 
 def test_commands_of_one_write_each_get_their_own_reply_or_error(redis_url: str) -> None:
