@@ -20,7 +20,7 @@ from .dead_letters import dead_entry, dead_stream
 from .entry import pack
 from .event import Event
 from .handlers import Handlers, cancelling, failure
-from .inflight import InHand, Outstanding
+from .inflight import InHand, Outstanding, claim_idle_of
 from .lanes import finished, is_fast
 from .outcomes import Attempt
 from .partitions import Partitions
@@ -81,7 +81,7 @@ class Deliverer:
             # Waited here so long that it could not be done before another instance may claim
             # it as abandoned: left to that claim (at most one delivery of it at a time).
             read = self.in_hand.read_at(stream, record.id)
-            idle_ms = max(self.claim_idle_ms, 2 * self.targets[target]["timeout_ms"])
+            idle_ms = claim_idle_of(self.claim_idle_ms, self.targets[target])
             return read is None or now - read + self.targets[target]["timeout_ms"] < idle_ms
         return True
 

@@ -56,7 +56,7 @@ from .event import (
     trusted_event,
 )
 from .handlers import Handler, Handlers, cancelling, failure
-from .inflight import GROUP, InHand, Outstanding
+from .inflight import GROUP, InHand, Outstanding, claim_idle_of
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
 from .partitions import Partitions
 from .pool import MAX_WAIT, TargetPool
@@ -212,7 +212,7 @@ class Engine:
                 continue
             target = self.targets[name]
             # (on a shared store, what waits here must start well before another instance may claim it)
-            max_wait = min(MAX_WAIT, max(self.claim_idle_ms, 2 * target["timeout_ms"]) / 4000) if (
+            max_wait = min(MAX_WAIT, claim_idle_of(self.claim_idle_ms, target) / 4000) if (
                 self.store.shared) else MAX_WAIT
             self.pools[name] = TargetPool(name, target["concurrency"], target["order_by"] is not None,
                                           self.deliverer.deliver, room_freed, max_wait)
@@ -222,7 +222,7 @@ class Engine:
                     self.in_hand, functools.partial(self.stream_for, name), self._accept, self._adopt,
                     self._reading, set())
             elif self.store.shared:
-                claim_idle[name] = max(self.claim_idle_ms, 2 * target["timeout_ms"])
+                claim_idle[name] = claim_idle_of(self.claim_idle_ms, target)
         partition_streams = {stream for p in self.partitions.values() for stream in p.streams}
         self.reader = Reader(self.store, self.consumer, self.pools, self._plan, self._accept, self.in_hand,
                              room_freed, block=self.read_block, claim_idle_ms=claim_idle,

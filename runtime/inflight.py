@@ -1,14 +1,23 @@
 """What this process has in hand: per stream, the deliveries it read and has not finished
 with (and when it read them); and, for `drain` on a store of this process's own, how many
-deliveries accepted here are not done yet."""
+deliveries accepted here are not done yet; and how long a delivery may stay pending before
+another instance claims it."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .store import EntryId
 
 GROUP = "interlock"
+
+
+def claim_idle_of(claim_idle_ms: int, target: dict[str, Any]) -> int:
+    """How long a delivery of `target` stays pending on a shared store before another
+    instance may claim it as abandoned: `claim_idle_ms`, never less than twice the target's
+    timeout (so that live work is not stolen)."""
+    return max(claim_idle_ms, 2 * int(target["timeout_ms"]))
 
 
 class InHand:
