@@ -65,7 +65,16 @@ def redis_server() -> Iterator[str]:
 
 
 def flush(url: str) -> None:
-    """Empty the database of `url` (which names one: redis://HOST:PORT/DB)."""
+    """Empty the database of `url` (which names one: redis://HOST:PORT/DB), or every master of
+    the cluster a `redis+cluster://` URL names."""
+    if url.startswith("redis+cluster://"):
+        import redis.cluster
+
+        host, port = url.removeprefix("redis+cluster://").split(",")[0].split("/")[0].rsplit(":", 1)
+        cluster = redis.cluster.RedisCluster(host=host, port=int(port))
+        cluster.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)  # type: ignore[no-untyped-call]
+        cluster.close()
+        return
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

@@ -1,4 +1,5 @@
-"""Event stores by URL: `open_store("memory://")` or `open_store("redis://HOST:PORT/DB")`.
+"""Event stores by URL: `open_store("memory://")`, `open_store("redis://HOST:PORT/DB")` or
+`open_store("redis+cluster://HOST:PORT,HOST:PORT")`.
 
 The one place that turns a store URL into an `EventStore`: `interlock.load(store=...)`,
 `interlock serve --store` and any other command that takes a store use it. A URL is never
@@ -12,7 +13,7 @@ from interlock.runtime.redis_errors import redact
 from interlock.runtime.store import EventStore
 
 MEMORY = "memory://"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 
 
 class StoreURLError(ValueError):
@@ -21,22 +22,26 @@ class StoreURLError(ValueError):
 
 def open_store(url: str) -> EventStore:
     """The store a URL names: `memory://` (in this process), `redis://HOST:PORT/DB`,
-    `rediss://...` (TLS) or `unix:///path/to/redis.sock`. Nothing is connected yet: a
-    Redis store connects when it is first used."""
+    `rediss://...` (TLS), `unix:///path/to/redis.sock`, or a Redis Cluster by some of its
+    nodes, `redis+cluster://HOST:PORT[,HOST:PORT...]` (`rediss+cluster://` for TLS).
+    Nothing is connected yet: a Redis store connects when it is first used."""
     if url == MEMORY:
         return MemoryStore()
     if url.startswith(REDIS_SCHEMES):
         from redis.asyncio.connection import parse_url
 
+        from interlock.runtime.redis_nodes import parse_cluster_url
         from interlock.runtime.redis_store import RedisStore
 
         try:
-            parse_url(url)
+            store = RedisStore(url)  # (its own options, `?min_replicas=N&replica_timeout=S`, read)
+            cluster = parse_cluster_url(store.url)
+            parse_url(store.url if cluster is None else cluster.node_url(*cluster.seeds[0]))
         except ValueError as exc:
             raise StoreURLError(f"cannot read the Redis URL {_shown(url)!r}: {exc}") from None
-        return RedisStore(url)
-    raise StoreURLError(f"unknown store {_shown(url)!r}: use memory:// (one process) or redis://HOST:PORT/DB "
-                        "(rediss:// for TLS)")
+        return store
+    raise StoreURLError(f"unknown store {_shown(url)!r}: use memory:// (one process), redis://HOST:PORT/DB "
+                        "(rediss:// for TLS) or redis+cluster://HOST:PORT,HOST:PORT (a Redis Cluster)")
 
 
 def _shown(url: str) -> str:

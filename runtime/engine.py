@@ -5,9 +5,9 @@ store. The engine wires the parts, each in a module of its own:
   a declared schema, before anything is stored), asks the router which targets it reaches,
   calls the **sync** targets' handlers, then stores, in one step of the store, a delivery
   entry per **async** target (`deliveries.TARGET`), the sync targets' dead letters, and the
-  event's idempotency key. A publish that raised has stored and remembered nothing, so it can
-  be retried as it is (sync handlers may then be called again: at least once). No target:
-  the event goes to the unrouted dead letter.
+  event's idempotency key (runtime/store.py: `append_all`). A publish that raised can be
+  retried as it is: a target that has the event already does not get it again (sync handlers
+  may be called again: at least once). No target: the event goes to the unrouted dead letter.
 - reading (runtime/reader.py): one reader per process reads every stream it delivers for,
   in batches, and hands deliveries to per-target pools (runtime/pool.py) bounded by
   `concurrency`, which keep `order by` keys one at a time.
@@ -347,6 +347,8 @@ class Engine:
                 await partitions.leave()
             except Exception as exc:
                 log.warning("giving up the partitions of %s: %s", partitions.target, exc)
+        # This event loop's connections go (a store used again connects again).
+        await self.store.close()
         log.info("stopped delivering (consumer %s)", self.consumer)
 
     # ---- publish -------------------------------------------------------------------
@@ -457,8 +459,13 @@ class Engine:
                         errors[target], failures[target] = value
                     if dead is not None:
                         entries.append(dead)
-                return await self._store(ev, deliveries, entries, replies, errors, failures, fast=fast,
-                                         encoded=encoded)
+                receipt = await self._store(ev, deliveries, entries, replies, errors, failures, fast=fast,
+                                            encoded=encoded)
+                if entries and not receipt.duplicate:
+                    # Remembered for the event as a whole, beside each of its streams: the next
+                    # publish of this id calls no sync handler.
+                    await self.store.remember(once, window)
+                return receipt
         finally:
             turn[1] -= 1
             if not turn[1]:

@@ -165,9 +165,13 @@ class MemoryStore(EventStore):
                 if (left is not None and left <= 0) or not await self._stream(full).room.wait(left):
                     raise StoreFull(f"stream `{full}` holds {self._unacked(self._stream(full))} unacknowledged "
                                     f"entries, its bound; it stayed full for {timeout} s")
-        # From here on nothing awaits: the key and the entries land together.
-        if once is not None and not self._remember_now(once, ttl_ms):
-            return None
+        # From here on nothing awaits: the key and the entries land together (one call is one
+        # step here: the key is remembered for the call as a whole, apart from `remember`'s).
+        if once is not None:
+            if not self._remember_now(f"append:{once}", ttl_ms):
+                return None
+            if not entries:
+                self._remember_now(once, ttl_ms)
         return [self._append_encoded(stream, text) for stream, text in encoded]
 
     # ---- groups ------------------------------------------------------------------

@@ -5,7 +5,8 @@ become one call.
 A lone caller pays one round trip; a hundred concurrent publishes or acks share a few, and
 a round trip never waits for the one before it. Each caller still waits for its own reply,
 so a publish that returned is on the server. A reply that is an error reaches its own
-caller only, as a StoreError.
+caller only, as a StoreError. Callers are joined only when their keys share a hash slot
+(`slot`: on a single server, one slot for all), as a Redis Cluster requires of a script.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Batch:
     def __init__(self, wire: Wire, describe: Callable[[BaseException], StoreError]) -> None:
         self.wire = wire
         self.describe = describe
-        self.shared: dict[Script, list[_Caller]] = {}
+        self.shared: dict[tuple[Script, int], list[_Caller]] = {}
+        self.waiting: tuple[int, int, asyncio.Future[Any]] | None = None  # (replicas, timeout ms, their answer)
         wire.before_flush = self._flush  # the shared calls go into the wire's next write
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
@@ -53,33 +55,61 @@ class Batch:
         self.wire.send(command, lambda reply: self._settle(future, reply))
         return future
 
-    def script(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """This caller's part of the reply of a shared script (awaitable)."""
+    def script(self, script: Script, keys: list[str], args: list[Any], slot: int = 0) -> asyncio.Future[Any]:
+        """This caller's part of the reply of a shared script (awaitable); `keys` all lie in
+        hash slot `slot`."""
         future: asyncio.Future[Any] = self.wire.loop.create_future()
-        self.shared.setdefault(script, []).append((keys, args, future))
+        self.shared.setdefault((script, slot), []).append((keys, args, future))
         self.wire.soon()
         return future
 
+    def run(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """The reply of one call of a script of its own (not shared), sent at once."""
+        future: asyncio.Future[Any] = self.wire.loop.create_future()
+        self._send(script, [(keys, [*args], future)], loads=0, header=False)
+        return future
+
+    def replicated(self, replicas: int, timeout_ms: int) -> asyncio.Future[Any]:
+        """How many replicas hold what this connection wrote, the shared scripts queued in
+        this turn of the loop included (WAIT, sent after them and shared by this turn's
+        callers; not sent again on a new connection, where it would count nothing)."""
+        if self.waiting is None:
+            self.waiting = (replicas, timeout_ms, self.wire.loop.create_future())
+            self.wire.soon()
+        return self.waiting[2]
+
     def _flush(self) -> None:
         shared, self.shared = self.shared, {}
-        for script, callers in shared.items():
+        for (script, _slot), callers in shared.items():
             for start in range(0, len(callers), self.LIMIT):
                 self._send(script, callers[start:start + self.LIMIT], loads=0)
+        if self.waiting is not None:
+            replicas, timeout_ms, future = self.waiting
+            self.waiting = None
+            self.wire.send(("WAIT", replicas, timeout_ms), lambda reply: self._settle(future, reply),
+                           idempotent=False, extra=timeout_ms / 1000)
 
-    def _send(self, script: Script, callers: list[_Caller], loads: int) -> None:
+    def _send(self, script: Script, callers: list[_Caller], loads: int, header: bool = True) -> None:
+        """One call of `script` for `callers`; without `header`, for one caller whose reply is
+        all its own (not a list split between callers)."""
         keys = [key for k, _a, _f in callers for key in k]
-        args = [*script.header, *(arg for _k, a, _f in callers for arg in a)]
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        args = [*(script.header if header else ()), *(arg for _k, a, _f in callers for arg in a)]
+        # Sent again after NOSCRIPT, with its source: the server restarted, flushed its
+        # scripts, or is a replica just promoted (scripts are not replicated); EVAL also
+        # loads it there for the next EVALSHA, whichever server a redirection leads to.
+        command = ("EVALSHA", script.sha) if not loads else ("EVAL", script.source)
 
         def settle(reply: Any) -> None:
-            if isinstance(reply, NoScriptError) and loads < 3:  # the server restarted, or flushed its scripts
-                self.wire.send(("SCRIPT", "LOAD", script.source), lambda _loaded: None)
-                self._send(script, callers, loads + 1)  # (after the load, on the same connection)
+            if isinstance(reply, NoScriptError) and loads < 3:
+                self._send(script, callers, loads + 1, header)
+                return
+            if not header:
+                self._settle(callers[0][2], reply)
                 return
             for number, (_k, _a, future) in enumerate(callers):
                 self._settle(future, reply if isinstance(reply, BaseException) else reply[number])
 
-        self.wire.send(command, settle)
+        self.wire.send((*command, len(keys), *keys, *args), settle)
 
     def _settle(self, future: asyncio.Future[Any], reply: Any) -> None:
         if future.done():

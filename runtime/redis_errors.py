@@ -20,7 +20,8 @@ from .store import NoGroup, StoreError, StoreFull, StoreUnavailable
 
 _TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS",
                       "NOSCRIPT")  # (a script flushed again between its load and its call)
-_NOGROUP_KEY = re.compile(r"No such key '([^']*)'")
+_NOGROUP = re.compile(r"No such key '([^']*)' or consumer group '([^']*)'")
+_TAGGED = re.compile(r"^[^{]*\{([^}]*)\}")  # a key's hash tag: the store's stream names
 
 
 _SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)
@@ -35,12 +36,9 @@ def redact(url: str) -> str:
         query = "&".join(f"{name}=***" if _SECRET_PARAM.search(name) else f"{name}={value}" if sep else name
                          for name, sep, value in (item.partition("=") for item in query.split("&")))
     netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    userinfo, at, hosts = netloc.rpartition("@")  # (hosts: one, or a cluster's list)
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -88,9 +86,11 @@ class Describer:
                 isinstance(exc, rx.ResponseError) and text.split(" ", 1)[0] in _TRANSIENT_REPLIES):
             return StoreUnavailable(f"Redis at {self.shown} cannot serve now: {text}")
         if isinstance(exc, rx.ResponseError) and text.startswith("NOGROUP"):
-            found = _NOGROUP_KEY.search(text)
-            key = found.group(1) if found else ""
-            return NoGroup((stream_of_key or {}).get(key, key), group)
+            found = _NOGROUP.search(text)
+            key, named = (found.group(1), found.group(2)) if found else ("", group)
+            tagged = _TAGGED.match(key)
+            stream = (stream_of_key or {}).get(key) or (tagged.group(1) if tagged else key)
+            return NoGroup(stream, named)
         if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError, ConnectionError, TimeoutError)):
             hint = ""
             if self.tls and isinstance(exc, (rx.TimeoutError, TimeoutError, OSError, rx.ConnectionError)):

@@ -8,12 +8,15 @@ that touches a stream and what lies beside it touches one hash slot:
                                 member is a 32-character token followed by the entry
     interlock:{NAME}:lease      a lease (`lease`)
     interlock:{NAME}:members    a membership (sorted set scored by expiry)
+    interlock:{NAME}:once:W:N   the stream's idempotency record of window N (W ms long): a
+                                hash from idempotency key to the publish that appended it
     interlock:{GROUP}:lease:N   the lease N of a group (`lease_many`: the partitions of an
                                 ordered target, in the slot of its membership)
-    interlock:once:{KEY}        an idempotency key
+    interlock:once:{KEY}        an idempotency key remembered on its own (`remember`: a
+                                publish with nothing to append, a sync target's turn)
 
-Only the publish script (`APPEND`) spans several streams, to make a publish all or nothing
-on one server.
+Every script and multi-key command touches the keys of one hash slot, declared in KEYS, so
+the same layout runs on a single server and on a cluster.
 """
 
 from __future__ import annotations
@@ -43,69 +46,92 @@ local function unfinished(key, name)
 end
 """
 
-# Publishes, each with every entry appended and its idempotency key set in one step, or
-# nothing. Concurrent publishes share one call. ARGV[1]: the bound (0: none); then per
-# publish: use the key (1/0), its ttl, the publish's nonce, its number of entries N, and N
-# encoded entries. KEYS, per publish: its idempotency key, then its N streams. The key holds
-# the nonce and the ids: when the client sends a round trip again after a lost connection, a
-# publish that had landed finds its own nonce and gets its ids back instead of being taken
-# for a duplicate. Returns, per publish, its ids, false for a duplicate, {"full", stream}
-# when a bounded stream has no room, or {"wrongtype", key, type} when a key is not a stream.
+# Publishes, each with its entries appended and remembered in one step, or nothing.
+# Concurrent publishes share one call; a publish whose streams lie in several hash slots (a
+# cluster) makes one call per slot, each all or nothing. ARGV[1]: the bound (0: none); then
+# per publish: remember (1/0), its idempotency key, its nonce, when its records expire (ms,
+# absolute), its number of streams P, and per stream its number of entries N and N encoded
+# entries. KEYS, per stream: the stream, its record of this window, its record of the window
+# before. A stream's record (a hash beside it, one per window of time: interlock:{NAME}:once:
+# WINDOW:N) maps an idempotency key to the nonce of the publish that appended it and the
+# entries' ids: a stream already holding the key appends nothing again, and a publish sent
+# again after a lost connection finds its own nonce and gets its ids back. Returns per
+# publish, when every stream is fine, per stream {'+', ids...} (appended by this publish) or
+# {'=', ids...} (by an earlier one); else {'full', stream} when a bounded stream has no room
+# or {'wrongtype', key, type} when a key is not what it should be, having written nothing.
 APPEND = UNFINISHED + """
 local bound = tonumber(ARGV[1])
-local kinds = {}  -- each stream key's type, asked once per call (publishes of a call share streams)
+local kinds = {}  -- each key's type, asked once per call (publishes of a call share streams)
+local function kind_of(key)
+  local kind = kinds[key]
+  if kind == nil then
+    kind = redis.call('TYPE', key)['ok']
+    kinds[key] = kind
+  end
+  return kind
+end
 local out = {}
 local k, a = 1, 2
 while a <= #ARGV do
-  local n = tonumber(ARGV[a + 3])
-  local result = nil
-  if ARGV[a] == '1' then
-    local ok, seen = pcall(redis.call, 'GET', KEYS[k])
-    if not ok then
-      result = {'wrongtype', KEYS[k], redis.call('TYPE', KEYS[k])['ok']}
-    elseif seen then
-      local nonce, ids = string.match(seen, '^(%S+) ?(.*)$')
-      if nonce == ARGV[a + 2] then
-        result = {}
-        for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
-      else
-        result = false
+  local keep, once, nonce, expire_at = ARGV[a] == '1', ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local parts = tonumber(ARGV[a + 4])
+  a = a + 5
+  local plan = {}  -- per stream: its key, its records' keys, where its entries start, how many
+  for p = 1, parts do
+    local n = tonumber(ARGV[a])
+    plan[p] = {KEYS[k], KEYS[k + 1], KEYS[k + 2], a + 1, n}
+    k = k + 3
+    a = a + 1 + n
+  end
+  -- A script that fails half-way keeps what it wrote: every key is checked before any write.
+  local failed = nil
+  local results = {}
+  for p, part in ipairs(plan) do
+    if keep then
+      for j = 2, 3 do
+        if failed == nil and results[p] == nil then
+          local kind = kind_of(part[j])
+          if kind ~= 'hash' and kind ~= 'none' then
+            failed = {'wrongtype', part[j], kind}
+          else
+            local seen = redis.call('HGET', part[j], once)
+            if seen then
+              local owner, ids = string.match(seen, '^(%S+) ?(.*)$')
+              local result = {owner == nonce and '+' or '='}
+              for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
+              results[p] = result
+            end
+          end
+        end
       end
     end
-  end
-  if result == nil then
-    -- A script that fails half-way keeps what it wrote: every key is checked before any write.
-    for i = 1, n do
-      local key = KEYS[k + i]
-      local kind = kinds[key]
-      if kind == nil then
-        kind = redis.call('TYPE', key)['ok']
-        kinds[key] = kind
-      end
+    if failed == nil and results[p] == nil then
+      local kind = kind_of(part[1])
       if kind ~= 'stream' and kind ~= 'none' then
-        result = {'wrongtype', key, kind}
-        break
+        failed = {'wrongtype', part[1], kind}
+      elseif bound > 0 and unfinished(part[1], nil) >= bound then
+        failed = {'full', part[1]}
       end
     end
   end
-  if result == nil and bound > 0 then
-    for i = 1, n do
-      if unfinished(KEYS[k + i], nil) >= bound then
-        result = {'full', KEYS[k + i]}
-        break
+  if failed ~= nil then
+    out[#out + 1] = failed
+  else
+    for p, part in ipairs(plan) do
+      if results[p] == nil then
+        local result = {'+'}
+        for i = 1, part[5] do result[i + 1] = redis.call('XADD', part[1], '*', 'e', ARGV[part[4] + i - 1]) end
+        if keep then
+          redis.call('HSET', part[2], once, nonce .. ' ' .. table.concat(result, ' ', 2))
+          redis.call('PEXPIREAT', part[2], expire_at)
+          kinds[part[2]] = 'hash'
+        end
+        kinds[part[1]] = 'stream'
+        results[p] = result
       end
     end
+    out[#out + 1] = results
   end
-  if result == nil then
-    result = {}
-    for i = 1, n do result[i] = redis.call('XADD', KEYS[k + i], '*', 'e', ARGV[a + 3 + i]) end
-    if ARGV[a] == '1' then
-      redis.call('SET', KEYS[k], ARGV[a + 2] .. ' ' .. table.concat(result, ' '), 'PX', ARGV[a + 1])
-    end
-  end
-  out[#out + 1] = result
-  k = k + 1 + n
-  a = a + 4 + n
 end
 return out
 """
@@ -232,4 +258,11 @@ for k = 1, #KEYS do
   out[k] = redis.call('ZRANGE', KEYS[k], 0, -1)
 end
 return out
+"""
+
+# The live members of a membership, read with the clock of its server. KEYS: the membership.
+LIVE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 """

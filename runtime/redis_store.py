@@ -1,11 +1,14 @@
-"""The event-store contract on Redis Streams (redis-py's asyncio client).
+"""The event-store contract on Redis Streams, on one server or a Redis Cluster.
 
 Each operation is the Redis command the contract was written after: streams are Redis
 streams, groups are consumer groups, pending entries and delivery counts are Redis's own
 (XPENDING, XAUTOCLAIM), entries are JSON text in a field `e`. Each stream's delayed schedule
 is a sorted set beside it, scored by due time; a Lua script moves due entries into the
 stream, so an entry is never both scheduled and appended. The key layout and the scripts
-are in runtime/redis_scripts.py; every key of a stream shares its hash tag. The clock is
+are in runtime/redis_scripts.py; every key of a stream shares its hash tag, so that every
+script and multi-key command keeps to one hash slot. Commands go over the store's own
+pipelined connections (runtime/redis_nodes.py: which server holds a key, redirections,
+failover). The clock is
 this machine's (XADD ids use the server's: on one machine they agree; across machines,
 keep clocks in sync).
 
@@ -21,17 +24,12 @@ import time
 import weakref
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from . import redis_scripts as lua
 from .redis_batch import Batch, Script
 from .redis_errors import Describer, redact
-from .redis_wire import Wire
+from .redis_nodes import Nodes, parse_cluster_url
 from .store import (
     MIN_ID,
     Entry,
@@ -41,6 +39,7 @@ from .store import (
     Record,
     StoreError,
     StoreFull,
+    StoreUnavailable,
     StreamStats,
     decode_entry,
     encode_entry,
@@ -57,8 +56,31 @@ def _retries(stream: str) -> str:
     return f"{PREFIX}{{{stream}}}:retries"
 
 
+def _once(stream: str, window: int, bucket: int) -> str:
+    """The idempotency record of a stream for one window of time (runtime/redis_scripts.py)."""
+    return f"{PREFIX}{{{stream}}}:once:{window}:{bucket}"
+
+
 def _stream_of(key: str) -> str:
     return key[len(PREFIX) + 1:key.index("}")] if key.startswith(PREFIX + "{") else key
+
+
+STORE_OPTIONS = ("min_replicas", "replica_timeout")  # options of the store itself in a URL's query
+
+
+def _store_options(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without the store's own options (`?min_replicas=1`), and those options."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, {}
+    kept, options = [], {}
+    for item in query.split("&"):
+        name, _, value = item.partition("=")
+        if name in STORE_OPTIONS:
+            options[name] = value
+        else:
+            kept.append(item)
+    return base + ("?" + "&".join(kept) if kept else ""), options
 
 
 def _id(text: str) -> EntryId:
@@ -66,46 +88,62 @@ def _id(text: str) -> EntryId:
 
 
 class _Connection:
-    """One event loop's connections to a store: for the hot path, a pipelined connection
-    whose commands are sent again when it drops (they are idempotent) and one for XREADGROUP
-    whose commands are not (a resent read would take deliveries whose first reply was lost;
-    delivery looks for those itself), both runtime/redis_wire.py; for the rest, a redis-py
-    pool whose commands are retried with backoff when a connection drops."""
+    """One event loop's connections to a store (runtime/redis_nodes.py): per server, a
+    pipelined connection whose commands are sent again when it drops (they are idempotent),
+    and per hash slot read, a connection for XREADGROUP whose commands are not (a resent read
+    would take deliveries whose first reply was lost; delivery looks for those itself). On a
+    cluster, redis-py's cluster client reads the slot map."""
 
     def __init__(self, store: RedisStore) -> None:
-        # A connection that cannot be made in time is retried as a lost one would be, but for
-        # rediss://: a TLS handshake that hangs is a server that does not speak TLS there.
-        errors: list[type[Exception]] = [RedisConnectionError] if store.url.startswith("rediss://") else [
-            RedisConnectionError, RedisTimeoutError]
-        pool = aioredis.BlockingConnectionPool.from_url(
-            store.url, max_connections=64, socket_timeout=store.command_timeout, decode_responses=True,
-            socket_connect_timeout=store.connect_timeout, timeout=None,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3), retry_on_error=errors)
-        self.client = aioredis.Redis(connection_pool=pool)
-        self.wire = Wire(store.url, shown=store.shown_url, connect_timeout=store.connect_timeout,
-                         command_timeout=store.command_timeout, retries=3)
-        self.reader = Wire(store.url, shown=store.shown_url, connect_timeout=store.connect_timeout,
-                           command_timeout=store.command_timeout, retries=0)
-        self.batch = Batch(self.wire, store.describe)
-        self.scripts = {source: self.client.register_script(source)
-                        for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET, lua.RELEASE_LEASE, lua.STATS)}
+        cluster = store.cluster
+        self.client: RedisCluster | None = None
+        if cluster is not None:
+            self.client = RedisCluster.from_url(
+                cluster.node_url(*cluster.seeds[0]), startup_nodes=[ClusterNode(*seed) for seed in cluster.seeds[1:]],
+                socket_timeout=store.command_timeout, socket_connect_timeout=store.connect_timeout,
+                decode_responses=True)
+        self.nodes = Nodes(store.url, store.shown_url, connect_timeout=store.connect_timeout,
+                           command_timeout=store.command_timeout, cluster=cluster, client=self.client,
+                           describe=store.describe)
+
+    def batch(self, key: str) -> Batch:
+        """The group commit of the server holding `key`."""
+        return self.nodes.batch(self.nodes.slot(key))
 
     async def close(self) -> None:
-        await self.wire.close()
-        await self.reader.close()
-        await self.client.aclose()
+        await self.nodes.close()
+        if self.client is not None:
+            await self.client.aclose()
 
 
 class RedisStore(EventStore):
-    """The contract of `runtime/store.py` on a Redis server: `RedisStore("redis://127.0.0.1:6379/0")`."""
+    """The contract of `runtime/store.py` on a Redis server, `RedisStore("redis://127.0.0.1:6379/0")`,
+    or a Redis Cluster, `RedisStore("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")`."""
 
     shared = True
 
     def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01,
-                 connect_timeout: float = 2.0, command_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 2.0, command_timeout: float = 10.0, min_replicas: int | None = None,
+                 replica_timeout: float | None = None) -> None:
+        url, options = _store_options(url)
+        try:
+            min_replicas = int(options.get("min_replicas", 0)) if min_replicas is None else min_replicas
+            replica_timeout = float(options.get("replica_timeout", 1)) if replica_timeout is None else replica_timeout
+        except ValueError:
+            raise ValueError(f"min_replicas must be a whole number and replica_timeout a number of seconds, not "
+                             f"{options}") from None
         if max_unacked is not None and max_unacked < 1:
             raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
+        if min_replicas < 0 or replica_timeout <= 0:
+            raise ValueError(f"min_replicas must be 0 or more and replica_timeout positive, not {min_replicas} "
+                             f"and {replica_timeout}")
+        # Each publish waits (WAIT) until that many replicas of each server it wrote to hold
+        # it, else raises StoreUnavailable: a failover then cannot lose what it acknowledged.
+        self.min_replicas = min_replicas
+        self.replica_timeout = replica_timeout
         self.url = url
+        self.cluster = parse_cluster_url(url)
+        self.atomic_publish = self.cluster is None
         self.shown_url = redact(url)
         self.describe = Describer(url)
         self.max_unacked = max_unacked
@@ -117,6 +155,8 @@ class RedisStore(EventStore):
         self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
             weakref.WeakKeyDictionary())
         self._append_script = Script(lua.APPEND, header=(max_unacked or 0,))
+        self._scripts = {source: Script(source) for source in (lua.RELEASE, lua.LEASE, lua.LEASE_MANY, lua.QUIET,
+                                                               lua.RELEASE_LEASE, lua.STATS, lua.LIVE)}
         self._ack_script = Script(lua.ACK)
         self._members_script = Script(lua.MEMBERS)
 
@@ -130,25 +170,21 @@ class RedisStore(EventStore):
             connection = self._connections[loop] = _Connection(self)
         return connection
 
-    @property
-    def client(self) -> aioredis.Redis:
-        return self._connection().client
+    def _batch(self, key: str) -> Batch:
+        return self._connection().batch(key)
 
-    @property
-    def _batch(self) -> Batch:
-        return self._connection().batch
+    def _call(self, key: str, *command: Any) -> asyncio.Future[Any]:
+        """The reply of one command on `key` (awaitable; a failure is a StoreError, a NOGROUP
+        a NoGroup naming the stream), sent to the server holding the key."""
+        return self._batch(key).call(*command)
 
-    async def _do(self, awaitable: Any, *, group: str = "?", streams: list[str] | None = None) -> Any:
-        """Await one redis-py call; its failure as a StoreError (a NOGROUP names its stream)."""
-        try:
-            return await awaitable
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise self.describe(exc, group=group, stream_of_key={_key(s): s for s in streams or ()}) from None
+    def _script(self, source: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """The reply of one script call on `keys` (of one hash slot)."""
+        return self._batch(keys[0]).run(self._scripts[source], keys, args)
 
-    async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._do(self._connection().scripts[source](keys=keys, args=args))
+    def _slot(self, stream: str) -> int:
+        """The hash slot of a stream and what lies beside it; on a single server, one for all."""
+        return self._connection().nodes.slot(_key(stream))
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -162,64 +198,111 @@ class RedisStore(EventStore):
 
     async def _groups(self, stream: str) -> list[dict[str, Any]]:
         try:
-            return list(await self.client.xinfo_groups(_key(stream)))
-        except RedisError as exc:
+            rows = await self._call(_key(stream), "XINFO", "GROUPS", _key(stream))
+        except StoreError as exc:
             if "no such key" in str(exc).lower():
                 return []
-            raise self.describe(exc) from None
+            raise
+        return [dict(zip(row[::2], row[1::2], strict=False)) for row in rows]
 
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
         if self.max_unacked is None:
-            return _id(await self._batch.call("XADD", _key(stream), "*", "e", encode_entry(entry)))
+            key = _key(stream)
+            return _id(await self._batch(key).call("XADD", key, "*", "e", encode_entry(entry)))
         ids = await self.append_all([(stream, entry)], timeout=timeout)  # the bound checked in the script
         assert ids is not None  # no idempotency key: never a duplicate
         return ids[0]
 
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
+        if not entries:
+            return [] if once is None or await self.remember(once, ttl_ms) else None
+        window = max(int(ttl_ms), 1)
+        bucket = self.now_ms() // window
+        by_stream: dict[str, list[int]] = {}  # each stream's entries, by index
+        for index, (stream, _) in enumerate(entries):
+            by_stream.setdefault(stream, []).append(index)
+        by_slot: dict[int, list[str]] = {}  # one call per hash slot (on a single server: one)
+        for stream in by_stream:
+            by_slot.setdefault(self._slot(stream), []).append(stream)
         encoded = [encode_entry(entry) for _, entry in entries]
-        keys = [f"{PREFIX}once:{{{once or ''}}}", *(_key(stream) for stream, _ in entries)]
-        args = ["1" if once is not None else "0", max(int(ttl_ms), 1), os.urandom(8).hex(), len(entries), *encoded]
+        head = ["1" if once is not None else "0", once or "", os.urandom(8).hex(), (bucket + 2) * window]
+        calls = []
+        for slot, streams in by_slot.items():
+            keys: list[str] = []
+            args: list[Any] = [*head, len(streams)]
+            for stream in streams:
+                keys += [_key(stream), _once(stream, window, bucket), _once(stream, window, bucket - 1)]
+                args += [len(by_stream[stream]), *(encoded[i] for i in by_stream[stream])]
+            calls.append((keys, args, slot))
+        ids: list[EntryId] = [MIN_ID] * len(entries)
+        duplicate = once is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            reply = await self._batch.script(self._append_script, keys, args)
-            if reply is None:  # the script's false: a duplicate
-                return None
-            if reply and reply[0] == "wrongtype":
-                what = "an idempotency key" if reply[1] == keys[0] else f"stream `{_stream_of(reply[1])}`"
-                raise StoreError(f"cannot publish: the key {reply[1]} of {what} holds a {reply[2]} (nothing was "
-                                 "stored)")
-            if not reply or reply[0] != "full":
-                return [_id(i) for i in reply]
+            nodes = self._connection().nodes
+            futures = [nodes.batch(slot).script(self._append_script, keys, args, slot) for keys, args, slot in calls]
+            if self.min_replicas:
+                await self._replicated(calls, futures)
+            replies = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
+            full = []
+            for call, reply in zip(calls, replies, strict=True):
+                if reply[0] == "wrongtype":
+                    what = "an idempotency record" if ":once:" in reply[1] else f"stream `{_stream_of(reply[1])}`"
+                    raise StoreError(f"cannot publish: the key {reply[1]} of {what} holds a {reply[2]} (nothing "
+                                     "was stored in its slot)")
+                if reply[0] == "full":
+                    full.append((call, reply[1]))
+                    continue
+                for stream, (mark, *texts) in zip(call[0][::3], reply, strict=True):
+                    duplicate = duplicate and mark == "="
+                    for n, index in enumerate(by_stream[_stream_of(stream)]):
+                        ids[index] = _id(texts[min(n, len(texts) - 1)]) if texts else MIN_ID
+            if not full:
+                return None if duplicate else ids
             if deadline is not None and time.monotonic() >= deadline:
-                raise StoreFull(f"stream `{_stream_of(reply[1])}` holds {self.max_unacked} unacknowledged entries, "
-                                f"its bound; it stayed full for {timeout} s")
+                raise StoreFull(f"stream `{_stream_of(full[0][1])}` holds {self.max_unacked} unacknowledged "
+                                f"entries, its bound; it stayed full for {timeout} s")
             await asyncio.sleep(self.poll)
+            calls = [call for call, _ in full]
+
+    async def _replicated(self, calls: list[tuple[list[str], list[Any], int]], futures: list[Any]) -> None:
+        """Wait for `min_replicas` replicas of every server written to by these calls."""
+        nodes = self._connection().nodes
+        batches = {id(batch): batch for batch in (nodes.batch(slot) for _, _, slot in calls)}
+        waits = [batch.replicated(self.min_replicas, int(self.replica_timeout * 1000)) for batch in batches.values()]
+        await asyncio.gather(*futures, return_exceptions=True)  # (their own failures are raised below)
+        counts = await asyncio.gather(*waits)
+        if min(int(count) for count in counts) < self.min_replicas:
+            raise StoreUnavailable(
+                f"a publish reached {min(int(count) for count in counts)} replica(s) of Redis at {self.shown_url} "
+                f"within {self.replica_timeout} s, not min_replicas={self.min_replicas}: it may be lost if its master "
+                "fails; publish again with the same id (a duplicate if it was kept)")
 
     async def remembered(self, key: str) -> bool:
-        return bool(await self._do(self.client.exists(f"{PREFIX}once:{{{key}}}")))
+        once = f"{PREFIX}once:{{{key}}}"
+        return bool(await self._call(once, "EXISTS", once))
 
     # ---- groups ------------------------------------------------------------------
 
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
+        key = _key(stream)
         try:
-            await self.client.xgroup_create(_key(stream), group, str(start), mkstream=True)
+            await self._batch(key).call("XGROUP", "CREATE", key, group, str(start), "MKSTREAM")
             return True
-        except RedisError as exc:
+        except StoreError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise self.describe(exc) from None
+                raise
             return False
 
     @staticmethod
     def _records(rows: list[Any], deliveries: int) -> list[Record]:
-        """Stream rows as redis-py parses them, (id, {field: value}), into records; an entry
+        """Stream rows as Redis sends them, [id, [field, value, ...]], into records; an entry
         that is not JSON (another writer's) is a record whose entry is None."""
         out = []
         for entry_id, fields in rows:
             if not fields:  # an entry deleted while pending
                 continue
-            if not isinstance(fields, dict):
-                fields = dict(zip(fields[::2], fields[1::2], strict=False))
+            fields = dict(zip(fields[::2], fields[1::2], strict=False))
             try:
                 entry = decode_entry(fields["e"])
             except (KeyError, ValueError):
@@ -236,38 +319,77 @@ class RedisStore(EventStore):
         if not streams:
             return {}
         wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
-        keys = [_key(s) for s in streams]
-        command: tuple[Any, ...] = ("XREADGROUP", "GROUP", group, consumer, "COUNT", count,
-                                    *(("BLOCK", wait) if wait is not None else ()), "STREAMS", *keys,
-                                    *(">" for _ in keys))
-        connection = self._connection()
-        future = connection.reader.call(command, idempotent=False, extra=(wait or 0) / 1000)
+        nodes = self._connection().nodes
+        by_slot: dict[int, list[str]] = {}  # one XREADGROUP per hash slot (on a single server: one)
+        for stream in streams:
+            by_slot.setdefault(nodes.slot(_key(stream)), []).append(stream)
+        reads = {}
+        for slot, names in by_slot.items():
+            keys = [_key(s) for s in names]
+            command = ("XREADGROUP", "GROUP", group, consumer, "COUNT", count,
+                       *(("BLOCK", wait) if wait is not None else ()), "STREAMS", *keys, *(">" for _ in keys))
+            reads[slot] = nodes.reader(slot).call(command, idempotent=False, extra=(wait or 0) / 1000)
         try:
-            reply = await self._do(future, group=group, streams=streams)
+            if wait is not None and len(reads) > 1:
+                # Blocking on several slots: the first read that ends ends the others (a read
+                # unblocked returns nothing and takes nothing), so that what it brought is
+                # handled now rather than after the others' wait.
+                await asyncio.wait(reads.values(), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.gather(*(self._unblock(slot, read) for slot, read in reads.items() if not read.done()))
+            replies = await asyncio.gather(*reads.values(), return_exceptions=True)
         except asyncio.CancelledError:
-            # The read would go on waiting on the server, and what it then took would be
-            # pending for a reader that is gone: its connection goes with it.
-            connection.reader.abort()
+            # The reads would go on waiting on the server, and what they then took would be
+            # pending for a reader that is gone: their connections go with them.
+            for slot, read in reads.items():
+                read.cancel()  # (its failure, when the connection goes, is no one's to hear)
+                nodes.reader(slot).abort()
             raise
         out = {}
-        for key, rows in reply or ():  # (RESP2: [[key, [[id, [field, value, ...]], ...]], ...]; nil: nothing)
-            records = self._records(rows, 1)
-            if records:
-                out[_stream_of(key)] = records
+        failed = None
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                failed = failed or reply
+                continue
+            for key, rows in reply or ():  # (RESP2: [[key, [[id, [field, value, ...]], ...]], ...]; nil: nothing)
+                records = self._records(rows, 1)
+                if records:
+                    out[_stream_of(key)] = records
+        if failed is not None:  # (what the others took is pending and not in hand: the reader takes it back)
+            raise self.describe(failed, group=group, stream_of_key={_key(s): s for s in streams})
         return out
+
+    async def _unblock(self, slot: int, read: asyncio.Future[Any]) -> None:
+        """End a blocking read early (CLIENT UNBLOCK, sent to its server on another connection)."""
+        nodes = self._connection().nodes
+        reader = nodes.reader(slot)
+        for _ in range(50):
+            if read.done() or reader.client_id is None:
+                return
+            try:
+                if await nodes.batch(slot).call("CLIENT", "UNBLOCK", reader.client_id):
+                    return
+            except StoreError:
+                return  # (it ends at its BLOCK time)
+            await asyncio.sleep(0.002)  # not blocked yet: the read is still on its way
 
     async def ack(self, stream: str, group: str, ids: list[EntryId]) -> int:
         if not ids:
             return 0
         if len(ids) > 1000:  # more than a script's arguments can unpack at once
-            return int(await self._do(self.client.xack(_key(stream), group, *map(str, ids))))
-        return int(await self._batch.script(self._ack_script, [_key(stream)], [group, len(ids), *map(str, ids)]))
+            return int(await self._call(_key(stream), "XACK", _key(stream), group, *map(str, ids)))
+        key = _key(stream)
+        nodes = self._connection().nodes
+        slot = nodes.slot(key)
+        return int(await nodes.batch(slot).script(self._ack_script, [key], [group, len(ids), *map(str, ids)], slot))
+
+    async def _pending(self, stream: str, group: str, start: str = "-", end: str = "+", count: int = 1_000_000,
+                       consumer: str | None = None) -> list[Pending]:
+        key = _key(stream)
+        rows = await self._call(key, "XPENDING", key, group, start, end, count, *((consumer,) if consumer else ()))
+        return [Pending(_id(entry_id), owner, int(times), int(idle)) for entry_id, owner, idle, times in rows]
 
     async def pending(self, stream: str, group: str, *, consumer: str | None = None) -> list[Pending]:
-        rows = await self._do(self.client.xpending_range(_key(stream), group, "-", "+", 1_000_000,
-                                                         consumername=consumer), group=group, streams=[stream])
-        return [Pending(_id(r["message_id"]), r["consumer"], int(r["times_delivered"]), int(r["time_since_delivered"]))
-                for r in rows]
+        return await self._pending(stream, group, consumer=consumer)
 
     async def backlog(self, stream: str, group: str) -> int:
         for info in await self._groups(stream):
@@ -275,29 +397,29 @@ class RedisStore(EventStore):
                 continue
             lag = info.get("lag")
             if lag is None:  # Redis cannot tell after deletions: count what is after the group's cursor
-                lag = len(await self._do(self.client.xrange(_key(stream), f"({info['last-delivered-id']}", "+")))
+                key = _key(stream)
+                lag = len(await self._call(key, "XRANGE", key, f"({info['last-delivered-id']}", "+"))
             return int(info["pending"]) + int(lag)
         return 0
 
     async def quiet(self, streams: list[str], group: str) -> bool:
-        # One script per stream (a stream and its schedule share a hash slot), in one round trip.
+        # One script per stream (a stream and its schedule share a hash slot), at once.
         replies = await asyncio.gather(*(self._script(lua.QUIET, [_key(s), _retries(s)], [group]) for s in streams))
         return all(int(reply) == 1 for reply in replies)
 
     async def claim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int,
                     count: int = 10, ids: list[EntryId] | None = None) -> list[Record]:
+        key = _key(stream)
         taken: list[Any] = []
         cursor = "0-0"
         if ids is not None:
             for start in range(0, len(ids), 1000):
-                rows = await self._do(self.client.xclaim(_key(stream), group, consumer, 0,
-                                                         [str(i) for i in ids[start:start + 1000]]),
-                                      group=group, streams=[stream])
+                rows = await self._call(key, "XCLAIM", key, group, consumer, 0, *map(str, ids[start:start + 1000]))
                 taken.extend(row for row in rows if row and row[1])
             count = 0
         while len(taken) < count:
-            reply = await self._do(self.client.xautoclaim(_key(stream), group, consumer, min_idle_ms, cursor,
-                                                          count=count - len(taken)), group=group, streams=[stream])
+            reply = await self._call(key, "XAUTOCLAIM", key, group, consumer, min_idle_ms, cursor, "COUNT",
+                                     count - len(taken))
             cursor, rows = reply[0], reply[1]
             taken.extend(row for row in rows if row and row[1])
             if cursor == "0-0":
@@ -305,10 +427,9 @@ class RedisStore(EventStore):
         if not taken:
             return []
         # The delivery counts, in one read of the claimed range of this consumer's pending.
-        ids = sorted((_id(entry_id) for entry_id, _ in taken))
-        rows = await self._do(self.client.xpending_range(_key(stream), group, str(ids[0]), str(ids[-1]), len(ids),
-                                                         consumername=consumer), group=group, streams=[stream])
-        counts = {row["message_id"]: int(row["times_delivered"]) for row in rows}
+        ordered = sorted(_id(entry_id) for entry_id, _ in taken)
+        counts = {str(p.id): p.deliveries for p in await self._pending(
+            stream, group, str(ordered[0]), str(ordered[-1]), len(ordered), consumer)}
         records = []
         for entry_id, fields in taken:
             records.extend(self._records([[entry_id, fields]], counts.get(entry_id, 1)))
@@ -317,18 +438,21 @@ class RedisStore(EventStore):
     # ---- reading, retention --------------------------------------------------------
 
     async def range(self, stream: str, *, start: EntryId = MIN_ID, count: int | None = None) -> list[Record]:
-        return self._records(await self._do(self.client.xrange(_key(stream), str(start), "+", count=count)), 0)
+        key = _key(stream)
+        rows = await self._call(key, "XRANGE", key, str(start), "+", *(("COUNT", count) if count is not None else ()))
+        return self._records(rows, 0)
 
     async def delete(self, stream: str, ids: list[EntryId]) -> int:
         if not ids:
             return 0
-        gone = int(await self._do(self.client.xdel(_key(stream), *map(str, ids))))
+        key = _key(stream)
+        gone = int(await self._call(key, "XDEL", key, *map(str, ids)))
         for group in await self._groups(stream):
-            await self._do(self.client.xack(_key(stream), group["name"], *map(str, ids)))
+            await self._call(key, "XACK", key, group["name"], *map(str, ids))
         return gone
 
     async def length(self, stream: str) -> int:
-        return int(await self._do(self.client.xlen(_key(stream))))
+        return int(await self._call(_key(stream), "XLEN", _key(stream)))
 
     async def trim(self, stream: str, *, max_len: int | None = None, max_age_ms: int | None = None,
                    group: str | None = None) -> int:
@@ -342,7 +466,7 @@ class RedisStore(EventStore):
         cuts = []
         if max_len is not None and total > max_len:
             drop = total - max_len
-            first_kept = await self._do(self.client.xrange(key, "-", "+", count=drop + 1))
+            first_kept = await self._call(key, "XRANGE", key, "-", "+", "COUNT", drop + 1)
             if len(first_kept) > drop:
                 cuts.append(_id(first_kept[drop][0]))
             else:
@@ -356,13 +480,13 @@ class RedisStore(EventStore):
         for info in groups:
             last = _id(info["last-delivered-id"])
             cut = min(cut, EntryId(last.ms, last.seq + 1))
-            oldest = await self._do(self.client.xpending_range(key, info["name"], "-", "+", 1))
+            oldest = await self._pending(stream, info["name"], count=1)
             if oldest:
-                cut = min(cut, _id(oldest[0]["message_id"]))
-        before = await self._do(self.client.xrange(key, "-", f"({cut}", count=1)) if cut > MIN_ID else []
+                cut = min(cut, oldest[0].id)
+        before = await self._call(key, "XRANGE", key, "-", f"({cut}", "COUNT", 1) if cut > MIN_ID else []
         if not before:
             return 0
-        return int(await self._do(self.client.xtrim(key, minid=str(cut), approximate=False)))
+        return int(await self._call(key, "XTRIM", key, "MINID", str(cut)))
 
     # ---- the delayed schedule --------------------------------------------------------
 
@@ -371,18 +495,29 @@ class RedisStore(EventStore):
         # parked twice); a round trip the client sends again carries the same member.
         encoded = encode_entry(entry)
         member = os.urandom(16).hex().encode() + (encoded if isinstance(encoded, bytes) else encoded.encode())
-        await self._batch.call("ZADD", _retries(stream), due_ms, member)
+        key = _retries(stream)
+        await self._batch(key).call("ZADD", key, due_ms, member)
 
     async def _scheduled_streams(self) -> list[str]:
-        found = []
-        async for key in self.client.scan_iter(match=f"{PREFIX}{{*}}:retries", count=1000):
-            found.append(_stream_of(key))
-        return found
+        """The streams with a schedule, from every server (SCAN on each)."""
+        nodes = self._connection().nodes
+        if nodes.cluster is not None:
+            await nodes.ready()
+        found: list[str] = []
+        for address in nodes.servers():
+            wire = nodes.batch_at(address)
+            cursor = "0"
+            while True:
+                cursor, keys = await wire.call("SCAN", cursor, "MATCH", f"{PREFIX}{{*}}:retries", "COUNT", 1000)
+                found.extend(_stream_of(key) for key in keys)
+                if cursor == "0":
+                    break
+        return sorted(set(found))
 
     async def release_due(self, *, now_ms: int | None = None, streams: list[str] | None = None) -> int:
         now = self.now_ms() if now_ms is None else now_ms
         if streams is None:
-            streams = await self._do(self._scheduled_streams())
+            streams = await self._scheduled_streams()
         released = 0
         left = list(streams)
         while left:
@@ -394,25 +529,24 @@ class RedisStore(EventStore):
     async def next_due(self, streams: list[str]) -> dict[str, int]:
         if not streams:
             return {}
-        pipe = self.client.pipeline(transaction=False)
-        for stream in streams:
-            pipe.zrange(_retries(stream), 0, 0, withscores=True)
-        replies = await self._do(pipe.execute())
-        return {stream: int(float(reply[0][1])) for stream, reply in zip(streams, replies, strict=True) if reply}
+        replies = await asyncio.gather(*(self._call(_retries(s), "ZRANGE", _retries(s), 0, 0, "WITHSCORES")
+                                         for s in streams))
+        return {stream: int(float(reply[1])) for stream, reply in zip(streams, replies, strict=True) if reply}
 
     async def scheduled(self, stream: str | None = None) -> list[tuple[int, str, Any]]:
-        streams = [stream] if stream is not None else await self._do(self._scheduled_streams())
+        streams = [stream] if stream is not None else await self._scheduled_streams()
         out = []
         for name in streams:
-            for member, score in await self._do(self.client.zrange(_retries(name), 0, -1, withscores=True)):
+            rows = await self._call(_retries(name), "ZRANGE", _retries(name), 0, -1, "WITHSCORES")
+            for member, score in zip(rows[::2], rows[1::2], strict=True):
                 out.append((int(float(score)), name, decode_entry(member[32:])))
         return sorted(out, key=lambda item: item[0])
 
     # ---- idempotency -------------------------------------------------------------------
 
     async def remember(self, key: str, ttl_ms: int) -> bool:
-        return bool(await self._do(self.client.set(f"{PREFIX}once:{{{key}}}", "1", nx=True,
-                                                   px=max(int(ttl_ms), 1))))
+        once = f"{PREFIX}once:{{{key}}}"
+        return await self._call(once, "SET", once, "1", "NX", "PX", max(int(ttl_ms), 1)) is not None
 
     # ---- leases ------------------------------------------------------------------------
 
@@ -430,7 +564,10 @@ class RedisStore(EventStore):
         await self._script(lua.RELEASE_LEASE, [key], [owner])
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
-        live = await self._batch.script(self._members_script, [f"{PREFIX}{{{name}}}:members"], [int(ttl_ms), owner])
+        key = f"{PREFIX}{{{name}}}:members"
+        nodes = self._connection().nodes
+        slot = nodes.slot(key)
+        live = await nodes.batch(slot).script(self._members_script, [key], [int(ttl_ms), owner], slot)
         return sorted(live)
 
     # ---- reading what delivery is doing ------------------------------------------------
@@ -438,12 +575,9 @@ class RedisStore(EventStore):
     async def stream_stats(self, streams: list[str], group: str) -> dict[str, StreamStats]:
         if not streams:
             return {}
-        # One script per stream (a stream and its schedule share a hash slot), pipelined.
-        pipe = self.client.pipeline(transaction=False)
-        script = self._connection().scripts[lua.STATS]
-        for stream in streams:
-            await script(keys=[_key(stream), _retries(stream)], args=[group], client=pipe)
-        replies = await self._do(pipe.execute(), group=group, streams=streams)
+        # One script per stream (a stream and its schedule share a hash slot), at once.
+        replies = await asyncio.gather(*(self._script(lua.STATS, [_key(stream), _retries(stream)], [group])
+                                         for stream in streams))
         out = {}
         for stream, reply in zip(streams, replies, strict=True):
             length, scheduled, found, unread, pending, oldest, consumers = reply
@@ -457,18 +591,14 @@ class RedisStore(EventStore):
         if not names:
             return {}
         # Through the group commit: the holders of several groups asked at once share a round trip.
-        owners = await self._batch.call("MGET", *(f"{PREFIX}{{{group}}}:lease:{name}" for name in names))
+        keys = [f"{PREFIX}{{{group}}}:lease:{name}" for name in names]  # (one slot: the group's tag)
+        owners = await self._batch(keys[0]).call("MGET", *keys)
         return dict(zip(names, owners, strict=True))
 
     async def live_members(self, names: list[str]) -> dict[str, list[str]]:
         if not names:
             return {}
-        # Scored by expiry in the server's time (the MEMBERS script): read with the server's clock.
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
-        for name in names:
-            pipe.zrange(f"{PREFIX}{{{name}}}:members", 0, -1, withscores=True)
-        (seconds, micros), *rows = await self._do(pipe.execute())
-        now = int(seconds) * 1000 + int(micros) // 1000
-        return {name: sorted(who for who, until in members if float(until) > now)
-                for name, members in zip(names, rows, strict=True)}
+        # Scored by expiry in the server's time (the MEMBERS script): read with the clock of
+        # the server holding each membership.
+        rows = await asyncio.gather(*(self._script(lua.LIVE, [f"{PREFIX}{{{name}}}:members"], []) for name in names))
+        return {name: sorted(live) for name, live in zip(names, rows, strict=True)}

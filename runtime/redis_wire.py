@@ -51,14 +51,17 @@ def error_of(reply: rx.ResponseError) -> rx.RedisError:
     return cls(text) if cls is not None else reply
 
 
-class _Command:
-    __slots__ = ("args", "deadline", "extra", "idempotent", "settle", "tries")
+class Command:
+    """A command on its way: its arguments, who takes its reply, how often it was tried."""
+
+    __slots__ = ("args", "deadline", "extra", "idempotent", "moves", "settle", "tries")
 
     def __init__(self, args: tuple[Any, ...], settle: Settle, idempotent: bool, extra: float) -> None:
         self.args = args
         self.settle = settle
         self.idempotent = idempotent
         self.tries = 0
+        self.moves = 0  # redirections followed (a cluster's MOVED and ASK)
         self.deadline = 0.0
         self.extra = extra  # seconds the server may take on purpose (a blocking read's BLOCK)
 
@@ -84,8 +87,11 @@ class _Protocol(asyncio.Protocol):
 class Wire:
     """One pipelined connection of one event loop, made again when lost (see the module)."""
 
-    def __init__(self, url: str, *, shown: str, connect_timeout: float, command_timeout: float, retries: int) -> None:
+    def __init__(self, url: str, *, shown: str, connect_timeout: float, command_timeout: float, retries: int,
+                 identify: bool = False) -> None:
         self.url = shown  # (in messages: the URL without its password)
+        self.identify = identify  # ask the server for this connection's id (`client_id`) as it connects
+        self.client_id: int | None = None
         self.command_timeout = command_timeout
         self.retries = retries
         # (only to make connections as the store's URL says: this module holds one at a time)
@@ -94,8 +100,8 @@ class Wire:
                                                      socket_timeout=command_timeout, protocol=2)
         self.connection: Any = None  # held: redis-py closes what it drops
         self.loop = asyncio.get_running_loop()
-        self.queue: list[_Command] = []
-        self.inflight: collections.deque[_Command] = collections.deque()
+        self.queue: list[Command] = []
+        self.inflight: collections.deque[Command] = collections.deque()
         self.transport: Any = None  # asyncio's transport of the connection
         self.writer: Any = None  # the stream writer redis-py made it with (held: see _connect)
         self.protocol: _Protocol | None = None
@@ -105,13 +111,17 @@ class Wire:
         self.timed_out = False
         self.closed = False
         self.before_flush: Callable[[], None] | None = None  # queues what waited to be combined (Batch)
+        # A cluster's redirection (MOVED or ASK, the reply's words) of a command: true when
+        # it was taken over (sent where it belongs) rather than failed with the reply.
+        self.redirect: Callable[[Command, list[str]], bool] | None = None
+        self.trouble: Callable[[], None] | None = None  # told when a connection is lost or refused
 
     def send(self, args: tuple[Any, ...], settle: Settle, *, idempotent: bool = True, extra: float = 0.0) -> None:
         """Queue a command; it goes out with the others queued in this turn of the loop."""
         if self.closed:
             settle(rx.ConnectionError(f"the connection to {self.url} is closed"))
             return
-        self.queue.append(_Command(args, settle, idempotent, extra))
+        self.queue.append(Command(args, settle, idempotent, extra))
         self.soon()
 
     def call(self, args: tuple[Any, ...], *, idempotent: bool = True, extra: float = 0.0) -> asyncio.Future[Any]:
@@ -168,7 +178,7 @@ class Wire:
             self.timer = self.loop.call_at(self.inflight[0].deadline, self._check)
 
     @staticmethod
-    def _pack_each(batch: list[_Command]) -> bytes:
+    def _pack_each(batch: list[Command]) -> bytes:
         parts = []
         for command in batch:
             try:
@@ -183,8 +193,20 @@ class Wire:
             return
         command = self.inflight.popleft()
         if isinstance(reply, rx.ResponseError):
+            words = str(reply).split(" ")
+            if words[0] in ("MOVED", "ASK") and self.redirect is not None and self.redirect(command, words):
+                return
             reply = error_of(reply)
         command.settle(reply)
+
+    def resend(self, command: Command) -> None:
+        """Send a command another connection took (a cluster's redirection), keeping its
+        callback and its tries."""
+        if self.closed:
+            command.settle(rx.ConnectionError(f"the connection to {self.url} is closed"))
+            return
+        self.queue.append(command)
+        self.soon()
 
     def _check(self) -> None:
         """A command whose reply is late past its timeout: the connection is given up."""
@@ -212,7 +234,10 @@ class Wire:
         else:
             error = rx.ConnectionError(f"connection to {self.url} lost" + (f": {exc}" if exc else ""))
         self.timed_out = False
+        self.client_id = None
         waiting, self.inflight = list(self.inflight), collections.deque()
+        if self.trouble is not None:
+            self.trouble()
         self._retry(waiting, error, resend=not silent)
 
     def abort(self) -> None:
@@ -220,7 +245,7 @@ class Wire:
         if self.transport is not None:
             self.transport.abort()
 
-    def _retry(self, commands: list[_Command], error: Exception, resend: bool = True) -> None:
+    def _retry(self, commands: list[Command], error: Exception, resend: bool = True) -> None:
         """Commands that did not get through: idempotent ones are sent again (within their
         retries) after a lost or refused connection, the others fail with `error`; after a
         silent one (`resend` False: no reply within the command timeout, or no connection
@@ -258,12 +283,16 @@ class Wire:
                 except Exception as exc:
                     await connection.disconnect()
                     failures += 1
+                    if self.trouble is not None:
+                        self.trouble()
                     queued, self.queue = self.queue, []
                     self._retry(queued, exc, resend=not isinstance(exc, rx.TimeoutError | TimeoutError))
                     continue
                 protocol = _Protocol(self)
                 transport.set_protocol(protocol)
                 self.transport, self.protocol, self.writer = transport, protocol, writer
+                if self.identify:  # first on the new connection
+                    self.queue.insert(0, Command(("CLIENT", "ID"), self._identified, True, 0.0))
                 if not transport.is_reading():
                     transport.resume_reading()
                 break
@@ -271,6 +300,9 @@ class Wire:
             self.connecting = None
         if self.transport is not None and self.queue:
             self.soon()
+
+    def _identified(self, reply: Any) -> None:
+        self.client_id = reply if isinstance(reply, int) else None
 
     async def close(self) -> None:
         """Fail what waits and close the connection."""

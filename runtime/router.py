@@ -9,6 +9,7 @@ the store; `publish_sync` and `with router:` do the same for code that is not as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -145,12 +146,25 @@ class _LoopThread:
     def close(self) -> None:
         if self.loop.is_closed():
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
         import threading
 
         if threading.current_thread() is not self.thread:  # (a finalizer may run on the thread itself)
+            # What still runs there (a store's background reading of a cluster's slot map) is
+            # cancelled and awaited first, not left pending in a loop that is gone.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self.loop).result(2)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self.thread:
             self.thread.join()
             self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1)
 
 
 def _run(coroutine: Any) -> Any:

@@ -29,7 +29,8 @@ Concepts
   `append` to a full stream waits until there is room (up to `timeout`), then raises
   `StoreFull`. Nothing accepted is ever dropped.
 - **Idempotency keys**: `remember(key, ttl)` is true the first time a key is seen within
-  its time to live, false afterwards (Redis: SET NX PX).
+  its time to live, false afterwards (Redis: SET NX PX); `append_all(once=key)` remembers a
+  key with what it appended (Redis: beside each stream, for a cluster's sake).
 
 Time is the store's clock in milliseconds (`now_ms`), so tests can drive a fake clock.
 
@@ -186,15 +187,22 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def append_all(self, entries: list[tuple[str, Entry]], *, once: str | None = None, ttl_ms: int = 0,
                          timeout: float | None = None) -> list[EntryId] | None:
-        """Append every (stream, entry) together, or none of them. With `once`, only if that
-        idempotency key is new (it is then remembered for `ttl_ms`, as `remember` would); a
-        key already remembered appends nothing and returns None. Waits up to `timeout` while
-        any of the streams is full, then raises StoreFull, having appended and remembered
-        nothing. (This is one publish: its deliveries and its idempotency key in one step.)"""
+        """Append every (stream, entry) together, or none of them: one publish, its ids in
+        the order of `entries`. Waits up to `timeout` while any of the streams is full, then
+        raises StoreFull, having appended nothing.
+
+        With `once` (an idempotency key), what is appended is remembered with the key for at
+        least `ttl_ms`: a stream that took the key within that time takes nothing of a later
+        call with it, and a call that all its streams had already is a duplicate (None, and
+        nothing appended). With no entries, the key itself is remembered (as `remember`).
+        Where "together" cannot hold (the streams of a Redis Cluster lie on several servers),
+        a call that raised may have appended to some streams: called again with the same key
+        it completes, every stream holding its entries once."""
 
     @abc.abstractmethod
     async def remembered(self, key: str) -> bool:
-        """Whether an idempotency key (of `append_all`'s `once` or `remember`) is remembered now."""
+        """Whether an idempotency key is remembered now by `remember` (or by an `append_all`
+        with no entries); what `append_all` remembers with its entries is not asked here."""
 
     @abc.abstractmethod
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
@@ -323,10 +331,13 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def live_members(self, names: list[str]) -> dict[str, list[str]]:
         """Per membership (as `members` keeps them), its live owners, sorted, without beating
-        in it (Redis: the server's clock and every membership in one round trip)."""
+        in it (Redis: each membership read with its server's clock, at once)."""
 
     #: Whether other processes share this store (their workers deliver what this one publishes).
     shared = False
+    #: Whether `append_all` is all or nothing across streams (not on a Redis Cluster, whose
+    #: streams lie on several servers: there, per hash slot).
+    atomic_publish = True
 
     async def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections; the store is not used afterwards."""

@@ -78,3 +78,16 @@ def make_redis_server() -> Iterator[Callable[..., RedisServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A real Redis Cluster of 3 masters (no replicas) on loopback ports, for the session:
+    its `redis+cluster://` URL (tests/redis_cluster.py)."""
+    from redis_cluster import RedisCluster
+
+    cluster = RedisCluster(masters=3).start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()

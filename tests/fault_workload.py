@@ -239,8 +239,11 @@ class Workload:
         self.failing = False
         if publication.receipt is None:
             publication.receipt, publication.accepted_at = receipt, started
-            # A duplicate landed in an earlier call that raised: where it stands is unknown.
-            publication.seq = None if receipt.duplicate else call
+            # A duplicate landed in an earlier call that raised: where it stands is unknown. So
+            # does a publish that raised on a store whose publishes are not all or nothing (a
+            # Redis Cluster): it may have reached some targets then.
+            partly = bool(publication.failures) and not self.router.store.atomic_publish
+            publication.seq = None if receipt.duplicate or partly else call
         return receipt
 
     async def publish_until_accepted(self, publication: Publication, deadline: float) -> bool:

@@ -12,14 +12,14 @@ import asyncio
 import random
 import sys
 
-import redis.asyncio as aioredis
+from redis_cluster import async_client_for
 
 import interlock
 
 
 async def main(url: str, project: str, name: str, seed: int) -> None:
     rng = random.Random(seed)
-    client = aioredis.Redis.from_url(url)
+    client = async_client_for(url)
     router = interlock.load(project, store=url, claim_idle_ms=500, partitions=4, lease_ms=1000)
 
     async def work(event: interlock.Event) -> None:

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from store_contract import MakeStore, StoreContract
 
 from interlock.runtime.redis_store import RedisStore
@@ -67,14 +68,16 @@ def test_concurrent_callers_share_round_trips(redis_url: str, monkeypatch: pytes
 def test_scripts_the_server_lost_are_loaded_again(redis_url: str) -> None:
     async def main() -> None:
         store = RedisStore(redis_url)
+        admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
         stream = f"flushed-{uuid.uuid4().hex}"
         try:
             assert await store.append_all([(stream, {"n": 1})], once=stream, ttl_ms=1000) is not None
-            await store.client.script_flush()  # as a restarted server would have
+            await admin.script_flush()  # as a restarted server would have
             assert await store.append_all([(stream, {"n": 2})], once=stream + "2", ttl_ms=1000) is not None
             assert await store.append_all([(stream, {"n": 3})], once=stream, ttl_ms=1000) is None
             assert [r.entry["n"] for r in await store.range(stream)] == [1, 2]
         finally:
+            await admin.aclose()
             await store.close()
 
     asyncio.run(main())
@@ -86,16 +89,50 @@ def test_a_publish_sent_again_after_a_lost_reply_gets_its_own_ids_back(redis_url
     async def main() -> None:
         store = RedisStore(redis_url)
         stream = f"resent-{uuid.uuid4().hex}"
-        keys = [f"interlock:once:{{{stream}}}", f"interlock:{{{stream}}}"]
-        args = ["1", 60_000, "nonce1", 1, '{"n":1}']
+        keys = [f"interlock:{{{stream}}}", f"interlock:{{{stream}}}:once:60000:2",
+                f"interlock:{{{stream}}}:once:60000:1"]
+        args = ["1", "the-key", "nonce1", store.now_ms() + 120_000, 1, 1, '{"n":1}']
         try:
-            first = await store._batch.script(store._append_script, keys, args)
-            again = await store._batch.script(store._append_script, keys, args)  # the same round trip, resent
-            assert again == first and len(first) == 1
-            other = await store._batch.script(store._append_script, keys, [*args[:2], "nonce2", *args[3:]])
-            assert other is None  # another publish of the same id: a duplicate
+            [first] = await store._batch(keys[0]).script(store._append_script, keys, args)
+            # the same round trip, resent:
+            [again] = await store._batch(keys[0]).script(store._append_script, keys, args)
+            assert first[0] == "+" and again == first and len(first) == 2
+            [other] = await store._batch(keys[0]).script(store._append_script, keys, [*args[:2], "nonce2", *args[3:]])
+            assert other == ["=", first[1]]  # another publish of the same id: a duplicate
             assert [r.entry for r in await store.range(stream)] == [{"n": 1}]
         finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_idempotency_is_kept_beside_each_stream_one_hash_per_window(redis_url: str) -> None:
+    """A publish remembers its key beside each of its streams, in one hash per stream and
+    window (not a key per event), kept for one to two windows; a publish that reached only
+    some of its streams (as a cluster can leave it) completes when published again, and no
+    stream takes it twice."""
+    async def main() -> None:
+        store = RedisStore(redis_url)
+        admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        a, b = f"win-a-{uuid.uuid4().hex}", f"win-b-{uuid.uuid4().hex}"
+        try:
+            window = 60_000
+            for n in range(100):
+                assert await store.append_all([(a, {"n": n})], once=f"k{n}", ttl_ms=window) is not None
+            keys = sorted(await admin.keys(f"interlock:{{{a}}}:once:*"))
+            assert len(keys) in (1, 2)  # (two when the publishes straddled a window's end)
+            assert sum([await admin.hlen(key) for key in keys]) == 100
+            assert await admin.keys("interlock:once:{k*") == []
+            ttl = await admin.pttl(keys[-1])
+            assert window <= ttl <= 2 * window
+            # k7 reached a only: published to a and b, b alone takes it; then it is a duplicate.
+            ids = await store.append_all([(a, {"n": 7}), (b, {"n": 7})], once="k7", ttl_ms=window)
+            assert ids is not None and await store.length(a) == 100 and await store.length(b) == 1
+            assert ids[0] == (await store.range(a))[7].id
+            assert await store.append_all([(a, {"n": 7}), (b, {"n": 7})], once="k7", ttl_ms=window) is None
+            assert await store.length(a) == 100 and await store.length(b) == 1
+        finally:
+            await admin.aclose()
             await store.close()
 
     asyncio.run(main())
@@ -162,15 +199,17 @@ def test_an_error_reply_is_a_store_error_naming_it(redis_url: str) -> None:
     every key is checked first)."""
     async def main() -> None:
         store = RedisStore(redis_url)
+        admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
         good, bad = f"good-{uuid.uuid4().hex}", f"bad-{uuid.uuid4().hex}"
         try:
-            await store.client.set(f"interlock:{{{bad}}}", "not a stream")
+            await admin.set(f"interlock:{{{bad}}}", "not a stream")
             with pytest.raises(StoreError, match=r"of stream `bad-.*` holds a string") as raised:
                 await store.append_all([(good, {"n": 1}), (bad, {"n": 2})], once=good, ttl_ms=10_000)
             assert not raised.value.retryable
             assert await store.length(good) == 0
             assert not await store.remembered(good)
         finally:
+            await admin.aclose()
             await store.close()
 
     asyncio.run(main())
@@ -199,22 +238,29 @@ def test_an_entry_redis_py_cannot_send_fails_its_caller_alone(redis_url: str) ->
     asyncio.run(main())
 
 
-def test_an_idempotency_key_of_the_wrong_type_fails_its_publish_alone(redis_url: str) -> None:
-    """Every key of every publish in a shared call is checked before any write: one publish
-    whose idempotency key holds a hash fails alone, naming the key, with nothing stored."""
+def test_an_idempotency_record_of_the_wrong_type_fails_its_publish_alone(redis_url: str) -> None:
+    """Every key of every publish in a shared call is checked before any write: the publish
+    whose stream's idempotency record holds a string fails alone, naming the key, with
+    nothing stored; the others land."""
     async def main() -> None:
         store = RedisStore(redis_url)
-        stream = f"oncekey-{uuid.uuid4().hex}"
+        admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        stream, bad = f"oncekey-{uuid.uuid4().hex}", f"oncebad-{uuid.uuid4().hex}"
         try:
-            await store.client.hset(f"interlock:once:{{{stream}-5}}", "x", "1")
+            bucket = store.now_ms() // 10_000
+            for n in (bucket - 1, bucket, bucket + 1):  # (whichever window the publishes fall in)
+                await admin.set(f"interlock:{{{bad}}}:once:10000:{n}", "not a hash")
             results = await asyncio.gather(
-                *(store.append_all([(stream, {"n": n})], once=f"{stream}-{n}", ttl_ms=10_000) for n in range(10)),
+                *(store.append_all([(bad if n == 5 else stream, {"n": n})], once=f"{stream}-{n}", ttl_ms=10_000)
+                  for n in range(10)),
                 return_exceptions=True)
             failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
             assert failed == [5]
-            assert f"interlock:once:{{{stream}-5}}" in str(results[5])
+            assert f"interlock:{{{bad}}}:once:10000:" in str(results[5]) and "holds a string" in str(results[5])
             assert sorted(r.entry["n"] for r in await store.range(stream)) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+            assert await store.length(bad) == 0
         finally:
+            await admin.aclose()
             await store.close()
 
     asyncio.run(main())
@@ -230,3 +276,16 @@ def test_a_script_the_server_keeps_losing_is_a_retryable_error() -> None:
 
     error = Describer("redis://127.0.0.1:6379/0")(NoScriptError("NOSCRIPT No matching script."))
     assert isinstance(error, StoreUnavailable) and error.retryable
+
+
+class TestRedisClusterStore(StoreContract):
+    """The same contract on a Redis Cluster of 3 masters: every script and multi-key command
+    keeps to one hash slot, and reads over streams of several slots (on several servers)
+    block on all of them at once."""
+
+    @pytest.fixture
+    def make_store(self, cluster_url: str) -> MakeStore:
+        def make(*, max_unacked: int | None = None) -> EventStore:
+            return RedisStore(cluster_url, max_unacked=max_unacked)
+
+        return make
