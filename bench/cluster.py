@@ -25,22 +25,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
+import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import peers
 from redis_server import engine_banner, percentile, start_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_cluster import RedisCluster  # noqa: E402  (the tests' cluster, started the same way)
+import interlock
+from interlock.runtime.redis_store import RedisStore
 
-import interlock  # noqa: E402
-from interlock.runtime.redis_store import RedisStore  # noqa: E402
+
+def _tests_cluster() -> Any:
+    """tests/redis_cluster.py (the cluster the tests start), with the tests' own redis_server
+    module under it (bench/ has a module of that name too)."""
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    ours = sys.modules.pop("redis_server")
+    sys.path.insert(0, str(tests))
+    try:
+        return importlib.import_module("redis_cluster")
+    finally:
+        sys.path.remove(str(tests))
+        sys.modules["redis_server"] = ours
+
+
+RedisCluster = _tests_cluster().RedisCluster
 
 log = logging.getLogger("bench.cluster")
 
@@ -80,11 +96,16 @@ def throughput(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
 
 
 class Failover:
-    """One failover round: publish paced events, kill the busiest master mid-stream."""
+    """One failover round: publish paced events, kill the busiest master mid-stream. With
+    `lag` seconds, its replica is cut off (stopped, its link killed) that long before the
+    kill, so that what the master acknowledged meanwhile never reached it: a replica that
+    lags (a slow network, a busy replica) makes the window `min_replicas` closes."""
 
-    def __init__(self, cluster: RedisCluster, project: str, min_replicas: int, events: int) -> None:
+    def __init__(self, cluster: RedisCluster, project: str, min_replicas: int, events: int, lag: float) -> None:
         self.cluster = cluster
         self.events = events
+        self.lag = lag
+        self.first_try: dict[int, float] = {}
         self.router = interlock.load(project, store=RedisStore(cluster.url, min_replicas=min_replicas))
         self.handled: dict[int, float] = {}
         self.accepted: set[int] = set()
@@ -100,20 +121,34 @@ class Failover:
             self.router.handler(f"sink{k}")(self._handle)
 
     async def _handle(self, event: interlock.Event) -> None:
+        await asyncio.sleep(0.002)  # (one at a time per target: a backlog builds up, as under load)
         self.handled.setdefault(event.data["n"], time.monotonic())
 
     def _fault(self) -> None:
+        replica = self.cluster.node(self.cluster.replicas_of(self.victim)[0].port).process
+        assert replica is not None
+        if self.lag:
+            # The replica frozen and its link cut (what was already sent is still read when it
+            # wakes up): the master's writes from now on reach no replica.
+            replica.send_signal(signal.SIGSTOP)
+            with self.cluster.client(self.victim) as master:
+                master.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            time.sleep(self.lag)
         self.killed_at = time.monotonic()
         self.cluster.kill(self.victim)
+        replica.send_signal(signal.SIGCONT)
         self.promoted_after = self.cluster.wait_failover(self.victim)
         self.cluster.restart(self.victim)
 
     async def _publish(self, n: int) -> None:
+        self.first_try[n] = time.monotonic()
         while True:
             started = time.monotonic()
             try:
-                await asyncio.wait_for(self.router.publish(f"bench.{n % TARGETS}", {"n": n}, id=f"ev-{n}"), 15)
-            except Exception:
+                await asyncio.wait_for(self.router.publish(f"bench.t{n % TARGETS}", {"n": n}, id=f"ev-{n}"), 15)
+            except Exception as exc:
+                if not self.raised:
+                    log.info("a publish raised %s: %s", type(exc).__name__, exc)
                 self.raised += 1
                 await asyncio.sleep(0.2)
                 continue
@@ -141,8 +176,10 @@ class Failover:
                 await asyncio.sleep(0.1)
 
     def resumed_after(self) -> float:
-        """Seconds from the kill to the first event of the killed master's streams handled after it."""
-        after = [t for n, t in self.handled.items() if n % TARGETS in self.victim_targets and t > self.killed_at]
+        """Seconds from the kill to the first event of the killed master's streams, published
+        after it, handled."""
+        after = [t for n, t in self.handled.items()
+                 if n % TARGETS in self.victim_targets and self.first_try[n] > self.killed_at]
         return min(after) - self.killed_at if after else float("nan")
 
 
@@ -150,21 +187,22 @@ def failover(args: argparse.Namespace) -> dict[int, list[Failover]]:
     project = Path(tempfile.mkdtemp(prefix="cluster-bench-")) / "bench.route"
     project.write_text(Path(peers.__file__).parent.joinpath("peers", "interlock_side.py").read_text().split(
         'PROJECT = """')[1].split('"""')[0].split("target sink")[0] + "".join(
-        f"target sink{k} {{ mode async, retry quick, dead_letter dlq }}\nroute r{k} {{ on bench.{k} to sink{k} }}\n"
-        for k in range(TARGETS)))
-    out: dict[int, list[Failover]] = {0: [], 1: []}
+        f"target sink{k} {{ mode async, retry quick, dead_letter dlq, concurrency 1 }}\n"
+        f"route r{k} {{ on bench.t{k} to sink{k} }}\n" for k in range(TARGETS)))
+    out: dict[tuple[float, int], list[Failover]] = {(lag, n): [] for lag in (0.0, args.lag) for n in (0, 1)}
     for turn in range(args.failover_rounds):
-        for min_replicas in (0, 1):
+        for lag, min_replicas in out:
             cluster = RedisCluster(masters=3, replicas=1).start()
             try:
-                round_ = Failover(cluster, str(project), min_replicas, args.failover_events)
+                round_ = Failover(cluster, str(project), min_replicas, args.failover_events, lag)
                 asyncio.run(round_.run())
             finally:
                 cluster.stop()
-            out[min_replicas].append(round_)
-            log.info("failover round %d, min_replicas %d: promoted in %.2f s, handled again after %.2f s, "
-                     "%d raised, %d lost", turn + 1, min_replicas, round_.promoted_after, round_.resumed_after(),
-                     round_.raised, len(round_.accepted - set(round_.handled)))
+            out[lag, min_replicas].append(round_)
+            log.info("failover round %d, replica cut off %.1f s before, min_replicas %d: promoted in %.2f s, "
+                     "handled again after %.2f s, %d raised, %d lost", turn + 1, lag, min_replicas,
+                     round_.promoted_after, round_.resumed_after(), round_.raised,
+                     len(round_.accepted - set(round_.handled)))
     return out
 
 
@@ -175,6 +213,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=TARGETS)
     parser.add_argument("--failover-events", type=int, default=6_000)
     parser.add_argument("--failover-rounds", type=int, default=3)
+    parser.add_argument("--lag", type=float, default=0.5, help="seconds the replica is stopped before the kill")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("faults").setLevel(logging.WARNING)
@@ -193,15 +232,16 @@ def main() -> None:
         print(f"| {peers.MODES[mode]} | {one:,.0f} | {many:,.0f} | {many / one:.2f}x |")
     print(f"\nfailover: {args.failover_events:,} events (64 in flight), the busiest master killed a third of the way; "
           f"medians of {args.failover_rounds} rounds\n")
-    print("| min_replicas | promoted after (s) | delivering again after (s) | publishes raised | accepted, lost "
-          "| publish p50 / p99 (ms) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for min_replicas, rounds in failovers.items():
+    print("| replica cut off before the kill | min_replicas | promoted after (s) | delivering again after (s) "
+          "| publishes raised | accepted, then lost | publish p50 / p99 (ms) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (lag, min_replicas), rounds in failovers.items():
         if not rounds:
             continue
         latencies = [x for r in rounds for x in r.latencies]
         lost = [len(r.accepted - set(r.handled)) for r in rounds]
-        print(f"| {min_replicas} | {statistics.median(r.promoted_after for r in rounds):.2f} | "
+        promoted = statistics.median(r.promoted_after for r in rounds)
+        print(f"| {f'{lag:g} s' if lag else 'no'} | {min_replicas} | {promoted:.2f} | "
               f"{statistics.median(r.resumed_after() for r in rounds):.2f} | "
               f"{statistics.median(r.raised for r in rounds):.0f} | {statistics.median(lost):.0f} (max {max(lost)}) | "
               f"{1000 * percentile(latencies, 0.5):.2f} / {1000 * percentile(latencies, 0.99):.1f} |")

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
+import redis.cluster
 
 HOST = "127.0.0.1"  # never any other address
 
@@ -68,8 +69,6 @@ def flush(url: str) -> None:
     """Empty the database of `url` (which names one: redis://HOST:PORT/DB), or every master of
     the cluster a `redis+cluster://` URL names."""
     if url.startswith("redis+cluster://"):
-        import redis.cluster
-
         host, port = url.removeprefix("redis+cluster://").split(",")[0].split("/")[0].rsplit(":", 1)
         cluster = redis.cluster.RedisCluster(host=host, port=int(port))
         cluster.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)  # type: ignore[no-untyped-call]

@@ -103,3 +103,25 @@ def test_slots_moved_while_events_flow_lose_nothing(tmp_path: Path) -> None:
         assert_invariants(router, outcome)
     finally:
         cluster.stop()
+
+
+def test_a_master_resharded_away_with_redis_cli_while_events_flow_loses_nothing(tmp_path: Path) -> None:
+    """`redis-cli --cluster reshard` moves every slot of the master holding the unordered
+    target's stream to another master mid-stream (thousands of slots, the streams' among
+    them): nothing accepted is lost, keys stay in order, and that master ends with no slot."""
+    cluster = RedisCluster(masters=3).start()
+    try:
+        router = interlock.load(str(write_project(tmp_path)), store=cluster.url)
+        source = cluster.node_for_key("interlock:{deliveries.plain}")
+        target = next(m.port for m in cluster.masters() if m.port != source)
+        slots = next(m.slot_count for m in cluster.masters() if m.port == source)
+        fault = Fault(f"redis-cli --cluster reshard of {slots} slots from {source} to {target}",
+                      lambda: cluster.reshard(slots, source, target))
+        outcome = run_bounded(Workload(router, fault=fault.start(), events=400).run())
+        assert fault.error is None, fault.error
+        log.info("resharded in %.1f s", fault.result)
+        assert cluster.node_for_key("interlock:{deliveries.plain}") == target
+        assert all(m.slot_count == 0 for m in cluster.masters() if m.port == source)
+        assert_invariants(router, outcome)
+    finally:
+        cluster.stop()

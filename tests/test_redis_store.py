@@ -289,3 +289,37 @@ class TestRedisClusterStore(StoreContract):
             return RedisStore(cluster_url, max_unacked=max_unacked)
 
         return make
+
+
+def test_the_streams_of_targets_and_partitions_spread_over_the_masters(cluster_url: str) -> None:
+    """Each target's stream and each partition of an ordered target is a hash tag of its own:
+    on the test cluster's 3 masters, the 16 partitions of an ordered target and the streams
+    of 6 targets each reach every master, and a store writing them talks to every master."""
+    import redis.cluster
+
+    from interlock.runtime.redis_nodes import parse_cluster_url
+
+    seeds = parse_cluster_url(cluster_url)
+    assert seeds is not None
+    admin = redis.cluster.RedisCluster(host=seeds.seeds[0][0], port=seeds.seeds[0][1])
+    try:
+        def masters(keys: list[str]) -> set[str]:
+            return {admin.get_node_from_key(key).name for key in keys}
+
+        partitions = [f"interlock:{{deliveries.ordered.p{p}}}" for p in range(16)]
+        targets = [f"interlock:{{deliveries.sink{k}}}" for k in range(6)]
+        everyone = {node.name for node in admin.get_primaries()}
+        assert len(everyone) == 3
+        assert masters(partitions) == everyone and masters(targets) == everyone
+    finally:
+        admin.close()
+
+    async def main() -> None:
+        store = RedisStore(cluster_url)
+        try:
+            await asyncio.gather(*(store.append(f"deliveries.ordered.p{p}", {"p": p}) for p in range(16)))
+            assert sorted(store._connection().nodes.wires) == sorted(everyone)
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -35,7 +35,7 @@ def project_file(targets: int = 1) -> str:
         path.write_text(PROJECT)
     else:
         sinks = "".join(f"target sink{k} {{ mode async, retry quick, dead_letter dlq }}\n"
-                        f"route r{k} {{ on bench.{k} to sink{k} }}\n" for k in range(targets))
+                        f"route r{k} {{ on bench.t{k} to sink{k} }}\n" for k in range(targets))
         path.write_text(PROJECT.split("target sink")[0] + sinks)
     return str(path)
 
@@ -60,7 +60,7 @@ async def publisher(args: argparse.Namespace) -> None:
     targets = args.targets
 
     async def send(n: int, t0: float | None) -> None:
-        kind = "bench.run" if targets == 1 else f"bench.{n % targets}"
+        kind = "bench.run" if targets == 1 else f"bench.t{n % targets}"
         await router.publish(kind, {"n": n} if t0 is None else {"n": n, "t0": t0})
 
     async with router:
