@@ -96,7 +96,7 @@ async def one_at_a_time(url: str, project: str, count: int, db: int, rounds: int
     router = interlock.load(project, store=f"{url}/{db}")
     publishes, xadds = [], []
     async with router:
-        batch = router.store._batch  # type: ignore[attr-defined]  # (the store's own connection: a bench's liberty)
+        batch = router.store._batch("bare")  # type: ignore[attr-defined]  # (the store's own connection: a bench's liberty)
         await router.publish("bench.run", {"n": -1})
         for _ in range(rounds):
             start = time.perf_counter()

@@ -90,17 +90,14 @@ while a <= #ARGV do
     if keep then
       for j = 2, 3 do
         if failed == nil and results[p] == nil then
-          local kind = kind_of(part[j])
-          if kind ~= 'hash' and kind ~= 'none' then
-            failed = {'wrongtype', part[j], kind}
-          else
-            local seen = redis.call('HGET', part[j], once)
-            if seen then
-              local owner, ids = string.match(seen, '^(%S+) ?(.*)$')
-              local result = {owner == nonce and '+' or '='}
-              for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
-              results[p] = result
-            end
+          local ok, seen = pcall(redis.call, 'HGET', part[j], once)
+          if not ok then
+            failed = {'wrongtype', part[j], redis.call('TYPE', part[j])['ok']}
+          elseif seen then
+            local owner, ids = string.match(seen, '^(%S+) ?(.*)$')
+            local result = {owner == nonce and '+' or '='}
+            for id in string.gmatch(ids, '%S+') do result[#result + 1] = id end
+            results[p] = result
           end
         end
       end
@@ -124,7 +121,6 @@ while a <= #ARGV do
         if keep then
           redis.call('HSET', part[2], once, nonce .. ' ' .. table.concat(result, ' ', 2))
           redis.call('PEXPIREAT', part[2], expire_at)
-          kinds[part[2]] = 'hash'
         end
         kinds[part[1]] = 'stream'
         results[p] = result

@@ -182,10 +182,6 @@ class RedisStore(EventStore):
         """The reply of one script call on `keys` (of one hash slot)."""
         return self._batch(keys[0]).run(self._scripts[source], keys, args)
 
-    def _slot(self, stream: str) -> int:
-        """The hash slot of a stream and what lies beside it; on a single server, one for all."""
-        return self._connection().nodes.slot(_key(stream))
-
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
@@ -219,12 +215,13 @@ class RedisStore(EventStore):
             return [] if once is None or await self.remember(once, ttl_ms) else None
         window = max(int(ttl_ms), 1)
         bucket = self.now_ms() // window
+        nodes = self._connection().nodes
         by_stream: dict[str, list[int]] = {}  # each stream's entries, by index
         for index, (stream, _) in enumerate(entries):
             by_stream.setdefault(stream, []).append(index)
         by_slot: dict[int, list[str]] = {}  # one call per hash slot (on a single server: one)
         for stream in by_stream:
-            by_slot.setdefault(self._slot(stream), []).append(stream)
+            by_slot.setdefault(nodes.slot(_key(stream)), []).append(stream)
         encoded = [encode_entry(entry) for _, entry in entries]
         head = ["1" if once is not None else "0", once or "", os.urandom(8).hex(), (bucket + 2) * window]
         calls = []
@@ -239,7 +236,6 @@ class RedisStore(EventStore):
         duplicate = once is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            nodes = self._connection().nodes
             futures = [nodes.batch(slot).script(self._append_script, keys, args, slot) for keys, args, slot in calls]
             if self.min_replicas:
                 await self._replicated(calls, futures)
