@@ -8,6 +8,8 @@ shown with its password: messages and `repr`s replace it with `***`.
 
 from __future__ import annotations
 
+import re
+
 from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.redis_errors import redact
 from interlock.runtime.store import EventStore
@@ -38,7 +40,7 @@ def open_store(url: str) -> EventStore:
             cluster = parse_cluster_url(store.url)
             parse_url(store.url if cluster is None else cluster.node_url(*cluster.seeds[0]))
         except ValueError as exc:
-            raise StoreURLError(f"cannot read the Redis URL {_shown(url)!r}: {exc}") from None
+            raise StoreURLError(f"cannot read the Redis URL {_shown(url)!r}: {_scrubbed(str(exc), url)}") from None
         return store
     raise StoreURLError(f"unknown store {_shown(url)!r}: use memory:// (one process), redis://HOST:PORT/DB "
                         "(rediss:// for TLS) or redis+cluster://HOST:PORT,HOST:PORT (a Redis Cluster)")
@@ -51,3 +53,12 @@ def _shown(url: str) -> str:
         return redact(url)
     except ValueError:
         return url.split("://", 1)[0] + "://..."
+
+
+def _scrubbed(detail: str, url: str) -> str:
+    """What a URL parser said of the URL, unless it quotes a piece of the URL's user part
+    (a password with '/', '?' or '#' in it, which the parser read as something else)."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if any(len(piece) >= 3 and piece in detail for piece in re.split(r"[:#/?@]", userinfo)):
+        return "a password with '/', '?', '#' or '@' in it must be percent-encoded"
+    return detail

@@ -461,9 +461,10 @@ class Engine:
                         entries.append(dead)
                 receipt = await self._store(ev, deliveries, entries, replies, errors, failures, fast=fast,
                                             encoded=encoded)
-                if entries and not receipt.duplicate:
+                if entries:
                     # Remembered for the event as a whole, beside each of its streams: the next
-                    # publish of this id calls no sync handler.
+                    # publish of this id calls no sync handler (even when this one found every
+                    # stream had it: an earlier publish stored it, then failed to remember it).
                     await self.store.remember(once, window)
                 return receipt
         finally:

@@ -73,10 +73,12 @@ class Batch:
         """How many replicas hold what this connection wrote, the shared scripts queued in
         this turn of the loop included (WAIT, sent after them and shared by this turn's
         callers; not sent again on a new connection, where it would count nothing)."""
-        if self.waiting is None:
-            self.waiting = (replicas, timeout_ms, self.wire.loop.create_future())
-            self.wire.soon()
-        return self.waiting[2]
+        if self.waiting is not None:
+            return self.waiting[2]
+        future: asyncio.Future[Any] = self.wire.loop.create_future()
+        self.waiting = (replicas, timeout_ms, future)
+        self.wire.soon()  # (on an idle connection, at once)
+        return future
 
     def _flush(self) -> None:
         shared, self.shared = self.shared, {}

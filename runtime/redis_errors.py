@@ -19,17 +19,26 @@ from redis import exceptions as rx
 from .store import NoGroup, StoreError, StoreFull, StoreUnavailable
 
 _TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS",
-                      "NOSCRIPT")  # (a script flushed again between its load and its call)
+                      "NOSCRIPT",  # (a script flushed again between its load and its call)
+                      "UNBLOCKED")  # (a blocking read ended by a slot's move or a failover)
 _NOGROUP = re.compile(r"No such key '([^']*)' or consumer group '([^']*)'")
 _TAGGED = re.compile(r"^[^{]*\{([^}]*)\}")  # a key's hash tag: the store's stream names
 
 
 _SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+_PLAIN_NETLOC = re.compile(r"^[^/?#@]*$")  # a user part urlsplit reads whole (no '/', '?', '#', '@' in it)
 
 
 def redact(url: str) -> str:
     """The URL with its password replaced by `***`: in its user part, and in any query
     parameter that can hold one (`?password=`, which redis-py reads too)."""
+    scheme, found, rest = url.partition("://")
+    last = rest.rfind("@")
+    if found and last >= 0 and not _PLAIN_NETLOC.match(rest[:last]):
+        # A user part that urlsplit would misread (a password with '/', '?', '#' or '@' in
+        # it): everything before the last '@' is hidden but the user name.
+        user = rest[:last].split(":", 1)[0] if ":" in rest[:last] else ""
+        return redact(f"{scheme}://{user}:***@{rest[last + 1:]}")
     parts = urlsplit(url)
     query = parts.query
     if query:
@@ -63,7 +72,7 @@ class Describer:
         self.url = url
         self.shown = redact(url)
         self.secret = password_of(url)
-        self.tls = url.startswith("rediss://")
+        self.tls = url.startswith("rediss")  # (rediss:// and rediss+cluster://)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text
@@ -96,6 +105,9 @@ class Describer:
             if self.tls and isinstance(exc, (rx.TimeoutError, TimeoutError, OSError, rx.ConnectionError)):
                 hint = " (a rediss:// URL: does the server speak TLS on that port?)"
             return StoreUnavailable(f"cannot reach Redis at {self.shown}: {text}{hint}")
+        if isinstance(exc, rx.ResponseError) and text.startswith(("MOVED ", "ASK ")):
+            return StoreError(f"Redis at {self.shown} answered {text}: it is a node of a Redis Cluster; use "
+                              "redis+cluster://HOST:PORT[,HOST:PORT...]")
         if isinstance(exc, rx.RedisError):
             return StoreError(f"Redis at {self.shown} answered with an error: {text}")
         return StoreError(f"cannot send to Redis at {self.shown}: {type(exc).__name__}: {text}")

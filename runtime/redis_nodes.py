@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 SLOTS = 16384
 MOVES = 8  # redirections a command may follow
-TRY_AGAIN = 40  # TRYAGAIN replies a command may meet (50 ms apart: a slot's migration of 2 s)
+TRY_AGAIN_EVERY = 0.05  # seconds between two tries of a command a migrating slot refused
+ASKED_READ = 0.1  # seconds before a read of a slot half-way through a migration is tried again
 REFRESH_EVERY = 0.2  # seconds between readings of the slot map, at most
 
 
@@ -101,10 +102,13 @@ class Nodes:
         self.batches: dict[str, Batch] = {}
         self.readers: dict[int, tuple[str, Wire]] = {}  # per slot: its server's address, the connection
         self.owner: list[str | None] = [None] * SLOTS if cluster is not None else []
+        self.asked: dict[int, str] = {}  # per slot, where an ASK last sent a command
         self.default = address_of(*cluster.seeds[0]) if cluster is not None else ""
         self.refreshing: asyncio.Task[None] | None = None
         self.refreshed_at = -REFRESH_EVERY
         self.again = False  # the map is stale again since the reading under way began
+        self.mapped = cluster is None  # whether the slot map was read (one server: nothing to read)
+        self.fatal: StoreError | None = None  # why the map can never be read (not a cluster)
         self.closed = False
         if cluster is not None:
             self.stale()
@@ -174,12 +178,28 @@ class Nodes:
     def _redirect(self, command: Command, words: list[str], reading: int | None) -> bool:
         """Take a command a cluster redirected (see the module); false lets its reply fail it."""
         kind = words[0]
-        command.moves += 1
-        if self.cluster is None or self.closed or command.moves > (TRY_AGAIN if kind == "TRYAGAIN" else MOVES):
+        if self.cluster is None or self.closed:
             return False
-        if kind == "TRYAGAIN" or len(words) < 3:
-            self.loop.call_later(0.05, self._send_to_owner, command, reading)
+        if kind == "UNBLOCKED":
+            # A blocking read ended by the server: its stream's slot moved, or its master
+            # became a replica. It took nothing: a read that found nothing, the map read again.
+            if reading is None:
+                return False
+            self.stale()
+            command.settle(None)
             return True
+        if kind == "TRYAGAIN":
+            # A multi-key command on a slot half-way through a migration (its keys split, or
+            # some not made yet): sent again until the migration ends, up to the command timeout.
+            command.waited += 1
+            command.moves = 0  # (each try goes by the owner again: ASK, then TRYAGAIN)
+            if command.waited * TRY_AGAIN_EVERY > self.command_timeout:
+                return False
+            self.loop.call_later(TRY_AGAIN_EVERY, self._send_to_owner, command, reading)
+            return True
+        command.moves += 1
+        if command.moves > MOVES or len(words) < 3:
+            return False
         slot, address = int(words[1]), words[2]
         if kind == "MOVED":
             self.owner[slot] = address
@@ -190,8 +210,9 @@ class Nodes:
         if reading is not None:
             # (a blocking read there would hold up that server's connection: tried again
             # shortly, as a read that found nothing, until the slot has moved)
-            self.loop.call_later(0.01, command.settle, None)
+            self.loop.call_later(ASKED_READ, command.settle, None)
             return True
+        self.asked[slot] = address
         wire = self.batch_at(address).wire
         wire.resend(Command(("ASKING",), lambda _reply: None, True, 0.0))
         wire.resend(command)
@@ -241,6 +262,11 @@ class Nodes:
                     await self.client.initialize()  # (the first time: reads the map; then nothing)
                     await self.client.nodes_manager.initialize()
                 except Exception as exc:  # a cluster in the middle of a failover: read again later
+                    if "cluster mode is not enabled" in str(exc).lower():
+                        self.fatal = StoreError(f"Redis at {self.shown} is not a Redis Cluster (cluster mode is not "
+                                                "enabled there): use redis://HOST:PORT/DB for a single server")
+                        log.error("%s", self.fatal)
+                        return
                     log.info("cannot read the slot map of %s yet: %s", self.shown, exc)
                     self.again = True
                 else:
@@ -248,15 +274,26 @@ class Nodes:
                     for slot in range(SLOTS):
                         nodes = cache.get(slot)
                         self.owner[slot] = nodes[0].name if nodes else None
+                    self.mapped = True
                 if not self.again or self.closed:
                     return
         finally:
             self.refreshing = None
 
     async def ready(self) -> None:
-        """Wait for the first reading of the slot map (reads are grouped by server by it)."""
-        while self.refreshing is not None:
-            await asyncio.shield(self.refreshing)
+        """Wait for the first reading of the slot map, up to the connect timeout (then
+        commands go to the first node the URL lists, and fail as it does); raises what
+        makes reading it impossible."""
+        if self.fatal is not None:
+            raise self.fatal
+        if self.mapped or self.refreshing is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.connect_timeout):
+                while not self.mapped and self.refreshing is not None:
+                    await asyncio.shield(self.refreshing)
+        if self.fatal is not None:
+            raise self.fatal
 
     async def close(self) -> None:
         self.closed = True

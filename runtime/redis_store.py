@@ -65,7 +65,20 @@ def _stream_of(key: str) -> str:
     return key[len(PREFIX) + 1:key.index("}")] if key.startswith(PREFIX + "{") else key
 
 
+UNBLOCK_GRACE = 1.0  # seconds a blocking read ended early may take to come back (see _first_of)
 STORE_OPTIONS = ("min_replicas", "replica_timeout")  # options of the store itself in a URL's query
+
+
+def _check_options(url: str) -> None:
+    """A ValueError for what of a server's URL its connections cannot take (an unknown
+    option), now rather than at the first command."""
+    from redis.asyncio.connection import ConnectionPool
+
+    pool = ConnectionPool.from_url(url)
+    try:
+        pool.connection_class(**pool.connection_kwargs)
+    except TypeError as exc:
+        raise ValueError(f"an option Redis connections do not take: {exc}") from None
 
 
 def _store_options(url: str) -> tuple[str, dict[str, str]]:
@@ -143,6 +156,7 @@ class RedisStore(EventStore):
         self.replica_timeout = replica_timeout
         self.url = url
         self.cluster = parse_cluster_url(url)
+        _check_options(url if self.cluster is None else self.cluster.node_url(*self.cluster.seeds[0]))
         self.atomic_publish = self.cluster is None
         self.shown_url = redact(url)
         self.describe = Describer(url)
@@ -173,14 +187,23 @@ class RedisStore(EventStore):
     def _batch(self, key: str) -> Batch:
         return self._connection().batch(key)
 
-    def _call(self, key: str, *command: Any) -> asyncio.Future[Any]:
-        """The reply of one command on `key` (awaitable; a failure is a StoreError, a NOGROUP
-        a NoGroup naming the stream), sent to the server holding the key."""
-        return self._batch(key).call(*command)
+    async def _nodes(self) -> Nodes:
+        """This event loop's connections, the cluster's slot map read first (see Nodes.ready)."""
+        nodes = self._connection().nodes
+        if not nodes.mapped:
+            await nodes.ready()
+        return nodes
 
-    def _script(self, source: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    async def _call(self, key: str, *command: Any) -> Any:
+        """The reply of one command on `key` (a failure is a StoreError, a NOGROUP a NoGroup
+        naming the stream), sent to the server holding the key."""
+        nodes = await self._nodes()
+        return await nodes.batch(nodes.slot(key)).call(*command)
+
+    async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """The reply of one script call on `keys` (of one hash slot)."""
-        return self._batch(keys[0]).run(self._scripts[source], keys, args)
+        nodes = await self._nodes()
+        return await nodes.batch(nodes.slot(keys[0])).run(self._scripts[source], keys, args)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -204,7 +227,7 @@ class RedisStore(EventStore):
     async def append(self, stream: str, entry: Entry, *, timeout: float | None = None) -> EntryId:
         if self.max_unacked is None:
             key = _key(stream)
-            return _id(await self._batch(key).call("XADD", key, "*", "e", encode_entry(entry)))
+            return _id(await self._call(key, "XADD", key, "*", "e", encode_entry(entry)))
         ids = await self.append_all([(stream, entry)], timeout=timeout)  # the bound checked in the script
         assert ids is not None  # no idempotency key: never a duplicate
         return ids[0]
@@ -215,7 +238,7 @@ class RedisStore(EventStore):
             return [] if once is None or await self.remember(once, ttl_ms) else None
         window = max(int(ttl_ms), 1)
         bucket = self.now_ms() // window
-        nodes = self._connection().nodes
+        nodes = await self._nodes()
         by_stream: dict[str, list[int]] = {}  # each stream's entries, by index
         for index, (stream, _) in enumerate(entries):
             by_stream.setdefault(stream, []).append(index)
@@ -264,10 +287,18 @@ class RedisStore(EventStore):
     async def _replicated(self, calls: list[tuple[list[str], list[Any], int]], futures: list[Any]) -> None:
         """Wait for `min_replicas` replicas of every server written to by these calls."""
         nodes = self._connection().nodes
-        batches = {id(batch): batch for batch in (nodes.batch(slot) for _, _, slot in calls)}
-        waits = [batch.replicated(self.min_replicas, int(self.replica_timeout * 1000)) for batch in batches.values()]
+        timeout_ms = int(self.replica_timeout * 1000)
+        sent = {nodes.address(slot) for _, _, slot in calls}
+        waits = [nodes.batch_at(address).replicated(self.min_replicas, timeout_ms) for address in sent]
         await asyncio.gather(*futures, return_exceptions=True)  # (their own failures are raised below)
-        counts = await asyncio.gather(*waits)
+        counts = list(await asyncio.gather(*waits))
+        # A call a cluster redirected ran on another server (MOVED: the slot's owner now; ASK:
+        # the one importing it): wait there too, on the connection it went by.
+        ran = {nodes.address(slot) for _, _, slot in calls} | {nodes.asked[slot] for _, _, slot in calls
+                                                                 if slot in nodes.asked}
+        if ran - sent:
+            counts += await asyncio.gather(*(nodes.batch_at(address).replicated(self.min_replicas, timeout_ms)
+                                             for address in ran - sent))
         if min(int(count) for count in counts) < self.min_replicas:
             raise StoreUnavailable(
                 f"a publish reached {min(int(count) for count in counts)} replica(s) of Redis at {self.shown_url} "
@@ -283,7 +314,7 @@ class RedisStore(EventStore):
     async def ensure_group(self, stream: str, group: str, *, start: EntryId = MIN_ID) -> bool:
         key = _key(stream)
         try:
-            await self._batch(key).call("XGROUP", "CREATE", key, group, str(start), "MKSTREAM")
+            await self._call(key, "XGROUP", "CREATE", key, group, str(start), "MKSTREAM")
             return True
         except StoreError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -315,7 +346,7 @@ class RedisStore(EventStore):
         if not streams:
             return {}
         wait = max(int(block * 1000), 1) if block is not None and block > 0 else None
-        nodes = self._connection().nodes
+        nodes = await self._nodes()
         by_slot: dict[int, list[str]] = {}  # one XREADGROUP per hash slot (on a single server: one)
         for stream in streams:
             by_slot.setdefault(nodes.slot(_key(stream)), []).append(stream)
@@ -327,11 +358,7 @@ class RedisStore(EventStore):
             reads[slot] = nodes.reader(slot).call(command, idempotent=False, extra=(wait or 0) / 1000)
         try:
             if wait is not None and len(reads) > 1:
-                # Blocking on several slots: the first read that ends ends the others (a read
-                # unblocked returns nothing and takes nothing), so that what it brought is
-                # handled now rather than after the others' wait.
-                await asyncio.wait(reads.values(), return_when=asyncio.FIRST_COMPLETED)
-                await asyncio.gather(*(self._unblock(slot, read) for slot, read in reads.items() if not read.done()))
+                await self._first_of(reads)
             replies = await asyncio.gather(*reads.values(), return_exceptions=True)
         except asyncio.CancelledError:
             # The reads would go on waiting on the server, and what they then took would be
@@ -354,6 +381,30 @@ class RedisStore(EventStore):
             raise self.describe(failed, group=group, stream_of_key={_key(s): s for s in streams})
         return out
 
+    async def _first_of(self, reads: dict[int, asyncio.Future[Any]]) -> None:
+        """Blocking reads on several slots: once one brings entries (or fails), the others are
+        ended (a read unblocked returns nothing and takes nothing), so that what it brought
+        is handled now rather than after the others' wait. A read still not back a second
+        later (its server silent) has its connection dropped: it fails, and the reader takes
+        back what it may have taken."""
+        waiting = set(reads.values())
+        while waiting:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if any(read.exception() is not None or read.result() for read in done):
+                break
+        if not waiting:
+            return
+        nodes = self._connection().nodes
+        ending = [asyncio.ensure_future(self._unblock(slot, read)) for slot, read in reads.items() if not read.done()]
+        try:
+            await asyncio.wait(waiting, timeout=UNBLOCK_GRACE)
+        finally:
+            for task in ending:
+                task.cancel()
+        for slot, read in reads.items():
+            if not read.done():
+                nodes.reader(slot).abort()
+
     async def _unblock(self, slot: int, read: asyncio.Future[Any]) -> None:
         """End a blocking read early (CLIENT UNBLOCK, sent to its server on another connection)."""
         nodes = self._connection().nodes
@@ -374,7 +425,7 @@ class RedisStore(EventStore):
         if len(ids) > 1000:  # more than a script's arguments can unpack at once
             return int(await self._call(_key(stream), "XACK", _key(stream), group, *map(str, ids)))
         key = _key(stream)
-        nodes = self._connection().nodes
+        nodes = await self._nodes()
         slot = nodes.slot(key)
         return int(await nodes.batch(slot).script(self._ack_script, [key], [group, len(ids), *map(str, ids)], slot))
 
@@ -492,13 +543,11 @@ class RedisStore(EventStore):
         encoded = encode_entry(entry)
         member = os.urandom(16).hex().encode() + (encoded if isinstance(encoded, bytes) else encoded.encode())
         key = _retries(stream)
-        await self._batch(key).call("ZADD", key, due_ms, member)
+        await self._call(key, "ZADD", key, due_ms, member)
 
     async def _scheduled_streams(self) -> list[str]:
         """The streams with a schedule, from every server (SCAN on each)."""
-        nodes = self._connection().nodes
-        if nodes.cluster is not None:
-            await nodes.ready()
+        nodes = await self._nodes()
         found: list[str] = []
         for address in nodes.servers():
             wire = nodes.batch_at(address)
@@ -561,7 +610,7 @@ class RedisStore(EventStore):
 
     async def members(self, name: str, owner: str, ttl_ms: int) -> list[str]:
         key = f"{PREFIX}{{{name}}}:members"
-        nodes = self._connection().nodes
+        nodes = await self._nodes()
         slot = nodes.slot(key)
         live = await nodes.batch(slot).script(self._members_script, [key], [int(ttl_ms), owner], slot)
         return sorted(live)
@@ -588,7 +637,7 @@ class RedisStore(EventStore):
             return {}
         # Through the group commit: the holders of several groups asked at once share a round trip.
         keys = [f"{PREFIX}{{{group}}}:lease:{name}" for name in names]  # (one slot: the group's tag)
-        owners = await self._batch(keys[0]).call("MGET", *keys)
+        owners = await self._call(keys[0], "MGET", *keys)
         return dict(zip(names, owners, strict=True))
 
     async def live_members(self, names: list[str]) -> dict[str, list[str]]:

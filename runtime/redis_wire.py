@@ -51,17 +51,23 @@ def error_of(reply: rx.ResponseError) -> rx.RedisError:
     return cls(text) if cls is not None else reply
 
 
+# Replies a cluster gives while slots move or masters change (runtime/redis_nodes.py): the
+# command was not carried out, and can be sent where the slot now is.
+REDIRECTIONS = ("MOVED", "ASK", "TRYAGAIN", "UNBLOCKED")
+
+
 class Command:
     """A command on its way: its arguments, who takes its reply, how often it was tried."""
 
-    __slots__ = ("args", "deadline", "extra", "idempotent", "moves", "settle", "tries")
+    __slots__ = ("args", "deadline", "extra", "idempotent", "moves", "settle", "tries", "waited")
 
     def __init__(self, args: tuple[Any, ...], settle: Settle, idempotent: bool, extra: float) -> None:
         self.args = args
         self.settle = settle
         self.idempotent = idempotent
         self.tries = 0
-        self.moves = 0  # redirections followed (a cluster's MOVED and ASK)
+        self.moves = 0  # redirections followed since the last TRYAGAIN (a cluster's MOVED and ASK)
+        self.waited = 0  # TRYAGAIN replies met (a slot's migration under way)
         self.deadline = 0.0
         self.extra = extra  # seconds the server may take on purpose (a blocking read's BLOCK)
 
@@ -111,8 +117,8 @@ class Wire:
         self.timed_out = False
         self.closed = False
         self.before_flush: Callable[[], None] | None = None  # queues what waited to be combined (Batch)
-        # A cluster's redirection (MOVED or ASK, the reply's words) of a command: true when
-        # it was taken over (sent where it belongs) rather than failed with the reply.
+        # A cluster's redirection (REDIRECTIONS, the reply's words) of a command: true when
+        # it was taken over (sent where it belongs, or answered) rather than failed with it.
         self.redirect: Callable[[Command, list[str]], bool] | None = None
         self.trouble: Callable[[], None] | None = None  # told when a connection is lost or refused
 
@@ -194,7 +200,7 @@ class Wire:
         command = self.inflight.popleft()
         if isinstance(reply, rx.ResponseError):
             words = str(reply).split(" ")
-            if words[0] in ("MOVED", "ASK") and self.redirect is not None and self.redirect(command, words):
+            if words[0] in REDIRECTIONS and self.redirect is not None and self.redirect(command, words):
                 return
             reply = error_of(reply)
         command.settle(reply)
@@ -270,7 +276,13 @@ class Wire:
             while self.queue and not self.closed:
                 if failures:
                     await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 0.5))
-                connection = self.pool.connection_class(**self.pool.connection_kwargs)
+                try:
+                    connection = self.pool.connection_class(**self.pool.connection_kwargs)
+                except Exception as exc:  # (options the URL gave that redis-py does not take)
+                    queued, self.queue = self.queue, []
+                    for command in queued:
+                        command.settle(rx.DataError(f"cannot connect to {self.url}: {exc}"))
+                    break
                 try:
                     await connection.connect()  # type: ignore[no-untyped-call]
                     # redis-py keeps its stream writer private; its transport is asyncio's. The

@@ -8,12 +8,14 @@ each key of the ordered target in order, the engine's background tasks alive.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from fault_workload import Workload, assert_invariants, run_bounded, write_project
+from fault_workload import Workload, assert_invariants, engine_health, run_bounded, write_project
 from redis_cluster import RedisCluster, SlotMigration
 from redis_server import Fault
 
@@ -123,5 +125,80 @@ def test_a_master_resharded_away_with_redis_cli_while_events_flow_loses_nothing(
         assert cluster.node_for_key("interlock:{deliveries.plain}") == target
         assert all(m.slot_count == 0 for m in cluster.masters() if m.port == source)
         assert_invariants(router, outcome)
+    finally:
+        cluster.stop()
+
+
+PROJECT_A = """
+dead_letter dlq
+target a { mode async, dead_letter dlq }
+route one { on one.x to a }
+"""
+
+
+def test_a_publish_redirected_by_moved_waits_for_the_replicas_of_where_it_ran(tmp_path: Path) -> None:
+    """min_replicas=1: the slot of the target's stream moves to a master that has no replica;
+    the next publish, sent to the old master, is redirected (MOVED) and runs on the new one,
+    and must be waited for there (it raises), not on the connection it was first sent by
+    (from a review: it returned, unreplicated)."""
+    cluster = RedisCluster(masters=3, replicas=1).start()
+    try:
+        (tmp_path / "a.route").write_text(PROJECT_A)
+        router = interlock.load(str(tmp_path / "a.route"), store=RedisStore(cluster.url, min_replicas=1))
+        slot = cluster.keyslot("interlock:{deliveries.a}")
+        owner = cluster.slot_owner(slot)
+        other = next(m.port for m in cluster.masters() if m.port != owner)
+
+        async def main() -> None:
+            assert (await router.publish("one.x", {}, id="warm")).targets == {"a"}
+            for replica in cluster.replicas_of(other):
+                cluster.kill(replica.port)
+            time.sleep(2.5)  # (the master notices its replica is gone)
+            cluster.move_slot(slot, other)
+            with pytest.raises(interlock.runtime.store.StoreUnavailable, match="reached 0 replica"):
+                await router.publish("one.x", {}, id="after-move")
+            await router.store.close()
+
+        run_bounded(main())
+    finally:
+        cluster.stop()
+
+
+def test_a_slot_held_half_migrated_neither_fails_publishes_nor_the_reader(tmp_path: Path) -> None:
+    """The slot of the target's stream is held half-way through a migration for 1.5 s while
+    events are published and delivered: publishes whose script meets TRYAGAIN are sent again
+    until it ends (they raised at once), the blocking read that the move ends (UNBLOCKED) is
+    a read that found nothing (the reader died, and the next publish raised DeliveryError),
+    and everything is delivered."""
+    cluster = RedisCluster(masters=3).start()
+    try:
+        (tmp_path / "a.route").write_text(PROJECT_A)
+        router = interlock.load(str(tmp_path / "a.route"), store=cluster.url)
+        got: list[int] = []
+        router.handler("a")(lambda event: got.append(event.data["n"]))
+        slot = cluster.keyslot("interlock:{deliveries.a}")
+        other = next(m.port for m in cluster.masters() if m.port != cluster.slot_owner(slot))
+        moving = threading.Event()
+
+        def hold(migration: SlotMigration) -> None:
+            moving.set()
+            time.sleep(1.5)
+
+        async def main() -> None:
+            async with router:
+                for n in range(20):
+                    await router.publish("one.x", {"n": n})
+                mover = threading.Thread(target=cluster.move_slot, args=(slot, other), kwargs={"pause": hold})
+                mover.start()
+                await asyncio.to_thread(moving.wait, 10)
+                for n in range(20, 60):
+                    await router.publish("one.x", {"n": n})  # raised TRYAGAIN at once
+                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(mover.join, 30)
+                await router.drain(20)
+                assert engine_health(router) == []
+
+        run_bounded(main())
+        assert sorted(set(got)) == list(range(60))
     finally:
         cluster.stop()
