@@ -346,7 +346,9 @@ def test_urls_with_odd_passwords_or_unknown_options_are_refused_without_showing_
 def test_a_cluster_store_starts_while_the_first_node_its_url_lists_is_down(cluster_url: str) -> None:
     """The slot map is read from whichever listed node answers before the first command
     goes anywhere (from a review: every command went to the first node until then)."""
-    dead = f"127.0.0.1:{_free_port()}"
+    from redis_server import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
     url = cluster_url.replace("redis+cluster://", f"redis+cluster://{dead},", 1)
 
     async def main() -> None:
@@ -372,13 +374,6 @@ def test_a_cluster_url_naming_a_single_server_is_a_clear_error(redis_url: str) -
     with pytest.raises(StoreError, match="is not a Redis Cluster"):
         asyncio.run(main())
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_publish_whose_streams_had_it_still_remembers_it_for_its_sync_targets(redis_url: str, tmp_path: Any) -> None:
