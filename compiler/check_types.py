@@ -256,7 +256,7 @@ class _Checker:
             self.check_contains(predicate, t, scope)
         elif isinstance(predicate, ast.InList) and predicate.any_element:
             if isinstance(t, ast.ListType):
-                self.check_items(path, t.item, predicate.values, scope)
+                self.check_items(path, _innermost(t), predicate.values, scope)
             elif end.through_list:
                 self.check_items(path, t, predicate.values, scope)
             else:
@@ -294,7 +294,7 @@ class _Checker:
         if value.value is None:
             return
         if isinstance(t, ast.ListType):
-            self.check_items(path, t.item, (value,), scope)
+            self.check_items(path, _innermost(t), (value,), scope)
         elif isinstance(t, ast.ScalarType) and t.name == "string":
             if not isinstance(value.value, str):
                 self.report(scope, _Problem(

@@ -96,13 +96,23 @@ def glob_matches(pattern: str, text: str) -> bool:
     return p == len(tokens)
 
 
+def _elements(value: list[Any]) -> Iterator[Any]:
+    """A list's elements, those of the lists within it in their place (any depth)."""
+    for item in value:
+        if isinstance(item, list):
+            yield from _elements(item)
+        else:
+            yield item
+
+
 def values_at(data: Any, parts: tuple[str, ...]) -> list[Any]:
-    """Every value the path reaches (lists on the way entered), `null` left out."""
+    """Every value the path reaches (lists on the way entered, lists within lists too),
+    `null` left out."""
     current = [data]
     for part in parts:
         following = []
         for value in current:
-            for item in value if isinstance(value, list) else (value,):
+            for item in _elements(value) if isinstance(value, list) else (value,):
                 if isinstance(item, dict) and item.get(part) is not None:
                     following.append(item[part])
         current = following
@@ -113,7 +123,7 @@ def _scalars(values: Iterable[Any]) -> Iterator[Any]:
     """The values, with a list at the end of the path opened into its elements."""
     for value in values:
         if isinstance(value, list):
-            yield from (v for v in value if v is not None)
+            yield from (v for v in _elements(value) if v is not None)
         else:
             yield value
 
@@ -290,7 +300,7 @@ def _string_test(value: Any, op: str, literal: str) -> bool:
 
 def _contains(value: Any, literal: Any) -> bool:
     if isinstance(value, list):
-        return any(equal(item, literal) for item in value)
+        return any(equal(item, literal) for item in _elements(value))
     if isinstance(value, str) and isinstance(literal, str):
         return literal in value
     return False

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .predicates import Predicate, compile_predicate, scalars, values_at
+from .predicates import Predicate, compile_predicate, leaves, scalars, values_at
 
 _BOOL = object()  # booleans are keyed apart: in Python, True == 1
 
@@ -273,7 +273,7 @@ class Matcher:
             return (lambda h: h), ["u, c = h", "m |= u", "if c:", "    for b, f in c:", "        if f(data):",
                                    "            m |= b"]
 
-        names: dict[str, Any] = {"_B": _BOOL, "values_at": values_at, "scalars": scalars,
+        names: dict[str, Any] = {"_B": _BOOL, "values_at": values_at, "scalars": scalars, "leaves": leaves,
                                  "bisect_left": bisect.bisect_left, "SLOW": self._general(table),
                                  "MEMO": answers.memo, "RESOLVE": answers.resolve}
         lines = ["def match(data):",
@@ -329,7 +329,7 @@ class Matcher:
                           "    if x is not None:",
                           "        t = type(x)",
                           "        if t is list:",
-                          "            for x in x:",
+                          "            for x in leaves(x):",
                           "                t = type(x)",
                           *_indent(body, 16),
                           "        else:",
@@ -508,7 +508,7 @@ def _membership(node: dict[str, Any]) -> Predicate | None:
         if t is bool:
             return (_BOOL, x) in keys
         if isinstance(x, list):  # any element (a list at the end of the path is its values)
-            for y in x:
+            for y in leaves(x):
                 if _key(y) in keys:
                     return True
         return False

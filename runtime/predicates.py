@@ -36,8 +36,24 @@ from typing import Any
 Predicate = Callable[[Any], bool]
 
 
+def leaves(value: list[Any]) -> list[Any]:
+    """The elements of a list, the elements of lists within it entered (at any depth)."""
+    out: list[Any] = []
+    stack = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
 def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
-    """Every value a path reaches: lists on the way are entered, `null` is no value."""
+    """Every value a path reaches: lists on the way are entered (lists within lists too),
+    `null` is no value."""
     if len(path) == 1:  # the common case, without the general loop
         if isinstance(data, dict):
             value = data.get(path[0])
@@ -47,7 +63,7 @@ def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
     for part in path:
         following = []
         for value in current:
-            for item in value if isinstance(value, list) else (value,):
+            for item in leaves(value) if isinstance(value, list) else (value,):
                 if isinstance(item, dict):
                     found = item.get(part)
                     if found is not None:
@@ -57,11 +73,12 @@ def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
 
 
 def scalars(values: list[Any]) -> list[Any]:
-    """The values, a list at the end of the path opened into its elements."""
+    """The values, a list at the end of the path opened into its elements (lists within it
+    too)."""
     out: list[Any] = []
     for value in values:
         if isinstance(value, list):
-            out.extend(v for v in value if v is not None)
+            out.extend(v for v in leaves(value) if v is not None)
         else:
             out.append(value)
     return out
@@ -217,7 +234,7 @@ def _in_network(network: str) -> Callable[[Any], bool]:
 def _contains(literal: Any) -> Callable[[Any], bool]:
     def test(value: Any) -> bool:
         if isinstance(value, list):
-            return any(equal(item, literal) for item in value)
+            return any(equal(item, literal) for item in leaves(value))
         return type(value) is str and type(literal) is str and literal in value
 
     return test

@@ -99,8 +99,10 @@ _value: st.SearchStrategy[Any] = st.one_of(
 )
 _data = st.fixed_dictionaries({}, optional={
     "a": _value, "b": _value, "c": st.one_of(_value, st.lists(_value, max_size=3)),
-    "tags": st.one_of(st.lists(_value, max_size=4), _value),
-    "items": st.one_of(st.lists(st.fixed_dictionaries({}, optional={"sku": _value}), max_size=3), _value),
+    "tags": st.one_of(st.lists(_value, max_size=4), _value, st.lists(st.lists(_value, max_size=3), max_size=2)),
+    "items": st.one_of(st.lists(st.fixed_dictionaries({}, optional={"sku": _value}), max_size=3), _value,
+                       st.lists(st.lists(st.fixed_dictionaries({}, optional={"sku": _value}), max_size=2),
+                                max_size=2)),  # (lists within lists are entered too)
     "n": st.one_of(st.fixed_dictionaries({}, optional={"x": _value}), st.lists(st.fixed_dictionaries(
         {}, optional={"x": _value}), max_size=2), _value),
 })

@@ -107,6 +107,14 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("not contains == \"x\"", {"contains": "y"}, True),
     ("any in in [1]", {"in": [0, 1]}, True),
     ("exists startswith and x == 1", {"startswith": 0, "x": 1}, True),
+    # lists within lists are entered, at any depth, on the way and at the end of a path
+    ("employees.firstName == \"Anna\"", {"employees": [[{"firstName": "Anna"}]]}, True),
+    ("employees.firstName == \"Anna\"", {"employees": [[[{"firstName": "Bob"}]], [{"firstName": "Anna"}]]}, True),
+    ("tags == \"vip\"", {"tags": [["vip"]]}, True),
+    ("tags contains \"vip\"", {"tags": [["x"], ["vip"]]}, True),
+    ("any tags in [\"vip\"]", {"tags": [[["vip"]]]}, True),
+    ("tags contains \"vip\"", {"tags": [["x"], []]}, False),
+    ("exists employees.firstName", {"employees": [[], [[]]]}, False),
 ]
 
 

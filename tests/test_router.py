@@ -232,3 +232,21 @@ def test_a_set_lookup_check_opens_list_subclasses_as_the_predicates_do(tmp_path:
     router = interlock.load(str(tmp_path / "p.route"))
     data = {"a": 1, "b": Items([2])}
     assert router.match("e.x", data) == {"t1"} == set(router.deliveries("e.x", data))
+
+
+def test_lists_within_lists_are_entered_by_match_explain_and_check(tmp_path: Path) -> None:
+    """A path goes on in every element of a list, and of the lists within it, at any depth
+    (from the issue: `employees.firstName` never reached `[[{firstName: "Anna"}]]`, and
+    `check` refused `contains` on a `list<list<string>>`)."""
+    (tmp_path / "p.route").write_text(
+        "event e.x { employees: list<list<{ firstName: string }>>?, tags: list<list<string>>? }\n"
+        "target t { on_exhausted drop }\ntarget u { on_exhausted drop }\ntarget v { on_exhausted drop }\n"
+        'route anna { on e.x when employees.firstName == "Anna" to t }\n'
+        'route vip { on e.x when tags contains "vip" to u }\n'
+        'route any_vip { on e.x when any tags in ["vip", "gold"] to v }\n')
+    router = interlock.load(str(tmp_path / "p.route"))
+    nested = {"employees": [[{"firstName": "Bob"}], [{"firstName": "Anna"}]], "tags": [["x"], ["vip"]]}
+    assert router.match("e.x", nested) == {"t", "u", "v"}
+    assert router.match("e.x", {"employees": [[{"firstName": "Bob"}]], "tags": [["x"]]}) == set()
+    (anna, *_rest) = router.explain("e.x", nested)
+    assert anna.matched
