@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, TypeVar
 
@@ -98,17 +99,36 @@ class _Unreadable:
     at: int = 0  # the offset of the first bad byte in `source`
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file larger than this is refused, not read
+
+
 def _read(path: str) -> str | _Unreadable:
-    """The file's text (a leading byte order mark dropped), or why it cannot be read."""
+    """The file's text (a leading byte order mark dropped), or why it cannot be read: only
+    a regular file is read (a FIFO would hang, a device never end), and at most
+    MAX_FILE_BYTES of it."""
+    if "\0" in path:
+        return _Unreadable("a path cannot hold a NUL character")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        # (not blocking on a FIFO while it is opened: its type is checked first)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return _Unreadable("no such file")
     except IsADirectoryError:
         return _Unreadable("it is a folder")
     except OSError as exc:
         return _Unreadable(exc.strerror or str(exc))
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            return _Unreadable("it is a folder")
+        if not stat.S_ISREG(mode):
+            return _Unreadable("not a regular file")
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return _Unreadable(exc.strerror or str(exc))
+    if len(data) > MAX_FILE_BYTES:
+        return _Unreadable(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -118,7 +138,11 @@ def _read(path: str) -> str | _Unreadable:
 
 
 class _Loader:
-    def __init__(self) -> None:
+    """Reads the files given and what they import; an import must stay inside one of
+    `roots` (real paths of folders)."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.roots = roots
         self.sources: dict[str, SourceFile] = {}
         self.modules: dict[str, ast.Module] = {}  # by real path, in load order
         self.display: dict[str, str] = {}  # real path -> path shown to the user
@@ -127,6 +151,9 @@ class _Loader:
         self.unparsed: list[str] = []  # files read but not parsed (not UTF-8)
 
     def load(self, path: str, imported_at: Span | None) -> None:
+        if "\0" in path:  # (no file system takes it)
+            self._unreadable(path, path, _Unreadable("a path cannot hold a NUL character"), imported_at)
+            return
         real = os.path.realpath(path)
         if real in self.stack:
             cycle = [*self.stack[self.stack.index(real):], real]
@@ -156,10 +183,22 @@ class _Loader:
                                                       "empty path", 'write `import "common.route"`'))
                         continue
                     target = os.path.normpath(os.path.join(os.path.dirname(path), decl.path))
+                    if "\0" not in target and not self._inside(target):
+                        shown = " or ".join(f"`{root}`" for root in self.roots)
+                        self.diagnostics.append(error(
+                            "E0101", f"cannot import `{target}`: it is outside the project's folder {shown}",
+                            decl.span, "outside the project",
+                            "imports read files inside the folder of the files given; name a wider one with "
+                            "`--root` (`root=` in Python)"))
+                        continue
                     self.load(target, decl.span)
         finally:
             self.stack.pop()
 
+
+    def _inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(os.path.commonpath([real, root]) == root for root in self.roots)
 
     def _unreadable(self, path: str, real: str, problem: _Unreadable, imported_at: Span | None) -> None:
         if problem.source is not None:
@@ -313,18 +352,27 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def load_project(paths: Sequence[str]) -> Project:
-    """Load, parse and resolve the project named by `paths` (files or folders).
+def load_project(paths: Sequence[str], root: str | None = None) -> Project:
+    """Load, parse and resolve the project named by `paths` (files or folders). Imports
+    read files inside `root`, by default inside the folders given or those of the files
+    given.
 
     Raises `InputError` when a path names nothing loadable; every problem inside the
     files is a diagnostic in the returned project.
     """
     with paused_gc():
-        return _load_project(paths)
+        return _load_project(paths, root)
 
 
-def _load_project(paths: Sequence[str]) -> Project:
-    loader = _Loader()
+def _roots(paths: Sequence[str], root: str | None) -> list[str]:
+    if root is not None:
+        return [os.path.realpath(root)]
+    return sorted({os.path.realpath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+                   for path in paths if "\0" not in path})
+
+
+def _load_project(paths: Sequence[str], root: str | None) -> Project:
+    loader = _Loader(_roots(paths, root))
     for path in collect_files(paths):
         loader.load(path, None)
     modules = tuple(loader.modules.values())

@@ -69,22 +69,23 @@ def _paths(paths: str | Sequence[str]) -> list[str]:
     return [paths] if isinstance(paths, str) else list(paths)
 
 
-def check(paths: str | Sequence[str]) -> list[Diagnostic]:
+def check(paths: str | Sequence[str], *, root: str | None = None) -> list[Diagnostic]:
     """Every diagnostic for the project at `paths` (files or folders), sorted by position.
+    Imports read files inside `root` (default: the folders given, or those of the files).
 
     Raises `interlock.dsl.project.InputError` when a path names nothing to load.
     """
     from interlock.compiler.pipeline import check as run_passes
 
-    return run_passes(load_project(_paths(paths)))
+    return run_passes(load_project(_paths(paths), root))
 
 
-def compile(paths: str | Sequence[str]) -> dict[str, Any]:
+def compile(paths: str | Sequence[str], *, root: str | None = None) -> dict[str, Any]:
     """The compiled artifact (a JSON-able dict) of a project; `CompileError` if it has errors."""
     from interlock.compiler.artifact import build_artifact
     from interlock.compiler.pipeline import check as run_passes
 
-    project = load_project(_paths(paths))
+    project = load_project(_paths(paths), root)
     diagnostics = run_passes(project)
     if any(d.is_error for d in diagnostics):
         raise CompileError(diagnostics)
@@ -106,8 +107,10 @@ def _store(url: str | EventStore) -> EventStore:
     return open_store(url)
 
 
-def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", **options: Any) -> Router:
-    """A router for a `.route` project (files or folders) or a compiled artifact (`.json`).
+def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", root: str | None = None,
+         **options: Any) -> Router:
+    """A router for a `.route` project (files or folders) or a compiled artifact (`.json`);
+    its imports read files inside `root` (default: the folders given, or those of the files).
 
     `store` is where deliveries live: `memory://` (the default) or an `EventStore`. Options go
     to delivery: `idempotency_window_ms`, `publish_timeout` (seconds a publish may wait for a
@@ -120,7 +123,7 @@ def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", **
     from interlock.compiler.artifact import build_artifact
     from interlock.compiler.pipeline import check as run_passes
 
-    project = load_project(paths)
+    project = load_project(paths, root)
     key = _fingerprint(project)
     artifact = _CACHE.get(key)
     if artifact is None:

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Parse and validate `.route` files; folders are searched recursively. "
                                 "Silent when there is nothing to report.")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    check.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people (stderr), json for machines (stdout)")
     check.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
@@ -57,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run every `test` block: each `send` must reach exactly the targets "
                                "its `expect` names. Failures show expected and actual targets side by side.")
     test.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    test.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="text for people, json for machines (stdout)")
     test.set_defaults(run=_test)
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "letters, and the events targets emit. A project with errors exits 1; the graph is "
                                 "still drawn when every name resolves, so that an `emits` cycle can be seen.")
     graph.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    graph.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     graph.add_argument("--format", choices=FORMATS, default="dot",
                        help="dot (Graphviz), mermaid, or html (one self-contained page)")
     graph.add_argument("-o", "--output", metavar="FILE", help="write the graph to FILE instead of stdout")
@@ -75,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Check a project and, when it has no errors, write its compiled "
                                    "router: dispatch tables, every target's resolved policy, hashes.")
     compile_.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    compile_.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     compile_.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the artifact")
     compile_.set_defaults(run=_compile)
 
@@ -82,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Show, for one event, every route whose `on` takes its type, "
                                   "each predicate's verdict and the value it saw, and the targets reached.")
     explain.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
+    explain.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     explain.add_argument("--event", required=True, metavar="EVENT.json",
                          help='the event: {"type": ..., "data": {...}} or a CloudEvents JSON object')
     explain.add_argument("--format", choices=("text", "json"), default="text")
@@ -92,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with a synthetic handler per target, and report per target: delivered, retried, "
                                    "dead-lettered, latency percentiles.")
     simulate.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
+    simulate.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     simulate.add_argument("--events", required=True, metavar="EVENTS.jsonl",
                           help='one event per line: {"type": ..., "data": {...}} or a CloudEvent')
     simulate.add_argument("--fail", action="append", default=[], metavar="TARGET=RATE",
@@ -106,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "router of PROJECT on an event store, in one or more worker processes, until SIGTERM "
                                 "or SIGINT. Logs go to stderr.")
     serve.add_argument("path", metavar="PROJECT", help="a project (file or folder) or a compiled artifact (.json)")
+    serve.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
+                        "(default: the folders given, or those of the files given)")
     serve.add_argument("--store", required=True, metavar="URL",
                        help="memory:// (one process) or redis://HOST:PORT/DB (rediss:// for TLS)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
@@ -135,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace, stderr: Console) -> int:
-    project = load_project(args.paths)
+    project = load_project(args.paths, args.root)
     diagnostics = check(project)
     if args.format == "json":
         print(report.json_report(diagnostics, len(project.files), args.max_errors))
@@ -146,7 +160,7 @@ def _check(args: argparse.Namespace, stderr: Console) -> int:
 
 
 def _test(args: argparse.Namespace, stderr: Console) -> int:
-    project = load_project(args.paths)
+    project = load_project(args.paths, args.root)
     diagnostics = check(project)
     if any(d.is_error for d in diagnostics):
         report.print_text(stderr, diagnostics, project.sources, len(project.files))
@@ -161,11 +175,11 @@ def _test(args: argparse.Namespace, stderr: Console) -> int:
 
 
 def _load_router(path: str, stderr: Console, store: str | interlock.EventStore = "memory://",
-                 **options: Any) -> interlock.Router | None:
+                 root: str | None = None, **options: Any) -> interlock.Router | None:
     try:
-        return interlock.load(path, store=store, **options)
+        return interlock.load(path, store=store, root=root, **options)
     except interlock.CompileError as exc:
-        project = load_project([path])
+        project = load_project([path], root)
         report.print_text(stderr, exc.diagnostics, project.sources, len(project.files))
     except interlock.ArtifactError as exc:
         stderr.print(f"interlock: error: {exc}", markup=False)
@@ -173,7 +187,7 @@ def _load_router(path: str, stderr: Console, store: str | interlock.EventStore =
 
 
 def _compile(args: argparse.Namespace, stderr: Console) -> int:
-    project = load_project(args.paths)
+    project = load_project(args.paths, args.root)
     diagnostics = check(project)
     if any(d.is_error for d in diagnostics):
         report.print_text(stderr, diagnostics, project.sources, len(project.files))
@@ -205,7 +219,7 @@ def _read_event(path: str) -> tuple[str, Any]:
 
 def _explain(args: argparse.Namespace, stderr: Console) -> int:
     event_type, data = _read_event(args.event)
-    router = _load_router(args.path, stderr)
+    router = _load_router(args.path, stderr, root=args.root)
     if router is None:
         return EXIT_FAILED
     explanations = router.explain(event_type, data)
@@ -220,7 +234,7 @@ def _explain(args: argparse.Namespace, stderr: Console) -> int:
 
 
 def _graph(args: argparse.Namespace, stderr: Console) -> int:
-    project = load_project(args.paths)
+    project = load_project(args.paths, args.root)
     diagnostics = check(project)
     failed = any(d.is_error for d in diagnostics)
     if failed:
@@ -243,7 +257,8 @@ def _graph(args: argparse.Namespace, stderr: Console) -> int:
 def _simulate(args: argparse.Namespace, stderr: Console) -> int:
     from interlock.simulate import SimulationInputError, run
 
-    router = _load_router(args.path, stderr, deliver_http=False)  # every target gets a synthetic handler
+    # (every target gets a synthetic handler)
+    router = _load_router(args.path, stderr, root=args.root, deliver_http=False)
     if router is None:
         return EXIT_FAILED
     try:
@@ -272,7 +287,8 @@ def _serve(args: argparse.Namespace, stderr: Console) -> int:
     settings = serve.ServeSettings(
         project=args.path, store=args.store, host=args.host, port=args.port, workers=args.workers,
         handlers=args.handlers, token_env=args.token_env, max_body=args.max_body, access_log=args.access_log,
-        claim_idle_ms=args.claim_idle, tls_cert=args.tls_cert, tls_key=args.tls_key, loop=args.loop)
+        claim_idle_ms=args.claim_idle, tls_cert=args.tls_cert, tls_key=args.tls_key, loop=args.loop,
+        root=args.root)
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         stderr.print("interlock: error: --loop uvloop needs uvloop: pip install 'interlock[fast]'", markup=False)
         return EXIT_USAGE

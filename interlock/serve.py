@@ -75,6 +75,7 @@ class ServeSettings:
     tls_cert: str | None = None  # a PEM certificate chain: serve HTTPS
     tls_key: str | None = None
     loop: str = "asyncio"  # or "uvloop" (`interlock[fast]`)
+    root: str | None = None  # the project's folder (its imports read files inside it)
 
 
 class ServeError(Exception):
@@ -101,7 +102,10 @@ def read_token(variable: str | None) -> str | None:
 
 def router_options(settings: ServeSettings) -> dict[str, Any]:
     """The options of delivery that the command sets (the router's defaults otherwise)."""
-    return {} if settings.claim_idle_ms is None else {"claim_idle_ms": settings.claim_idle_ms}
+    options: dict[str, Any] = {"root": settings.root}
+    if settings.claim_idle_ms is not None:
+        options["claim_idle_ms"] = settings.claim_idle_ms
+    return options
 
 
 def load_router(settings: ServeSettings) -> Router:

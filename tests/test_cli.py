@@ -111,3 +111,12 @@ def test_serve_on_uvloop_without_uvloop_exits_2_saying_what_to_install(
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else find_spec(name, *a))
     assert main(["serve", "ok.route", "--store", "memory://", "--loop", "uvloop"]) == 2
     assert "pip install 'interlock[fast]'" in capsys.readouterr().err
+
+
+def test_root_names_the_folder_imports_may_read(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "app").mkdir()
+    (project / "app" / "main.route").write_text('import "../lib.route"\nroute r { on e.x to t }\n')
+    (project / "lib.route").write_text("target t { mode async, on_exhausted drop }\n")
+    assert main(["check", "app/main.route"]) == 1
+    assert "outside the project's folder" in capsys.readouterr().err
+    assert main(["check", "--root", ".", "app/main.route"]) == 0

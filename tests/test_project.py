@@ -28,10 +28,37 @@ def test_imports_are_relative_to_the_importing_file(tmp_path: Path) -> None:
         "lib/common.route": 'import "sub/targets.route"\nretry quick { attempts 2 }\n',
         "lib/sub/targets.route": "target billing { mode async, retry quick }\n",
     })
-    project = load_project([str(tmp_path / "app" / "main.route")])
+    project = load_project([str(tmp_path / "app" / "main.route")], root=str(tmp_path))
     assert project.diagnostics == ()
     assert [Path(f).name for f in project.files] == ["main.route", "common.route", "targets.route"]
     assert set(project.targets) == {"billing"} and set(project.retries) == {"quick"}
+    # Without a root, the folder of the file given is the project's: `../lib` is outside it.
+    alone = load_project([str(tmp_path / "app" / "main.route")])
+    first = alone.diagnostics[0]
+    assert first.code == "E0101" and "outside the project's folder" in first.message
+
+
+def test_imports_read_only_regular_files_of_bounded_size_inside_the_project(tmp_path: Path) -> None:
+    """From the issue: `import "/proc/self/environ"` printed the environment in a diagnostic,
+    `/dev/zero` exhausted memory, a FIFO hung, and a NUL character in the path was an
+    internal error."""
+    import os
+
+    from interlock.dsl.project import MAX_FILE_BYTES
+
+    os.mkfifo(tmp_path / "pipe.route")
+    with open(tmp_path / "huge.route", "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    (tmp_path / "link.route").symlink_to("/proc/self/environ")
+    write(tmp_path, {"a.route": 'import "/proc/self/environ"\nimport "/dev/zero"\nimport "pipe.route"\n'
+                                'import "huge.route"\nimport "bad\\u0000.route"\nimport "link.route"\n'})
+    project = load_project([str(tmp_path / "a.route")])
+    found = [(d.code, d.span.line, d.message) for d in project.diagnostics]
+    assert [(code, line) for code, line, _ in found] == [("E0101", n) for n in range(1, 7)], found
+    assert "outside the project's folder" in found[0][2] and "outside the project's folder" in found[1][2]
+    assert "not a regular file" in found[2][2] and "larger than 4 MiB" in found[3][2]
+    assert "NUL" in found[4][2] and "outside the project's folder" in found[5][2]
+    assert all("PATH=" not in d.render() for d in project.diagnostics if hasattr(d, "render"))
 
 
 def test_a_file_imported_twice_is_loaded_once(tmp_path: Path) -> None:
