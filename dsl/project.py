@@ -117,12 +117,11 @@ def _read(path: str) -> str | _Unreadable:
         return _Unreadable("it is a folder")
     except OSError as exc:
         return _Unreadable(exc.strerror or str(exc))
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        return _Unreadable("it is a folder" if stat.S_ISDIR(mode) else "not a regular file")
     with os.fdopen(descriptor, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if stat.S_ISDIR(mode):
-            return _Unreadable("it is a folder")
-        if not stat.S_ISREG(mode):
-            return _Unreadable("not a regular file")
         try:
             data = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
