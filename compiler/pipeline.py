@@ -14,6 +14,7 @@ from collections.abc import Callable
 from interlock.dsl import Diagnostic, Project
 from interlock.dsl.diagnostics import sorted_diagnostics
 from interlock.dsl.project import paused_gc
+from interlock.dsl.source import Span
 
 from .check_flow import check_flow
 from .check_loss import check_loss
@@ -32,5 +33,13 @@ def check(project: Project) -> list[Diagnostic]:
     if project.ok:
         with paused_gc():
             for check_pass in PASSES:
-                diagnostics.extend(check_pass(project))
+                found = check_pass(project)
+                if check_pass is check_predicates:  # no warning built on a predicate found wrong
+                    wrong = [d.span for d in diagnostics if d.is_error]
+                    found = [d for d in found if not any(_within(span, d.span) for span in wrong)]
+                diagnostics.extend(found)
     return sorted_diagnostics(diagnostics)
+
+
+def _within(inner: Span, outer: Span) -> bool:
+    return inner.file == outer.file and outer.start <= inner.start and inner.end <= outer.end

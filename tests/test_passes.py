@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import interlock
 from interlock.compiler.pipeline import PASSES
 from interlock.dsl import load_project
 
@@ -52,3 +53,14 @@ def test_pass_catches_its_invalid_cases(name: str) -> None:
 def test_every_fixture_belongs_to_a_pass() -> None:
     stems = {p.stem.removesuffix("__invalid") for p in FIXTURES.glob("*.route")}
     assert stems == set(NAMES)
+
+
+def test_no_warning_is_built_on_a_predicate_found_wrong(tmp_path: Path) -> None:
+    """`when at > "yesterday"` on a timestamp is E0206; it is not also `W0250 never true` (from
+    issue 14: the warning came on top of the real error)."""
+    path = tmp_path / "p.route"
+    path.write_text('event e.x { at: timestamp }\ntarget t { on_exhausted drop }\n'
+                    'route r { on e.x when at > "yesterday" to t }\n'
+                    'route s { on e.x when at > "2026-01-01T00:00:00Z" and at < "2025-01-01T00:00:00Z" to t }\n')
+    found = [(d.code, d.span.line) for d in interlock.check(str(path))]
+    assert found == [("E0206", 3), ("W0250", 4)]  # (the condition that is only never true still warns)
