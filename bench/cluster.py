@@ -61,6 +61,12 @@ RedisCluster = _tests_cluster().RedisCluster
 log = logging.getLogger("bench.cluster")
 
 TARGETS = 6
+# bench/peers/interlock_side.py's project with TARGETS sinks, each handled one at a time.
+FAILOVER_PROJECT = """
+dead_letter dlq
+retry quick { attempts 3, backoff exponential initial 100ms factor 2 max 5s }
+""" + "".join(f"target sink{k} {{ mode async, retry quick, dead_letter dlq, concurrency 1 }}\n"
+              f"route r{k} {{ on bench.t{k} to sink{k} }}\n" for k in range(TARGETS))
 
 
 def throughput(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
@@ -185,10 +191,7 @@ class Failover:
 
 def failover(args: argparse.Namespace) -> dict[int, list[Failover]]:
     project = Path(tempfile.mkdtemp(prefix="cluster-bench-")) / "bench.route"
-    project.write_text(Path(peers.__file__).parent.joinpath("peers", "interlock_side.py").read_text().split(
-        'PROJECT = """')[1].split('"""')[0].split("target sink")[0] + "".join(
-        f"target sink{k} {{ mode async, retry quick, dead_letter dlq, concurrency 1 }}\n"
-        f"route r{k} {{ on bench.t{k} to sink{k} }}\n" for k in range(TARGETS)))
+    project.write_text(FAILOVER_PROJECT)
     out: dict[tuple[float, int], list[Failover]] = {(lag, n): [] for lag in (0.0, args.lag) for n in (0, 1)}
     for turn in range(args.failover_rounds):
         for lag, min_replicas in out:

@@ -105,9 +105,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file larger than this is refused, 
 def _read(path: str) -> str | _Unreadable:
     """The file's text (a leading byte order mark dropped), or why it cannot be read: only
     a regular file is read (a FIFO would hang, a device never end), and at most
-    MAX_FILE_BYTES of it."""
-    if "\0" in path:
-        return _Unreadable("a path cannot hold a NUL character")
+    MAX_FILE_BYTES of it. (A path with a NUL character is refused before: `_Loader.load`.)"""
     try:
         # (not blocking on a FIFO while it is opened: its type is checked first)
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

@@ -10,13 +10,14 @@ Every key has a hash slot (on one server: slot 0 for all). Each event loop holds
 server it talks to, one pipelined connection with its group commit (runtime/redis_wire.py,
 runtime/redis_batch.py), and per slot it blocks on, one connection for blocking reads. On
 a cluster, which master serves a slot comes from redis-py's cluster client (CLUSTER
-SLOTS); until it is known, a command goes to a seed node, whose MOVED reply teaches where
-its slot is. Redirections are followed where the command is: MOVED (the slot's owner
-changed: remembered, and the map read again), ASK (a slot half-way through a migration: the
-command goes to the importing node after ASKING, once), TRYAGAIN (a multi-key command
-during that migration: sent again shortly). A connection to a master that is lost or
-refused has the map read again too, so that after a failover commands reach the promoted
-replica.
+SLOTS), read before the first command (`ready`; if it cannot be read within the connect
+timeout, commands go to the first node listed). Redirections are followed where the
+command is: MOVED (the slot's owner changed: remembered, and the map read again), ASK (a
+slot half-way through a migration: the command goes to the importing node after ASKING,
+once), TRYAGAIN (a multi-key command during that migration: sent again every 50 ms until
+it ends, up to the command timeout), UNBLOCKED (a blocking read the server ended: a read
+that found nothing). A connection to a master that is lost or refused has the map read
+again too, so that after a failover commands reach the promoted replica.
 """
 
 from __future__ import annotations
@@ -98,8 +99,7 @@ class Nodes:
         self.client = client
         self.describe = describe
         self.loop = asyncio.get_running_loop()
-        self.wires: dict[str, Wire] = {}  # per server address (one server: "")
-        self.batches: dict[str, Batch] = {}
+        self.batches: dict[str, Batch] = {}  # per server address (one server: ""), each on its wire
         self.readers: dict[int, tuple[str, Wire]] = {}  # per slot: its server's address, the connection
         self.owner: list[str | None] = [None] * SLOTS if cluster is not None else []
         self.asked: dict[int, str] = {}  # per slot, where an ASK last sent a command
@@ -151,7 +151,7 @@ class Nodes:
     def batch_at(self, address: str) -> Batch:
         batch = self.batches.get(address)
         if batch is None:
-            wire = self.wires[address] = self._wire(address, retries=3)
+            wire = self._wire(address, retries=3)
             wire.redirect = lambda command, words: self._redirect(command, words, None)
             batch = self.batches[address] = Batch(wire, self.describe)
         return batch
@@ -301,6 +301,6 @@ class Nodes:
             self.refreshing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.refreshing
-        for wire in [*self.wires.values(), *self.reading()]:
+        for wire in [*(batch.wire for batch in self.batches.values()), *self.reading()]:
             await wire.close()
 

@@ -119,10 +119,6 @@ class _Connection:
                            command_timeout=store.command_timeout, cluster=cluster, client=self.client,
                            describe=store.describe)
 
-    def batch(self, key: str) -> Batch:
-        """The group commit of the server holding `key`."""
-        return self.nodes.batch(self.nodes.slot(key))
-
     async def close(self) -> None:
         await self.nodes.close()
         if self.client is not None:
@@ -185,7 +181,9 @@ class RedisStore(EventStore):
         return connection
 
     def _batch(self, key: str) -> Batch:
-        return self._connection().batch(key)
+        """The group commit of the server holding `key` (the tests' and benchmarks' way in)."""
+        nodes = self._connection().nodes
+        return nodes.batch(nodes.slot(key))
 
     async def _nodes(self) -> Nodes:
         """This event loop's connections, the cluster's slot map read first (see Nodes.ready)."""
@@ -299,9 +297,10 @@ class RedisStore(EventStore):
         if ran - sent:
             counts += await asyncio.gather(*(nodes.batch_at(address).replicated(self.min_replicas, timeout_ms)
                                              for address in ran - sent))
-        if min(int(count) for count in counts) < self.min_replicas:
+        fewest = min(int(count) for count in counts)
+        if fewest < self.min_replicas:
             raise StoreUnavailable(
-                f"a publish reached {min(int(count) for count in counts)} replica(s) of Redis at {self.shown_url} "
+                f"a publish reached {fewest} replica(s) of Redis at {self.shown_url} "
                 f"within {self.replica_timeout} s, not min_replicas={self.min_replicas}: it may be lost if its master "
                 "fails; publish again with the same id (a duplicate if it was kept)")
 

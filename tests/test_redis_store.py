@@ -318,7 +318,7 @@ def test_the_streams_of_targets_and_partitions_spread_over_the_masters(cluster_u
         store = RedisStore(cluster_url)
         try:
             await asyncio.gather(*(store.append(f"deliveries.ordered.p{p}", {"p": p}) for p in range(16)))
-            assert sorted(store._connection().nodes.wires) == sorted(everyone)
+            assert sorted(store._connection().nodes.batches) == sorted(everyone)
         finally:
             await store.close()
 
