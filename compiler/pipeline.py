@@ -36,7 +36,8 @@ def check(project: Project) -> list[Diagnostic]:
                 found = check_pass(project)
                 if check_pass is check_predicates:  # no warning built on a predicate found wrong
                     wrong = [d.span for d in diagnostics if d.is_error]
-                    found = [d for d in found if not any(_within(span, d.span) for span in wrong)]
+                    found = [d for d in found if not any(_within(span, where) for span in wrong
+                                                         for where in (d.span, *(r.span for r in d.related)))]
                 diagnostics.extend(found)
     return sorted_diagnostics(diagnostics)
 

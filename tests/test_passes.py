@@ -64,3 +64,15 @@ def test_no_warning_is_built_on_a_predicate_found_wrong(tmp_path: Path) -> None:
                     'route s { on e.x when at > "2026-01-01T00:00:00Z" and at < "2025-01-01T00:00:00Z" to t }\n')
     found = [(d.code, d.span.line) for d in interlock.check(str(path))]
     assert found == [("E0206", 3), ("W0250", 4)]  # (the condition that is only never true still warns)
+
+
+def test_no_branch_warning_is_built_on_an_earlier_branch_found_wrong(tmp_path: Path) -> None:
+    """W0251 says an earlier branch takes every event a later one matches; when that earlier
+    branch's condition is an error (`tier != 5` on a string), the warning is built on it and
+    goes too (found by a review: the warning's own span held no error)."""
+    path = tmp_path / "p.route"
+    path.write_text('event e.x { tier: string }\ntarget t { on_exhausted drop }\ntarget u { on_exhausted drop }\n'
+                    'choose c { on e.x\n  when tier != 5 to t\n  when tier == "gold" to u }\n'
+                    'choose d { on e.x\n  when tier != "x" to t\n  when tier == "gold" to u }\n')
+    found = [(d.code, d.span.line) for d in interlock.check(str(path))]
+    assert found == [("E0202", 5), ("W0251", 9)]
