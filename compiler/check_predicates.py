@@ -32,7 +32,8 @@ when it is unsure. How it decides:
 - `choose` branch `j` is never taken when `when_j and not when_i` is never true for an
   earlier branch `i`, or `when_j and not when_1 and ... and not when_(j-1)` is.
 
-Does not report: comparisons with `null` (`W0010` does), alternatives of an `or` that are
+Does not report: conditions that hinge on `is null` or on `any PATH { ... }` (left out of
+the reasoning, as if unknown), comparisons with `null` (`W0010` does), alternatives of an `or` that are
 impossible while another is not, conditions that are always true, or an `otherwise` that
 can never be reached.
 """
@@ -112,7 +113,20 @@ def _key(atom: ast.Predicate) -> tuple[Any, ...]:
         return ("cidr", atom.path.parts, atom.cidr)
     if isinstance(atom, ast.Contains):
         return ("contains", atom.path.parts, _scalar_key(atom.value.value))
+    if isinstance(atom, ast.RegexTest):
+        return ("regex", atom.path.parts, atom.value.value)
+    if isinstance(atom, ast.AnyElement):
+        return ("element", atom.path.parts, _expr_key(atom.condition))
     return (type(atom).__name__, atom.path.parts)
+
+
+def _expr_key(expr: ast.Expr) -> tuple[Any, ...]:
+    """`_key` of a whole condition: equal for conditions written alike."""
+    if isinstance(expr, (ast.And, ast.Or)):
+        return (type(expr).__name__, tuple(_expr_key(e) for e in expr.operands))
+    if isinstance(expr, ast.Not):
+        return ("not", _expr_key(expr.operand))
+    return _key(expr)
 
 
 # ---- one value ---------------------------------------------------------------
@@ -360,6 +374,8 @@ def _possible(clause: Sequence[Lit], single: SinglePath, stamps: Stamps) -> bool
     tests: dict[tuple[str, ...], list[Lit]] = defaultdict(list)
     for atom, positive in clause:
         parts = atom.path.parts
+        if isinstance(atom, (ast.IsNull, ast.AnyElement)):
+            continue  # about nulls and about one element at once: left out (never a false warning)
         if isinstance(atom, (ast.Exists, ast.Missing)):
             (present if positive == isinstance(atom, ast.Exists) else missing).add(parts)
             continue

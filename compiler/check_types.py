@@ -200,7 +200,7 @@ class _Checker:
                     through_list = True
             if _is_any(current):
                 return _End(None, through_list)
-            prefix = ".".join(path.parts[:index])
+            prefix = path.prefix(index)
             if not isinstance(current, ast.ObjectType):
                 self.report(scope, self.unknown(path, index, f"`{prefix}` is `{_type_text(current)}`",
                                                 f"`{prefix}` has no fields: only objects do", related))
@@ -219,11 +219,8 @@ class _Checker:
 
     def unknown(self, path: ast.Path, index: int, label: str, help_: str,
                 related: tuple[Related, ...]) -> _Problem:
-        start = sum(len(p) + 1 for p in path.parts[:index])  # a path is one token: no spaces around dots
-        span = path.span._replace(start=path.span.start + start, end=path.span.start + start + len(path.parts[index]),
-                                  column=path.span.column + start,
-                                  end_column=path.span.column + start + len(path.parts[index]))
-        shown = ".".join(path.parts[:index + 1])
+        span = path.part_span(index)
+        shown = path.prefix(index + 1)
         return _Problem("E0201", span, f"unknown field `{shown}` in {_EVENT}", label, help_, related)
 
     # ---- routes and chooses ------------------------------------------------------
@@ -243,7 +240,10 @@ class _Checker:
 
     def check_predicate(self, predicate: ast.Predicate, scope: _Scope) -> None:
         end = self.resolve(predicate.path, scope)
-        if end is None or end.type is None or isinstance(predicate, (ast.Exists, ast.Missing)):
+        if isinstance(predicate, ast.AnyElement):
+            self.check_any_element(predicate, end, scope)
+            return
+        if end is None or end.type is None or isinstance(predicate, (ast.Exists, ast.Missing, ast.IsNull)):
             return
         path, t = predicate.path, end.type
         membership = isinstance(predicate, ast.Contains) or (isinstance(predicate, ast.InList)
@@ -269,10 +269,38 @@ class _Checker:
             assert isinstance(t, ast.ScalarType)
             self.check_scalar(predicate, t, scope)
 
+    def check_any_element(self, predicate: ast.AnyElement, end: _End | None, scope: _Scope) -> None:
+        """`any path { ... }`: the path leads to a list of objects, and the condition is checked
+        against the schema of its elements."""
+        if end is None:
+            return
+        inner = list(_predicates(predicate.condition))
+        element = None if end.type is None else _innermost(end.type)
+        path = predicate.path
+        if end.type is not None and not isinstance(end.type, ast.ListType) and not end.through_list:
+            hint = (f"drop `any {path.text} {{ ... }}` and test the fields of `{path.text}` directly"
+                    if isinstance(end.type, ast.ObjectType) else f"test the value itself: `{path.text} == ...`")
+            self.report(scope, _Problem(
+                "E0205", path.span, f"`any` needs a list, and `{path.text}` is `{_type_text(end.type)}`{_IN_EVENT}",
+                "not a list", hint))
+            return
+        if element is not None and not isinstance(element, ast.ObjectType) and not _is_any(element):
+            self.report(scope, _Problem(
+                "E0209", path.span, f"the elements of `{path.text}` are {_items_text(element)}{_IN_EVENT}: "
+                "`any ... { ... }` tests fields of objects", "not a list of objects",
+                f"test its values with `any {path.text} in [...]` or `{path.text} contains ...`"))
+            return
+        if not isinstance(element, ast.ObjectType):  # `any`: nothing to check the fields against
+            return
+        element_scope = _Scope(scope.event, element, scope.several)
+        for each in inner:
+            self.check_predicate(each, element_scope)
+
     def object_problem(self, path: ast.Path, t: ast.Type) -> _Problem:
         inner = _innermost(t)
         assert isinstance(inner, ast.ObjectType)
-        fields = [f"`{path.text}.{f.name.text}`" for f in inner.fields if isinstance(f.type, ast.ScalarType)][:3]
+        fields = [f"`{ast.Path((*path.parts, f.name.text), path.span).text}`" for f in inner.fields
+                  if isinstance(f.type, ast.ScalarType)][:3]
         what = "an object" if isinstance(t, ast.ObjectType) else "a list of objects"
         hint = f"test one of its fields, such as {' or '.join(fields)}" if fields else "test one of its fields"
         return _Problem("E0207", path.span, f"`{path.text}` is {what}{_IN_EVENT}: only `exists` and `missing` "
@@ -331,6 +359,8 @@ class _Checker:
                 self.report(scope, self.operator_problem(predicate, "`in cidr` needs a string (an IP address)", t))
         elif isinstance(predicate, ast.StringTest) and t.name != "string":
             self.report(scope, self.operator_problem(predicate, f"`{predicate.op}` needs a string", t))
+        elif isinstance(predicate, ast.RegexTest) and t.name != "string":
+            self.report(scope, self.operator_problem(predicate, "`matches regex` needs a string", t))
 
     def operator_problem(self, predicate: ast.Predicate, needs: str, t: ast.Type) -> _Problem:
         path = predicate.path.text

@@ -15,6 +15,10 @@ Semantics, in one place:
 - Numbers compare by value (`5 == 5.0`); booleans are not numbers; a string never equals
   a number, and ordering between different kinds is false (`!=` between kinds is true).
 - `not` is plain negation.
+- `is null` is about a present `null` (a missing field is not one); `any PATH { c }` holds
+  when one object among the values at PATH (lists entered) satisfies `c`, read from it.
+- `matches regex` is a whole-string RE2 match; the `_ignore_case` tests compare case-folded
+  strings (`str.casefold`).
 - A timestamp comparison (`==`, `!=`, `<`, `<=`, `>`, `>=` with a string, `in` / `not in`
   with strings, on a path declared `timestamp` or `list<timestamp>` in the closed schema of
   one of the event types the route's `on` covers: `project_timestamp_paths`) compares instants: the
@@ -35,6 +39,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from interlock.dsl import Project, ast
+from interlock.dsl.regex import compile_regex
 
 Stamps = Collection[tuple[str, ...]]  # the field paths whose comparisons are timestamp comparisons
 
@@ -97,12 +102,17 @@ def glob_matches(pattern: str, text: str) -> bool:
 
 
 def _elements(value: list[Any]) -> Iterator[Any]:
-    """A list's elements, those of the lists within it in their place (any depth)."""
-    for item in value:
-        if isinstance(item, list):
-            yield from _elements(item)
-        else:
+    """A list's elements, those of the lists within it in their place (any depth: a stack of
+    iterators, not recursion, so a list nested 100,000 deep is no `RecursionError`)."""
+    stack = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
             yield item
+        else:
+            stack.pop()
 
 
 def values_at(data: Any, parts: tuple[str, ...]) -> list[Any]:
@@ -117,6 +127,34 @@ def values_at(data: Any, parts: tuple[str, ...]) -> list[Any]:
                     following.append(item[part])
         current = following
     return current
+
+
+def null_at(data: Any, parts: tuple[str, ...]) -> bool:
+    """Whether the path reaches a `null` that is present: its last field is there and `null`,
+    or is a list with a `null` among its elements (a missing field is no `null`)."""
+    *way, last = parts
+    for value in values_at(data, tuple(way)):
+        for item in _elements(value) if isinstance(value, list) else (value,):
+            if isinstance(item, dict) and last in item:
+                found = item[last]
+                if found is None or (isinstance(found, list) and any(e is None for e in _elements(found))):
+                    return True
+    return False
+
+
+def elements_at(data: Any, parts: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The objects `any PATH { ... }` tries: the values at the path, lists entered (at any
+    depth); values that are not objects are no elements."""
+    for value in values_at(data, parts):
+        for item in _elements(value) if isinstance(value, list) else (value,):
+            if isinstance(item, dict):
+                yield item
+
+
+def within(stamps: Stamps, parts: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    """The timestamp paths below `parts`, from there: those of an `any PATH { ... }`'s condition."""
+    n = len(parts)
+    return frozenset(p[n:] for p in stamps if len(p) > n and p[:n] == parts)
 
 
 def _scalars(values: Iterable[Any]) -> Iterator[Any]:
@@ -295,7 +333,25 @@ def _string_test(value: Any, op: str, literal: str) -> bool:
         return value.endswith(literal)
     if op == "matches":
         return glob_matches(literal, value)
+    if op == "startswith_ignore_case":
+        return value.casefold().startswith(literal.casefold())
+    if op == "endswith_ignore_case":
+        return value.casefold().endswith(literal.casefold())
     return value.casefold() == literal.casefold()  # "equals_ignore_case"
+
+
+_regex = functools.lru_cache(maxsize=1024)(compile_regex)
+
+
+def regex_matches(pattern: str, value: Any) -> bool:
+    """The whole string matches the RE2 pattern; a value that is not text (a string with a
+    lone surrogate included) does not."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return _regex(pattern).fullmatch(value) is not None
+    except UnicodeEncodeError:
+        return False
 
 
 def _contains(value: Any, literal: Any) -> bool:
@@ -315,6 +371,11 @@ def evaluate(expr: ast.Expr, data: Any, stamps: Stamps = frozenset()) -> bool:
         return any(evaluate(e, data, stamps) for e in expr.operands)
     if isinstance(expr, ast.Not):
         return not evaluate(expr.operand, data, stamps)
+    if isinstance(expr, ast.AnyElement):
+        inner = within(stamps, expr.path.parts)
+        return any(evaluate(expr.condition, e, inner) for e in elements_at(data, expr.path.parts))
+    if isinstance(expr, ast.IsNull):
+        return null_at(data, expr.path.parts)
     found = values_at(data, expr.path.parts)
     if isinstance(expr, ast.Exists):
         return bool(found)
@@ -343,6 +404,10 @@ def evaluate(expr: ast.Expr, data: Any, stamps: Stamps = frozenset()) -> bool:
         literal = expr.value.value
         assert isinstance(literal, str)
         return any(_string_test(v, expr.op, literal) for v in scalars)
+    if isinstance(expr, ast.RegexTest):
+        pattern = expr.value.value
+        assert isinstance(pattern, str)
+        return any(regex_matches(pattern, v) for v in scalars)
     raise TypeError(f"not a predicate: {expr!r}")  # pragma: no cover - the AST is closed
 
 

@@ -8,8 +8,12 @@ How a `when` becomes table entries:
    condition whose normal form would exceed MAX_CONJUNCTIONS stays one rule, scanned.
 2. Each rule picks one *anchor* atom that an index can answer exactly: an equality or a
    set (`==`, `in [...]`: a hash lookup), a prefix (`startswith`: one lookup per distinct
-   prefix length), or a numeric range (`<`, `>=`, `in a..b`: sorted boundaries). Rules
-   with no anchor are *scanned*: evaluated in full for every event of the type.
+   prefix length; `startswith_ignore_case` the same on the case-folded value, a `folded`
+   entry), or a numeric range (`<`, `>=`, `in a..b`: sorted boundaries). Two kinds of atom
+   give an anchor that finds a superset, and stay a check beside it: `matches regex` by its
+   literal prefix (`"EU-\\d+"`: the prefix `EU-`), and `any PATH { ... }` by the anchor of one
+   of its conjuncts on PATH plus that conjunct's path. Rules with no anchor are *scanned*:
+   evaluated in full for every event of the type.
    A timestamp comparison (`reference.is_timestamp_comparison`: on a path declared
    `timestamp` in a closed schema the route's `on` covers) is never an anchor: it compares
    instants (`"...T11:14:00+02:00" == "...T09:14:00Z"`), which neither a hash of the text nor
@@ -35,8 +39,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from interlock.dsl import Project, SourceFile, ast
+from interlock.dsl.regex import literal_prefix
 
-from .reference import Stamps, event_type_matches, is_timestamp_comparison, project_timestamp_paths
+from .reference import Stamps, event_type_matches, is_timestamp_comparison, project_timestamp_paths, within
 
 MAX_CONJUNCTIONS = 64
 
@@ -72,8 +77,14 @@ def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = f
             out.update(op="exists")
         elif isinstance(expr, ast.Missing):
             out.update(op="missing")
+        elif isinstance(expr, ast.IsNull):
+            out.update(op="null")
         elif isinstance(expr, ast.StringTest):
             out.update(op="str", test=expr.op, value=expr.value.value)
+        elif isinstance(expr, ast.RegexTest):
+            out.update(op="regex", value=expr.value.value)
+        elif isinstance(expr, ast.AnyElement):
+            out.update(op="any", arg=expr_json(expr.condition, sources, within(stamps, expr.path.parts)))
         else:
             assert isinstance(expr, ast.Contains)
             out.update(op="contains", value=expr.value.value)
@@ -122,30 +133,65 @@ def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-def _anchor(atom: ast.Expr, stamps: Stamps) -> tuple[int, Json] | None:
-    """(priority, index entry) when an index can answer `atom` exactly; lower is better.
-    Never a timestamp comparison: the indexes compare text and numbers, not instants."""
-    if is_timestamp_comparison(atom, stamps):
+def _anchor(atom: ast.Expr, stamps: Stamps) -> tuple[int, Json, bool] | None:
+    """(priority, index entry with its path, exact) when an index can answer `atom`; lower
+    priority is better. Exact: the lookup is the whole test, and the atom needs no check. Not
+    exact: the lookup finds a superset (a regular expression's literal prefix, a test inside
+    `any PATH { ... }`), and the atom stays a check. Never a timestamp comparison: the indexes
+    compare text and numbers, not instants."""
+    if isinstance(atom, ast.AnyElement):
+        return _element_anchor(atom, stamps)
+    if is_timestamp_comparison(atom, stamps) or not isinstance(atom, _INDEXABLE):
         return None
+    found = _entry(atom)
+    if found is None:
+        return None
+    priority, entry, exact = found
+    return priority, {**entry, "path": list(atom.path.parts)}, exact
+
+
+_INDEXABLE = (ast.Compare, ast.InList, ast.StringTest, ast.RegexTest, ast.InRange)
+
+
+def _entry(atom: ast.Expr) -> tuple[int, Json, bool] | None:
     if isinstance(atom, ast.Compare) and atom.value.value is not None:
         value = atom.value.value
         if atom.op == "==":
-            return 0, {"kind": "eq", "values": [value]}
+            return 0, {"kind": "eq", "values": [value]}, True
         if atom.op in ("<", "<=", ">", ">=") and _is_number(value) and value == value:
             low, high = (value, None) if atom.op in (">", ">=") else (None, value)
             inclusive = atom.op in ("<=", ">=")
             return 2, {"kind": "range", "low": low, "high": high,
-                       "low_inclusive": inclusive, "high_inclusive": inclusive}
+                       "low_inclusive": inclusive, "high_inclusive": inclusive}, True
     if isinstance(atom, ast.InList) and not atom.negated:
         values = [v.value for v in atom.values if v.value is not None]
-        return 0, {"kind": "eq", "values": values}
+        return 0, {"kind": "eq", "values": values}, True
     if isinstance(atom, ast.StringTest) and atom.op == "startswith":
-        return 1, {"kind": "prefix", "prefix": atom.value.value}
+        return 1, {"kind": "prefix", "prefix": atom.value.value}, True
+    if isinstance(atom, ast.StringTest) and atom.op == "startswith_ignore_case":
+        assert isinstance(atom.value.value, str)
+        return 1, {"kind": "folded", "prefix": atom.value.value.casefold()}, True
+    if isinstance(atom, ast.RegexTest):
+        assert isinstance(atom.value.value, str)
+        prefix = literal_prefix(atom.value.value)
+        return (1, {"kind": "prefix", "prefix": prefix}, False) if prefix else None
     if isinstance(atom, ast.InRange):
         low, high = atom.low.value, atom.high.value
         if _is_number(low) and _is_number(high) and low == low and high == high:
-            return 2, {"kind": "range", "low": low, "high": high, "low_inclusive": True, "high_inclusive": True}
+            return 2, {"kind": "range", "low": low, "high": high, "low_inclusive": True, "high_inclusive": True}, True
     return None
+
+
+def _element_anchor(atom: ast.AnyElement, stamps: Stamps) -> tuple[int, Json, bool] | None:
+    """An anchor for `any PATH { A and B ... }`: the best of its conjuncts', on PATH plus the
+    conjunct's path (one element passes A, so its value is among PATH.A's), never exact."""
+    operands = atom.condition.operands if isinstance(atom.condition, ast.And) else (atom.condition,)
+    inner = within(stamps, atom.path.parts)
+    found = [a for operand in operands if (a := _anchor(operand, inner)) is not None]
+    if not found:
+        return None
+    priority, entry, _ = min(found, key=lambda a: a[0])
+    return priority, {**entry, "path": [*atom.path.parts, *entry["path"]]}, False
 
 
 class _Compiler:
@@ -171,11 +217,11 @@ class _Compiler:
                 anchor = _anchor(atom, stamps)
                 if anchor is None:
                     continue
-                path = atom.path.parts  # type: ignore[union-attr]
                 entry = anchor[1]
+                path = tuple(entry["path"])
                 if entry["kind"] == "eq":
                     self.values.setdefault(path, set()).update(_key(v) for v in entry["values"])
-                elif entry["kind"] == "prefix":
+                elif entry["kind"] in ("prefix", "folded"):
                     self.prefixes.setdefault(path, set()).add(entry["prefix"])
                 else:
                     bounds.setdefault(path, []).extend(b for b in (entry["low"], entry["high"]) if b is not None)
@@ -189,14 +235,14 @@ class _Compiler:
                 if b.when is not None]
         return out
 
-    def selectivity(self, entry: Json, atom: ast.Expr) -> float:
+    def selectivity(self, entry: Json) -> float:
         """The share of events an anchor is expected to let through, estimated from how many
         different values the project's rules test on the same field: an equality on a field
         tested against 500 values is a better anchor than a set over 2 of 6 regions."""
-        path = atom.path.parts  # type: ignore[union-attr]
+        path = tuple(entry["path"])
         if entry["kind"] == "eq":
             return len(entry["values"]) / max(len(self.values.get(path, ())), len(entry["values"]), 1)
-        if entry["kind"] == "prefix":
+        if entry["kind"] in ("prefix", "folded"):
             return 1 / max(len(self.prefixes.get(path, ())), 1)
         span = self.spans.get(path, 0)
         if entry["low"] is None or entry["high"] is None or span <= 0:
@@ -216,13 +262,13 @@ class _Compiler:
         for atoms in conjunctions:
             anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom, stamps)) is not None]
             rule: Json = {"route": route, "branch": branch}
+            rest = atoms
             if anchors:
-                (_, entry), position = min(
-                    anchors, key=lambda pair: (self.selectivity(pair[0][1], atoms[pair[1]]), pair[0][0]))
-                rule["anchor"] = {**entry, "path": list(atoms[position].path.parts)}  # type: ignore[union-attr]
-                rest = atoms[:position] + atoms[position + 1:]
-            else:
-                rest = atoms
+                (_, entry, exact), position = min(
+                    anchors, key=lambda pair: (self.selectivity(pair[0][1]), pair[0][0], not pair[0][2]))
+                rule["anchor"] = entry
+                if exact:
+                    rest = atoms[:position] + atoms[position + 1:]
             rule["check"] = [expr_json(a, self.project.sources, stamps) for a in rest]
             ids.append(len(self.rules))
             self.rules.append(rule)
@@ -282,6 +328,8 @@ def _table(rules: list[Json], rule_ids: list[int], unconditional: list[tuple[int
                 index["eq"].append([value, rule_id])
         elif anchor["kind"] == "prefix":
             index["prefix"].append([anchor["prefix"], rule_id])
+        elif anchor["kind"] == "folded":  # only where there is one: older artifacts read the same
+            index.setdefault("folded", []).append([anchor["prefix"], rule_id])
         else:
             index["range"].append([anchor["low"], anchor["low_inclusive"], anchor["high"],
                                    anchor["high_inclusive"], rule_id])

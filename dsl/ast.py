@@ -8,6 +8,7 @@ user wrote as literals keep their Python form (`Scalar.value` is a `str`, `int`,
 
 from __future__ import annotations
 
+import re
 from typing import TypeAlias
 
 import attrs
@@ -35,10 +36,38 @@ class Path:
 
     parts: tuple[str, ...]
     span: Span
+    # Where each part is written, [start, end) from the span's start; None when the path is
+    # written plainly, its parts joined by dots (backticks make the two differ).
+    written: tuple[tuple[int, int], ...] | None = attrs.field(default=None, eq=False)
+
+    def part_span(self, index: int) -> Span:
+        """The source of one part (one token: no spaces around the dots)."""
+        if self.written is not None:
+            start, end = self.written[index]
+        else:
+            start = sum(len(p) + 1 for p in self.parts[:index])
+            end = start + len(self.parts[index])
+        return self.span._replace(start=self.span.start + start, end=self.span.start + end,
+                                  column=self.span.column + start, end_column=self.span.column + end)
+
+    def prefix(self, length: int) -> str:
+        """The first `length` parts, as written in a `.route` file."""
+        return Path(self.parts[:length], self.span).text
 
     @property
     def text(self) -> str:
-        return ".".join(self.parts)
+        """As written in a `.route` file: a segment that is not a plain name in backticks."""
+        return ".".join(part if (_PLAIN_FIRST if i == 0 else _PLAIN_SEGMENT).fullmatch(part) else quote_segment(part)
+                        for i, part in enumerate(self.parts))
+
+
+_PLAIN_FIRST = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
+def quote_segment(part: str) -> str:
+    """A path segment in backticks, with its backslashes and backticks escaped."""
+    return "`" + part.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 @attrs.frozen(slots=True)
@@ -329,8 +358,17 @@ class Missing:
 
 
 @attrs.frozen(slots=True)
+class IsNull:
+    """`path is null`: the path reaches a `null` that is present (a missing field is not)."""
+
+    path: Path
+    span: Span
+
+
+@attrs.frozen(slots=True)
 class StringTest:
-    """`path OP "text"` with OP one of startswith endswith matches equals_ignore_case."""
+    """`path OP "text"` with OP one of startswith endswith matches equals_ignore_case
+    startswith_ignore_case endswith_ignore_case."""
 
     path: Path
     op: str
@@ -344,6 +382,25 @@ class Contains:
 
     path: Path
     value: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class RegexTest:
+    """`path matches regex "re"`: the whole string matches the RE2 expression."""
+
+    path: Path
+    value: Scalar
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class AnyElement:
+    """`any path { expr }`: one element of the list at `path` satisfies `expr`, whose paths
+    start at that element."""
+
+    path: Path
+    condition: Expr
     span: Span
 
 
@@ -365,7 +422,8 @@ class Or:
     span: Span
 
 
-Predicate: TypeAlias = Compare | InList | InRange | InCidr | Exists | Missing | StringTest | Contains
+Predicate: TypeAlias = (Compare | InList | InRange | InCidr | Exists | Missing | IsNull | StringTest | RegexTest
+                        | Contains | AnyElement)
 Expr: TypeAlias = Predicate | Not | And | Or
 
 

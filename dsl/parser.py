@@ -89,8 +89,11 @@ def _operator_follows(after: re.Match[str], then: re.Match[str] | None) -> bool:
         return text == "in"
     if word == "contains":
         return kind in _SCALARS or text in ("true", "false", "null")
-    if word in ("startswith", "endswith", "matches", "equals_ignore_case"):
-        return kind == "STRING"
+    if word in ("startswith", "endswith", "matches", "equals_ignore_case", "startswith_ignore_case",
+                "endswith_ignore_case"):
+        return kind == "STRING" or (word == "matches" and text == "regex")
+    if word == "is":
+        return text == "null"
     return False
 
 

@@ -25,6 +25,7 @@ from lark import Token, Transformer
 
 from . import ast, http
 from .diagnostics import Diagnostic, Related, error, warning
+from .regex import regex_problem
 from .source import SourceFile, Span
 
 T = TypeVar("T")
@@ -126,6 +127,42 @@ _UNIT_WORDS = {
 # `\*` and `\?` stay as written, so that a `matches` glob can say "a literal star".
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/", "*": "\\*", "?": "\\?"}
 _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)")
+
+# One segment of a QPATH token: a plain name, or backticks around anything but a backtick,
+# a backslash or a newline, and the escapes \` and \\.
+_SEGMENT = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)|`((?:[^`\\\n]|\\[^\n])*)`")
+_SEGMENT_ESCAPE = re.compile(r"\\(.)")
+
+
+def _quoted_path(text: str, span: Span) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The segments of a path with backtick-quoted segments (the grammar's QPATH), and where
+    each is written in the token."""
+    parts: list[str] = []
+    written: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        found = _SEGMENT.match(text, pos)
+        assert found is not None, "the grammar's QPATH admits only segments joined by dots"
+        plain, quoted = found.groups()
+        if plain is not None:
+            parts.append(plain)
+        else:
+            bad = next((m for m in _SEGMENT_ESCAPE.finditer(quoted) if m.group(1) not in "`\\"), None)
+            if bad is not None:
+                where = _sub_span(span, found.start(2) + bad.start(), found.start(2) + bad.end())
+                _report(error("E0010", f"invalid escape `{bad.group(0)}` in a quoted field name", where,
+                              "not an escape", "inside backticks, write \\` for a backtick and \\\\ for a "
+                              "backslash; every other character stands for itself"))
+            elif not quoted:
+                _report(error("E0015", "a field name cannot be empty", _sub_span(span, found.start(), found.end()),
+                              "empty name", "name the field between the backticks"))
+            parts.append(_SEGMENT_ESCAPE.sub(r"\1", quoted))
+        written.append(found.span())
+        pos = found.end()
+        if pos == len(text):
+            return tuple(parts), tuple(written)
+        pos += 1  # the dot
+
 
 MODES = ("async", "sync")
 JITTERS = ("none", "full", "equal")
@@ -303,6 +340,9 @@ class Builder(Transformer[Token, Any]):
     def _path(self, token: Token) -> ast.Path:
         span = tok_span(token)
         text = str(token)
+        if token.type == "QPATH":
+            parts, written = _quoted_path(text, span)
+            return ast.Path(parts, span, written)
         if not _DOTTED_NAME.match(text):
             _report(error("E0015", f"`{text}` is not a field path", span, "not a field path",
                           "a field path is names joined by dots, such as `customer.tier`"))
@@ -416,9 +456,26 @@ class Builder(Transformer[Token, Any]):
     def list_type(self, c: list[Any]) -> ast.ListType:
         return ast.ListType(c[2], _span(c))
 
-    def field(self, c: list[Any]) -> ast.Field:
+    def field(self, c: list[Any]) -> ast.Field | _Invalid:
         optional = isinstance(c[-1], Token) and c[-1].type == "OPTIONAL"
-        return ast.Field(self._name(c[0], "field"), c[2], optional, _span(c))
+        name = self._field_name(c[0])
+        if name is None:
+            return _Invalid(_span(c))
+        return ast.Field(name, c[2], optional, _span(c))
+
+    def _field_name(self, key: Token | ast.Scalar | _Invalid) -> ast.Name | None:
+        """A schema's field name: a plain name, one segment in backticks, or a string."""
+        if isinstance(key, Token) and key.type == "QPATH":
+            path = self._path(key)
+            if len(path.parts) != 1:
+                _report(error("E0015", f"`{key}` is a path, not a field name", path.span, "a path",
+                              "declare the field in a nested object: `{ customer: { id: string } }`; "
+                              "a name with a dot in it is quoted whole: `` `c.count`: int ``"))
+                return None
+            return ast.Name(path.parts[0], path.span)
+        if isinstance(key, Token):
+            return self._name(key, "field")
+        return self._key_name(key)
 
     def object_type(self, c: list[Any]) -> ast.ObjectType:
         fields = _nodes(c, ast.Field)
@@ -691,6 +748,9 @@ class Builder(Transformer[Token, Any]):
     def or_expr(self, c: list[Any]) -> ast.Or | _Invalid:
         return self._junction(c, ast.Or)
 
+    element_or = or_expr  # the condition of `any PATH { ... }` (see the grammar)
+    element_and = and_expr
+
     def _junction(self, c: list[Any], kind: Callable[..., T]) -> T | _Invalid:
         operands = [x for x in c if not isinstance(x, Token)]
         if any(isinstance(x, _Invalid) for x in operands):
@@ -763,6 +823,26 @@ class Builder(Transformer[Token, Any]):
             _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, problem, hint))
             return _Invalid(span)
         return ast.InCidr(self._path(c[0]), str(network), span)
+
+    def is_null(self, c: list[Any]) -> ast.IsNull:
+        return ast.IsNull(self._path(c[0]), _span(c))
+
+    def regex_test(self, c: list[Any]) -> ast.RegexTest | _Invalid:
+        # Between the quotes exactly as RE2 reads it: its backslashes are the pattern's own.
+        pattern = ast.Scalar(str(c[3])[1:-1], tok_span(c[3]))
+        problem = regex_problem(str(pattern.value))
+        if problem is not None:
+            _report(error("E0028", f"invalid regular expression: {problem}", pattern.span, "not a regular expression",
+                          "the syntax is RE2's, which runs in linear time: no backreferences (`\\1`) and no "
+                          "lookaround (`(?=...)`); repetition counts up to 1000"))
+            return _Invalid(_span(c))
+        return ast.RegexTest(self._path(c[0]), pattern, _span(c))
+
+    def any_element(self, c: list[Any]) -> ast.AnyElement | _Invalid:
+        condition = c[3]
+        if isinstance(condition, _Invalid):
+            return _Invalid(_span(c))
+        return ast.AnyElement(self._path(c[1]), condition, _span(c))
 
     def exists(self, c: list[Any]) -> ast.Exists:
         return ast.Exists(self._path(c[1]), _span(c))

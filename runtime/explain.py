@@ -9,7 +9,9 @@ from typing import Any
 import attrs
 
 from .matching import event_type_matches
-from .predicates import compile_predicate, values_at
+from .predicates import compile_predicate, elements_at, values_at
+
+MAX_ELEMENTS = 10  # the elements of `any PATH { ... }` an explanation shows
 
 
 @attrs.frozen
@@ -47,7 +49,29 @@ def _explain(node: dict[str, Any], data: Any) -> Verdict:
     if op == "not":
         inner = _explain(node["arg"], data)
         return Verdict(node["text"], at, None, not inner.verdict, (inner,))
-    return Verdict(node["text"], at, tuple(values_at(data, node["path"])), compile_predicate(node)(data))
+    if op == "any":
+        return _elements(node, at, data)
+    verdict = compile_predicate(node)(data)
+    if op == "null" and verdict:
+        return Verdict(node["text"], at, (None,), True)
+    return Verdict(node["text"], at, tuple(values_at(data, node["path"])), verdict)
+
+
+def _elements(node: dict[str, Any], at: tuple[int, int], data: Any) -> Verdict:
+    """`any PATH { ... }`: the condition on each element, the first MAX_ELEMENTS of them and
+    the first that passes (the one that decides)."""
+    shown: list[Verdict] = []
+    verdict = False
+    for number, element in enumerate(elements_at(data, node["path"]), 1):
+        inner = _explain(node["arg"], element)
+        if number <= MAX_ELEMENTS or (inner.verdict and not verdict):
+            shown.append(Verdict(f"element {number}", at, None, inner.verdict, (inner,)))
+        verdict = verdict or inner.verdict
+        if verdict and number >= MAX_ELEMENTS:
+            break
+    if not shown:
+        return Verdict(node["text"], at, (), False)  # no element: "saw nothing"
+    return Verdict(node["text"], at, None, verdict, tuple(shown))
 
 
 def explain(routes: list[dict[str, Any]], event_type: str, data: Any) -> list[RouteExplanation]:

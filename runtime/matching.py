@@ -51,6 +51,15 @@ class _Rule:
     quick: Predicate | None = None  # `check` for data that is a plain dict (see `_quick`)
 
 
+def _by_length(prefixes: Iterable[list[Any]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
+    """Prefix anchors by length, shortest first: one lookup per distinct length."""
+    by_length: dict[int, dict[str, tuple[int, ...]]] = {}
+    for prefix, rule in prefixes:
+        table = by_length.setdefault(len(prefix), {})
+        table[prefix] = (*table.get(prefix, ()), rule)
+    return sorted(by_length.items())
+
+
 class _FieldIndex:
     """Every anchor on one field path of one table."""
 
@@ -61,11 +70,8 @@ class _FieldIndex:
         for value, rule in entry["eq"]:
             key = _key(value)
             self.eq[key] = (*self.eq.get(key, ()), rule)
-        by_length: dict[int, dict[str, tuple[int, ...]]] = {}
-        for prefix, rule in entry["prefix"]:
-            table = by_length.setdefault(len(prefix), {})
-            table[prefix] = (*table.get(prefix, ()), rule)
-        self.prefixes = sorted(by_length.items())
+        self.prefixes = _by_length(entry["prefix"])
+        self.folded = _by_length(entry.get("folded", ()))  # prefixes of the case-folded value
         self.bounds: list[float] = []
         self.slots: list[tuple[int, ...]] = []
         if entry["range"]:
@@ -90,13 +96,14 @@ class _FieldIndex:
         if key is None:
             return ()
         found = self.eq.get(key, ())
-        if self.prefixes and type(value) is str:
-            for length, table in self.prefixes:
-                if length > len(value):
-                    break
-                hit = table.get(value[:length])
-                if hit:
-                    found = found + hit
+        if type(value) is str:
+            for prefixes, text in ((self.prefixes, value), (self.folded, value.casefold() if self.folded else "")):
+                for length, table in prefixes:
+                    if length > len(text):
+                        break
+                    hit = table.get(text[:length])
+                    if hit:
+                        found = found + hit
         if self.bounds and (type(value) is int or type(value) is float) and value == value:
             i = bisect.bisect_left(self.bounds, value)
             slot = 2 * i + 1 if i < len(self.bounds) and self.bounds[i] == value else 2 * i
@@ -309,6 +316,17 @@ class Matcher:
                     prefixes += [f"    h = PRE{number}_{position}.get(x[:{length}])",
                                  "    if h is not None:",
                                  *_indent(code, 8)]
+            folded: list[str] = []
+            for position, (length, by_prefix) in enumerate(field.folded):
+                found = {p: h for p, numbers in by_prefix.items() if (h := hit(numbers)) is not None}
+                if found:  # the same on the case-folded value (`startswith_ignore_case`)
+                    form, code = fire(found.values())
+                    names[f"FOLD{number}_{position}"] = {p: form(h) for p, h in found.items()}
+                    folded += [f"    h = FOLD{number}_{position}.get(f[:{length}])",
+                               "    if h is not None:",
+                               *_indent(code, 8)]
+            if folded:
+                prefixes += ["    f = x.casefold()", *folded]
             if prefixes:
                 body += ["if t is str:", *prefixes]
             slots = [hit(slot) for slot in field.slots]

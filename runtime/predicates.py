@@ -11,9 +11,12 @@ Predicate JSON (one object per node):
   {"op": "in", "path": [...], "values": [...], "negated": bool, "timestamp"?: true}
   {"op": "range", "path": [...], "low": n, "high": n}
   {"op": "cidr", "path": [...], "network": "10.0.0.0/8"}
-  {"op": "exists" | "missing", "path": [...]}
-  {"op": "str", "path": [...], "test": "startswith" | "endswith" | "matches" | "equals_ignore_case", "value": s}
+  {"op": "exists" | "missing" | "null", "path": [...]}
+  {"op": "str", "path": [...], "test": "startswith" | "endswith" | "matches" | "equals_ignore_case"
+                                       | "startswith_ignore_case" | "endswith_ignore_case", "value": s}
+  {"op": "regex", "path": [...], "value": "RE2 pattern"}
   {"op": "contains", "path": [...], "value": v}
+  {"op": "any", "path": [...], "arg": {...}}   (`any PATH { ... }`: `arg` on one element, paths from it)
 Nodes also carry "text" (the source text) and "at" ([line, column]) for `explain`.
 
 `"timestamp": true` (absent in artifacts written before it existed: the old behaviour)
@@ -32,6 +35,8 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+
+from .regex import full_match
 
 Predicate = Callable[[Any], bool]
 
@@ -70,6 +75,30 @@ def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
                         following.append(found)
         current = following
     return current
+
+
+def null_at(data: Any, path: list[str] | tuple[str, ...]) -> bool:
+    """Whether the path reaches a present `null`: its last field there and `null`, or a list
+    with a `null` among its elements (a missing field is no `null`)."""
+    last = path[-1]
+    for value in values_at(data, path[:-1]) if len(path) > 1 else [data]:
+        for item in leaves(value) if isinstance(value, list) else (value,):
+            if isinstance(item, dict) and last in item:
+                found = item[last]
+                if found is None or (isinstance(found, list) and None in leaves(found)):
+                    return True
+    return False
+
+
+def elements_at(data: Any, path: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """The objects `any PATH { ... }` tries: the values at the path, lists entered (at any
+    depth); values that are not objects are no elements."""
+    out: list[dict[str, Any]] = []
+    for value in values_at(data, path):
+        for item in leaves(value) if isinstance(value, list) else (value,):
+            if isinstance(item, dict):
+                out.append(item)
+    return out
 
 
 def scalars(values: list[Any]) -> list[Any]:
@@ -214,6 +243,10 @@ def _string_test(test: str, literal: str) -> Callable[[Any], bool]:
     if test == "matches":
         return lambda v: type(v) is str and glob_matches(literal, v)
     folded = literal.casefold()
+    if test == "startswith_ignore_case":
+        return lambda v: type(v) is str and v.casefold().startswith(folded)
+    if test == "endswith_ignore_case":
+        return lambda v: type(v) is str and v.casefold().endswith(folded)
     return lambda v: type(v) is str and v.casefold() == folded
 
 
@@ -257,6 +290,13 @@ def compile_predicate(node: dict[str, Any]) -> Predicate:
         inner = compile_predicate(node["arg"])
         return lambda data: not inner(data)
     path = node["path"]
+    if op == "any":
+        inner = compile_predicate(node["arg"])
+        return lambda data: any(inner(e) for e in elements_at(data, path))
+    if op == "null":
+        return lambda data: null_at(data, path)
+    if op == "regex":
+        return _any_scalar(path, full_match(node["value"]))
     if op == "exists":
         return lambda data: bool(values_at(data, path))
     if op == "missing":

@@ -24,20 +24,22 @@ from interlock.runtime.router import Router
 TARGETS = [f"t{i}" for i in range(6)]
 PATTERNS = ["o.a", "o.b", "o.*", "**", "p.a", "o.**", "*.a"]
 EVENT_TYPES = ["o.a", "o.b", "p.a", "o.c", "o.a.x", "q"]  # o.c, o.a.x and q are in no exact `on`
-FIELDS = ["a", "b", "c", "tags", "items.sku", "n.x"]
+FIELDS = ["a", "b", "c", "tags", "items.sku", "n.x", "`c.d`", "items.`q`"]
+ELEMENT_FIELDS = ["sku", "q", "x", "`c.d`"]  # inside `any items { ... }`, `any n { ... }`
 
 _scalar_literal = st.one_of(
     st.integers(-3, 5).map(str),
     st.sampled_from(["5.0", "2.5", "-1.5", "true", "false", '"a"', '"b"', '"EU-1"', '""', '"5"']),
 )
 _number = st.one_of(st.integers(-3, 5).map(str), st.sampled_from(["2.5", "0.0", "5.0"]))
-_string = st.sampled_from(['"a"', '"EU-"', '"E"', '"b"', '""', '"EU-1"', '"A"'])
+_string = st.sampled_from(['"a"', '"EU-"', '"E"', '"b"', '""', '"EU-1"', '"A"', '"eu-"', '"STRASSE"', '"ß"'])
+_regex = st.sampled_from(["E.*", "EU-[0-9]+", "a|b", "(?i)eu-.*", "", "[A-Z]", "EU-1|US-.", "E?U?-?1"])
 
 
 @st.composite
-def _atom(draw: st.DrawFn) -> str:
-    field = draw(st.sampled_from(FIELDS))
-    form = draw(st.integers(0, 11))
+def _atom(draw: st.DrawFn, fields: list[str] = FIELDS, depth: int = 0) -> str:
+    field = draw(st.sampled_from(fields))
+    form = draw(st.integers(0, 15))
     if form == 0:
         return f"{field} {draw(st.sampled_from(['==', '!=', '<', '<=', '>', '>=']))} {draw(_scalar_literal)}"
     if form == 1:
@@ -61,6 +63,16 @@ def _atom(draw: st.DrawFn) -> str:
         return f'{field} matches "{draw(st.sampled_from(["E*", "*-1", "?", "a", "*"]))}"'
     if form == 10:
         return f"{field} == {draw(_number)}"
+    if form == 12:
+        return f"{field} {draw(st.sampled_from(['startswith_ignore_case', 'endswith_ignore_case']))} {draw(_string)}"
+    if form == 13:
+        return f'{field} matches regex "{draw(_regex)}"'
+    if form == 14:
+        return f"{field} is null"
+    if form == 15 and depth < 2:  # one element passes every test of the group
+        inner = draw(st.lists(_atom(ELEMENT_FIELDS, depth + 1), min_size=1, max_size=3))
+        joiner = draw(st.sampled_from([" and ", " or "]))
+        return f"any {draw(st.sampled_from(['items', 'n', 'tags', 'items.n']))} {{ {joiner.join(inner)} }}"
     return f"{field} > {draw(_number)}"
 
 
@@ -95,16 +107,18 @@ def _project(draw: st.DrawFn) -> str:
 
 _value: st.SearchStrategy[Any] = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 5), st.sampled_from([5.0, 2.5, 0.0, -1.5, float("nan")]),
-    st.sampled_from(["a", "b", "EU-1", "E", "", "5", "A", "US-2"]),
+    st.sampled_from(["a", "b", "EU-1", "E", "", "5", "A", "US-2", "eu-1", "Straße", "STRASSE", "\ud800"]),
 )
+_element = st.fixed_dictionaries({}, optional={"sku": _value, "q": _value, "c.d": _value,
+                                               "n": st.fixed_dictionaries({}, optional={"x": _value, "sku": _value})})
 _data = st.fixed_dictionaries({}, optional={
     "a": _value, "b": _value, "c": st.one_of(_value, st.lists(_value, max_size=3)),
     "tags": st.one_of(st.lists(_value, max_size=4), _value, st.lists(st.lists(_value, max_size=3), max_size=2)),
-    "items": st.one_of(st.lists(st.fixed_dictionaries({}, optional={"sku": _value}), max_size=3), _value,
-                       st.lists(st.lists(st.fixed_dictionaries({}, optional={"sku": _value}), max_size=2),
-                                max_size=2)),  # (lists within lists are entered too)
-    "n": st.one_of(st.fixed_dictionaries({}, optional={"x": _value}), st.lists(st.fixed_dictionaries(
-        {}, optional={"x": _value}), max_size=2), _value),
+    "items": st.one_of(st.lists(_element, max_size=3), _value, _element,
+                       st.lists(st.lists(_element, max_size=2), max_size=2)),  # (lists within lists are entered too)
+    "c.d": st.one_of(_value, st.lists(_value, max_size=2)),
+    "n": st.one_of(st.fixed_dictionaries({}, optional={"x": _value, "c.d": _value}), st.lists(
+        st.fixed_dictionaries({}, optional={"x": _value, "sku": _value}), max_size=2), _value),
 })
 
 

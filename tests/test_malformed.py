@@ -114,6 +114,11 @@ CASES = [
     Case("bad_unicode_escape", "E0010", "5:20"),
     Case("lone_low_surrogate", "E0010", "5:23", says=("lone surrogate",)),
     Case("lone_high_surrogate", "E0010", "5:29", says=("lone surrogate",)),
+    # ---- regular expressions and quoted path segments
+    Case("regex_backreference", "E0028", "5:26", says=("invalid escape sequence: \\1", "RE2")),
+    Case("quoted_segment_bad_escape", "E0010", "5:18", says=("`\\q`",)),
+    Case("quoted_segment_empty", "E0015", "5:16", says=("cannot be empty",)),
+    Case("schema_field_path", "E0015", "3:3", says=("is a path, not a field name",)),
     # ---- durations and numbers
     Case("duration_min", "E0011", "3:11", says=("did you mean `5m`?",)),
     Case("duration_fraction", "E0011", "3:11", says=("`1500ms`",)),

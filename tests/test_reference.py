@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import interlock
 from interlock.compiler.reference import evaluate, event_type_matches, glob_matches, route
 from interlock.dsl import ast, parse_text
+from interlock.runtime.router import Router
 
 
 def when(condition: str) -> ast.Expr:
@@ -115,12 +118,75 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("any tags in [\"vip\"]", {"tags": [[["vip"]]]}, True),
     ("tags contains \"vip\"", {"tags": [["x"], []]}, False),
     ("exists employees.firstName", {"employees": [[], [[]]]}, False),
+    # case-insensitive prefix and suffix, with the case folding of equals_ignore_case
+    ("x startswith_ignore_case \"eu-\"", {"x": "EU-1"}, True),
+    ("x startswith_ignore_case \"STRASSE\"", {"x": "Straße 5"}, True),
+    ("x startswith_ignore_case \"straße\"", {"x": "STRASSE 5"}, True),
+    ("x startswith_ignore_case \"eu-\"", {"x": "US-EU-1"}, False),
+    ("x endswith_ignore_case \"@EXAMPLE.com\"", {"x": "a@example.COM"}, True),
+    ("x endswith_ignore_case \"ss\"", {"x": "Gauß"}, True),
+    ("x endswith_ignore_case \"a\"", {"x": 5}, False),
+    ("tags startswith_ignore_case \"v\"", {"tags": ["x", ["VIP"]]}, True),
+    # regular expressions (RE2): the whole string
+    ("x matches regex \"EU-\\d+\"", {"x": "EU-12"}, True),
+    ("x matches regex \"EU-\\d+\"", {"x": "EU-12x"}, False),
+    ("x matches regex \"EU-\\d+\"", {"x": "xEU-12"}, False),
+    ("x matches regex \"(?i)eu-[a-c]\"", {"x": "Eu-B"}, True),
+    ("x matches regex \"a|b\"", {"x": "b"}, True),
+    ("x matches regex \"a|b\"", {"x": "ab"}, False),
+    ("x matches regex \"1\"", {"x": 1}, False),
+    ("x matches regex \".*\"", {"x": "\ud800"}, False),
+    ("x matches regex \".*\"", {}, False),
+    ("not (x matches regex \"a\")", {}, True),
+    ("items.sku matches regex \"[A-Z]{2}-[0-9]\"", {"items": [{"sku": "x"}, {"sku": "EU-1"}]}, True),
+    # `is null`: a null that is there, not a missing field
+    ("x is null", {"x": None}, True),
+    ("x is null", {}, False),
+    ("x is null", {"x": 0}, False),
+    ("x is null", {"x": [1, None]}, True),
+    ("x is null", {"x": [[None]]}, True),
+    ("x is null", {"x": []}, False),
+    ("a.b is null", {"a": None}, False),
+    ("a.b is null", {"a": [{"b": 1}, {"b": None}]}, True),
+    ("a.b is null", {"a": [{"c": 1}]}, False),
+    ("not (x is null)", {}, True),
+    # `any PATH { ... }`: one element passes every test of the group
+    ("any items { sku == \"a\" and q > 10 }", {"items": [{"sku": "a", "q": 1}, {"sku": "b", "q": 20}]}, False),
+    ("items.sku == \"a\" and items.q > 10", {"items": [{"sku": "a", "q": 1}, {"sku": "b", "q": 20}]}, True),
+    ("any items { sku == \"a\" and q > 10 }", {"items": [{"sku": "b", "q": 20}, {"sku": "a", "q": 11}]}, True),
+    ("any items { sku == \"a\" }", {"items": [[{"sku": "a"}]]}, True),
+    ("any items { sku == \"a\" }", {"items": {"sku": "a"}}, True),
+    ("any items { missing sku }", {"items": [1, "a"]}, False),
+    ("any items { missing sku }", {"items": [1, {}]}, True),
+    ("any items { missing sku }", {"items": []}, False),
+    ("not (any items { sku == \"a\" })", {}, True),
+    ("any items { not (sku == \"a\") }", {"items": [{"sku": "a"}, {"sku": "b"}]}, True),
+    ("any a.b { c == 1 and any d { e == 2 } }", {"a": [{"b": [{"c": 1, "d": [{"e": 1}]}, {"c": 2, "d": {"e": 2}}]}]},
+     False),
+    ("any a.b { c == 1 and any d { e == 2 } }", {"a": [{"b": [{"c": 1, "d": [{"e": 1}, {"e": 2}]}]}]}, True),
+    # quoted path segments
+    ("`c.count` > 1", {"c.count": 2}, True),
+    ("`c.count` > 1", {"c": {"count": 2}}, False),
+    ("c.count > 1", {"c": {"count": 2}}, True),
+    ("headers.`x-id` == \"a\"", {"headers": {"x-id": "a"}}, True),
+    ("exists `$or`", {"$or": 1}, True),
+    ("`ü`.`a\\`b` == 1", {"ü": {"a`b": 1}}, True),
+    ("`a\\\\b` == 1", {"a\\b": 1}, True),
 ]
 
 
 @pytest.mark.parametrize(("condition", "data", "expected"), CASES)
 def test_semantics(condition: str, data: dict[str, Any], expected: bool) -> None:
     assert evaluate(when(condition), data) is expected
+
+
+@pytest.mark.parametrize(("condition", "data", "expected"), CASES)
+def test_compiled_router_agrees(condition: str, data: dict[str, Any], expected: bool, tmp_path: Path) -> None:
+    """The same case through the artifact, its tables and the generated code, and `explain`."""
+    (tmp_path / "p.route").write_text(f"target t {{ mode sync }}\nroute r {{ on e when {condition} to t }}\n")
+    router = Router(interlock.compile(str(tmp_path)))
+    assert router.match("e", data) == ({"t"} if expected else set())
+    assert {t for e in router.explain("e", data) for t in e.targets} == ({"t"} if expected else set())
 
 
 @pytest.mark.parametrize(("pattern", "event_type", "expected"), [
