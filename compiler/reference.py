@@ -54,14 +54,19 @@ def event_type_matches(pattern: str, event_type: str) -> bool:
 
 
 def _segments_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_segments_match(rest, parts[i:]) for i in range(len(parts) + 1))
-    if not parts:
-        return False
-    return (head == "*" or head == parts[0]) and _segments_match(rest, parts[1:])
+    """The definition as a table, filled from the end: whether pattern[p:] matches parts[t:]
+    for every p and t, one case per kind of segment, so len(pattern) * len(parts) steps
+    however many `**` there are."""
+    following = [t == len(parts) for t in range(len(parts) + 1)]  # the empty rest of the pattern
+    for head in reversed(pattern):
+        row = [False] * (len(parts) + 1)
+        for t in range(len(parts), -1, -1):
+            if head == "**":  # no segment, or one and still `**`
+                row[t] = following[t] or (t < len(parts) and row[t + 1])
+            else:
+                row[t] = t < len(parts) and head in ("*", parts[t]) and following[t + 1]
+        following = row
+    return following[0]
 
 
 def glob_matches(pattern: str, text: str) -> bool:

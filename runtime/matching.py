@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from .predicates import Predicate, compile_predicate, leaves, scalars, values_at
+from .ranges import RangeIndex
 
 _BOOL = object()  # booleans are keyed apart: in Python, True == 1
 
@@ -31,16 +32,31 @@ def _key(value: Any) -> Any:
 
 def event_type_matches(pattern: str, event_type: str) -> bool:
     """`*` is one dotted segment, `**` any number of segments, including none."""
-    return _segments(pattern.split("."), event_type.split("."))
+    return segments_match(pattern.split("."), event_type.split("."))
 
 
-def _segments(pattern: list[str], parts: list[str]) -> bool:
-    if not pattern:
-        return not parts
-    head = pattern[0]
-    if head == "**":
-        return any(_segments(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
-    return bool(parts) and (head == "*" or head == parts[0]) and _segments(pattern[1:], parts[1:])
+def segments_match(pattern: list[str], parts: list[str]) -> bool:
+    """The two-pointer algorithm of shell globs, over segments (`**` the star, `*` one
+    segment): on a mismatch, only the last `**` seen takes one more segment, so at most
+    len(pattern) * len(parts) steps, however many `**` there are."""
+    p = t = 0
+    star = mark = -1
+    while t < len(parts):
+        if p < len(pattern) and pattern[p] == "**":
+            star, mark = p, t
+            p += 1
+        elif p < len(pattern) and (pattern[p] == "*" or pattern[p] == parts[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "**":
+        p += 1
+    return p == len(pattern)
 
 
 @attrs.frozen
@@ -72,23 +88,7 @@ class _FieldIndex:
             self.eq[key] = (*self.eq.get(key, ()), rule)
         self.prefixes = _by_length(entry["prefix"])
         self.folded = _by_length(entry.get("folded", ()))  # prefixes of the case-folded value
-        self.bounds: list[float] = []
-        self.slots: list[tuple[int, ...]] = []
-        if entry["range"]:
-            self._ranges(entry["range"])
-
-    def _ranges(self, ranges: list[list[Any]]) -> None:
-        # Boundaries b0 < b1 < ...; slot 2i is the open gap below bi, slot 2i+1 the point bi.
-        bounds = sorted({v for low, _, high, _, _ in ranges for v in (low, high) if v is not None})
-        slots: list[list[int]] = [[] for _ in range(2 * len(bounds) + 1)]
-        for low, low_inclusive, high, high_inclusive, rule in ranges:
-            first = 0 if low is None else 2 * bounds.index(low) + (1 if low_inclusive else 2)
-            last = len(slots) - 1 if high is None else 2 * bounds.index(high) + (1 if high_inclusive else 0)
-            for slot in range(first, last + 1):
-                slots[slot].append(rule)
-        interned: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self.bounds = bounds
-        self.slots = [interned.setdefault(tuple(s), tuple(s)) for s in slots]
+        self.ranges = RangeIndex(entry["range"]) if entry["range"] else None
 
     def lookup(self, value: Any) -> tuple[int, ...]:
         t = type(value)
@@ -104,11 +104,10 @@ class _FieldIndex:
                     hit = table.get(text[:length])
                     if hit:
                         found = found + hit
-        if self.bounds and (type(value) is int or type(value) is float) and value == value:
-            i = bisect.bisect_left(self.bounds, value)
-            slot = 2 * i + 1 if i < len(self.bounds) and self.bounds[i] == value else 2 * i
-            if self.slots[slot]:
-                found = found + self.slots[slot]
+        if self.ranges is not None:
+            slot = self.ranges.slot(value)
+            if slot is not None:
+                found = found + self.ranges.rules_at(slot)
         return found
 
 
@@ -130,6 +129,7 @@ class _Table:
 
 _Hit = tuple[int, tuple[tuple[int, Predicate], ...]]  # see Router._generate
 _MEMO = 4096  # answers a table's generated code keeps, by the mask of what fired
+MAX_UNKNOWN = 4096  # event types without a compiled table whose table is remembered
 
 
 class _Answers:
@@ -230,7 +230,10 @@ class Matcher:
         self._dispatch: dict[str, frozenset[str] | Callable[[Any], frozenset[str]]] = {
             name: self._entry(table) for name, table in self._tables.items()}
         setattr(self, "match", self._fast_match())  # noqa: B010 - the instance's own hot path
-        self._unknown: dict[str, _Table] = {}
+        self._unknown: dict[str, _Table] = {}  # by type, oldest first (see `_table`)
+        self._by_routes: dict[frozenset[int], _Table] = {}
+        self._globs = [(pattern.split("."), number) for number, route in enumerate(self._routes)
+                       for pattern in route["on"] if "*" in pattern]
 
     def _prepare(self, table: _Table) -> _Table:
         if not table.fields and not table.scan:
@@ -329,17 +332,8 @@ class Matcher:
                 prefixes += ["    f = x.casefold()", *folded]
             if prefixes:
                 body += ["if t is str:", *prefixes]
-            slots = [hit(slot) for slot in field.slots]
-            if any(h is not None for h in slots):  # sorted boundaries; NaN is in no range
-                form, code = fire(slots)
-                names[f"BOUNDS{number}"] = field.bounds
-                names[f"SLOTS{number}"] = [None if h is None else form(h) for h in slots]
-                body += ["if (t is int or t is float) and x == x:",
-                         f"    i = bisect_left(BOUNDS{number}, x)",
-                         f"    h = SLOTS{number}[2 * i + 1 if i < {len(field.bounds)} and BOUNDS{number}[i] == x"
-                         " else 2 * i]",
-                         "    if h is not None:",
-                         *_indent(code, 8)]
+            if field.ranges is not None:
+                body += self._ranges(number, field.ranges, bits, names)
             if not body:
                 continue
             if field.field is not None:  # the common case: a top-level field, a value or a list of them
@@ -376,6 +370,39 @@ class Matcher:
         exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
         return names["match"]  # type: ignore[no-any-return]
 
+    def _ranges(self, number: int, ranges: RangeIndex, bits: Callable[[_Rule], int],
+                 names: dict[str, Any]) -> list[str]:
+        """The code of one field's range anchors, for a number `x`: one bisect to its slot, the
+        OR of the bits of the ranges there without a check (`RangeIndex.masks`), and the ranges
+        with a check from the slot's path up the segment tree."""
+        rules = self._rules
+
+        def unchecked(rule: int) -> int:
+            return bits(rules[rule]) if rules[rule].check is None else 0
+
+        masks = ranges.masks(unchecked)
+        checked = [(first, last, (value, rules[rule].check if rules[rule].quick is None else rules[rule].quick))
+                   for first, last, rule in ranges.runs
+                   if rules[rule].check is not None and (value := bits(rules[rule]))]
+        if not any(masks) and not checked:
+            return []
+        names[f"BOUNDS{number}"] = ranges.bounds
+        lines = ["if (t is int or t is float) and x == x:",
+                 f"    i = bisect_left(BOUNDS{number}, x)",
+                 f"    s = 2 * i + 1 if i < {len(ranges.bounds)} and BOUNDS{number}[i] == x else 2 * i"]
+        if any(masks):
+            names[f"MASKS{number}"] = masks
+            lines.append(f"    m |= MASKS{number}[s]")
+        if checked:
+            names[f"TREE{number}"] = ranges.spread(checked)
+            lines += [f"    s += {ranges.size}",
+                      "    while s:",
+                      f"        for b, f in TREE{number}[s]:",
+                      "            if f(data):",
+                      "                m |= b",
+                      "        s >>= 1"]
+        return lines
+
     def _general(self, table: _Table) -> Callable[[Any], frozenset[str]]:
         return lambda data: self._targets(*self._fire(table, data))
 
@@ -390,12 +417,21 @@ class Matcher:
     def _table(self, event_type: str) -> _Table:
         table = self._tables.get(event_type) or self._unknown.get(event_type)
         if table is None:
-            # A type no table was compiled for: the routes whose globs match it, scanned.
-            routes = {i for i, r in enumerate(self._routes) if any(event_type_matches(p, event_type) for p in r["on"])}
-            table = self._prepare(_Table([u for u in self._unconditional if u[0] in routes], [],
-                                         [rule for rule in self._conditions if rule.route in routes]))
-            if len(self._unknown) > 10_000:
-                self._unknown.clear()
+            # A type no table was compiled for: only routes with a glob in `on` can take it (an
+            # exact type has its table), and they are scanned. Types that the same routes take
+            # share one table, and the types remembered are the last MAX_UNKNOWN: a stream of
+            # distinct junk types costs a glob test per pattern each, and no memory.
+            parts = event_type.split(".")
+            routes = frozenset(route for pattern, route in self._globs if segments_match(pattern, parts))
+            table = self._by_routes.get(routes)
+            if table is None:
+                table = self._prepare(_Table([u for u in self._unconditional if u[0] in routes], [],
+                                             [rule for rule in self._conditions if rule.route in routes]))
+                if len(self._by_routes) >= MAX_UNKNOWN:
+                    self._by_routes.clear()
+                self._by_routes[routes] = table
+            if len(self._unknown) >= MAX_UNKNOWN:
+                del self._unknown[next(iter(self._unknown))]  # the oldest
             self._unknown[event_type] = table
         return table
 

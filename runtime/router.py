@@ -18,6 +18,7 @@ from .artifact import verify_artifact
 from .engine import Engine
 from .event import Event
 from .explain import RouteExplanation, explain
+from .gc_pause import paused_gc
 from .handlers import Handler
 from .matching import Matcher
 from .memory_store import MemoryStore
@@ -31,10 +32,11 @@ class Router:
     and `with router:` for code that is not async)."""
 
     def __init__(self, artifact: dict[str, Any], store: EventStore | None = None, **options: Any) -> None:
-        self.artifact = verify_artifact(artifact)
+        with paused_gc():
+            self.artifact = verify_artifact(artifact)
+            self.matcher = Matcher(self.artifact)
         self.store: EventStore = store if store is not None else MemoryStore()
         self.targets: dict[str, dict[str, Any]] = self.artifact["targets"]
-        self.matcher = Matcher(self.artifact)
         self.match: Callable[[str, Any], frozenset[str]] = self.matcher.match  # the hot path, as it is
         self.deliveries = self.matcher.deliveries
         self._options = options

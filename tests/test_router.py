@@ -250,3 +250,76 @@ def test_lists_within_lists_are_entered_by_match_explain_and_check(tmp_path: Pat
     assert router.match("e.x", {"employees": [[{"firstName": "Bob"}]], "tags": [["x"]]}) == set()
     (anna, *_rest) = router.explain("e.x", nested)
     assert anna.matched
+
+
+class _Counted(list):  # type: ignore[type-arg]
+    """A list that counts the items read from it."""
+
+    reads = 0
+
+    def __getitem__(self, index: object) -> object:
+        _Counted.reads += 1
+        return super().__getitem__(index)  # type: ignore[index]
+
+
+def test_type_globs_take_at_most_pattern_times_type_steps() -> None:
+    """`**.**.**.**.**.**.**.**.audit` against a 30-segment type that does not match took 14 s
+    (a recursion that tried every split): the segments read stay within the product of the
+    two lengths (issue 15), and the answers are those of the reference's definition."""
+    from interlock.compiler.reference import event_type_matches as reference
+    from interlock.runtime.matching import event_type_matches, segments_match
+
+    pattern = ["**", "**", "**", "**", "**", "**", "**", "**", "audit"]
+    parts = _Counted(["x"] * 30)
+    _Counted.reads = 0
+    assert not segments_match(pattern, parts)
+    assert _Counted.reads <= len(pattern) * len(parts)
+    cases = [("**.audit", "a.b.audit"), ("**.**.audit", "audit"), ("*.**.*", "a"), ("*.**.*", "a.b"),
+             ("a.**.b.**.c", "a.x.b.y.z.c"), ("a.**.b.**.c", "a.x.c.b"), ("**", ""), ("*", "")]
+    for glob, event_type in cases:
+        assert event_type_matches(glob, event_type) == reference(glob, event_type), (glob, event_type)
+
+
+def test_unknown_event_types_share_tables_and_are_remembered_up_to_a_bound(tmp_path: Path) -> None:
+    """Each new type no table was compiled for generated fresh code and was kept for good: a
+    stream of distinct junk types grew memory without bound (issue 15)."""
+    from interlock.runtime import matching
+
+    (tmp_path / "p.route").write_text("target t { mode sync }\ntarget u { mode sync }\n"
+                                      "route a { on audit.** when x == 1 to t }\nroute b { on **.v2 to u }\n")
+    router = interlock.Router(interlock.compile(str(tmp_path)))
+    for number in range(matching.MAX_UNKNOWN + 500):
+        assert router.match(f"audit.junk{number}", {"x": 1}) == {"t"}
+        assert router.match(f"junk{number}.v2", {"x": 1}) == {"u"}
+    assert router.match("audit.v2", {"x": 1}) == {"t", "u"}
+    matcher = router.matcher
+    assert len(matcher._unknown) <= matching.MAX_UNKNOWN
+    assert len(matcher._by_routes) == 3  # {a}, {b}, {a, b}
+
+
+def test_many_overlapping_ranges_agree_with_the_reference(tmp_path: Path) -> None:
+    """Hundreds of ranges on one field, nested and overlapping, open and closed, with and
+    without a further check, answer as the reference does at and between every boundary (the
+    ranges index is a segment tree and per-slot masks: issue 15)."""
+    import random
+
+    from interlock.compiler.reference import route as reference
+
+    rng = random.Random(5)
+    lines = [f"target t{i} {{ mode sync }}" for i in range(300)]  # a target per route: the routes show
+    for number in range(300):
+        low, high = sorted((rng.randrange(0, 60), rng.randrange(0, 60)))
+        form = rng.choice([f"amount > {low}", f"amount >= {low}", f"amount < {high}", f"amount <= {high}",
+                           f"amount in {low}..{high}", f"amount > {low} and amount < {high}.5"])
+        if rng.random() < 0.4:
+            form += f' and tier == "{rng.choice("ab")}"'
+        lines.append(f"route r{number} {{ on e when {form} to t{number} }}")
+    (tmp_path / "p.route").write_text("\n".join(lines) + "\n")
+    router = interlock.Router(interlock.compile(str(tmp_path)))
+    project = load_project([str(tmp_path / "p.route")])
+    routes = list(project.routes.values())
+    for amount in [x / 2 for x in range(-2, 125)] + [float("inf"), float("-inf"), float("nan"), True]:
+        for data in ({"amount": amount, "tier": "a"}, {"amount": [amount, 3], "tier": "b"}):
+            expected = reference(routes, [], "e", data)
+            assert router.match("e", data) == expected, data
+            assert set(router.deliveries("e", data)) == expected, data
