@@ -47,9 +47,10 @@ def key_of(data: Any, path: list[str] | None) -> Any:
 
 
 def delivered(ev: Event, transform: dict[str, Any] | None, attempt: int, key: Any) -> Event:
-    """The event a handler is called with."""
-    if not transform and attempt == ev.attempt and key is None and ev.key is None:
+    """The event a handler is called with (`transform` None: its data as published; `{}`,
+    from `with { }`, builds an empty object)."""
+    if transform is None and attempt == ev.attempt and key is None and ev.key is None:
         return ev  # what the handler receives is the event as published
-    data = apply_transform(transform, ev.data) if transform else ev.data
+    data = apply_transform(transform, ev.data) if transform is not None else ev.data
     return Event(ev.type, data, id=ev.id, key=key, time=ev.time, attempt=attempt, source=ev.source,
                  extensions=ev.extensions)
