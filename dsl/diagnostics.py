@@ -82,7 +82,7 @@ CODES: dict[str, str] = {
     "E0003": "a string not closed on its line",
     "E0004": "the file ends in the middle of a declaration",
     "E0005": "too many syntax errors in one file: the rest of it is not checked",
-    "E0006": "brackets or `not`s nested too deep (more than 64 levels)",
+    "E0006": "brackets or `not`s nested too deep (more than 64 levels), or more than 64 `??` in a row",
     # literals and shapes (dsl/transform.py)
     "E0010": "invalid escape in a string",
     "E0011": "invalid duration",
@@ -103,6 +103,9 @@ CODES: dict[str, str] = {
     "E0026": "an unknown HTTP error kind (`http.6xx`, `http.tiemout`, ...)",
     "E0027": "`headers` or `format` on a target that is not an HTTP target",
     "W0010": "a comparison with `null`, which is never true (use `exists` / `missing`)",
+    # transforms (dsl/transform.py)
+    "E0030": "a template's braces that do not pair (`{` not closed, a lone `}`), or an empty `{}`",
+    "E0031": "`...` that is not first in its object, or given twice",
     # names and files (dsl/project.py)
     "E0101": "a file that cannot be read (missing, unreadable, or not UTF-8)",
     "E0102": "import cycle",

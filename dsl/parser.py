@@ -216,6 +216,7 @@ def parser() -> Lark:
 _NAMED_TERMINALS = {
     "IDENT": "a name",
     "STRING": "a string",
+    "TEMPLATE": 'a template `f"..."`',
     "NUMBER": "a number",
     "DURATION": "a duration such as `250ms`",
     "OPTIONAL": "`?`",
