@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from interlock.runtime.entry import delivery_entry, pack, unpack
 from interlock.runtime.event import Event
 from interlock.runtime.store import Packed
 from interlock.runtime.transform import apply_transform, text_of
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(text: str) -> Path:
@@ -354,3 +357,50 @@ def test_the_runtime_builds_what_the_reference_builds(text: str, events: list[di
     transform, reference = compiled(text), transform_of(text)
     for data in events:
         assert apply_transform(transform, data) == payload(reference, data), (text, data)
+
+
+# ---- the docs ---------------------------------------------------------------------------------
+
+
+def _section_4_10() -> str:
+    text = (ROOT / "docs" / "language.md").read_text()
+    return text[text.index("### 4.10 Transforms"):text.index("### 4.11")]
+
+
+def test_the_examples_of_section_4_10_check_clean() -> None:
+    blocks = re.findall(r"```route\n(.*?)```", _section_4_10(), re.DOTALL)
+    assert len(blocks) >= 3
+    for block in blocks:
+        project = load_project([str(write(block))])
+        assert [d for d in project.diagnostics if d.code.startswith("E")] == [], block
+
+
+def _deliveries(block: str) -> dict[str, dict[str, Any] | None]:
+    """Per target, the transform of its delivery in a docs example (one route each)."""
+    artifact = json.loads(json.dumps(build_artifact(load_project([str(write(block))]))))
+    return {d["target"]: d["transform"] for route in artifact["dispatch"]["routes"] for d in route["deliveries"]}
+
+
+def test_section_4_10_says_what_its_examples_deliver() -> None:
+    _, example, eventbridge = re.findall(r"```route\n(.*?)```", _section_4_10(), re.DOTALL)
+    transforms = _deliveries(example)
+    order = {"id": "o1", "amount": 5.0, "currency": "USD", "customer": {"id": "c1"}, "items": []}
+    got = {target: apply_transform(t, order) for target, t in transforms.items() if t is not None}
+    assert got == {
+        "mailer": {"subject": "order o1 for c1: 5.0 USD", "recipient": "orders@example.com",
+                   "greeting": "customer c1", "skus": []},
+        "audit": {**order, "currency": "EUR", "routed_by": "interlock"},
+        "archive": {"kind": "order", "original": order},
+    }
+    (ops,) = _deliveries(eventbridge).values()
+    assert ops is not None and apply_transform(ops, {"instance": "i-1", "status": "running"}) == {
+        "id": "i-1", "message": "i-1 is in state running"}
+
+
+def test_section_4_10_says_which_defaults_are_wrong() -> None:
+    _, example, _ = re.findall(r"```route\n(.*?)```", _section_4_10(), re.DOTALL)
+    for wrong in ('skus: items.sku ?? "none"', 'skus: amount ?? "0"', 'skus: customer ?? "c1"'):
+        found = check(load_project([str(write(example.replace("skus: items.sku ?? []", wrong)))]))
+        assert [d.code for d in found if d.is_error] == ["E0202"], wrong
+    found = check(load_project([str(write(example.replace("{customer.id}:", "{customer.idd}:")))]))
+    assert [d.code for d in found if d.is_error] == ["E0201"]
