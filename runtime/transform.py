@@ -12,7 +12,8 @@ A transform, as the artifact holds it, gives per key of the object it builds one
 and under the key "" (no key of the source is empty) `{"spread": []}`: the object starts as
 the fields of the event's data, which its other keys replace. Templates, defaults and the
 spread came with artifact version 2 (runtime/artifact.py). What a template builds is its
-text and, per place, the text of one value of the event: linear in the event's size.
+text and, per place, the text of one value of the event: at most the size of the event per
+place, built in time linear in it.
 """
 
 from __future__ import annotations
@@ -39,18 +40,18 @@ def apply_transform(transform: dict[str, Any], data: Any) -> dict[str, Any]:
 
 def _build(spec: dict[str, Any], data: Any) -> Any:
     if "copy" in spec:
-        value = copied(data, spec["copy"])
+        value = _copied(data, spec["copy"])
         if value is _NONE and "default" in spec:
             return _build(spec["default"], data)
         return value
     if "template" in spec:
-        return render(spec["template"], data)
+        return _render(spec["template"], data)
     if "object" in spec:
         return apply_transform(spec["object"], data)
     return spec["value"]
 
 
-def copied(data: Any, path: list[str]) -> Any:
+def _copied(data: Any, path: list[str]) -> Any:
     """What a transform copies from a path: its value, or the list of the values it reaches
     when it goes through a list (lists within lists entered); `_NONE` when it reaches none
     (missing or `null`)."""
@@ -60,7 +61,7 @@ def copied(data: Any, path: list[str]) -> Any:
     return found if _passes_list(data, path) else found[0]
 
 
-def render(parts: list[Any], data: Any) -> str:
+def _render(parts: list[Any], data: Any) -> str:
     """A template's text: its text parts, and in each path's place the text of what the path
     copies (nothing when it reaches no value)."""
     out = []
@@ -68,7 +69,7 @@ def render(parts: list[Any], data: Any) -> str:
         if isinstance(part, str):
             out.append(part)
         else:
-            value = copied(data, part)
+            value = _copied(data, part)
             if value is not _NONE:
                 out.append(text_of(value))
     return "".join(out)
