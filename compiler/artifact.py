@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -22,7 +23,12 @@ from .policies import resolve_targets
 from .tables import compile_dispatch
 
 FORMAT = "interlock-router"
+# The lowest version that holds an artifact's content is the one written: version 2 added
+# templates, defaults and `...` to transforms, so a runtime that reads only version 1
+# refuses an artifact that has them instead of delivering payloads without them, and
+# still runs every other.
 VERSION = 1
+VERSION_PAYLOADS = 2
 
 
 def canonical_hash(content: Any) -> str:
@@ -65,7 +71,7 @@ def _build(project: Project) -> dict[str, Any]:
         }
     content: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION,  # raised below if a transform needs a later version
         "source_hash": canonical_hash(sources),
         "targets": targets,
         "dead_letters": {name: {"retain_ms": d.retain.ms if d.retain else None}
@@ -74,8 +80,25 @@ def _build(project: Project) -> dict[str, Any]:
         "events": {name: _type_json(e.schema) if e.schema else None for name, e in project.events.items()},
         "dispatch": compile_dispatch(project),
     }
+    if any(_builds_payload(t) for t in _transforms(content["dispatch"])):
+        content["version"] = VERSION_PAYLOADS
     content["integrity"] = canonical_hash(content)
     return content
+
+
+def _transforms(dispatch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for route in dispatch["routes"]:
+        for arm in route.get("branches", [route]):
+            for delivery in arm["deliveries"]:
+                if delivery["transform"] is not None:
+                    yield delivery["transform"]
+
+
+def _builds_payload(transform: dict[str, Any]) -> bool:
+    """Whether a transform (artifact form) has a template, a default or `...`, at any depth."""
+    return "" in transform or any("template" in spec or "default" in spec
+                                  or ("object" in spec and _builds_payload(spec["object"]))
+                                  for spec in transform.values())
 
 
 def dumps(artifact: dict[str, Any]) -> str:

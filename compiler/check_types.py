@@ -3,9 +3,10 @@
 An event declared with a `{ ... }` schema is closed; one declared without, or not declared,
 is open and not checked here. What is checked, and against which schemas:
 
-- a `when` of a route or `choose`, and each copied path of its transforms, against the schema
-  of every closed event its `on` patterns match (`reference.event_type_matches`). A problem
-  found for several of them is reported once, naming them;
+- a `when` of a route or `choose`, and each path of its transforms (copied, in a template's
+  places, with a default), against the schema of every closed event its `on` patterns match
+  (`reference.event_type_matches`). A problem found for several of them is reported once,
+  naming them;
 - `order by` of a target, against every closed event a route or `choose` delivers to it (the
   key is read from the event, even when the delivery has a transform);
 - the data of every `send` of a `test`, against its event's schema.
@@ -26,6 +27,11 @@ Rules (codes E0201-E0212):
   list (E0205). A path that ends at an object takes only `exists` / `missing` (E0207);
 - `order by` must name one value per event: not a list, an object, or a field inside a list
   (E0208);
+- a default, `path ?? fallback`, must be of the type of what the path gives (a list of its
+  type when the path goes through a list) (E0202; E0206 for a timestamp): a constant by the
+  rules of test data, a template for a string or timestamp, an object for an object, another
+  path of the same kind of value (strings and timestamps alike, numbers alike); `null` fits
+  all. A template's places take any field: they write any value as text;
 - test data: no field the schema lacks (E0210), every value of its field's type (E0211, E0206),
   every field that is not optional present and not `null` (E0212); through nested objects and
   lists.
@@ -231,12 +237,12 @@ class _Checker:
         if not scopes:
             return
         predicates = [p for when in whens if when is not None for p in _predicates(when)]
-        copied = [p for d in deliveries if d.transform is not None for p in _copied(d.transform)]
+        transforms = [d.transform for d in deliveries if d.transform is not None]
         for scope in scopes:
             for predicate in predicates:
                 self.check_predicate(predicate, scope)
-            for path in copied:
-                self.resolve(path, scope)
+            for transform in transforms:
+                self.check_transform(transform, scope)
 
     def check_predicate(self, predicate: ast.Predicate, scope: _Scope) -> None:
         end = self.resolve(predicate.path, scope)
@@ -414,6 +420,75 @@ class _Checker:
                 return f"write the number without quotes: `{raw.strip()}`"
         return f"write a number, such as `{'10' if type_name == 'int' else '9.99'}`"
 
+    # ---- transforms --------------------------------------------------------------
+
+    def check_transform(self, transform: ast.Transform, scope: _Scope) -> None:
+        for entry in transform.entries:
+            self.check_transform_value(entry.value, scope)
+
+    def check_transform_value(self, value: ast.TransformValue, scope: _Scope) -> None:
+        """The paths of a transform's value (copied, in a template's places, defaulted)."""
+        if isinstance(value, ast.Path):
+            self.resolve(value, scope)
+        elif isinstance(value, ast.Template):
+            for part in value.parts:
+                if isinstance(part, ast.Path):
+                    self.resolve(part, scope)
+        elif isinstance(value, ast.Default):
+            self.check_default(value, scope)
+        elif isinstance(value, ast.Transform):
+            self.check_transform(value, scope)
+
+    def check_default(self, default: ast.Default, scope: _Scope) -> None:
+        """`path ?? fallback ?? ...`: every path resolves, and every fallback is of what the
+        first path gives (a list when it goes through one)."""
+        end = self.resolve(default.path, scope)
+        expected = _given(end, default.path.span)
+        subject = "" if expected is None else _gives(default.path, expected, end is not None and end.through_list)
+        fallback = default.fallback
+        while isinstance(fallback, ast.Default | ast.Path):
+            path = fallback.path if isinstance(fallback, ast.Default) else fallback
+            other = _given(self.resolve(path, scope), path.span)
+            if expected is not None and other is not None and not _compatible(expected, other):
+                self.report(scope, _Problem(
+                    "E0202", path.span, f"{subject}{_IN_EVENT}, and its default `{path.text}` is "
+                    f"`{_type_text(other)}`", f"`{_type_text(other)}`",
+                    f"fall back to a field of type `{_type_text(expected)}`, or to a constant of that type"))
+            if not isinstance(fallback, ast.Default):
+                return
+            fallback = fallback.fallback
+        self.check_transform_value(fallback, scope)
+        if expected is not None:
+            self.check_fallback(subject, default.path, expected, fallback, scope)
+
+    def check_fallback(self, subject: str, path: ast.Path, expected: ast.Type, fallback: ast.TransformValue,
+                       scope: _Scope) -> None:
+        """A default that is not a path (a constant, a template, an object) against the type of
+        what `path` gives; `null` fits every type (the key is then present, with `null`)."""
+        if isinstance(fallback, ast.Scalar) and fallback.value is None:
+            return
+        if isinstance(fallback, ast.Scalar | ast.ListLit):
+            fits = _literal_fits(fallback, expected)
+        elif isinstance(fallback, ast.Template):
+            fits = isinstance(expected, ast.ScalarType) and expected.name in ("string", "timestamp")
+        else:
+            fits = isinstance(fallback, ast.Transform) and isinstance(expected, ast.ObjectType)
+        if fits:
+            if isinstance(fallback, ast.Scalar) and isinstance(fallback.value, str) \
+                    and isinstance(expected, ast.ScalarType) and expected.name == "timestamp" \
+                    and not _is_timestamp(fallback.value):
+                self.report(scope, self.bad_timestamp(fallback))
+            return
+        kind = _fallback_kind(fallback, expected)
+        if isinstance(fallback, ast.Scalar) and isinstance(expected, ast.ScalarType):
+            help_ = "write a whole number" if kind == "a fraction" else self.suggestion(expected.name, fallback)
+        elif isinstance(expected, ast.ObjectType):
+            help_ = f"give an object as its default: `{{ ... }}` with the fields of `{path.text}`"
+        else:
+            help_ = f"give a default of type `{_type_text(expected)}`"
+        self.report(scope, _Problem("E0202", fallback.span, f"{subject}{_IN_EVENT}, and its default is {kind}",
+                                    kind, help_))
+
     # ---- order by ----------------------------------------------------------------
 
     def check_order_by(self, target: ast.TargetDecl) -> None:
@@ -546,9 +621,71 @@ def _predicates(expr: ast.Expr) -> Iterator[ast.Predicate]:
         yield expr
 
 
-def _copied(transform: ast.Transform) -> Iterator[ast.Path]:
-    for entry in transform.entries:
-        if isinstance(entry.value, ast.Path):
-            yield entry.value
-        elif isinstance(entry.value, ast.Transform):
-            yield from _copied(entry.value)
+def _given(end: _End | None, span: Span) -> ast.Type | None:
+    """The type of what a transform copies from a path that leads to `end`: a list of the
+    field's type when the path goes through a list; None when it is unknown or `any`."""
+    if end is None or end.type is None:
+        return None
+    return ast.ListType(end.type, span) if end.through_list else end.type
+
+
+def _gives(path: ast.Path, t: ast.Type, through_list: bool) -> str:
+    """What a defaulted path gives, to begin a message."""
+    if through_list:
+        return f"`{path.text}` gives a list, `{_type_text(t)}` (the path goes through a list)"
+    if isinstance(t, ast.ObjectType):
+        return f"`{path.text}` is an object"
+    return f"`{path.text}` is `{_type_text(t)}`"
+
+
+def _compatible(a: ast.Type, b: ast.Type) -> bool:
+    """Whether a field of type `b` can stand for one of type `a`: the same kind of JSON value
+    (strings and timestamps alike, ints and floats alike), lists of such, any two objects."""
+    if _is_any(a) or _is_any(b):
+        return True
+    if isinstance(a, ast.ListType) and isinstance(b, ast.ListType):
+        return _compatible(a.item, b.item)
+    if isinstance(a, ast.ScalarType) and isinstance(b, ast.ScalarType):
+        kinds = {"timestamp": "string", "int": "number", "float": "number"}
+        return kinds.get(a.name, a.name) == kinds.get(b.name, b.name)
+    return isinstance(a, ast.ObjectType) and isinstance(b, ast.ObjectType)
+
+
+def _literal_fits(value: ast.Literal, t: ast.Type) -> bool:
+    """Whether a constant is a value of type `t`, by the rules of a publish's schema check: an
+    `int` takes whole numbers, lists hold no `null`, objects have the fields of their type."""
+    if _is_any(t):
+        return True
+    if isinstance(value, ast.Scalar):
+        if not isinstance(t, ast.ScalarType) or value.value is None or not _fits(t.name, value.value):
+            return False
+        return not (t.name == "int" and isinstance(value.value, float) and not value.value.is_integer())
+    if isinstance(value, ast.ListLit):
+        return isinstance(t, ast.ListType) and all(_literal_fits(item, t.item) for item in value.items)
+    if not isinstance(t, ast.ObjectType):
+        return False
+    fields = {f.name.text: f for f in t.fields}
+    given = {e.key.text: e.value for e in value.entries}
+    return all(name in fields and (_is_null(item) or _literal_fits(item, fields[name].type))
+               for name, item in given.items()) and all(
+        f.optional or not _is_null(given.get(f.name.text)) for f in t.fields)
+
+
+def _is_null(value: ast.Literal | None) -> bool:
+    return value is None or (isinstance(value, ast.Scalar) and value.value is None)
+
+
+def _fallback_kind(value: ast.TransformValue, expected: ast.Type) -> str:
+    """What a default that does not fit `expected` is, in words."""
+    if isinstance(value, ast.Scalar):
+        if isinstance(value.value, float) and not value.value.is_integer() and isinstance(expected, ast.ScalarType) \
+                and expected.name == "int":
+            return "a fraction"
+        return _kind(value.value)
+    if isinstance(value, ast.ListLit):
+        if isinstance(expected, ast.ListType):
+            return f"a list whose items are not all `{_type_text(expected.item)}`"
+        return "a list"
+    if isinstance(value, ast.Template):
+        return "a template (a string)"
+    return "an object"

@@ -300,16 +300,24 @@ def _route_header(decl: ast.RouteDecl | ast.ChooseDecl, kind: str) -> Json:
 
 
 def _transform_json(transform: ast.Transform) -> Json:
-    entries: Json = {}
+    """The artifact's form of a transform (see runtime/transform.py): per key, what it holds;
+    `...` under the key "" (no key of the source is empty, E0015)."""
+    entries: Json = {"": {"spread": []}} if transform.spread is not None else {}
     for entry in transform.entries:
-        value = entry.value
-        if isinstance(value, ast.Path):
-            entries[entry.key.text] = {"copy": list(value.parts)}
-        elif isinstance(value, ast.Transform):
-            entries[entry.key.text] = {"object": _transform_json(value)}
-        else:
-            entries[entry.key.text] = {"value": ast.to_python(value)}
+        entries[entry.key.text] = _value_json(entry.value)
     return entries
+
+
+def _value_json(value: ast.TransformValue) -> Json:
+    if isinstance(value, ast.Path):
+        return {"copy": list(value.parts)}
+    if isinstance(value, ast.Default):
+        return {"copy": list(value.path.parts), "default": _value_json(value.fallback)}
+    if isinstance(value, ast.Template):
+        return {"template": [part if isinstance(part, str) else list(part.parts) for part in value.parts]}
+    if isinstance(value, ast.Transform):
+        return {"object": _transform_json(value)}
+    return {"value": ast.to_python(value)}
 
 
 def _table(rules: list[Json], rule_ids: list[int], unconditional: list[tuple[int, int | None]]) -> Json:

@@ -431,11 +431,37 @@ Expr: TypeAlias = Predicate | Not | And | Or
 
 
 @attrs.frozen(slots=True)
+class Template:
+    """`f"order {id} for {customer.id}"`: text (`str` parts, escapes and `{{` `}}` decoded)
+    and the paths whose values are put in its place."""
+
+    parts: tuple[str | Path, ...]
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Default:
+    """`path ?? fallback`: the value the path copies, or the fallback when it has none."""
+
+    path: Path
+    fallback: TransformValue
+    span: Span
+
+
+@attrs.frozen(slots=True)
+class Spread:
+    """`...` in a transform's object: the fields of the event's data, under the object's own keys."""
+
+    span: Span
+
+
+@attrs.frozen(slots=True)
 class TransformEntry:
-    """`key: value` in a `with { }`: a copied field, a constant, or a nested object."""
+    """`key: value` in a `with { }`: a copied field, a default, a template, a constant, or a
+    nested object."""
 
     key: Name
-    value: Path | Scalar | ListLit | Transform
+    value: TransformValue
     span: Span
 
 
@@ -443,6 +469,10 @@ class TransformEntry:
 class Transform:
     entries: tuple[TransformEntry, ...]
     span: Span
+    spread: Spread | None = None
+
+
+TransformValue: TypeAlias = Path | Default | Template | Scalar | ListLit | Transform
 
 
 @attrs.frozen(slots=True)

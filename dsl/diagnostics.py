@@ -82,7 +82,7 @@ CODES: dict[str, str] = {
     "E0003": "a string not closed on its line",
     "E0004": "the file ends in the middle of a declaration",
     "E0005": "too many syntax errors in one file: the rest of it is not checked",
-    "E0006": "brackets or `not`s nested too deep (more than 64 levels)",
+    "E0006": "brackets or `not`s nested too deep (more than 64 levels), or more than 64 `??` in a row",
     # literals and shapes (dsl/transform.py)
     "E0010": "invalid escape in a string",
     "E0011": "invalid duration",
@@ -102,7 +102,11 @@ CODES: dict[str, str] = {
     "E0025": "a credential written in the source (a secret header's value, a password in a URL)",
     "E0026": "an unknown HTTP error kind (`http.6xx`, `http.tiemout`, ...)",
     "E0027": "`headers` or `format` on a target that is not an HTTP target",
+    "E0028": "a regular expression RE2 refuses (not one, or not runnable in linear time)",
     "W0010": "a comparison with `null`, which is never true (use `exists` / `missing`)",
+    # transforms (dsl/transform.py)
+    "E0030": "a template's braces that do not pair (`{` not closed, a lone `}`), or an empty `{}`",
+    "E0031": "`...` that is not first in its object, or given twice",
     # names and files (dsl/project.py)
     "E0101": "a file that cannot be read (missing, unreadable, or not UTF-8)",
     "E0102": "import cycle",
@@ -117,10 +121,11 @@ CODES: dict[str, str] = {
     "E0202": "a value of the wrong type for its field",
     "E0203": "an operator that does not apply to the field's type",
     "E0204": "a single-value test on a list field (use `any ... in [...]` or `contains`)",
-    "E0205": "`any ... in [...]` on a field that is not a list",
+    "E0205": "`any ... in [...]` or `any ... { ... }` on a field that is not a list",
     "E0206": "a timestamp that is not ISO 8601",
     "E0207": "a value test on an object (only `exists` and `missing` apply)",
     "E0208": "`order by` a field that does not hold one value per event",
+    "E0209": "`any ... { ... }` on a list whose elements are not objects",
     "E0210": "a field the event's schema lacks, in test data",
     "E0211": "a value of the wrong type, in test data",
     "E0212": "a required field missing or `null`, in test data",

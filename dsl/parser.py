@@ -218,7 +218,9 @@ def parser() -> Lark:
 
 _NAMED_TERMINALS = {
     "IDENT": "a name",
+    "QPATH": "a name",  # (a path with a segment in backticks: where a name may stand)
     "STRING": "a string",
+    "TEMPLATE": 'a template `f"..."`',
     "NUMBER": "a number",
     "DURATION": "a duration such as `250ms`",
     "OPTIONAL": "`?`",

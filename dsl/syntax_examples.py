@@ -92,6 +92,8 @@ EXAMPLES: list[tuple[str, str, list[str]]] = [
      ['route r { on a when x in ["a" "b"] to c }', "retry r { retry_on [A B] }"]),
     ("a range is `LOW..HIGH` with two numbers", "write `amount in 10..100`",
      ["route r { on a when x in 1.. to b }", "route r { on a when x in 1 to b }"]),
+    ("`??` needs a value to fall back to", 'write `email: customer.email ?? "unknown@example.com"`',
+     ["route r { on a to b with { x: y ?? } }"]),
 ]
 
 _DURATION_HELP = "add a unit: `ms`, `s`, `m`, `h` or `d`, as in `500ms` or `5s`"

@@ -132,6 +132,8 @@ _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)")
 # a backslash or a newline, and the escapes \` and \\.
 _SEGMENT = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)|`((?:[^`\\\n]|\\[^\n])*)`")
 _SEGMENT_ESCAPE = re.compile(r"\\(.)")
+_QUOTED_PATH = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]*|`(?:[^`\\\n]|\\[^\n])*`)"
+                          r"(?:\.(?:[A-Za-z0-9_][A-Za-z0-9_-]*|`(?:[^`\\\n]|\\[^\n])*`))*")
 
 
 def _quoted_path(text: str, span: Span) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
@@ -163,6 +165,8 @@ def _quoted_path(text: str, span: Span) -> tuple[tuple[str, ...], tuple[tuple[in
             return tuple(parts), tuple(written)
         pos += 1  # the dot
 
+
+MAX_FALLBACKS = 64  # `??` in a row (`a ?? b ?? ...`), as brackets nest at most 64 deep
 
 MODES = ("async", "sync")
 JITTERS = ("none", "full", "equal")
@@ -296,6 +300,115 @@ def decode_string(raw: str, span: Span) -> str | None:
     return "".join(out) if ok else None
 
 
+def path_of(text: str, span: Span) -> tuple[ast.Path, bool]:
+    """The field path written `text` at `span`, and whether it is one (E0015 reported if not):
+    the one reading of a path, for a path token and for a place of a template alike. A segment
+    in backticks is a quoted field name (the grammar's QPATH)."""
+    if "`" in text:
+        if not _QUOTED_PATH.fullmatch(text):
+            _report(error("E0015", f"`{text}` is not a field path", span, "not a field path",
+                          "a field path is names joined by dots; a name that is not one goes in backticks, "
+                          "such as headers.`x.trace`"))
+            return ast.Path(tuple(text.split(".")), span), False
+        parts, written = _quoted_path(text, span)
+        return ast.Path(parts, span, written), True
+    if not _DOTTED_NAME.match(text):
+        _report(error("E0015", f"`{text}` is not a field path", span, "not a field path",
+                      "a field path is names joined by dots, such as `customer.tier`"))
+        return ast.Path(tuple(text.split(".")), span), False
+    return ast.Path(tuple(text.split(".")), span), True
+
+
+def _report_brace(span: Span, message: str, label: str, help_: str) -> None:
+    _report(error("E0030", message, span, label, help_))
+
+
+def decode_template(raw: str, span: Span) -> tuple[str | ast.Path, ...] | None:
+    """The parts of a template token (`f"..."`): decoded text and the paths of its `{...}`
+    places, or None after reporting what is wrong. One pass over the token: `\\x` escapes as
+    in strings (skipped here, decoded with the text around them), `{{` and `}}` a brace, a
+    `{` up to the next `}` a path (spaces around it allowed)."""
+    body = raw[2:-1]  # without `f"` and `"`
+    parts: list[str | ast.Path] = []
+    text: list[str] = []  # the decoded text since the last path
+    ok = True
+    start = 0  # where the undecoded text begins
+
+    def decode(end: int) -> None:
+        nonlocal ok
+        if end > start:
+            # `decode_string` wants quotes around the text, and a span that starts at the first
+            value = decode_string(f'"{body[start:end]}"', _sub_span(span, 1 + start, 3 + end))
+            if value is None:
+                ok = False
+            else:
+                text.append(value)
+
+    found = {"{": 0, "}": 0}  # where each brace was found last
+
+    def after(char: str, i: int) -> int:
+        """Where `char` is next after `i` (-1: nowhere), each search resumed where the last
+        one stopped, so that a template with many `{` is still read in linear time."""
+        if -1 < found[char] <= i:
+            found[char] = body.find(char, i + 1)
+        return found[char]
+
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            brace = body[i + 1]
+            if brace in "{}":
+                decode(i)
+                start, ok = i + 2, False
+                _report(error("E0010", f"invalid escape `\\{brace}` in a template", _sub_span(span, 2 + i, 4 + i),
+                              "not an escape", f"write `{brace * 2}` for a literal `{brace}` in a template"))
+            i += 2
+            continue
+        if char not in "{}":
+            i += 1
+            continue
+        decode(i)
+        if body.startswith(char * 2, i):
+            text.append(char)
+            i += 2
+        elif char == "}":
+            ok = False
+            _report_brace(_sub_span(span, 2 + i, 3 + i), "`}` without its `{` in a template", "not opened",
+                          "write `}}` for a literal `}`")
+            i += 1
+        else:
+            close, following = after("}", i), after("{", i)
+            if close == -1 or -1 < following < close:
+                ok = False
+                end = len(body) if close == -1 else following
+                _report_brace(_sub_span(span, 2 + i, 3 + i), "`{` not closed in a template", "not closed",
+                              "end the path with `}`, or write `{{` for a literal `{`")
+                start = i = end
+                continue
+            inner = body[i + 1:close]
+            name = inner.strip()
+            if not name:
+                ok = False
+                _report_brace(_sub_span(span, 2 + i, 3 + close), "`{}` names no field", "empty",
+                              "put a field path between the braces, such as `{customer.id}`, or write `{{}}` for "
+                              "the braces themselves")
+            else:
+                at = i + 1 + (len(inner) - len(inner.lstrip()))
+                path, good = path_of(name, _sub_span(span, 2 + at, 2 + at + len(name)))
+                ok = ok and good
+                if text:
+                    parts.append("".join(text))
+                    text.clear()
+                parts.append(path)
+            i = close + 1
+        start = i
+    decode(len(body))
+    if text:
+        parts.append("".join(text))
+    return tuple(parts) if ok else None
+
+
 # ---- the builder -----------------------------------------------------------
 
 
@@ -338,15 +451,7 @@ class Builder(Transformer[Token, Any]):
         return ast.Name(text, span)
 
     def _path(self, token: Token) -> ast.Path:
-        span = tok_span(token)
-        text = str(token)
-        if token.type == "QPATH":
-            parts, written = _quoted_path(text, span)
-            return ast.Path(parts, span, written)
-        if not _DOTTED_NAME.match(text):
-            _report(error("E0015", f"`{text}` is not a field path", span, "not a field path",
-                          "a field path is names joined by dots, such as `customer.tier`"))
-        return ast.Path(tuple(text.split(".")), span)
+        return path_of(str(token), tok_span(token))[0]
 
     def _keyword(self, token: Token, option: str, choices: Sequence[str]) -> ast.Keyword | _Invalid:
         span = tok_span(token)
@@ -888,6 +993,28 @@ class Builder(Transformer[Token, Any]):
     def copy_field(self, c: list[Token]) -> ast.Path:
         return self._path(c[0])
 
+    def default_field(self, c: list[Any]) -> ast.Default | _Invalid:
+        path = self._path(c[0])
+        if isinstance(c[2], _Invalid):
+            return _Invalid(_span(c))
+        # A chain is built from its end; the passes and the runtime walk it recursively.
+        chained, inner = 1, c[2]
+        while isinstance(inner, ast.Default) and chained <= MAX_FALLBACKS:
+            chained, inner = chained + 1, inner.fallback
+        if chained > MAX_FALLBACKS:
+            _report(error("E0006", f"more than {MAX_FALLBACKS} `??` in a row", tok_span(c[1]), "too many",
+                          "a value falls back to a few others at most: shorten the chain"))
+            return _Invalid(_span(c))
+        return ast.Default(path, c[2], _span(c))
+
+    def template(self, c: list[Token]) -> ast.Template | _Invalid:
+        span = tok_span(c[0])
+        parts = decode_template(str(c[0]), span)
+        return _Invalid(span) if parts is None else ast.Template(parts, span)
+
+    def spread(self, c: list[Token]) -> ast.Spread:
+        return ast.Spread(tok_span(c[0]))
+
     def transform_entry(self, c: list[Any]) -> ast.TransformEntry | _Invalid:
         key = self._key_name(c[0])
         if key is None or isinstance(c[2], _Invalid):
@@ -898,9 +1025,21 @@ class Builder(Transformer[Token, Any]):
         return c[1]  # type: ignore[no-any-return]
 
     def transform_object(self, c: list[Any]) -> ast.Transform:
-        entries = _nodes(c, ast.TransformEntry)
+        items = [x for x in c if isinstance(x, ast.TransformEntry | ast.Spread | _Invalid)]
+        spreads = [x for x in items if isinstance(x, ast.Spread)]
+        for item in spreads[1:]:
+            _report(error("E0031", "`...` given twice in one object", item.span, "given again here",
+                          "the event's fields are put in once: remove this `...`",
+                          [Related(spreads[0].span, "first given here")]))
+        spread = spreads[0] if spreads else None
+        if spread is not None and items[0] is not spread:
+            _report(error("E0031", "`...` comes first in its object", spread.span, "after a key",
+                          "move `...` to the start: the keys written after it replace the event's fields "
+                          "of the same name"))
+            spread = None
+        entries = _nodes(items, ast.TransformEntry)
         self._unique((e.key for e in entries), "key")
-        return ast.Transform(tuple(entries), _span(c))
+        return ast.Transform(tuple(entries), _span(c), spread)
 
     def route_decl(self, c: list[Any]) -> ast.RouteDecl:
         on = c[3]

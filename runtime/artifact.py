@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 FORMAT = "interlock-router"
-VERSION = 1
+VERSIONS = (1, 2)  # 2: transforms with templates, defaults and `...` (runtime/transform.py)
 MAX_BYTES = 256 * 1024 * 1024
 
 
@@ -49,10 +49,12 @@ _DISPATCH: dict[str, type] = {"routes": list, "rules": list, "unconditional": li
 def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ArtifactError(f"`{where}` is not an interlock router artifact")
-    if content.get("version") != VERSION:
-        raise ArtifactError(
-            f"`{where}` has format version {content.get('version')!r}; this runtime reads version {VERSION}: "
-            "recompile it with this version's `interlock compile`")
+    version = content.get("version")
+    if type(version) is not int or version not in VERSIONS:  # (`true` and `1.0` equal 1 in Python)
+        read = f"version {VERSIONS[0]}" if len(VERSIONS) == 1 else \
+            f"versions {', '.join(map(str, VERSIONS[:-1]))} and {VERSIONS[-1]}"
+        raise ArtifactError(f"`{where}` has format version {version!r}; this runtime reads {read}: "
+                            "recompile it with this version's `interlock compile`")
     claimed = content.get("integrity")
     body = {k: v for k, v in content.items() if k != "integrity"}
     if claimed != canonical_hash(body):

@@ -42,7 +42,7 @@ def pack(delivery: dict[str, Any]) -> Packed:
     more: dict[str, Any] = {}
     if ev.extensions:
         more["extensions"] = ev.extensions
-    if delivery["transform"]:
+    if delivery["transform"] is not None:  # `{}` too: `with { }` delivers an empty object
         more["transform"] = delivery["transform"]
     if delivery["attempt"] != 1:
         more["attempt"] = delivery["attempt"]

@@ -100,6 +100,30 @@ def test_transforms_shape_what_the_handler_receives() -> None:
     assert received == [{"order": "o1", "tier": "gold", "source": "shop"}]
 
 
+def test_with_empty_braces_delivers_an_empty_object() -> None:
+    """`with { }` builds `{}`, as every transform builds its object and nothing else (it
+    delivered the whole event: `{}` was taken for no transform, when stored and when applied)."""
+    router = load("dead_letter dlq\ntarget a { mode async, dead_letter dlq }\ntarget s { mode sync }\n"
+                  "route blank { on order.created to a with { }, s with { } }\n")
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    @router.handler("a")
+    async def a(event: Event) -> None:
+        received.append(("a", event.data))
+
+    @router.handler("s")
+    def s(event: Event) -> None:
+        received.append(("s", event.data))
+
+    async def main() -> None:
+        async with router:
+            await router.publish("order.created", order(1))
+            await router.drain(5)
+
+    asyncio.run(main())
+    assert sorted(received) == [("a", {}), ("s", {})]
+
+
 def test_exhausted_retries_go_to_the_dead_letter_with_their_history() -> None:
     router = load(SHOP)
     wire(router, {("billing", "o1"): 10})

@@ -204,6 +204,8 @@ LITERALS = [
     "9" * 40, "1e", "0x10", "10..100", "1..", "..2",
     # durations, good and bad
     "250ms", "2s", "5m", "1h", "7d", "1m30s", "30s1m", "1.5s", "-5s", "5min", "0ms", "10sec", "1e5ms",
+    # templates, good and bad
+    'f"order {id} for {customer.id}"', 'f"{{x}}"', 'f"{"', 'f"}"', 'f"{}"', 'f"{a b}"', 'f"\\{"', 'f"{x',
     # the other words
     "true", "false", "null", "TimeoutError", "list<string>", "string?",
     # comments

@@ -298,3 +298,19 @@ def test_transforms_nest_objects_and_hold_constants() -> None:
     assert [(e.key.text, type(e.value).__name__) for e in total.value.entries] == [
         ("amount", "Path"), ("currency", "Scalar")]
     assert isinstance(tags.value, ast.ListLit)
+
+
+def test_transforms_build_templates_defaults_and_the_whole_event() -> None:
+    module, diagnostics = parse_text(
+        'route r { on e to t with { ..., s: f"order {id}", d: a.b ?? c ?? "x", o: { ... } } }')
+    assert diagnostics == []
+    (route,) = module.decls
+    assert isinstance(route, ast.RouteDecl) and route.to[0].transform is not None
+    transform = route.to[0].transform
+    assert transform.spread is not None
+    template, default, nested = (e.value for e in transform.entries)
+    assert isinstance(template, ast.Template) and template.parts[0] == "order "
+    assert isinstance(template.parts[1], ast.Path) and template.parts[1].parts == ("id",)
+    assert isinstance(default, ast.Default) and default.path.parts == ("a", "b")
+    assert isinstance(default.fallback, ast.Default) and isinstance(default.fallback.fallback, ast.Scalar)
+    assert isinstance(nested, ast.Transform) and nested.spread is not None and nested.entries == ()

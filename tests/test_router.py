@@ -91,10 +91,10 @@ def test_an_artifact_round_trips_and_refuses_tampering(project: Path, tmp_path: 
     with pytest.raises(interlock.ArtifactError, match="modified after it was compiled"):
         interlock.load(str(tmp_path / "edited.json"))
 
-    other = dict(content, version=2)
-    (tmp_path / "v2.json").write_text(json.dumps(other))
-    with pytest.raises(interlock.ArtifactError, match="format version 2; this runtime reads version 1"):
-        interlock.load(str(tmp_path / "v2.json"))
+    other = dict(content, version=3)
+    (tmp_path / "v3.json").write_text(json.dumps(other))
+    with pytest.raises(interlock.ArtifactError, match="format version 3; this runtime reads versions 1 and 2"):
+        interlock.load(str(tmp_path / "v3.json"))
 
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(interlock.ArtifactError, match="not JSON"):
