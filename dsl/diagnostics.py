@@ -104,7 +104,8 @@ CODES: dict[str, str] = {
     "E0027": "`headers` or `format` on a target that is not an HTTP target",
     "W0010": "a comparison with `null`, which is never true (use `exists` / `missing`)",
     # names and files (dsl/project.py)
-    "E0101": "a file that cannot be read (missing, unreadable, or not UTF-8)",
+    "E0101": "a file or folder not read (missing, unreadable, not UTF-8, not a regular file, too large, "
+             "outside the project's folder, of a pseudo filesystem)",
     "E0102": "import cycle",
     "E0103": "a name defined twice",
     "E0104": "unknown target",
