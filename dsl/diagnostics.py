@@ -108,7 +108,8 @@ CODES: dict[str, str] = {
     "E0030": "a template's braces that do not pair (`{` not closed, a lone `}`), or an empty `{}`",
     "E0031": "`...` that is not first in its object, or given twice",
     # names and files (dsl/project.py)
-    "E0101": "a file that cannot be read (missing, unreadable, or not UTF-8)",
+    "E0101": "a file or folder not read (missing, unreadable, not UTF-8, not a regular file, too large, "
+             "outside the project's folder, of a pseudo filesystem)",
     "E0102": "import cycle",
     "E0103": "a name defined twice",
     "E0104": "unknown target",

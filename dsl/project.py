@@ -1,8 +1,9 @@
 """A project: the files reached from the paths a user gave, with every name resolved.
 
-Owns: finding `.route` files under folders, following `import` statements (relative to
-the importing file; each file loaded once however often it is imported), reporting
-import cycles and unreadable files, the one namespace that targets, retry policies,
+Owns: which files make the project (those given, the `.route` files of the folders given,
+and what they import, relative to the importing file; each file loaded once however often
+it is named), reporting import cycles and files refused (`files.py` reads them, inside
+the project's folder only, and says why it refuses one), the one namespace that targets, retry policies,
 dead letters, routes and choices share (event types and tests have their own), and
 resolving every reference with a "did you mean".
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, TypeVar
 
@@ -23,6 +23,8 @@ import attrs
 
 from . import ast
 from .diagnostics import Diagnostic, Related, error, sorted_diagnostics
+from .files import InputError as InputError  # (raised by `load_project`: its documented home)
+from .files import Unreadable, check_root, read_inside, walk
 from .parser import parse_source
 from .source import SourceFile, Span
 from .transform import did_you_mean
@@ -40,10 +42,6 @@ KIND_NAMES: dict[type, str] = {
 D = TypeVar("D", ast.DefaultsDecl, ast.UnroutedDecl)
 
 UNKNOWN_CODES = {ast.TargetDecl: "E0104", ast.RetryPolicy: "E0105", ast.DeadLetterDecl: "E0106"}
-
-
-class InputError(Exception):
-    """A path given to the loader that names nothing to load (a usage error, not a diagnostic)."""
 
 
 @attrs.frozen
@@ -73,70 +71,21 @@ class Project:
         return not self.errors
 
 
-def collect_files(paths: Iterable[str]) -> list[str]:
-    """The `.route` files named by `paths`: files as given, folders searched recursively."""
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            matches: list[str] = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                matches.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".route"))
-            if not matches:
-                raise InputError(f"no `.route` files in folder `{path}`")
-            found.extend(matches)
-        elif os.path.isfile(path):
-            found.append(path)
-        else:
-            raise InputError(f"no such file or folder: `{path}`")
-    return [os.path.normpath(f) for f in found]
+def _shown(path: str, real: str) -> str:
+    """`path` tidied for messages (`a/./b/../c` as `a/c`) when the tidy path names the same
+    file: after a symlink, `..` does not go back where the text suggests, so then as given."""
+    tidy = os.path.normpath(path)
+    return tidy if tidy == path or os.path.realpath(tidy) == real else path
 
 
-@attrs.frozen
-class _Unreadable:
-    why: str
-    source: SourceFile | None = None  # for text that is not UTF-8: shown with replacements
-    at: int = 0  # the offset of the first bad byte in `source`
-
-
-MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file larger than this is refused, not read
-
-
-def _read(path: str) -> str | _Unreadable:
-    """The file's text (a leading byte order mark dropped), or why it cannot be read: only
-    a regular file is read (a FIFO would hang, a device never end), and at most
-    MAX_FILE_BYTES of it. (A path with a NUL character is refused before: `_Loader.load`.)"""
-    try:
-        # (not blocking on a FIFO while it is opened: its type is checked first)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        return _Unreadable("no such file")
-    except IsADirectoryError:
-        return _Unreadable("it is a folder")
-    except OSError as exc:
-        return _Unreadable(exc.strerror or str(exc))
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        return _Unreadable("it is a folder" if stat.S_ISDIR(mode) else "not a regular file")
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            data = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            return _Unreadable(exc.strerror or str(exc))
-    if len(data) > MAX_FILE_BYTES:
-        return _Unreadable(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        shown = data.decode("utf-8-sig", errors="replace")
-        at = len(data[: exc.start].decode("utf-8-sig", errors="replace"))
-        return _Unreadable(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", SourceFile(path, shown), at)
+def _nowhere(path: str) -> Span:
+    """Where a problem with a file or folder that was not read is reported: its line 1, column 1."""
+    return SourceFile(path, "").span(0, 0)
 
 
 class _Loader:
-    """Reads the files given and what they import; an import must stay inside one of
-    `roots` (real paths of folders)."""
+    """Reads the files given, those in the folders given and what they import: only files
+    inside `roots` (real paths of folders), as `files.read_inside` reads them."""
 
     def __init__(self, roots: list[str]) -> None:
         self.roots = roots
@@ -146,10 +95,33 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
         self.stack: list[str] = []
         self.unparsed: list[str] = []  # files read but not parsed (not UTF-8)
+        # real path -> whether it was refused where a folder was searched (True) or at an import
+        self.refused: dict[str, bool] = {}
+
+    def collect(self, paths: Iterable[str]) -> list[str]:
+        """The files named by `paths`: files as given, folders searched (`files.walk`); a
+        folder that cannot be searched is an E0101 diagnostic."""
+        found: list[str] = []
+        for path in paths:
+            if os.path.isdir(path):
+                files, refused = walk(path, self.roots)
+                for folder, problem in refused:
+                    shown = _shown(folder, os.path.realpath(folder))
+                    self.diagnostics.append(error("E0101", f"cannot read the folder `{shown}`: {problem.why}",
+                                                  _nowhere(shown), "", problem.help))
+                if not files and not refused:
+                    raise InputError(f"no `.route` files in folder `{path}`")
+                found.extend(files)
+            elif "\0" not in path and os.path.lexists(path):  # (a FIFO or a broken symlink: `load` says why)
+                found.append(path)
+            else:
+                raise InputError(f"no such file or folder: `{path}`")
+        return found
 
     def load(self, path: str, imported_at: Span | None) -> None:
         if "\0" in path:  # (no file system takes it)
-            self._unreadable(path, path, _Unreadable("a path cannot hold a NUL character"), imported_at)
+            self._refuse(path, path, Unreadable("a path cannot hold a NUL character",
+                                                "remove the NUL character (`\\u0000`) from the path"), imported_at)
             return
         real = os.path.realpath(path)
         if real in self.stack:
@@ -159,15 +131,19 @@ class _Loader:
             self.diagnostics.append(error("E0102", f"import cycle: {chain}", imported_at, "closes the cycle",
                                           "move what both files need into a third file that both import"))
             return
-        if real in self.display:  # loaded already (or found unreadable)
+        if real in self.display:  # loaded already (or not UTF-8)
             return
-        text = _read(path)
-        if isinstance(text, _Unreadable):
-            self._unreadable(path, real, text, imported_at)
+        walked = self.refused.get(real)
+        if walked is not None and (imported_at is None or walked):
+            return  # refused already: a file both found in a folder and imported is reported once
+        shown = _shown(path, real)
+        text = read_inside(real, self.roots)
+        if isinstance(text, Unreadable):
+            self._refuse(shown, real, text, imported_at)
             return
-        self.display[real] = path
-        source = SourceFile(path, text)
-        self.sources[path] = source
+        self.display[real] = shown
+        source = SourceFile(shown, text)
+        self.sources[shown] = source
         module, diagnostics = parse_source(source)
         self.diagnostics.extend(diagnostics)
         self.modules[real] = module
@@ -179,40 +155,30 @@ class _Loader:
                         self.diagnostics.append(error("E0101", "an import needs a file path", decl.span,
                                                       "empty path", 'write `import "common.route"`'))
                         continue
-                    target = os.path.normpath(os.path.join(os.path.dirname(path), decl.path))
-                    if "\0" not in target and not self._inside(target):
-                        shown = " or ".join(f"`{root}`" for root in self.roots)
-                        self.diagnostics.append(error(
-                            "E0101", f"cannot import `{target}`: it is outside the project's folder {shown}",
-                            decl.span, "outside the project",
-                            "imports read files inside the folder of the files given; name a wider one with "
-                            "`--root` (`root=` in Python)"))
-                        continue
-                    self.load(target, decl.span)
+                    # Joined, not normalized: `link/../x` is resolved as the system does, through `link`.
+                    self.load(os.path.join(os.path.dirname(path), decl.path), decl.span)
         finally:
             self.stack.pop()
 
-
-    def _inside(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return any(os.path.commonpath([real, root]) == root for root in self.roots)
-
-    def _unreadable(self, path: str, real: str, problem: _Unreadable, imported_at: Span | None) -> None:
-        if problem.source is not None:
+    def _refuse(self, path: str, real: str, problem: Unreadable, imported_at: Span | None) -> None:
+        if problem.text is not None:
             # The file exists but is not UTF-8: point at the first bad byte in the file itself.
+            source = SourceFile(path, problem.text)
             self.display[real] = path
-            self.sources[path] = problem.source
+            self.sources[path] = source
             self.unparsed.append(path)
-            span = problem.source.span(problem.at, problem.at + 1)
+            span = source.span(problem.at, problem.at + 1)
             related = [Related(imported_at, "imported here")] if imported_at else []
             self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem.why}", span,
-                                          "not UTF-8", "save the file as UTF-8", related))
-        elif imported_at is not None:
+                                          "not UTF-8", problem.help, related))
+            return
+        self.refused.setdefault(real, imported_at is None)
+        if imported_at is not None:
             self.diagnostics.append(error("E0101", f"cannot import `{path}`: {problem.why}", imported_at,
-                                          "imported here", "the path is relative to the importing file"))
+                                          "imported here", problem.help))
         else:
-            where = SourceFile(path, "").span(0, 0)
-            self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem.why}", where))
+            self.diagnostics.append(error("E0101", f"cannot read `{path}`: {problem.why}", _nowhere(path), "",
+                                          problem.help))
 
 
 class _Resolver:
@@ -363,6 +329,10 @@ def load_project(paths: Sequence[str], root: str | None = None) -> Project:
 
 def _roots(paths: Sequence[str], root: str | None) -> list[str]:
     if root is not None:
+        try:
+            check_root(root)
+        except InputError as exc:
+            raise InputError(f"the project's folder (root): {exc}") from None
         return [os.path.realpath(root)]
     return sorted({os.path.realpath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
                    for path in paths if "\0" not in path})
@@ -370,7 +340,7 @@ def _roots(paths: Sequence[str], root: str | None) -> list[str]:
 
 def _load_project(paths: Sequence[str], root: str | None) -> Project:
     loader = _Loader(_roots(paths, root))
-    for path in collect_files(paths):
+    for path in loader.collect(paths):
         loader.load(path, None)
     modules = tuple(loader.modules.values())
     resolver = _Resolver(modules)

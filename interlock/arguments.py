@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from interlock.dsl.files import InputError, check_root
 from interlock.dsl.transform import parse_duration
 
 
@@ -43,3 +44,17 @@ def duration_ms(text: str) -> int:
     if ms is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration ({problem})")
     return ms
+
+
+def folder(text: str) -> str:
+    """A path that names a folder (not a file, nor nothing)."""
+    try:
+        return check_root(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_root(parser: argparse.ArgumentParser) -> None:
+    """`--root FOLDER`, on every command that reads a project."""
+    parser.add_argument("--root", type=folder, metavar="FOLDER", help="the project's folder: imports read files "
+                        "inside it (default: the folders given, or those of the files given)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,9 @@ from interlock.compiler.flow_graph import flow_graph
 from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
+from interlock.event_input import EventInputError, event_of, parse
 from interlock.graph_render import FORMATS, render
+from interlock.runtime.event import Event, EventError, encode_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -46,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Parse and validate `.route` files; folders are searched recursively. "
                                 "Silent when there is nothing to report.")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
-    check.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(check)
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people (stderr), json for machines (stdout)")
     check.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
@@ -59,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run every `test` block: each `send` must reach exactly the targets "
                                "its `expect` names. Failures show expected and actual targets side by side.")
     test.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
-    test.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(test)
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="text for people, json for machines (stdout)")
     test.set_defaults(run=_test)
@@ -70,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "letters, and the events targets emit. A project with errors exits 1; the graph is "
                                 "still drawn when every name resolves, so that an `emits` cycle can be seen.")
     graph.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
-    graph.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(graph)
     graph.add_argument("--format", choices=FORMATS, default="dot",
                        help="dot (Graphviz), mermaid, or html (one self-contained page)")
     graph.add_argument("-o", "--output", metavar="FILE", help="write the graph to FILE instead of stdout")
@@ -81,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Check a project and, when it has no errors, write its compiled "
                                    "router: dispatch tables, every target's resolved policy, hashes.")
     compile_.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
-    compile_.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(compile_)
     compile_.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the artifact")
     compile_.set_defaults(run=_compile)
 
@@ -90,8 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Show, for one event, every route whose `on` takes its type, "
                                   "each predicate's verdict and the value it saw, and the targets reached.")
     explain.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
-    explain.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(explain)
     explain.add_argument("--event", required=True, metavar="EVENT.json",
                          help='the event: {"type": ..., "data": {...}} or a CloudEvents JSON object')
     explain.add_argument("--format", choices=("text", "json"), default="text")
@@ -102,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with a synthetic handler per target, and report per target: delivered, retried, "
                                    "dead-lettered, latency percentiles.")
     simulate.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
-    simulate.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(simulate)
     simulate.add_argument("--events", required=True, metavar="EVENTS.jsonl",
                           help='one event per line: {"type": ..., "data": {...}} or a CloudEvent')
     simulate.add_argument("--fail", action="append", default=[], metavar="TARGET=RATE",
@@ -118,8 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "router of PROJECT on an event store, in one or more worker processes, until SIGTERM "
                                 "or SIGINT. Logs go to stderr.")
     serve.add_argument("path", metavar="PROJECT", help="a project (file or folder) or a compiled artifact (.json)")
-    serve.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
-                        "(default: the folders given, or those of the files given)")
+    arguments.add_root(serve)
     serve.add_argument("--store", required=True, metavar="URL",
                        help="memory:// (one process) or redis://HOST:PORT/DB (rediss:// for TLS)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
@@ -204,21 +198,29 @@ def _compile(args: argparse.Namespace, stderr: Console) -> int:
     return EXIT_OK
 
 
-def _read_event(path: str) -> tuple[str, Any]:
+def _read_event(path: str) -> Event:
+    """The event of `explain --event`, taken as `publish` would take it (its schema aside):
+    an object, its data an object nested at most 250 levels, numbers JSON reads back."""
     try:
         with open(path, encoding="utf-8") as handle:
-            event = json.load(handle)
+            text = handle.read()
     except OSError as exc:
         raise InputError(f"cannot read `{path}`: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"`{path}` is not JSON: {exc}") from None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise InputError(f'`{path}` must be a JSON object with a string "type" and a "data" object')
-    return event["type"], event.get("data", {})
+    except UnicodeDecodeError:
+        raise InputError(f"`{path}` is not UTF-8 text") from None
+    try:
+        event = event_of(parse(text, f"`{path}`"))
+        encode_data(event)
+    except EventInputError as exc:
+        raise InputError(str(exc)) from None
+    except EventError as exc:
+        raise InputError(f"`{path}`: {exc}") from None
+    return event
 
 
 def _explain(args: argparse.Namespace, stderr: Console) -> int:
-    event_type, data = _read_event(args.event)
+    event = _read_event(args.event)
+    event_type, data = event.type, event.data
     router = _load_router(args.path, stderr, root=args.root)
     if router is None:
         return EXIT_FAILED
@@ -328,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args, stderr)
     except InputError as exc:
-        stderr.print(f"interlock: error: {exc}", markup=False)
+        stderr.print(f"interlock: error: {report.visible(str(exc))}", markup=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -94,6 +94,7 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
 
 def _project_and_store(parser: argparse.ArgumentParser, *, name: bool = False) -> None:
     parser.add_argument("path", metavar="PROJECT", help="a project (file or folder) or a compiled artifact (.json)")
+    arguments.add_root(parser)
     if name:
         parser.add_argument("name", metavar="NAME", help="the dead letter")
     parser.add_argument("--store", required=True, metavar="URL",
@@ -135,7 +136,8 @@ def _ops(run: Callable[[argparse.Namespace, Console, Router], int]) -> Run:
         from interlock.stores import StoreURLError, open_store
 
         try:
-            router = _load_router(args.path, stderr, open_store(args.store), partitions=args.partitions)
+            router = _load_router(args.path, stderr, open_store(args.store), root=args.root,
+                                  partitions=args.partitions)
             if router is None:
                 return EXIT_FAILED
             return run(args, stderr, router)

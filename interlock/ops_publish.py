@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from interlock.event_input import EventInputError, event_of, parse
 from interlock.receipts import jsonable
 from interlock.runtime.event import Event
 from interlock.runtime.outcomes import Receipt
@@ -30,12 +31,9 @@ def read_event(event_type: str | None, data: str | None, path: str | None, event
         if event_type is not None and event_type != item.get("type"):
             raise OpsError(f"TYPE {event_type!r} is not the type of the event in `{path}` ({item.get('type')!r}): "
                            "give one or the other")
-        if "specversion" in item:
-            ev = Event.from_cloudevent(item)
-        elif not isinstance(item.get("type"), str):
+        if "specversion" not in item and not isinstance(item.get("type"), str):
             raise OpsError(f'`{path}` must hold a "type" string: {{"type": ..., "data": {{...}}}} or a CloudEvent')
-        else:
-            ev = Event(item["type"], item.get("data", {}), **({"id": item["id"]} if "id" in item else {}))
+        ev = event_of(item)
     else:
         if event_type is None or data is None:
             raise OpsError("give the event: TYPE and --data JSON, or --event FILE")
@@ -57,9 +55,9 @@ def _read(path: str) -> str:
 
 def _json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"{what} is not JSON: {exc}") from None
+        return parse(text, what)
+    except EventInputError as exc:
+        raise OpsError(str(exc)) from None
 
 
 def check(router: Router, ev: Event) -> Event:

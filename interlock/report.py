@@ -27,6 +27,25 @@ CONTEXT = 60
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow"}
 _GUTTER = "bold blue"
 
+# What a file must not send to a terminal through a diagnostic: C0 controls (escape sequences
+# that move the cursor, retitle the window, clear the screen; newlines that forge lines),
+# DEL, C1 controls, and the bidirectional formatting characters that reorder what is shown.
+_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x2028, 0x202F),
+             *range(0x2066, 0x206A))
+# In messages, paths and hints: escaped as Python writes them (`\x1b`, `\n`).
+_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROLS} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+# In a source line shown: one visible character for one, so that carets stay under their span
+# (a C0 control as its Unicode control picture, ␛ for ESC; the others as U+FFFD); tabs are expanded.
+_PICTURED = {c: "\ufffd" for c in _CONTROLS} | {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"}
+del _PICTURED[0x09]
+
+
+def visible(text: str) -> str:
+    """`text` with the characters a terminal would act on escaped (`\\x1b`, `\\n`): for
+    anything from a file or the command line printed for people (JSON keeps exact text)."""
+    return text.translate(_ESCAPED)
+
 
 def _display(line: str, column: int) -> int:
     """The display column (0-based) of a 1-based character column: tabs expanded, and wide
@@ -39,7 +58,7 @@ def _snippet(out: Text, span: Span, label: str, marker: str, style: str,
     source = sources.get(span.file)
     if source is None or span.line > len(source.line_starts):
         return
-    raw = source.line_text(span.line)
+    raw = source.line_text(span.line).translate(_PICTURED)
     first = span.column - 1  # 0-based, in characters
     last = len(raw) if span.end_line > span.line else max(span.end_column - 1, first + 1)
     cut_before = cut_after = ""
@@ -70,20 +89,20 @@ def format_diagnostic(diagnostic: Diagnostic, sources: Mapping[str, SourceFile])
     style = _STYLE[diagnostic.severity]
     out = Text()
     out.append(f"{diagnostic.severity.value}[{diagnostic.code}]", style)
-    out.append(f": {diagnostic.message}\n", "bold")
+    out.append(f": {visible(diagnostic.message)}\n", "bold")
     span = diagnostic.span
     out.append(f"{' ' * width}--> ", _GUTTER)
-    out.append(f"{span.file}:{span.line}:{span.column}\n")
-    _snippet(out, span, diagnostic.label, "^", style, sources, width)
+    out.append(f"{visible(span.file)}:{span.line}:{span.column}\n")
+    _snippet(out, span, visible(diagnostic.label), "^", style, sources, width)
     for related in diagnostic.related:
         out.append(f"{' ' * width}::: ", _GUTTER)
-        out.append(f"{related.span.file}:{related.span.line}:{related.span.column}\n")
-        _snippet(out, related.span, related.message, "-", _GUTTER, sources, width)
+        out.append(f"{visible(related.span.file)}:{related.span.line}:{related.span.column}\n")
+        _snippet(out, related.span, visible(related.message), "-", _GUTTER, sources, width)
     if diagnostic.help:
         out.append(f"{' ' * width} |\n", _GUTTER)
         out.append(f"{' ' * width} = ", _GUTTER)
         out.append("help", "bold")
-        out.append(f": {diagnostic.help}\n")
+        out.append(f": {visible(diagnostic.help)}\n")
     return out
 
 

@@ -17,7 +17,6 @@ are listed, and make the exit code 1.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from interlock.dsl.transform import did_you_mean
+from interlock.event_input import EventInputError, event_of, parse
 from interlock.runtime.event import Event, EventError
 from interlock.runtime.outcomes import HttpError
 from interlock.runtime.router import Router
@@ -77,15 +77,8 @@ def read_events(path: str) -> list[Event]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            item = json.loads(line)
-            if isinstance(item, dict) and "specversion" in item:
-                events.append(Event.from_cloudevent(item))
-            elif isinstance(item, dict) and "type" in item:
-                extra = {"id": item["id"]} if "id" in item else {}
-                events.append(Event(item["type"], item.get("data", {}), **extra))
-            else:
-                raise EventError('expected an object with "type" and "data", or a CloudEvent')
-        except (json.JSONDecodeError, EventError) as exc:
+            events.append(event_of(parse(line, "the line")))
+        except (EventInputError, EventError) as exc:
             raise SimulationInputError(f"{path}:{number}: {exc}") from None
     return events
 

@@ -120,3 +120,63 @@ def test_root_names_the_folder_imports_may_read(project: Path, capsys: pytest.Ca
     assert main(["check", "app/main.route"]) == 1
     assert "outside the project's folder" in capsys.readouterr().err
     assert main(["check", "--root", ".", "app/main.route"]) == 0
+
+
+def test_control_characters_from_a_file_are_shown_escaped(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """review14: escape sequences from a `.route` file (in an import path, in a source line
+    shown) and newlines in an import path went to the terminal raw. JSON keeps the text."""
+    (project / "esc").mkdir()
+    (project / "esc" / "a.route").write_text(
+        'import "\\u001b]0;pwned\\u0007\\u001b[2Jx.route"\nimport "two\\nlines.route"\n'
+        'target t { mode async, on_exhausted drop } # \x1b[31m red\nroute r { on e when x == "\x1b[2J\u202e" to u }\n')
+    assert main(["check", "esc"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "\\x1b]0;pwned\\x07\\x1b[2Jx.route`: no such file" in err
+    assert "two\\nlines.route`: no such file" in err
+    assert '4 | route r { on e when x == "\u241b[2J\ufffd" to u }' in err
+    assert "\n  | " + " " * 36 + "^ not defined" in err  # under `u`, column 37: one symbol for one character
+    assert main(["check", "--format", "json", "esc"]) == 1
+    messages = [d["message"] for d in json.loads(capsys.readouterr().out)["diagnostics"]]
+    assert any("\x1b]0;pwned\x07\x1b[2Jx.route" in m for m in messages) and any("two\nlines" in m for m in messages)
+
+
+def _deep(levels: int) -> str:
+    return '{"type": "e.x", "data": {"x": ' + "[" * levels + "1" + "]" * levels + "}}"
+
+
+def test_event_json_nested_too_deep_is_refused_as_bad_input(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """review14: an event nested 1000 levels deep was `internal error: RecursionError`, exit 3,
+    in explain, simulate and publish; explain took data nested 300 levels, which publish
+    refuses."""
+    (project / "deep.json").write_text(_deep(5000))
+    (project / "deep.jsonl").write_text(_deep(5000) + "\n")
+    for argv in (["explain", "ok.route", "--event", "deep.json"], ["simulate", "ok.route", "--events", "deep.jsonl"],
+                 ["publish", "ok.route", "--event", "deep.json", "--store", "memory://"],
+                 ["publish", "ok.route", "e.x", "--data", _deep(5000)[31:-1], "--store", "memory://"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "nested too deep to read" in err and "internal error" not in err, (argv, err)
+    (project / "deep300.json").write_text(_deep(300))
+    assert main(["explain", "ok.route", "--event", "deep300.json"]) == 2
+    assert "nested deeper than 250 levels" in capsys.readouterr().err
+
+
+def test_explain_refuses_data_that_is_not_an_object(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """review14: explain took a list as the event's data, and answered what no publish can
+    deliver; simulate refused it."""
+    (project / "list.json").write_text('{"type": "e.x", "data": [{"x": 1}]}')
+    assert main(["explain", "ok.route", "--event", "list.json"]) == 2
+    assert "event data must be a JSON object (a dict), not list" in capsys.readouterr().err
+
+
+def test_root_must_name_a_folder(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """review14: `--root ok.route` (a file), `--root /nonexistent` and `--root ""` were taken."""
+    for root, says in (("ok.route", "`ok.route` is not a folder"), ("/nonexistent", "no such folder"),
+                       ("", "an empty path names no folder")):
+        for argv in (["check", "--root", root, "ok.route"], ["explain", "ok.route", "--root", root, "--event", "e"],
+                     ["status", "ok.route", "--root", root, "--store", "memory://"]):
+            with pytest.raises(SystemExit) as exit_:
+                main(argv)
+            assert exit_.value.code == 2
+            assert f"argument --root: {says}" in capsys.readouterr().err, argv
