@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from .codegen import RuleSource
 from .predicates import Predicate, compile_predicate, leaves, scalars, values_at
 from .ranges import RangeIndex
 
@@ -64,7 +65,7 @@ class _Rule:
     route: int
     branch: int | None
     check: Predicate | None
-    quick: Predicate | None = None  # `check` for data that is a plain dict (see `_quick`)
+    quick: Predicate | None = None  # `check` as generated code, for data that is a plain dict (codegen.py)
 
 
 def _by_length(prefixes: Iterable[list[Any]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
@@ -207,8 +208,13 @@ class Matcher:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
-        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"]), _quick(r["check"]))
-                       for r in dispatch["rules"]]
+        source = RuleSource(f"{len(dispatch['rules'])} rules of {len(self._routes)} routes", _BOOL)
+        quick = [source.add(r["check"], number, *self._where(r["route"])) if r["check"] else None
+                 for number, r in enumerate(dispatch["rules"])]
+        functions = source.build()
+        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"]),
+                             None if q is None else functions[q])
+                       for r, q in zip(dispatch["rules"], quick, strict=True)]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
                          [self._rules[number] for number in t["scan"]])
@@ -234,6 +240,10 @@ class Matcher:
         self._by_routes: dict[frozenset[int], _Table] = {}
         self._globs = [(pattern.split("."), number) for number, route in enumerate(self._routes)
                        for pattern in route["on"] if "*" in pattern]
+
+    def _where(self, route: int) -> tuple[str, str]:
+        header = self._routes[route]
+        return header["name"], f"{header['file']}:{header['line']}:{header['column']}"
 
     def _prepare(self, table: _Table) -> _Table:
         if not table.fields and not table.scan:
@@ -486,13 +496,13 @@ class Matcher:
             for value in values:
                 for number in field.lookup(value):
                     rule = rules[number]
-                    if rule.check is None or rule.check(data):
+                    if rule.check is None or (rule.quick if direct else rule.check)(data):  # type: ignore[misc]
                         if rule.branch is None:
                             fired.add(rule.route)
                         elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
                             chosen[rule.route] = rule.branch
         for rule in table.scan:
-            if rule.check is None or rule.check(data):
+            if rule.check is None or (rule.quick if direct and rule.quick is not None else rule.check)(data):
                 if rule.branch is None:
                     fired.add(rule.route)
                 elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
@@ -519,14 +529,6 @@ def _conjunction(checks: list[dict[str, Any]]) -> Predicate | None:
     return _every([compile_predicate(c) for c in checks])
 
 
-def _quick(checks: list[dict[str, Any]]) -> Predicate | None:
-    """`_conjunction` for data that is a plain dict (all the generated code sees): an `==` or
-    `in` on a top-level field looks the value's key up in a set, as the eq index does."""
-    if not checks:
-        return None
-    return _every([_membership(c) or compile_predicate(c) for c in checks])
-
-
 def _every(parts: list[Predicate]) -> Predicate:
     if len(parts) == 1:
         return parts[0]
@@ -538,33 +540,3 @@ def _every(parts: list[Predicate]) -> Predicate:
         return True
 
     return every
-
-
-def _membership(node: dict[str, Any]) -> Predicate | None:
-    """`field == v` and `field in [...]` (top-level field, data a plain dict), or None."""
-    if node["op"] == "in" and not node["negated"]:
-        literals = node["values"]
-    elif node["op"] == "cmp" and node["cmp"] == "==":
-        literals = [node["value"]]
-    else:
-        return None
-    if len(node["path"]) != 1 or node.get("timestamp"):  # instants compare by value, not by text
-        return None
-    # A value of another kind, NaN, null, a list or an object is equal to nothing.
-    keys = frozenset(key for v in literals if (key := _key(v)) is not None and v == v)
-    field = node["path"][0]
-
-    def membership(data: dict[str, Any]) -> bool:
-        x: Any = data.get(field)
-        t = type(x)
-        if t is str or t is int or t is float:
-            return x in keys
-        if t is bool:
-            return (_BOOL, x) in keys
-        if isinstance(x, list):  # any element (a list at the end of the path is its values)
-            for y in leaves(x):
-                if _key(y) in keys:
-                    return True
-        return False
-
-    return membership

@@ -323,3 +323,29 @@ def test_many_overlapping_ranges_agree_with_the_reference(tmp_path: Path) -> Non
             expected = reference(routes, [], "e", data)
             assert router.match("e", data) == expected, data
             assert set(router.deliveries("e", data)) == expected, data
+
+
+def test_generated_checks_name_their_route_in_a_traceback(tmp_path: Path) -> None:
+    """A rule's checks are generated Python (the tests written out, not closures); a traceback
+    from inside them shows the generated line, which names the route's file and line (issue 15:
+    the line mapping of the generated code)."""
+    import traceback
+
+    (tmp_path / "p.route").write_text("target t { mode sync }\n"
+                                      "route big_orders { on e when kind == \"k\" and amount > 10 to t }\n")
+    router = interlock.Router(interlock.compile(str(tmp_path)))
+    assert router.match("e", {"kind": "k", "amount": 20}) == {"t"}
+    assert router.match("e", {"kind": "k", "amount": 5}) == frozenset()
+
+    class Failing(dict):  # type: ignore[type-arg]
+        def get(self, *args: object) -> object:
+            raise RuntimeError("a failing read")
+
+    (rule,) = router.matcher._rules  # the one rule: its generated check
+    assert rule.quick is not None
+    try:
+        rule.quick(Failing())
+    except RuntimeError:
+        text = traceback.format_exc()
+    assert f"# route big_orders, {tmp_path / 'p.route'}:2:1" in text
+    assert "v == 'k'" in text  # the comparison itself (the rule's check; the range is its anchor)
