@@ -115,6 +115,18 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("any tags in [\"vip\"]", {"tags": [[["vip"]]]}, True),
     ("tags contains \"vip\"", {"tags": [["x"], []]}, False),
     ("exists employees.firstName", {"employees": [[], [[]]]}, False),
+    # integers of any size compare exactly, with integers and floats alike
+    ("x > 1.5e308", {"x": 10**400}, True),
+    ("x < -1.5e308", {"x": -10**400}, True),
+    ("x >= 1", {"x": -10**400}, False),
+    ("x in 1..100", {"x": 10**400}, False),
+    ("x in [1, 2.5]", {"x": 10**400}, False),
+    ("x != 1", {"x": 10**400}, True),
+    ("x == 9007199254740992.0", {"x": 2**53 + 1}, False),
+    ("x > 9007199254740992.0", {"x": 2**53 + 1}, True),
+    ("x == 9007199254740993", {"x": 9007199254740992.0}, False),
+    ("x in 0..9007199254740992.0", {"x": 2**53 + 1}, False),
+    ("x in [9007199254740992.0]", {"x": 2**53}, True),
 ]
 
 
