@@ -97,12 +97,17 @@ def glob_matches(pattern: str, text: str) -> bool:
 
 
 def _elements(value: list[Any]) -> Iterator[Any]:
-    """A list's elements, those of the lists within it in their place (any depth)."""
-    for item in value:
-        if isinstance(item, list):
-            yield from _elements(item)
-        else:
+    """A list's elements, those of the lists within it in their place (any depth: a stack of
+    iterators, not recursion)."""
+    stack = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
             yield item
+        else:
+            stack.pop()
 
 
 def values_at(data: Any, parts: tuple[str, ...]) -> list[Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 import time
 from typing import Any
 
@@ -23,6 +24,25 @@ SOURCE = "interlock"
 
 class EventError(ValueError):
     """An event that cannot be accepted; the message names the attribute or field."""
+
+
+_REPR = reprlib.Repr()  # (3.11 takes no keywords)
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def shown(value: Any, width: int = 60, *, quoted: bool = True) -> str:
+    """`repr(value)` for a message, cut to `width` characters, in time and depth bounded
+    whatever the value is (data nested 100,000 deep, a string of a gigabyte); a string as it
+    is without `quoted`."""
+    if type(value) is str and not quoted:
+        text = value[:width + 1]
+    else:
+        try:
+            text = _REPR.repr(value)
+        except ValueError:  # an integer of more than 4,300 digits, which Python does not write
+            text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= width else text[:width] + "..."
 
 
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
@@ -48,8 +68,8 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:
 def check_time(time: Any) -> str:
     """An event's `time` as CloudEvents has it: an RFC 3339 timestamp."""
     if not isinstance(time, str) or not _TIME.match(time):
-        shown = repr(time) if len(repr(time)) <= 60 else repr(time)[:60] + "..."
-        raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not {shown}")
+        raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not "
+                         f"{shown(time)}")
     return time
 
 
@@ -71,7 +91,7 @@ def check_extensions(extensions: dict[str, Any]) -> None:
         if name == "data_base64":
             raise EventError("CloudEvent `data_base64` (binary data) is not taken: data must be a JSON object")
         if not isinstance(name, str) or not _ATTRIBUTE.match(name):
-            raise EventError(f"CloudEvent attribute {name!r}: a name is 1 to 20 lower-case letters and digits")
+            raise EventError(f"CloudEvent attribute {shown(name)}: a name is 1 to 20 lower-case letters and digits")
         if name in _CORE:
             raise EventError(f"CloudEvent attribute `{name}` is not an extension")
         if name in ("traceparent", "tracestate") and not (isinstance(value, str) and value.isascii()):
@@ -177,7 +197,7 @@ def _first_non_json(ev: Event) -> str:
 
 def check_type(event_type: Any) -> str:
     if not isinstance(event_type, str) or not _TYPE.match(event_type):
-        raise EventError(f"event type must be a dotted name such as `order.created`, not {event_type!r}")
+        raise EventError(f"event type must be a dotted name such as `order.created`, not {shown(event_type)}")
     return event_type
 
 
@@ -200,7 +220,7 @@ class Event:
     @id.validator
     def _id(self, _attribute: Any, value: Any) -> None:
         if not isinstance(value, str) or not value:
-            raise EventError(f"event id must be a non-empty string, not {value!r}")
+            raise EventError(f"event id must be a non-empty string, not {shown(value)}")
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The CloudEvents 1.0 JSON form (structured mode)."""
@@ -223,14 +243,14 @@ class Event:
         if not isinstance(event, dict):
             raise EventError(f"a CloudEvent is a JSON object, not {type(event).__name__}")
         if event.get("specversion") != "1.0":
-            raise EventError(f"CloudEvent `specversion` must be \"1.0\", not {event.get('specversion')!r}")
+            raise EventError(f"CloudEvent `specversion` must be \"1.0\", not {shown(event.get('specversion'))}")
         for attribute in ("id", "source", "type"):
             if not isinstance(event.get(attribute), str) or not event[attribute]:
                 raise EventError(f"CloudEvent attribute `{attribute}` must be a non-empty string")
         content_type = event.get("datacontenttype")
         media = "application/json" if content_type is None else str(content_type).split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
-            raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {content_type!r}")
+            raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {shown(content_type)}")
         data = event.get("data")
         extensions = {name: value for name, value in event.items() if name not in _CORE}
         if extensions and not stored:

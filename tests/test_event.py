@@ -130,3 +130,38 @@ def test_data_within_json_s_exact_range_comes_back_as_it_was_published() -> None
 
     asyncio.run(main())
     assert got == [sent]
+
+
+def _deep(depth: int, kind: str = "list") -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"x": value}
+    return value
+
+
+def test_deep_data_is_matched_explained_checked_and_transformed_without_a_recursion_error() -> None:
+    """What runs on data no publish checked (match, explain, a schema check, a transform, the
+    reference interpreter) takes data nested 100,000 deep."""
+    import tempfile
+    from pathlib import Path
+
+    import interlock
+    from interlock.compiler.reference import route
+    from interlock.dsl import load_project
+    from interlock.runtime.transform import apply_transform
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "p.route").write_text(
+        "event e.x { a: string, b: list<string>?, c: { d: int }? }\n"
+        "target t { mode async, on_exhausted drop }\n"
+        "route r { on e.x when a == \"x\" or b contains \"y\" or c.d > 1 to t with { got: a } }\n")
+    router = interlock.load(str(folder / "p.route"))
+    project = load_project([str(folder / "p.route")])
+    for kind in ("list", "dict"):
+        deep = {"a": _deep(100_000, kind), "b": _deep(100_000, kind), "c": _deep(100_000, kind)}
+        assert router.match("e.x", deep) == frozenset()
+        assert [e.matched for e in router.explain("e.x", deep)] == [False]
+        assert route(list(project.routes.values()), [], "e.x", deep) == set()
+        with pytest.raises(SchemaError, match=r"field `a` must be a string, not (list|object) "):
+            validate(deep, router.artifact["events"]["e.x"])
+        assert apply_transform({"got": {"copy": ["a"]}}, deep) == {"got": deep["a"]}

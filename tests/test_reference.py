@@ -177,3 +177,12 @@ def test_route_fans_out_and_choose_takes_the_first_match() -> None:
     assert route(routes, chooses, "order.created", {}) == {"audit", "billing"}
     assert route(routes, chooses, "order.cancelled", {"amount": 5000}) == {"audit"}
     assert route(routes, chooses, "payment.failed", {}) == set()
+
+
+def test_data_nested_100_000_deep_is_walked_without_recursion() -> None:
+    deep: Any = "vip"
+    for _ in range(100_000):
+        deep = [deep]
+    assert evaluate(when('tags == "vip"'), {"tags": deep}) is True
+    assert evaluate(when('tags contains "vip"'), {"tags": deep}) is True
+    assert evaluate(when('tags.x == "vip"'), {"tags": [deep, [{"x": "vip"}]]}) is True
