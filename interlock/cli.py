@@ -26,6 +26,7 @@ from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
 from interlock.graph_render import FORMATS, render
+from interlock.runtime.event_data import TOO_DEEP
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -212,6 +213,8 @@ def _read_event(path: str) -> tuple[str, Any]:
         raise InputError(f"cannot read `{path}`: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"`{path}` is not JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"`{path}` is {TOO_DEEP}") from None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise InputError(f'`{path}` must be a JSON object with a string "type" and a "data" object')
     return event["type"], event.get("data", {})

@@ -13,6 +13,7 @@ import attrs
 
 from interlock.receipts import jsonable
 from interlock.runtime.event import Event
+from interlock.runtime.event_data import TOO_DEEP
 from interlock.runtime.outcomes import Receipt
 from interlock.runtime.router import Router
 
@@ -60,6 +61,8 @@ def _json(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise OpsError(f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise OpsError(f"{what} is {TOO_DEEP}") from None
 
 
 def check(router: Router, ev: Event) -> Event:

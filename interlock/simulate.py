@@ -30,6 +30,7 @@ from rich.table import Table
 
 from interlock.dsl.transform import did_you_mean
 from interlock.runtime.event import Event, EventError
+from interlock.runtime.event_data import TOO_DEEP
 from interlock.runtime.outcomes import HttpError
 from interlock.runtime.router import Router
 
@@ -87,6 +88,8 @@ def read_events(path: str) -> list[Event]:
                 raise EventError('expected an object with "type" and "data", or a CloudEvent')
         except (json.JSONDecodeError, EventError) as exc:
             raise SimulationInputError(f"{path}:{number}: {exc}") from None
+        except RecursionError:
+            raise SimulationInputError(f"{path}:{number}: the event is {TOO_DEEP}") from None
     return events
 
 

@@ -8,7 +8,6 @@ CloudEvent's other attributes (`subject`, `traceparent`, ...), kept as they came
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import reprlib
@@ -104,97 +103,6 @@ def check_extensions(extensions: dict[str, Any]) -> None:
             raise EventError(f"CloudEvent attribute `{name}` is longer than {MAX_EXTENSION_LENGTH} characters")
 
 
-# orjson, strict: what `json` refuses (a datetime, a dataclass, bytes, a set) it refuses too.
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(type(value).__name__)
-
-
-def encode_data(ev: Event) -> bytes:
-    """The event's data as JSON text (UTF-8), once checked that the event can travel as JSON:
-    no NaN or infinite number, no lone surrogate (in its data, keys included, its id, source
-    or extensions), integers within 64 bits, nesting within `MAX_DEPTH` levels (what JSON
-    parsers read back exactly). EventError names the first place. What a delivery entry
-    carries as it is."""
-    try:
-        encoded = orjson.dumps(ev.data, default=_refuse, option=_JSON_OPTIONS)
-        if b"null" in encoded and _non_finite(ev.data):  # (orjson writes NaN and infinities as null)
-            raise ValueError("not finite")
-        if not ev.id.isascii():
-            ev.id.encode("utf-8")
-        if not ev.source.isascii():
-            ev.source.encode("utf-8")
-        if ev.extensions:
-            json.dumps(ev.extensions, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, TypeError, RecursionError):
-        raise EventError(_first_non_json(ev)) from None
-    return encoded
-
-
-MAX_DEPTH = 250  # levels of nesting in event data (orjson's own bound is 254)
-_INT_RANGE = (-2**63, 2**64)
-
-
-def _non_finite(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if item != item or item in (_INF, -_INF):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
-
-
-_INF = float("inf")
-
-
-def _first_non_json(ev: Event) -> str:
-    for name in ("id", "source"):
-        try:
-            getattr(ev, name).encode("utf-8")
-        except UnicodeEncodeError:
-            return f"event `{name}` holds a lone surrogate (text that is not Unicode)"
-    for name, value in ev.extensions.items():
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except (ValueError, TypeError):
-            return f"CloudEvent attribute `{name}` is not JSON text"
-    stack: list[tuple[str, Any, int]] = [("", ev.data, 0)]
-    while stack:
-        path, value, depth = stack.pop()
-        shown = path or "data"
-        if depth > MAX_DEPTH:
-            return f"field `{shown[:200]}` is nested deeper than {MAX_DEPTH} levels"
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            return f"field `{shown}` is {value}, which JSON cannot carry"
-        if isinstance(value, int) and not isinstance(value, bool) and not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-            return (f"field `{shown}` is an integer beyond 64 bits, which JSON parsers do not read back exactly "
-                    "(send it as a string)")
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"field `{shown}` holds a lone surrogate (text that is not Unicode)"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                try:
-                    str(key).encode("utf-8")
-                except UnicodeEncodeError:
-                    return f"a field name in `{shown}` holds a lone surrogate (text that is not Unicode)"
-                stack.append((f"{path}.{key}" if path else str(key), item, depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((f"{shown}[{n}]", item, depth + 1) for n, item in enumerate(value))
-        elif not isinstance(value, bool | int | float) and value is not None:
-            return f"field `{shown}` is a {type(value).__name__}, which JSON cannot carry"
-    return "event data is not JSON"
-
-
 def check_type(event_type: Any) -> str:
     if not isinstance(event_type, str) or not _TYPE.match(event_type):
         raise EventError(f"event type must be a dotted name such as `order.created`, not {shown(event_type)}")
@@ -261,7 +169,8 @@ class Event:
 
 def copy_of(ev: Event, encoded: bytes) -> Event:
     """The event with a copy of its data of its own, decoded from `encoded` (its data as JSON
-    text, as `encode_data` gave it): what a handler changes, no one else sees."""
+    text, as runtime/event_data.py's `encode_data` gave it): what a handler changes, no one
+    else sees."""
     return trusted_event(ev.type, orjson.loads(encoded), ev.id, ev.key, ev.time, ev.attempt, ev.source,
                          dict(ev.extensions))
 

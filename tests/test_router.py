@@ -293,3 +293,24 @@ def test_integers_of_any_size_compare_exactly(tmp_path: Path, value: object, exp
     assert router.match("e.x", data) == expected
     assert {t for e in router.explain("e.x", data) for t in e.targets} == expected
     assert route(list(project.routes.values()), [], "e.x", data) == expected
+
+
+def test_commands_refuse_json_nested_too_deep_to_read(project: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`explain --event`, `publish` and `simulate --events` read JSON nested past what
+    Python's decoder takes as a usage error naming the file, not an internal error."""
+    deep = '{"type": "order.created", "data": {"x": ' + "[" * 5000 + "]" * 5000 + "}}"
+    (tmp_path / "deep.json").write_text(deep)
+    too_deep = "is nested too deep to read (event data is nested at most 64 levels)"
+
+    def said() -> str:
+        return " ".join(capsys.readouterr().err.split())
+
+    assert main(["explain", str(project), "--event", str(tmp_path / "deep.json")]) == 2
+    assert f"`{tmp_path / 'deep.json'}` {too_deep}" in said()
+    assert main(["publish", str(project), "--event", str(tmp_path / "deep.json"), "--store", "memory://"]) == 2
+    assert too_deep in said()
+    assert main(["publish", str(project), "order.created", "--data", deep, "--store", "memory://"]) == 2
+    assert f"--data {too_deep}" in said()
+    assert main(["simulate", str(project), "--events", str(tmp_path / "deep.json")]) == 2
+    assert f"deep.json:1: the event {too_deep}" in said()
