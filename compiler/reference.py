@@ -12,7 +12,8 @@ Semantics, in one place:
 - A list at the end of a path is a set of values for the scalar tests (`==`, `<`, `in`,
   `startswith`, ...: true when one element passes), and a collection for `contains`
   (membership), `exists` / `missing` (an empty list exists).
-- Numbers compare by value (`5 == 5.0`); booleans are not numbers; a string never equals
+- Numbers compare by value, exactly, whatever their size (`5 == 5.0`, `2**53 + 1 != 2.0**53`,
+  `10**400 > 1e308`); booleans are not numbers; a string never equals
   a number, and ordering between different kinds is false (`!=` between kinds is true).
 - `not` is plain negation.
 - `is null` is about a present `null` (a missing field is not one); `any PATH { c }` holds
@@ -33,7 +34,6 @@ from __future__ import annotations
 import datetime
 import functools
 import ipaddress
-import math
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
@@ -201,7 +201,7 @@ def compare(value: Any, op: str, literal: Any) -> bool:
     kind = _kind(value)
     if kind != _kind(literal) or kind == "other":
         return False
-    if kind == "number" and (math.isnan(value) or math.isnan(literal)):
+    if kind == "number" and (value != value or literal != literal):  # NaN; any integer compares exactly
         return False
     if op == "<":
         return bool(value < literal)

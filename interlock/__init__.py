@@ -17,6 +17,7 @@ from typing import Any
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
 from interlock.runtime.artifact import ArtifactError, read_artifact
 from interlock.runtime.event import Event, EventError
+from interlock.runtime.event_data import EventTooLarge
 from interlock.runtime.explain import RouteExplanation, Verdict
 from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.outcomes import DeadLetter, DeliveryError, Receipt
@@ -35,6 +36,7 @@ __all__ = [
     "Event",
     "EventError",
     "EventStore",
+    "EventTooLarge",
     "MemoryStore",
     "Project",
     "Receipt",

@@ -26,7 +26,9 @@ from interlock.compiler.route_tests import run_tests
 from interlock.dsl.project import InputError, load_project
 from interlock.event_input import EventInputError, event_of, parse
 from interlock.graph_render import FORMATS, render
-from interlock.runtime.event import Event, EventError, encode_data
+from interlock.runtime.event import Event, EventError
+from interlock.runtime.event_data import encode_data
+from interlock.runtime.store import DEFAULT_MAX_EVENT_BYTES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -200,7 +202,7 @@ def _compile(args: argparse.Namespace, stderr: Console) -> int:
 
 def _read_event(path: str) -> Event:
     """The event of `explain --event`, taken as `publish` would take it (its schema aside):
-    an object, its data an object nested at most 250 levels, numbers JSON reads back."""
+    an object, its data an object within the nesting and size limits of a publish."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -210,7 +212,7 @@ def _read_event(path: str) -> Event:
         raise InputError(f"`{path}` is not UTF-8 text") from None
     try:
         event = event_of(parse(text, f"`{path}`"))
-        encode_data(event)
+        encode_data(event, DEFAULT_MAX_EVENT_BYTES)
     except EventInputError as exc:
         raise InputError(str(exc)) from None
     except EventError as exc:

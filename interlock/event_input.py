@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from interlock.runtime.event import MAX_DEPTH, Event, EventError
+from interlock.runtime.event import Event, EventError
+from interlock.runtime.event_data import TOO_DEEP
 
 
 class EventInputError(ValueError):
@@ -21,8 +22,7 @@ def parse(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise EventInputError(f"{what} is not JSON: {exc}") from None
     except RecursionError:  # (the decoder recurses once per level: about 1000 levels end it)
-        raise EventInputError(f"{what} is nested too deep to read: an event nests objects and lists at most "
-                              f"{MAX_DEPTH} levels deep") from None
+        raise EventInputError(f"{what} is {TOO_DEEP}") from None
 
 
 def event_of(item: Any) -> Event:

@@ -5,8 +5,9 @@ through a `Router`.
 
 - `POST /events`: one event (structured or binary CloudEvent) or a batch; each is checked
   with `router.validate` before anything is published (a batch: all of them first), then
-  published in order. 202 with the receipt(s); 400, 401, 413, 415 for a request that cannot
-  be taken; 503 (`Retry-After`) when the store or delivery refuses. Reading the request is
+  published in order. 202 with the receipt(s); 400, 401, 413 (a body over `max_body_bytes`,
+  or an event over the store's `max_event_bytes`), 415 for a request that cannot be taken;
+  503 (`Retry-After`) when the store or delivery refuses. Reading the request is
   `interlock/ingest_request.py`'s work; errors are problem details (`interlock/problems.py`).
 - `GET /healthz`: 200 while the process runs. `GET /readyz`: 200 while delivery runs with
   every background task alive, else 503. `GET /openapi.json`: the API (`interlock/openapi.py`).
@@ -36,7 +37,8 @@ from interlock.ingest_request import Incoming, check_media_type, decode, media_t
 from interlock.openapi import openapi_document
 from interlock.problems import Problem
 from interlock.receipts import receipt_json
-from interlock.runtime.event import Event, EventError
+from interlock.runtime.event import Event, EventError, shown
+from interlock.runtime.event_data import EventTooLarge
 from interlock.runtime.outcomes import DeliveryError, Receipt
 from interlock.runtime.predicates import instant
 from interlock.runtime.router import Router
@@ -89,7 +91,7 @@ def check_event(router: Router, cloudevent: Any) -> Event:
         raise EventError("CloudEvent attribute `data_base64` is not taken: the data of an event is a JSON object")
     time = cloudevent.get("time")
     if time is not None and instant(time) is None:
-        raise EventError(f"CloudEvent attribute `time` must be an RFC 3339 timestamp, not {time!r:.60}")
+        raise EventError(f"CloudEvent attribute `time` must be an RFC 3339 timestamp, not {shown(time)}")
     return router.validate(cloudevent)
 
 
@@ -140,9 +142,10 @@ class _Ingest:
             try:
                 events.append(check_event(self.router, cloudevent))
             except (EventError, SchemaError) as exc:
+                status, kind = _refused(exc)
                 if incoming.batch:
-                    raise Problem(400, "invalid-event", f"event [{index}]: {exc}", index=index) from None
-                raise Problem(400, "invalid-event", str(exc)) from None
+                    raise Problem(status, kind, f"event [{index}]: {exc}", index=index) from None
+                raise Problem(status, kind, str(exc)) from None
         return events
 
     async def _publish(self, event: Event) -> Receipt:
@@ -152,7 +155,7 @@ class _Ingest:
             log.warning("refused event %s: %s: %s", event.id, type(exc).__name__, exc)
             raise Problem(503, "store-unavailable", f"{type(exc).__name__}: {exc}", headers=RETRY_AFTER) from None
         except (EventError, SchemaError) as exc:  # (checked already: only if publish checks more)
-            raise Problem(400, "invalid-event", str(exc)) from None
+            raise Problem(*_refused(exc), str(exc)) from None
 
     async def _publish_batch(self, events: list[Event]) -> list[dict[str, Any]]:
         """Publish in order; a refusal answers 503 with the receipts of the events published
@@ -184,6 +187,11 @@ class _Ingest:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(self.document)
+
+
+def _refused(exc: EventError | SchemaError) -> tuple[int, str]:
+    """The status and problem of an event refused: 413 for one larger than the store takes."""
+    return (413, "too-large") if isinstance(exc, EventTooLarge) else (400, "invalid-event")
 
 
 async def _healthz(request: Request) -> Response:

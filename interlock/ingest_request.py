@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from interlock.problems import Problem
+from interlock.runtime.event_data import TOO_DEEP
 from interlock.runtime.predicates import instant
 
 STRUCTURED = "application/cloudevents+json"
@@ -142,8 +143,10 @@ def _hint(headers: Headers) -> str:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+    except ValueError as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         raise Problem(400, "invalid-event", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # (the decoder's recursion: hundreds of levels, many more than event data may have)
+        raise Problem(400, "invalid-event", f"the body is {TOO_DEEP}") from None
 
 
 def _no_constant(name: str) -> Any:

@@ -126,8 +126,9 @@ def openapi_document(*, token: bool, max_body_bytes: int, max_batch: int) -> dic
                 "application/json": {"schema": {"oneOf": [{"$ref": _REF + "Receipt"}, {"$ref": _REF + "Receipts"}]}}}},
             "400": _problem("not a valid event (bad JSON, a missing or invalid attribute, data that breaks the "
                             "event's schema); `detail` names it, and `index` the event of a batch"),
-            "413": _problem(f"the body is longer than {max_body_bytes} bytes, or the batch has more than "
-                            f"{max_batch} events"),
+            "413": _problem(f"the body is longer than {max_body_bytes} bytes, the batch has more than "
+                            f"{max_batch} events, or an event is larger than the store takes (its "
+                            "`max_event_bytes`); `detail` gives the size, and `index` the event of a batch"),
             "408": _problem("the body did not arrive within 30 s"),
             "415": _problem("a content type that is neither a CloudEvents JSON type nor JSON"),
             "500": _problem("an unexpected error (the server's log has the details)"),

@@ -77,7 +77,7 @@ def read_events(path: str) -> list[Event]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            events.append(event_of(parse(line, "the line")))
+            events.append(event_of(parse(line, "the event")))
         except (EventInputError, EventError) as exc:
             raise SimulationInputError(f"{path}:{number}: {exc}") from None
     return events

@@ -1,5 +1,6 @@
 """Event stores by URL: `open_store("memory://")`, `open_store("redis://HOST:PORT/DB")` or
-`open_store("redis+cluster://HOST:PORT,HOST:PORT")`.
+`open_store("redis+cluster://HOST:PORT,HOST:PORT")`, with the store's own options in the
+query: `?max_event_bytes=N` on any store, `min_replicas` and `replica_timeout` on Redis.
 
 The one place that turns a store URL into an `EventStore`: `interlock.load(store=...)`,
 `interlock serve --store` and any other command that takes a store use it. A URL is never
@@ -12,7 +13,7 @@ import re
 
 from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.redis_errors import redact
-from interlock.runtime.store import EventStore
+from interlock.runtime.store import EventStore, max_event_bytes_option
 
 MEMORY = "memory://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
@@ -27,8 +28,8 @@ def open_store(url: str) -> EventStore:
     `rediss://...` (TLS), `unix:///path/to/redis.sock`, or a Redis Cluster by some of its
     nodes, `redis+cluster://HOST:PORT[,HOST:PORT...]` (`rediss+cluster://` for TLS).
     Nothing is connected yet: a Redis store connects when it is first used."""
-    if url == MEMORY:
-        return MemoryStore()
+    if url == MEMORY or url.startswith(MEMORY + "?"):
+        return MemoryStore(max_event_bytes=_memory_option(url))
     if url.startswith(REDIS_SCHEMES):
         from redis.asyncio.connection import parse_url
 
@@ -44,6 +45,21 @@ def open_store(url: str) -> EventStore:
         return store
     raise StoreURLError(f"unknown store {_shown(url)!r}: use memory:// (one process), redis://HOST:PORT/DB "
                         "(rediss:// for TLS) or redis+cluster://HOST:PORT,HOST:PORT (a Redis Cluster)")
+
+
+def _memory_option(url: str) -> int:
+    """`max_event_bytes` of `memory://?max_event_bytes=N`, the one option of the memory store."""
+    query = url.partition("?")[2]
+    value = None
+    for item in query.split("&") if query else []:
+        name, sep, text = item.partition("=")
+        if name != "max_event_bytes" or not sep or value is not None:
+            raise StoreURLError(f"memory:// takes one option, max_event_bytes=N (bytes), not {item[:40]!r}")
+        value = text
+    try:
+        return max_event_bytes_option(value)
+    except ValueError as exc:
+        raise StoreURLError(f"{url[:80]!r}: {exc}") from None
 
 
 def _shown(url: str) -> str:

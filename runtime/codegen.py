@@ -30,17 +30,17 @@ from typing import Any
 
 from .predicates import Predicate, compile_predicate, elements_at, leaves, scalars, values_at
 
-_BOOL = object()  # the key of a boolean in a membership set, apart from 0 and 1 (as matching's)
+_BOOL = object()  # a boolean's key in a membership set is (_BOOL, value): apart from 0 and 1
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 class RuleSource:
     """Collects one function per rule, then compiles them together (`build`)."""
 
-    def __init__(self, label: str, boolean_key: object = _BOOL) -> None:
+    def __init__(self, label: str) -> None:
         self.label = label
         self.names: dict[str, Any] = {"leaves": leaves, "scalars": scalars, "values_at": values_at,
-                                      "elements_at": elements_at, "_B": boolean_key}
+                                      "elements_at": elements_at, "_B": _BOOL}
         self.lines: list[str] = []
         self.functions: list[str] = []
 

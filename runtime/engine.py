@@ -1,13 +1,15 @@
 """Delivery: publish, handlers, retries, dead letters, ordering, idempotency — on any event
 store. The engine wires the parts, each in a module of its own:
 
-- publishing (here): `publish` builds the `Event` (refusing a bad type, or data that breaks
-  a declared schema, before anything is stored), asks the router which targets it reaches,
-  calls the **sync** targets' handlers, then stores, in one step of the store, a delivery
-  entry per **async** target (`deliveries.TARGET`), the sync targets' dead letters, and the
-  event's idempotency key (runtime/store.py: `append_all`). A publish that raised can be
-  retried as it is: a target that has the event already does not get it again (sync handlers
-  may be called again: at least once). No target: the event goes to the unrouted dead letter.
+- publishing (here): `publish` builds the `Event` (refusing a bad type, data that is not
+  JSON through and through or is larger than the store takes (runtime/event_data.py), or
+  data that breaks a declared schema, before anything is stored or called), asks the router
+  which targets it reaches, calls the **sync** targets' handlers, then stores, in one step
+  of the store, a delivery entry per **async** target (`deliveries.TARGET`), the sync
+  targets' dead letters, and the event's idempotency key (runtime/store.py: `append_all`).
+  A publish that raised can be retried as it is: a target that has the event already does
+  not get it again (sync handlers may be called again: at least once). No target: the event
+  goes to the unrouted dead letter.
 - reading (runtime/reader.py): one reader per process reads every stream it delivers for,
   in batches, and hands deliveries to per-target pools (runtime/pool.py) bounded by
   `concurrency`, which keep `order by` keys one at a time.
@@ -50,11 +52,12 @@ from .event import (
     check_time,
     check_type,
     copy_of,
-    encode_data,
     new_id,
     now_text,
+    shown,
     trusted_event,
 )
+from .event_data import encode_data
 from .handlers import Handler, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding, claim_idle_of
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
@@ -367,11 +370,12 @@ class Engine:
         if event_id is None:
             event_id = new_id()
         elif not isinstance(event_id, str) or not event_id:
-            raise EventError(f"event id must be a non-empty string, not {event_id!r}")
+            raise EventError(f"event id must be a non-empty string, not {shown(event_id)}")
         return trusted_event(event, data, event_id, None, now_text(), 1, SOURCE, {})
 
     def validate(self, event: Any, data: Any = None, *, id: str | None = None) -> Event:
-        """The `Event` a publish of these arguments would accept; EventError or SchemaError if none."""
+        """The `Event` a publish of these arguments would accept; EventError (EventTooLarge: more
+        than the store's `max_event_bytes`) or SchemaError if none."""
         return self._checked(event, data, id)[0]
 
     def _checked(self, event: Any, data: Any, event_id: str | None) -> tuple[Event, bytes]:
@@ -384,7 +388,8 @@ class Engine:
                 check_time(ev.time)  # it travels in a header to HTTP targets: checked as it comes in
             elif isinstance(event, dict):
                 check_time(ev.time)
-            encoded = encode_data(ev)  # refused here, not by the store after sync targets were called
+            # refused here, not by the store after sync targets were called
+            encoded = encode_data(ev, self.store.max_event_bytes)
             schema = self.schemas.get(ev.type)
             if schema is not None:
                 validate(ev.data, schema)

@@ -8,9 +8,9 @@ CloudEvent's other attributes (`subject`, `traceparent`, ...), kept as they came
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import reprlib
 import time
 from typing import Any
 
@@ -23,6 +23,25 @@ SOURCE = "interlock"
 
 class EventError(ValueError):
     """An event that cannot be accepted; the message names the attribute or field."""
+
+
+_REPR = reprlib.Repr()  # (3.11 takes no keywords)
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def shown(value: Any, width: int = 60, *, quoted: bool = True) -> str:
+    """`repr(value)` for a message, cut to `width` characters, in time and depth bounded
+    whatever the value is (data nested 100,000 deep, a string of a gigabyte); a string as it
+    is without `quoted`."""
+    if type(value) is str and not quoted:
+        text = value[:width + 1]
+    else:
+        try:
+            text = _REPR.repr(value)
+        except ValueError:  # an integer of more than 4,300 digits, which Python does not write
+            text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= width else text[:width] + "..."
 
 
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
@@ -48,8 +67,8 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:
 def check_time(time: Any) -> str:
     """An event's `time` as CloudEvents has it: an RFC 3339 timestamp."""
     if not isinstance(time, str) or not _TIME.match(time):
-        shown = repr(time) if len(repr(time)) <= 60 else repr(time)[:60] + "..."
-        raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not {shown}")
+        raise EventError(f"event `time` must be an RFC 3339 timestamp such as \"2026-11-29T21:00:00Z\", not "
+                         f"{shown(time)}")
     return time
 
 
@@ -71,7 +90,7 @@ def check_extensions(extensions: dict[str, Any]) -> None:
         if name == "data_base64":
             raise EventError("CloudEvent `data_base64` (binary data) is not taken: data must be a JSON object")
         if not isinstance(name, str) or not _ATTRIBUTE.match(name):
-            raise EventError(f"CloudEvent attribute {name!r}: a name is 1 to 20 lower-case letters and digits")
+            raise EventError(f"CloudEvent attribute {shown(name)}: a name is 1 to 20 lower-case letters and digits")
         if name in _CORE:
             raise EventError(f"CloudEvent attribute `{name}` is not an extension")
         if name in ("traceparent", "tracestate") and not (isinstance(value, str) and value.isascii()):
@@ -84,100 +103,9 @@ def check_extensions(extensions: dict[str, Any]) -> None:
             raise EventError(f"CloudEvent attribute `{name}` is longer than {MAX_EXTENSION_LENGTH} characters")
 
 
-# orjson, strict: what `json` refuses (a datetime, a dataclass, bytes, a set) it refuses too.
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(type(value).__name__)
-
-
-def encode_data(ev: Event) -> bytes:
-    """The event's data as JSON text (UTF-8), once checked that the event can travel as JSON:
-    no NaN or infinite number, no lone surrogate (in its data, keys included, its id, source
-    or extensions), integers within 64 bits, nesting within `MAX_DEPTH` levels (what JSON
-    parsers read back exactly). EventError names the first place. What a delivery entry
-    carries as it is."""
-    try:
-        encoded = orjson.dumps(ev.data, default=_refuse, option=_JSON_OPTIONS)
-        if b"null" in encoded and _non_finite(ev.data):  # (orjson writes NaN and infinities as null)
-            raise ValueError("not finite")
-        if not ev.id.isascii():
-            ev.id.encode("utf-8")
-        if not ev.source.isascii():
-            ev.source.encode("utf-8")
-        if ev.extensions:
-            json.dumps(ev.extensions, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, TypeError, RecursionError):
-        raise EventError(_first_non_json(ev)) from None
-    return encoded
-
-
-MAX_DEPTH = 250  # levels of nesting in event data (orjson's own bound is 254)
-_INT_RANGE = (-2**63, 2**64)
-
-
-def _non_finite(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if item != item or item in (_INF, -_INF):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
-
-
-_INF = float("inf")
-
-
-def _first_non_json(ev: Event) -> str:
-    for name in ("id", "source"):
-        try:
-            getattr(ev, name).encode("utf-8")
-        except UnicodeEncodeError:
-            return f"event `{name}` holds a lone surrogate (text that is not Unicode)"
-    for name, value in ev.extensions.items():
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except (ValueError, TypeError):
-            return f"CloudEvent attribute `{name}` is not JSON text"
-    stack: list[tuple[str, Any, int]] = [("", ev.data, 0)]
-    while stack:
-        path, value, depth = stack.pop()
-        shown = path or "data"
-        if depth > MAX_DEPTH:
-            return f"field `{shown[:200]}` is nested deeper than {MAX_DEPTH} levels"
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            return f"field `{shown}` is {value}, which JSON cannot carry"
-        if isinstance(value, int) and not isinstance(value, bool) and not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-            return (f"field `{shown}` is an integer beyond 64 bits, which JSON parsers do not read back exactly "
-                    "(send it as a string)")
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"field `{shown}` holds a lone surrogate (text that is not Unicode)"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                try:
-                    str(key).encode("utf-8")
-                except UnicodeEncodeError:
-                    return f"a field name in `{shown}` holds a lone surrogate (text that is not Unicode)"
-                stack.append((f"{path}.{key}" if path else str(key), item, depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((f"{shown}[{n}]", item, depth + 1) for n, item in enumerate(value))
-        elif not isinstance(value, bool | int | float) and value is not None:
-            return f"field `{shown}` is a {type(value).__name__}, which JSON cannot carry"
-    return "event data is not JSON"
-
-
 def check_type(event_type: Any) -> str:
     if not isinstance(event_type, str) or not _TYPE.match(event_type):
-        raise EventError(f"event type must be a dotted name such as `order.created`, not {event_type!r}")
+        raise EventError(f"event type must be a dotted name such as `order.created`, not {shown(event_type)}")
     return event_type
 
 
@@ -200,7 +128,7 @@ class Event:
     @id.validator
     def _id(self, _attribute: Any, value: Any) -> None:
         if not isinstance(value, str) or not value:
-            raise EventError(f"event id must be a non-empty string, not {value!r}")
+            raise EventError(f"event id must be a non-empty string, not {shown(value)}")
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The CloudEvents 1.0 JSON form (structured mode)."""
@@ -223,14 +151,14 @@ class Event:
         if not isinstance(event, dict):
             raise EventError(f"a CloudEvent is a JSON object, not {type(event).__name__}")
         if event.get("specversion") != "1.0":
-            raise EventError(f"CloudEvent `specversion` must be \"1.0\", not {event.get('specversion')!r}")
+            raise EventError(f"CloudEvent `specversion` must be \"1.0\", not {shown(event.get('specversion'))}")
         for attribute in ("id", "source", "type"):
             if not isinstance(event.get(attribute), str) or not event[attribute]:
                 raise EventError(f"CloudEvent attribute `{attribute}` must be a non-empty string")
         content_type = event.get("datacontenttype")
         media = "application/json" if content_type is None else str(content_type).split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
-            raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {content_type!r}")
+            raise EventError(f"CloudEvent `datacontenttype` must be JSON, not {shown(content_type)}")
         data = event.get("data")
         extensions = {name: value for name, value in event.items() if name not in _CORE}
         if extensions and not stored:
@@ -241,7 +169,8 @@ class Event:
 
 def copy_of(ev: Event, encoded: bytes) -> Event:
     """The event with a copy of its data of its own, decoded from `encoded` (its data as JSON
-    text, as `encode_data` gave it): what a handler changes, no one else sees."""
+    text, as runtime/event_data.py's `encode_data` gave it): what a handler changes, no one
+    else sees."""
     return trusted_event(ev.type, orjson.loads(encoded), ev.id, ev.key, ev.time, ev.attempt, ev.source,
                          dict(ev.extensions))
 

@@ -208,7 +208,7 @@ class Matcher:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
-        source = RuleSource(f"{len(dispatch['rules'])} rules of {len(self._routes)} routes", _BOOL)
+        source = RuleSource(f"{len(dispatch['rules'])} rules of {len(self._routes)} routes")
         quick = [source.add(r["check"], number, *self._where(r["route"])) if r["check"] else None
                  for number, r in enumerate(dispatch["rules"])]
         functions = source.build()

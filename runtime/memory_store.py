@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .store import (
+    DEFAULT_MAX_EVENT_BYTES,
     MIN_ID,
     Entry,
     EntryId,
@@ -30,6 +31,7 @@ from .store import (
     StreamStats,
     decode_entry,
     encode_entry,
+    max_event_bytes_option,
 )
 
 
@@ -95,12 +97,16 @@ class _Stream:
 
 
 class MemoryStore(EventStore):
-    """The contract of `runtime/store.py`, in this process's memory."""
+    """The contract of `runtime/store.py`, in this process's memory. `max_unacked`: the most
+    entries a stream holds unacknowledged (None: no bound); `max_event_bytes`: the largest
+    event a publish stores (default 1 MiB)."""
 
-    def __init__(self, *, max_unacked: int | None = None, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, *, max_unacked: int | None = None, clock: Callable[[], float] | None = None,
+                 max_event_bytes: int | None = None) -> None:
         if max_unacked is not None and max_unacked < 1:
             raise ValueError(f"max_unacked must be at least 1, not {max_unacked}")
         self.max_unacked = max_unacked
+        self.max_event_bytes = max_event_bytes_option(max_event_bytes)
         self._clock = clock or (lambda: time.time() * 1000)
         self._streams: dict[str, _Stream] = {}
         self._schedule: list[tuple[int, int, str, str | bytes]] = []
@@ -111,7 +117,10 @@ class MemoryStore(EventStore):
         self._key_expiry: list[tuple[int, str]] = []
 
     def __repr__(self) -> str:
-        return "MemoryStore()" if self.max_unacked is None else f"MemoryStore(max_unacked={self.max_unacked})"
+        options = [f"max_unacked={self.max_unacked}"] if self.max_unacked is not None else []
+        if self.max_event_bytes != DEFAULT_MAX_EVENT_BYTES:
+            options.append(f"max_event_bytes={self.max_event_bytes}")
+        return f"MemoryStore({', '.join(options)})"
 
     def now_ms(self) -> int:
         return int(self._clock())

@@ -43,6 +43,7 @@ from .store import (
     StreamStats,
     decode_entry,
     encode_entry,
+    max_event_bytes_option,
 )
 
 PREFIX = "interlock:"
@@ -66,7 +67,7 @@ def _stream_of(key: str) -> str:
 
 
 UNBLOCK_GRACE = 1.0  # seconds a blocking read ended early may take to come back (see _first_of)
-STORE_OPTIONS = ("min_replicas", "replica_timeout")  # options of the store itself in a URL's query
+STORE_OPTIONS = ("min_replicas", "replica_timeout", "max_event_bytes")  # the store's own, in a URL's query
 
 
 def _check_options(url: str) -> None:
@@ -82,7 +83,8 @@ def _check_options(url: str) -> None:
 
 
 def _store_options(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without the store's own options (`?min_replicas=1`), and those options."""
+    """The URL without the store's own options (`?min_replicas=1&max_event_bytes=262144`), and
+    those options."""
     base, sep, query = url.partition("?")
     if not sep:
         return url, {}
@@ -133,8 +135,11 @@ class RedisStore(EventStore):
 
     def __init__(self, url: str, *, max_unacked: int | None = None, poll: float = 0.01,
                  connect_timeout: float = 2.0, command_timeout: float = 10.0, min_replicas: int | None = None,
-                 replica_timeout: float | None = None) -> None:
+                 replica_timeout: float | None = None, max_event_bytes: int | None = None) -> None:
         url, options = _store_options(url)
+        # The largest event a publish stores (runtime/store.py); a URL's option if not given here.
+        self.max_event_bytes = max_event_bytes_option(
+            options.get("max_event_bytes") if max_event_bytes is None else max_event_bytes)
         try:
             min_replicas = int(options.get("min_replicas", 0)) if min_replicas is None else min_replicas
             replica_timeout = float(options.get("replica_timeout", 1)) if replica_timeout is None else replica_timeout

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .event import shown
 from .predicates import instant
 
 
@@ -40,12 +41,12 @@ def _kind(value: Any) -> str:
 def validate(data: Any, schema: dict[str, Any], where: str = "") -> None:
     """Raise SchemaError, naming the field, unless `data` fits `schema`."""
     kind = schema["type"]
-    shown = f"field `{where}`" if where else "the event data"
+    subject = f"field `{where}`" if where else "the event data"
     checks: dict[str, Callable[[Any], bool]] = {
         "any": lambda v: True,
         "string": lambda v: isinstance(v, str),
         "bool": lambda v: isinstance(v, bool),
-        "int": lambda v: _kind(v) == "number" and float(v).is_integer(),
+        "int": lambda v: _kind(v) == "number" and (isinstance(v, int) or v.is_integer()),  # (exact: 10**400 too)
         "float": lambda v: _kind(v) == "number",
         "timestamp": _timestamp,
         "list": lambda v: isinstance(v, list),
@@ -53,7 +54,7 @@ def validate(data: Any, schema: dict[str, Any], where: str = "") -> None:
     }
     if not checks[kind](data):
         expected = "an ISO 8601 timestamp" if kind == "timestamp" else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
-        raise SchemaError(f"{shown} must be {expected}, not {_kind(data)} {data!r:.60}")
+        raise SchemaError(f"{subject} must be {expected}, not {_kind(data)} {shown(data)}")
     if kind == "list":
         for number, item in enumerate(data):
             if item is None:

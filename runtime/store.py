@@ -28,6 +28,9 @@ Concepts
 - **Bounds and backpressure**: a store may bound the entries a stream holds unacknowledged;
   `append` to a full stream waits until there is room (up to `timeout`), then raises
   `StoreFull`. Nothing accepted is ever dropped.
+- **Event size**: `max_event_bytes` (1 MiB by default, an option of every store) is the
+  largest event a publish stores; the engine refuses a larger one before anything is stored
+  (runtime/event_data.py). Entries already stored are read back whatever their size.
 - **Idempotency keys**: `remember(key, ttl)` is true the first time a key is seen within
   its time to live, false afterwards (Redis: SET NX PX); `append_all(once=key)` remembers a
   key with what it appended (Redis: beside each stream, for a cluster's sake).
@@ -173,8 +176,28 @@ class NoGroup(StoreError):
         self.group = group
 
 
+DEFAULT_MAX_EVENT_BYTES = 1_048_576  # 1 MiB: about Kafka's default (Amazon EventBridge takes 256 KiB)
+
+
+def max_event_bytes_option(value: Any) -> int:
+    """A store's `max_event_bytes` (given to its constructor, or as the text of a store URL's
+    option), checked: a whole number of bytes, at least 1 (None: the default)."""
+    if value is None:
+        return DEFAULT_MAX_EVENT_BYTES
+    if type(value) is not int and not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        raise ValueError(f"max_event_bytes must be a whole number of bytes, not {str(value)[:40]!r}")
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"max_event_bytes must be at least 1, not {number}")
+    return number
+
+
 class EventStore(abc.ABC):
     """The contract. Every method is a coroutine; all of them are safe to call concurrently."""
+
+    #: The largest event a publish stores, in bytes of its data as JSON with its attributes
+    #: (a larger one is refused, EventTooLarge, before anything is stored): a store option.
+    max_event_bytes = DEFAULT_MAX_EVENT_BYTES
 
     @abc.abstractmethod
     def now_ms(self) -> int:

@@ -147,7 +147,7 @@ def _deep(levels: int) -> str:
 
 def test_event_json_nested_too_deep_is_refused_as_bad_input(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """review14: an event nested 1000 levels deep was `internal error: RecursionError`, exit 3,
-    in explain, simulate and publish; explain took data nested 300 levels, which publish
+    in explain, simulate and publish; explain took data nested deeper than publish takes, which publish
     refuses."""
     (project / "deep.json").write_text(_deep(5000))
     (project / "deep.jsonl").write_text(_deep(5000) + "\n")
@@ -159,7 +159,7 @@ def test_event_json_nested_too_deep_is_refused_as_bad_input(project: Path, capsy
         assert "nested too deep to read" in err and "internal error" not in err, (argv, err)
     (project / "deep300.json").write_text(_deep(300))
     assert main(["explain", "ok.route", "--event", "deep300.json"]) == 2
-    assert "nested deeper than 250 levels" in capsys.readouterr().err
+    assert "nested deeper than 64 levels" in capsys.readouterr().err
 
 
 def test_explain_refuses_data_that_is_not_an_object(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,11 +27,14 @@ EVENT_TYPES = ["o.a", "o.b", "p.a", "o.c", "o.a.x", "q"]  # o.c, o.a.x and q are
 FIELDS = ["a", "b", "c", "tags", "items.sku", "n.x", "`c.d`", "items.`q`"]
 ELEMENT_FIELDS = ["sku", "q", "x", "`c.d`"]  # inside `any items { ... }`, `any n { ... }`
 
+# Numbers past a float's 53 bits: 2**53 as a float, 2**53 + 1 (which no float is), 10**29, 1.5e308.
+_BIG_LITERALS = ["9007199254740992.0", "9007199254740993", "-9007199254740993", "100000000000000000000000000000",
+                 "1.5e308", "-1.5e308"]
 _scalar_literal = st.one_of(
     st.integers(-3, 5).map(str),
-    st.sampled_from(["5.0", "2.5", "-1.5", "true", "false", '"a"', '"b"', '"EU-1"', '""', '"5"']),
+    st.sampled_from(["5.0", "2.5", "-1.5", "true", "false", '"a"', '"b"', '"EU-1"', '""', '"5"', *_BIG_LITERALS]),
 )
-_number = st.one_of(st.integers(-3, 5).map(str), st.sampled_from(["2.5", "0.0", "5.0"]))
+_number = st.one_of(st.integers(-3, 5).map(str), st.sampled_from(["2.5", "0.0", "5.0", *_BIG_LITERALS]))
 _string = st.sampled_from(['"a"', '"EU-"', '"E"', '"b"', '""', '"EU-1"', '"A"', '"eu-"', '"STRASSE"', '"ß"'])
 _regex = st.sampled_from(["E.*", "EU-[0-9]+", "a|b", "(?i)eu-.*", "", "[A-Z]", "EU-1|US-.", "E?U?-?1"])
 
@@ -47,7 +50,8 @@ def _atom(draw: st.DrawFn, fields: list[str] = FIELDS, depth: int = 0) -> str:
     if form == 2:
         return f"{field} not in [{', '.join(draw(st.lists(_scalar_literal, min_size=1, max_size=3)))}]"
     if form == 3:
-        low, high = sorted([draw(st.integers(-2, 5)), draw(st.integers(-2, 5))])
+        bounds = st.one_of(st.integers(-2, 5), st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 10**29]))
+        low, high = sorted([draw(bounds), draw(bounds)])
         return f"{field} in {low}..{high}"
     if form == 4:
         return f"exists {field}"
@@ -107,6 +111,8 @@ def _project(draw: st.DrawFn) -> str:
 
 _value: st.SearchStrategy[Any] = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 5), st.sampled_from([5.0, 2.5, 0.0, -1.5, float("nan")]),
+    # integers of any size compare exactly: 2**53 + 1 is not the float 2**53, 10**400 is more than any float
+    st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 9007199254740992.0, 10**29, 10**400, -(10**400), 1.5e308]),
     st.sampled_from(["a", "b", "EU-1", "E", "", "5", "A", "US-2", "eu-1", "Straße", "STRASSE", "\ud800"]),
 )
 _element = st.fixed_dictionaries({}, optional={"sku": _value, "q": _value, "c.d": _value,

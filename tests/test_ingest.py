@@ -244,6 +244,42 @@ def test_an_ordinary_client_gets_413_too(ingest: Ingest) -> None:
     assert ingest.handled() == []
 
 
+def test_an_event_larger_than_the_store_takes_is_413_and_publishes_nothing(tmp_path: Path) -> None:
+    """Within the body's limit, an event over the store's `max_event_bytes` is a 413 that gives
+    its size and the limit, in every mode, before its sync target is called."""
+    called: list[str] = []
+
+    def counted(event: interlock.Event) -> Any:
+        called.append(event.id)
+        return quote(event)
+
+    router, seen = make_router(tmp_path, store="memory://?max_event_bytes=1000", quote=counted)
+    with Served(create_app(router, max_body_bytes=4096, max_batch=10)) as served:
+        ingest = Ingest(router, served, seen)
+        large = {"n": 1, "pad": "x" * 1000}
+        problem = assert_problem(ingest.post(cloudevent("l-1", "quote.requested", large)), 413, "the event is 1,",
+                                 "bytes (its data as JSON, with its attributes)", "at most 1,000", "max_event_bytes")
+        assert problem["type"] == "urn:interlock:problem:too-large"
+        assert_problem(ingest.post(large, binary_headers("l-2", "quote.requested")), 413, "at most 1,000")
+        batch = [cloudevent("l-3"), cloudevent("l-4", "quote.requested", large)]
+        assert assert_problem(ingest.post(batch, BATCH), 413, "event [1]: the event is")["index"] == 1
+        assert ingest.post(cloudevent("l-5", "quote.requested", {"n": 1})).status_code == 202
+        assert ingest.handled() == [] and called == ["l-5"]
+
+
+def test_data_nested_too_deep_is_400_naming_the_limit(ingest: Ingest) -> None:
+    """Past 64 levels the event is refused naming the place; past what Python's JSON decoder
+    reads (its recursion), the body is, with no traceback either way."""
+    within = b'{"d":' + b"[" * 63 + b"]" * 63 + b"}"  # the data and 63 lists: 64 levels
+    assert ingest.post(content=within, headers=binary_headers("n-1", "note.added")).status_code == 202
+    past = b'{"d":' + b"[" * 64 + b"]" * 64 + b"}"
+    assert_problem(ingest.post(content=past, headers=binary_headers("n-2", "note.added")), 400,
+                   "field `d" + "[0]" * 63 + "` is nested deeper than 64 levels")
+    far = b'{"d":' + b"[" * 2000 + b"]" * 2000 + b"}"
+    assert_problem(ingest.post(content=far, headers=binary_headers("n-3", "note.added")), 400,
+                   "the body is nested too deep to read (event data is nested at most 64 levels)")
+
+
 def test_a_content_type_that_is_not_json_is_415(ingest: Ingest) -> None:
     assert_problem(ingest.post(content=b"id=1", headers={"content-type": "text/plain"}), 415, "text/plain")
     assert_problem(ingest.post(content=b"<e/>", headers={"content-type": "application/cloudevents+xml"}), 415,

@@ -343,6 +343,21 @@ def test_urls_with_odd_passwords_or_unknown_options_are_refused_without_showing_
             open_store(url)
 
 
+def test_the_largest_event_is_a_store_option_in_the_url_or_given() -> None:
+    """`max_event_bytes` (runtime/store.py) is the store's own option, taken out of the URL
+    before redis-py reads it; nothing is connected."""
+    from interlock.runtime.store import DEFAULT_MAX_EVENT_BYTES
+    from interlock.stores import StoreURLError, open_store
+
+    assert RedisStore("redis://127.0.0.1:1/0").max_event_bytes == DEFAULT_MAX_EVENT_BYTES
+    store = open_store("redis://127.0.0.1:1/0?max_event_bytes=262144&min_replicas=1")
+    assert isinstance(store, RedisStore) and store.max_event_bytes == 262144 and store.min_replicas == 1
+    assert "max_event_bytes" not in store.url
+    assert RedisStore("redis+cluster://127.0.0.1:1?max_event_bytes=5", max_event_bytes=7).max_event_bytes == 7
+    with pytest.raises(StoreURLError, match="max_event_bytes must be a whole number of bytes"):
+        open_store("redis://127.0.0.1:1/0?max_event_bytes=1MiB")
+
+
 def test_a_cluster_store_starts_while_the_first_node_its_url_lists_is_down(cluster_url: str) -> None:
     """The slot map is read from whichever listed node answers before the first command
     goes anywhere (from a review: every command went to the first node until then)."""

@@ -51,6 +51,10 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("x in 10..100", {"x": 100.5}, False),
     ("x in 10..100", {"x": "50"}, False),
     ("x in [1, \"a\"]", {"x": 1.0}, True),
+    ("x in [false]", {"x": False}, True),  # (a boolean in a set: a key of its own)
+    ("x in [false, 1]", {"x": 0}, False),
+    ("x in [true]", {"x": 1}, False),
+    ("a == 0 and x in [true, \"b\"]", {"a": 0, "x": True}, True),
     ("x in [1, \"a\"]", {"x": "1"}, False),
     ("x not in [1, 2]", {"x": 3}, True),
     ("x not in [1, 2]", {"x": 2.0}, False),
@@ -172,6 +176,18 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("exists `$or`", {"$or": 1}, True),
     ("`ü`.`a\\`b` == 1", {"ü": {"a`b": 1}}, True),
     ("`a\\\\b` == 1", {"a\\b": 1}, True),
+    # integers of any size compare exactly, with integers and floats alike
+    ("x > 1.5e308", {"x": 10**400}, True),
+    ("x < -1.5e308", {"x": -10**400}, True),
+    ("x >= 1", {"x": -10**400}, False),
+    ("x in 1..100", {"x": 10**400}, False),
+    ("x in [1, 2.5]", {"x": 10**400}, False),
+    ("x != 1", {"x": 10**400}, True),
+    ("x == 9007199254740992.0", {"x": 2**53 + 1}, False),
+    ("x > 9007199254740992.0", {"x": 2**53 + 1}, True),
+    ("x == 9007199254740993", {"x": 9007199254740992.0}, False),
+    ("x in 0..9007199254740992.0", {"x": 2**53 + 1}, False),
+    ("x in [9007199254740992.0]", {"x": 2**53}, True),
 ]
 
 
@@ -231,3 +247,12 @@ def test_route_fans_out_and_choose_takes_the_first_match() -> None:
     assert route(routes, chooses, "order.created", {}) == {"audit", "billing"}
     assert route(routes, chooses, "order.cancelled", {"amount": 5000}) == {"audit"}
     assert route(routes, chooses, "payment.failed", {}) == set()
+
+
+def test_data_nested_100_000_deep_is_walked_without_recursion() -> None:
+    deep: Any = "vip"
+    for _ in range(100_000):
+        deep = [deep]
+    assert evaluate(when('tags == "vip"'), {"tags": deep}) is True
+    assert evaluate(when('tags contains "vip"'), {"tags": deep}) is True
+    assert evaluate(when('tags.x == "vip"'), {"tags": [deep, [{"x": "vip"}]]}) is True

@@ -349,3 +349,67 @@ def test_generated_checks_name_their_route_in_a_traceback(tmp_path: Path) -> Non
         text = traceback.format_exc()
     assert f"# route big_orders, {tmp_path / 'p.route'}:2:1" in text
     assert "v == 'k'" in text  # the comparison itself (the rule's check; the range is its anchor)
+
+
+BIG = 10**400
+BIG_NUMBERS = """
+target above { on_exhausted drop }
+target below { on_exhausted drop }
+target ranged { on_exhausted drop }
+target listed { on_exhausted drop }
+target exact { on_exhausted drop }
+target unequal { on_exhausted drop }
+route to_above { on e.x when n > 1.5e308 or n >= 100000000000000000000000000000 to above }
+route to_below { on e.x when n < -1.5e308 to below }
+route to_ranged { on e.x when n in 1 .. 9007199254740992.0 to ranged }
+route to_listed { on e.x when n in [9007199254740992.0, 2.5] to listed }
+route to_exact { on e.x when n == 9007199254740993 to exact }
+route to_unequal { on e.x when n != 9007199254740992.0 to unequal }
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (BIG, {"above", "unequal"}),
+    (-BIG, {"below", "unequal"}),
+    (2**53 + 1, {"exact", "unequal"}),  # beyond 2**53, not the float 2**53 it rounds to
+    (2**53, {"ranged", "listed"}),
+    (9007199254740992.0, {"ranged", "listed"}),
+    (2**53 - 1, {"ranged", "unequal"}),
+    (10**29, {"above", "unequal"}),
+    (10**29 - 1, {"unequal"}),
+    ([BIG, 1], {"above", "ranged", "unequal"}),
+], ids=["10**400", "-10**400", "2**53+1", "2**53", "2.0**53", "2**53-1", "10**29", "10**29-1", "[10**400, 1]"])
+def test_integers_of_any_size_compare_exactly(tmp_path: Path, value: object, expected: set[str]) -> None:
+    """With int and float literals, orderings, ranges, `in`, `==` and `!=`: the exact answer,
+    in match, explain and the reference interpreter alike (from the issue: `10**400` was an
+    OverflowError in `router.match`)."""
+    from interlock.compiler.reference import route
+
+    (tmp_path / "p.route").write_text(BIG_NUMBERS)
+    router = interlock.load(str(tmp_path / "p.route"))
+    project = load_project([str(tmp_path / "p.route")])
+    data = {"n": value}
+    assert router.match("e.x", data) == expected
+    assert {t for e in router.explain("e.x", data) for t in e.targets} == expected
+    assert route(list(project.routes.values()), [], "e.x", data) == expected
+
+
+def test_commands_refuse_json_nested_too_deep_to_read(project: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`explain --event`, `publish` and `simulate --events` read JSON nested past what
+    Python's decoder takes as a usage error naming the file, not an internal error."""
+    deep = '{"type": "order.created", "data": {"x": ' + "[" * 5000 + "]" * 5000 + "}}"
+    (tmp_path / "deep.json").write_text(deep)
+    too_deep = "is nested too deep to read (event data is nested at most 64 levels)"
+
+    def said() -> str:
+        return " ".join(capsys.readouterr().err.split())
+
+    assert main(["explain", str(project), "--event", str(tmp_path / "deep.json")]) == 2
+    assert f"`{tmp_path / 'deep.json'}` {too_deep}" in said()
+    assert main(["publish", str(project), "--event", str(tmp_path / "deep.json"), "--store", "memory://"]) == 2
+    assert too_deep in said()
+    assert main(["publish", str(project), "order.created", "--data", deep, "--store", "memory://"]) == 2
+    assert f"--data {too_deep}" in said()
+    assert main(["simulate", str(project), "--events", str(tmp_path / "deep.json")]) == 2
+    assert f"deep.json:1: the event {too_deep}" in said()
