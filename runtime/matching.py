@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from .bitmap import MAX_RULES, Atom, anchor_atom, check_atom, fire_source
 from .codegen import RuleSource
 from .predicates import Predicate, compile_predicate, leaves, scalars, values_at
 from .ranges import RangeIndex
@@ -113,10 +114,13 @@ class _FieldIndex:
 
 
 class _Table:
-    def __init__(self, unconditional: list[tuple[int, int | None]], fields: list[_FieldIndex], scan: list[_Rule]):
+    def __init__(self, unconditional: list[tuple[int, int | None]], fields: list[_FieldIndex], scan: list[_Rule],
+                 rule_ids: list[int] | None = None):
         self.unconditional = unconditional
         self.fields = fields
         self.scan = scan
+        self.rule_ids = rule_ids  # the rules of a compiled table, in order (None: a table of whole conditions)
+        self.fire: Callable[[Any], int] | None = None  # the bitmap code: the mask of the rules that hold
         self.fired: set[int] = {route for route, branch in unconditional if branch is None}
         self.chosen: dict[int, int] = {}
         for route, branch in unconditional:
@@ -208,16 +212,25 @@ class Matcher:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
+        # Per rule: its checks as generated code (`quick`), and, for the bitmap tables, the
+        # tests an index answers (`atoms`) with the generated code of the others (`rest`).
         source = RuleSource(f"{len(dispatch['rules'])} rules of {len(self._routes)} routes")
-        quick = [source.add(r["check"], number, *self._where(r["route"])) if r["check"] else None
-                 for number, r in enumerate(dispatch["rules"])]
+        quick, rest = [], []
+        self._atoms: list[list[Atom]] = []
+        for number, rule in enumerate(dispatch["rules"]):
+            where = self._where(rule["route"])
+            quick.append(source.add(rule["check"], number, *where) if rule["check"] else None)
+            atoms, residual = _split(rule)
+            self._atoms.append(atoms)
+            rest.append(source.add(residual, number, *where) if residual else None)
         functions = source.build()
         self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"]),
                              None if q is None else functions[q])
                        for r, q in zip(dispatch["rules"], quick, strict=True)]
+        self._rest = [None if q is None else functions[q] for q in rest]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
-                         [self._rules[number] for number in t["scan"]])
+                         [self._rules[number] for number in t["scan"]], _rule_ids(t))
                   for t in dispatch["tables"]]
         # For types no table was compiled for: each route's and branch's whole condition.
         self._conditions: list[_Rule] = []
@@ -248,9 +261,58 @@ class Matcher:
     def _prepare(self, table: _Table) -> _Table:
         if not table.fields and not table.scan:
             table.constant = self._targets(table.fired, table.chosen)
+        elif table.rule_ids is not None and len(table.rule_ids) <= MAX_RULES:
+            table.fast = self._bitmap(table, table.rule_ids)
         else:
             table.fast = self._generate(table)
         return table
+
+    def _bitmap(self, table: _Table, ids: list[int]) -> Callable[[Any], frozenset[str]]:
+        """The generated code of a table of at most MAX_RULES rules (bitmap.py): the mask of the
+        rules that hold, then the answer it means, remembered per mask. `table.fire` is the
+        same code returning the mask, for `deliveries`."""
+        answers = _Answers(self._targets(table.fired, {}), self._route_targets, self._branch_targets)
+        start = 0
+        for route, branch in table.chosen.items():
+            start |= answers.branch(route, branch)
+        effects = []  # per rule bit: the answer's bits it sets
+        for number in ids:
+            rule = self._rules[number]
+            if rule.branch is None:
+                effects.append(answers.route(rule.route))
+            elif table.chosen.get(rule.route, rule.branch + 1) <= rule.branch:
+                effects.append(0)  # an unconditional branch at or before this one always wins
+            else:
+                effects.append(answers.branch(rule.route, rule.branch))
+        memo: dict[int, frozenset[str]] = {}
+
+        def resolve(mask: int) -> frozenset[str]:
+            bits, rest = start, mask
+            while rest:
+                bit = rest & -rest
+                rest ^= bit
+                bits |= effects[bit.bit_length() - 1]
+            answer = answers.memo.get(bits) or answers.resolve(bits)
+            if len(memo) < _MEMO:
+                memo[mask] = answer
+            return answer
+
+        names: dict[str, Any] = {"SLOW": self._general(table), "MEMO": memo, "RESOLVE": resolve}
+        body = fire_source([(self._atoms[n], self._rest[n]) for n in ids], names, "")
+        lines = ["def match(data):",
+                 "    if type(data) is not dict:",
+                 "        return SLOW(data)",
+                 *_indent(body, 4),
+                 "    try:",
+                 "        return MEMO[m]",
+                 "    except KeyError:",
+                 "        return RESOLVE(m)",
+                 "def fire(data):",
+                 *_indent(body, 4),
+                 "    return m"]
+        exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
+        table.fire = names["fire"]
+        return names["match"]  # type: ignore[no-any-return]
 
     def _generate(self, table: _Table) -> Callable[[Any], frozenset[str]]:
         """Python source for one table's matching, compiled once at load (as Jinja does for
@@ -509,11 +571,31 @@ class Matcher:
                     chosen[rule.route] = rule.branch
         return fired, chosen
 
+    def _bitmap_fired(self, table: _Table, mask: int) -> tuple[set[int], dict[int, int]]:
+        """`_fire`'s answer from the mask of a bitmap table's rules that hold."""
+        assert table.rule_ids is not None
+        fired = set(table.fired)
+        chosen = dict(table.chosen)
+        while mask:
+            bit = mask & -mask
+            mask ^= bit
+            rule = self._rules[table.rule_ids[bit.bit_length() - 1]]
+            if rule.branch is None:
+                fired.add(rule.route)
+            elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
+                chosen[rule.route] = rule.branch
+        return fired, chosen
+
     def deliveries(self, event_type: str, data: Any) -> dict[str, list[tuple[str, dict[str, Any] | None]]]:
         """Per target the event reaches: the routes that lead there, in declaration order, each
         with its transform (None: the event's data as it is)."""
         table = self._tables.get(event_type) or self._table(event_type)
-        fired, chosen = self._fire(table, data) if table.constant is None else (table.fired, table.chosen)
+        if table.constant is not None:
+            fired, chosen = table.fired, table.chosen
+        elif table.fire is not None and type(data) is dict:
+            fired, chosen = self._bitmap_fired(table, table.fire(data))
+        else:
+            fired, chosen = self._fire(table, data)
         out: dict[str, list[tuple[str, dict[str, Any] | None]]] = {}
         for number in sorted({*fired, *chosen}):
             route = self._routes[number]
@@ -540,3 +622,27 @@ def _every(parts: list[Predicate]) -> Predicate:
         return True
 
     return every
+
+
+def _split(rule: dict[str, Any]) -> tuple[list[Atom], list[dict[str, Any]]]:
+    """A rule's tests that an index answers (its anchor first; one per path), and the others."""
+    atoms = [anchor_atom(rule["anchor"])] if "anchor" in rule else []
+    paths = {atom.path for atom in atoms}
+    residual = []
+    for node in rule["check"]:
+        atom = check_atom(node)
+        if atom is None or atom.path in paths:
+            residual.append(node)
+        else:
+            atoms.append(atom)
+            paths.add(atom.path)
+    return atoms, residual
+
+
+def _rule_ids(table: dict[str, Any]) -> list[int]:
+    """The rules of a compiled table (in its indexes and its scan), in order."""
+    found = set(table["scan"])
+    for field in table["index"]:
+        for kind in ("eq", "prefix", "folded", "range"):
+            found.update(entry[-1] for entry in field.get(kind, ()))
+    return sorted(found)

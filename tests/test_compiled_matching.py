@@ -142,5 +142,6 @@ def test_compiled_matching_equals_the_reference(text: str, events: list[tuple[st
     routes, chooses = list(project.routes.values()), list(project.chooses.values())
     for event_type, data in events:
         assert router.match(event_type, data) == route(routes, chooses, event_type, data), (event_type, data)
+        assert set(router.deliveries(event_type, data)) == router.match(event_type, data), (event_type, data)
         explained = {t for e in router.explain(event_type, data) for t in e.targets}
         assert explained == router.match(event_type, data)
