@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matching_modes import anchors_only
 
 import interlock
 from interlock.compiler.reference import evaluate, event_type_matches, glob_matches, route
@@ -202,6 +203,11 @@ def test_compiled_router_agrees(condition: str, data: dict[str, Any], expected: 
     (tmp_path / "p.route").write_text(f"target t {{ mode sync }}\nroute r {{ on e when {condition} to t }}\n")
     router = Router(interlock.compile(str(tmp_path)))
     assert router.match("e", data) == ({"t"} if expected else set())
+    assert set(router.deliveries("e", data)) == ({"t"} if expected else set())
+    with anchors_only():
+        anchored = Router(interlock.compile(str(tmp_path)))
+    assert anchored.match("e", data) == ({"t"} if expected else set())
+    assert set(anchored.deliveries("e", data)) == ({"t"} if expected else set())
     assert {t for e in router.explain("e", data) for t in e.targets} == ({"t"} if expected else set())
 
 
