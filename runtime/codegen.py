@@ -32,6 +32,7 @@ from .predicates import Predicate, compile_predicate, elements_at, leaves, scala
 
 _BOOL = object()  # a boolean's key in a membership set is (_BOOL, value): apart from 0 and 1
 _NAME = re.compile(r"[^A-Za-z0-9_]")
+Test = Callable[[str, str], str]  # a test of one value: (how it is first written, how after) -> source
 
 
 class RuleSource:
@@ -89,72 +90,87 @@ class RuleSource:
             present = (f"(data.get({path[0]!r}) is not None)" if len(path) == 1
                        else f"bool(values_at(data, {self.constant(path)}))")
             return present if op == "exists" else f"(not {present})"
-        test = None if node.get("timestamp") else self.value_test(node)
-        if test is None:
+        found = None if node.get("timestamp") else self.value_test(node)
+        if found is None:
             return self.closure(node)
-        if len(path) == 1:
-            # One value, or a list whose elements (lists within entered, nulls left out) are tried.
-            return (f"((v := data.get({path[0]!r})) is not None and ({test('v')} if not isinstance(v, list) "
-                    f"else any({test('y')} for y in leaves(v) if y is not None)))")
-        return f"any({test('y')} for y in scalars(values_at(data, {self.constant(path)})))"
+        test, positive = found
+        if len(path) > 1:
+            return f"any({test('y', 'y')} for y in scalars(values_at(data, {self.constant(path)})))"
+        get = f"(v := data.get({path[0]!r}))"
+        elements = f"any({test('y', 'y')} for y in leaves(v) if y is not None)"
+        if positive:
+            # False on no value and on a list, so tried first: the list's elements only after it
+            # (lists within entered, nulls left out).
+            return f"({test(get, 'v')} or (isinstance(v, list) and {elements}))"
+        return f"({get} is not None and ({test('v', 'v')} if not isinstance(v, list) else {elements}))"
 
-    def value_test(self, node: dict[str, Any]) -> Callable[[str], str] | None:
-        """The test of one present value (not a list) as a function of its variable's name, or
-        None where the node is left to its closure."""
+    def value_test(self, node: dict[str, Any]) -> tuple[Test, bool] | None:
+        """The test of one present value that is not a list, as a function of how the value is
+        written where it is first used (`first`: it may bind it) and after (`later`); and
+        whether the test is positive (false on `None` and on a list, so it may be tried before
+        knowing whether the value is a list). None: the node is left to its closure."""
         op = node["op"]
         if op == "cmp":
             return self.comparison(node["cmp"], node["value"])
         if op == "in":
             member = self.membership(node["values"])
-            return (lambda v: f"(not {member(v)})") if node["negated"] else member
+            if node["negated"]:
+                return (lambda first, later: f"(not {member(first, later)})"), False
+            return member, True
         if op == "range":
             low, high = node["low"], node["high"]
             if not all(type(b) in (int, float) and b == b for b in (low, high)):
                 return None
             bounds = self.literal(low), self.literal(high)
-            return lambda v: f"({_number(v)} and {bounds[0]} <= {v} <= {bounds[1]})"
+            return (lambda first, later: f"({_number(first, later)} and {bounds[0]} <= {later} <= {bounds[1]})"), True
         if op == "str":
-            return self.string_test(node["test"], node["value"])
+            found = self.string_test(node["test"], node["value"])
+            return None if found is None else (found, True)
         return None
 
-    def comparison(self, cmp: str, value: Any) -> Callable[[str], str] | None:
-        if value is None:  # `== null` and the orderings are false; `!= null` holds for any value
-            return (lambda v: "True") if cmp == "!=" else (lambda v: "False")
-        kind: Callable[[str], str]
+    def comparison(self, cmp: str, value: Any) -> tuple[Test, bool] | None:
+        if value is None or (type(value) is float and value != value):
+            # `== null` and the orderings are false; `!= null` holds for any value; NaN equals
+            # nothing and orders with nothing.
+            if cmp == "!=":
+                return (lambda first, later: "True"), False
+            return (lambda first, later: f"({first} is not {first})"), True  # (binds the value, and is false)
+        kind: Test
         if type(value) is bool:
-            kind, literal = (lambda v: f"type({v}) is bool"), repr(value)
+            kind, literal = (lambda first, later: f"type({first}) is bool"), repr(value)
         elif type(value) in (int, float):
-            if value != value:  # NaN equals nothing and orders with nothing
-                return (lambda v: "True") if cmp == "!=" else (lambda v: "False")
             kind, literal = _number, self.literal(value)
         elif type(value) is str:
-            kind, literal = (lambda v: f"type({v}) is str"), repr(value)
+            kind, literal = (lambda first, later: f"type({first}) is str"), repr(value)
         else:
             return None
         if cmp == "!=":
-            return lambda v: f"(not ({kind(v)} and {v} == {literal}))"
-        return lambda v: f"({kind(v)} and {v} {cmp} {literal})"
+            return (lambda first, later: f"(not ({later} == {literal} and {kind(later, later)}))"), False
+        if cmp == "==":  # the comparison first: most values differ, and it binds the value
+            return (lambda first, later: f"({first} == {literal} and {kind(later, later)})"), True
+        return (lambda first, later: f"({kind(first, later)} and {later} {cmp} {literal})"), True
 
-    def membership(self, values: list[Any]) -> Callable[[str], str]:
+    def membership(self, values: list[Any]) -> Test:
         keys = frozenset((_BOOL, v) if type(v) is bool else v for v in values
                          if type(v) in (str, int, float, bool) and v == v)
         if not keys:
-            return lambda v: "False"
+            return lambda first, later: f"({first} is not {first})"  # (binds the value, and is false)
         name = self.constant(keys, "S")
         scalar_keys = any(type(k) is not tuple for k in keys)
         bool_keys = any(type(k) is tuple for k in keys)
 
-        def test(v: str) -> str:
+        def test(first: str, later: str) -> str:
             parts = []
             if scalar_keys:
-                parts.append(f"((type({v}) is str or type({v}) is int or type({v}) is float) and {v} in {name})")
+                parts.append(f"((type({first}) is str or type({later}) is int or type({later}) is float) "
+                             f"and {later} in {name})")
             if bool_keys:
-                parts.append(f"(type({v}) is bool and (_B, {v}) in {name})")
+                parts.append(f"(type({later if parts else first}) is bool and (_B, {later}) in {name})")
             return "(" + " or ".join(parts) + ")"
 
         return test
 
-    def string_test(self, test: str, value: Any) -> Callable[[str], str] | None:
+    def string_test(self, test: str, value: Any) -> Test | None:
         if type(value) is not str:
             return None
         literal, folded = repr(value), repr(value.casefold())
@@ -168,8 +184,8 @@ class RuleSource:
         form = forms.get(test)
         if form is None:  # `matches`: the glob's own function, in its closure
             return None
-        return lambda v: f"(type({v}) is str and {form(v)})"
+        return lambda first, later: f"(type({first}) is str and {form(later)})"
 
 
-def _number(v: str) -> str:
-    return f"(type({v}) is int or type({v}) is float)"
+def _number(first: str, later: str) -> str:
+    return f"(type({first}) is int or type({later}) is float)"
