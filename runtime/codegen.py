@@ -189,3 +189,21 @@ class RuleSource:
 
 def _number(first: str, later: str) -> str:
     return f"(type({first}) is int or type({later}) is float)"
+
+
+def anchor_node(anchor: dict[str, Any]) -> dict[str, Any]:
+    """A rule's anchor (compiler/tables.py) as the predicate it tests, for code that tests a
+    rule whole. (An anchor found by a superset, a regular expression's prefix, is a weaker
+    test whose full test is among the rule's checks: testing both is the rule.)"""
+    path, kind = anchor["path"], anchor["kind"]
+    if kind == "eq":
+        return {"op": "in", "path": path, "values": anchor["values"], "negated": False}
+    if kind in ("prefix", "folded"):
+        test = "startswith" if kind == "prefix" else "startswith_ignore_case"
+        return {"op": "str", "path": path, "test": test, "value": anchor["prefix"]}
+    low, high = anchor["low"], anchor["high"]
+    if low is not None and high is not None:  # only `in LOW..HIGH`, both ends included, gives both
+        return {"op": "range", "path": path, "low": low, "high": high}
+    if low is not None:
+        return {"op": "cmp", "path": path, "cmp": ">=" if anchor["low_inclusive"] else ">", "value": low}
+    return {"op": "cmp", "path": path, "cmp": "<=" if anchor["high_inclusive"] else "<", "value": high}

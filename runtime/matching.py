@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from .bitmap import MAX_RULES, Atom, anchor_atom, check_atom, fire_source
-from .codegen import RuleSource
+from .codegen import RuleSource, anchor_node
 from .predicates import Predicate, compile_predicate, leaves, scalars, values_at
 from .ranges import RangeIndex
 
@@ -135,6 +135,7 @@ class _Table:
 _Hit = tuple[int, tuple[tuple[int, Predicate], ...]]  # see Router._generate
 _MEMO = 4096  # answers a table's generated code keeps, by the mask of what fired
 MAX_UNKNOWN = 4096  # event types without a compiled table whose table is remembered
+SMALL_RULES = 2  # a table of this many rules or fewer tests each in turn; more, as bit masks (bitmap.py)
 
 
 class _Answers:
@@ -228,6 +229,7 @@ class Matcher:
                              None if q is None else functions[q])
                        for r, q in zip(dispatch["rules"], quick, strict=True)]
         self._rest = [None if q is None else functions[q] for q in rest]
+        self._rule_json: list[dict[str, Any]] = dispatch["rules"]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
                          [self._rules[number] for number in t["scan"]], _rule_ids(t))
@@ -261,16 +263,36 @@ class Matcher:
     def _prepare(self, table: _Table) -> _Table:
         if not table.fields and not table.scan:
             table.constant = self._targets(table.fired, table.chosen)
+        elif table.rule_ids is not None and len(table.rule_ids) <= SMALL_RULES:
+            conditions, names = self._conditions_of(table.rule_ids)
+            body = ["m = 0"]
+            for bit, condition in enumerate(conditions):
+                body += [f"if {condition}:", f"    m |= {1 << bit}"]
+            table.fast = self._masked(table, table.rule_ids, body, names, conditions)
         elif table.rule_ids is not None and len(table.rule_ids) <= MAX_RULES:
-            table.fast = self._bitmap(table, table.rule_ids)
+            shared: dict[str, Any] = {}
+            body = fire_source([(self._atoms[n], self._rest[n]) for n in table.rule_ids], shared, "")
+            table.fast = self._masked(table, table.rule_ids, body, shared)
         else:
             table.fast = self._generate(table)
         return table
 
-    def _bitmap(self, table: _Table, ids: list[int]) -> Callable[[Any], frozenset[str]]:
-        """The generated code of a table of at most MAX_RULES rules (bitmap.py): the mask of the
-        rules that hold, then the answer it means, remembered per mask. `table.fire` is the
-        same code returning the mask, for `deliveries`."""
+    def _conditions_of(self, ids: list[int]) -> tuple[list[str], dict[str, Any]]:
+        """Each rule of a small table as one condition, written out as a person writes it by
+        hand (a table of a rule or two: the masks of bitmap.py would cost more than the tests)."""
+        source = RuleSource("")
+        conditions = []
+        for number in ids:
+            rule = self._rule_json[number]
+            nodes = ([anchor_node(rule["anchor"])] if "anchor" in rule else []) + rule["check"]
+            conditions.append(" and ".join(source.expression(n) for n in nodes) or "True")
+        return conditions, source.names
+
+    def _masked(self, table: _Table, ids: list[int], body: list[str], names: dict[str, Any],
+                conditions: list[str] | None = None) -> Callable[[Any], frozenset[str]]:
+        """The generated code of a table from `body`, code that leaves in `m` the mask of its
+        rules that hold (bit i for rule ids[i]): the answer the mask means, remembered per
+        mask. `table.fire` is the same code returning the mask, for `deliveries`."""
         answers = _Answers(self._targets(table.fired, {}), self._route_targets, self._branch_targets)
         start = 0
         for route, branch in table.chosen.items():
@@ -297,16 +319,17 @@ class Matcher:
                 memo[mask] = answer
             return answer
 
-        names: dict[str, Any] = {"SLOW": self._general(table), "MEMO": memo, "RESOLVE": resolve}
-        body = fire_source([(self._atoms[n], self._rest[n]) for n in ids], names, "")
+        names.update({"SLOW": self._general(table), "MEMO": memo, "RESOLVE": resolve})
+        if conditions is not None and len(conditions) == 1:  # one rule: its answer, or the other
+            names.update({"HELD": resolve(1), "NOT_HELD": resolve(0)})
+            answer = [f"    return HELD if {conditions[0]} else NOT_HELD"]
+        else:
+            answer = [*_indent(body, 4), "    try:", "        return MEMO[m]", "    except KeyError:",
+                      "        return RESOLVE(m)"]
         lines = ["def match(data):",
                  "    if type(data) is not dict:",
                  "        return SLOW(data)",
-                 *_indent(body, 4),
-                 "    try:",
-                 "        return MEMO[m]",
-                 "    except KeyError:",
-                 "        return RESOLVE(m)",
+                 *answer,
                  "def fire(data):",
                  *_indent(body, 4),
                  "    return m"]
