@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(run=_compile)
 
     explain = commands.add_parser("explain", help="which routes match one event, and why",
-                                  description="Show, for one event, every route whose `on` takes its type, "
-                                  "each predicate's verdict and the value it saw, and the targets reached.")
+                                  description="Show, for one event, whether `publish` would take it (every "
+                                  "field that breaks its schema), then every route whose `on` takes its type, each "
+                                  "predicate's verdict and the value it saw, and the targets reached. Exits 1 when "
+                                  "`publish` would refuse the event.")
     explain.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
     explain.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
                         "(default: the folders given, or those of the files given)")
@@ -222,15 +224,18 @@ def _explain(args: argparse.Namespace, stderr: Console) -> int:
     router = _load_router(args.path, stderr, root=args.root)
     if router is None:
         return EXIT_FAILED
+    problems = router.problems(event_type, data)
+    closed = router.artifact["events"].get(event_type) is not None
     explanations = router.explain(event_type, data)
     targets = router.match(event_type, data)
     if args.format == "json":
-        print(report.explain_json(event_type, targets, explanations))
+        print(report.explain_json(event_type, targets, explanations, problems, closed))
     else:
         # A tree cannot wrap: when piped, draw it wide rather than cut its lines.
         width = None if sys.stdout.isatty() else 240
-        Console(highlight=False, width=width).print(report.explain_tree(event_type, targets, explanations))
-    return EXIT_OK
+        Console(highlight=False, width=width).print(
+            report.explain_tree(event_type, targets, explanations, problems, closed))
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _graph(args: argparse.Namespace, stderr: Console) -> int:

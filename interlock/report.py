@@ -18,6 +18,7 @@ from rich.tree import Tree
 from interlock.compiler.route_tests import StepResult
 from interlock.dsl import Diagnostic, Severity, SourceFile, Span
 from interlock.runtime.explain import RouteExplanation, Verdict
+from interlock.runtime.schema import SchemaProblem
 
 TAB = 4
 # A source line longer than this is shown as a window around the span, CONTEXT characters on
@@ -219,10 +220,27 @@ def _verdict_node(parent: Tree, verdict: Verdict, suffix: str = "") -> None:
         _verdict_node(node, part)
 
 
-def explain_tree(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> Tree:
-    """A rich tree: the event, then each route or choose with its verdicts and targets."""
+def _schema_node(tree: Tree, event_type: str, problems: Sequence[SchemaProblem], closed: bool) -> None:
+    """Whether `publish` takes the event, and if not, every reason."""
+    if not problems:
+        why = f"the data fits the schema of {event_type}" if closed else f"{event_type} has no schema: any data"
+        tree.add(Text("✓ ", "bold green") + Text("publish takes it", "bold") + Text(f": {why}", "dim"))
+        return
+    node = tree.add(Text("✗ ", "bold red") + Text("publish refuses it", "bold") + Text(
+        f": {_plural(len(problems), 'problem')}" + (f" with the schema of {event_type}" if closed else "")))
+    for problem in problems:
+        node.add(Text("✗ ", "bold red") + Text(problem.message))
+
+
+def explain_tree(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation],
+                 problems: Sequence[SchemaProblem] = (), closed: bool = False) -> Tree:
+    """A rich tree: the event, whether `publish` takes it (`problems`: why not; `closed`: its
+    type has a schema), then each route or choose with its verdicts and targets."""
     header = Text(event_type, "bold") + Text(" -> ") + Text(_names(targets), "bold green" if targets else "bold red")
+    if problems:
+        header += Text("  (would be refused by publish)", "bold red")
     tree = Tree(header)
+    _schema_node(tree, event_type, problems, closed)
     if not explanations:
         tree.add(Text("no route or choose takes this event type: it is unrouted", "yellow"))
     for e in explanations:
@@ -257,9 +275,13 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
     return out
 
 
-def explain_json(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> str:
+def explain_json(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation],
+                 problems: Sequence[SchemaProblem] = (), closed: bool = False) -> str:
     return json.dumps({
         "type": event_type,
+        "accepted": not problems,
+        "schema": closed,
+        "problems": [{"path": p.path, "message": p.message} for p in problems],
         "targets": sorted(targets),
         "routes": [
             {"name": e.name, "kind": e.kind, "file": e.at[0], "line": e.at[1], "column": e.at[2],
