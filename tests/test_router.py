@@ -12,6 +12,7 @@ import interlock
 from interlock.cli import main
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl import load_project
+from interlock.runtime.transform import apply_transform
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Every project under examples/: each folder is a project of its own.
@@ -61,6 +62,10 @@ def test_the_examples_route_as_their_tests_say(name: str) -> None:
         send = test.steps[step.step - 1].send
         data = interlock.dsl.ast.to_python(send.data) if send.data else {}
         assert router.match(step.event_type, data) == step.expected, step
+        deliveries = router.deliveries(step.event_type, data)
+        for payload in step.payloads:  # what the runtime hands the target is what the test compared
+            _, transform = deliveries[payload.target][0]
+            assert (apply_transform(transform, data) if transform else data) == payload.actual, step
 
 
 def test_explain_says_why(project: Path) -> None:
