@@ -148,4 +148,7 @@ CODES: dict[str, str] = {
     "W0245": "a glob in `on` that matches no declared event",
     "W0250": "a `when` that is never true",
     "W0251": "a `choose` branch that is never taken: earlier branches take every event it matches",
+    # compiler passes: deliveries (compiler/check_deliveries.py)
+    "E0260": "two deliveries that certainly bring one event to one target with different payloads",
+    "W0261": "two deliveries that may bring one event to one target with different payloads",
 }

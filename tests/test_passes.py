@@ -64,3 +64,22 @@ def test_no_warning_is_built_on_a_predicate_found_wrong(tmp_path: Path) -> None:
                     'route s { on e.x when at > "2026-01-01T00:00:00Z" and at < "2025-01-01T00:00:00Z" to t }\n')
     found = [(d.code, d.span.line) for d in interlock.check(str(path))]
     assert found == [("E0206", 3), ("W0250", 4)]  # (the condition that is only never true still warns)
+
+
+def test_one_target_with_two_payloads_is_reported_naming_both_routes(tmp_path: Path) -> None:
+    """Two routes delivering one event to one target with different transforms: the runtime uses
+    the first declared one's payload, so the other is reported, naming both (issue 14: the first
+    declared silently won)."""
+    path = tmp_path / "p.route"
+    path.write_text('event e.x { id: string, n: float }\ntarget t { mode sync }\n'
+                    'route plain { on e.x to t }\n'
+                    'route slim { on e.* to t with { id: id } }\n'
+                    'route big { on e.x when n > 5 to t with { big: id } }\n')
+    found = interlock.check(str(path))
+    assert [(d.code, d.span.line, d.span.column) for d in found] == [("E0260", 4, 24), ("W0261", 5, 34)]
+    certain, maybe = found
+    assert "route `plain` and route `slim`" in certain.message
+    assert [(r.span.line, r.span.column) for r in certain.related] == [(3, 25)]
+    assert "route `plain` and route `big`" in maybe.message
+    with pytest.raises(interlock.CompileError, match="1 error"):
+        interlock.load(str(path))
