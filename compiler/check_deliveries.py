@@ -15,7 +15,9 @@ chooses, each in declaration order) and the others' payloads are silently not us
 Two payloads are different when the transforms differ as JSON (`payloads.canonical`), so the
 same `with { ... }` written twice is fine. The later delivery is reported, naming the first.
 Each delivery is compared with at most `MAX_COMPARED` earlier deliveries of its target with
-another payload, so a project with thousands of them stays linear.
+another payload, and a branch's condition holds the negations of at most `MAX_BEFORE`
+branches before it (else none: a looser condition, which can only make a warning more
+likely), so a project with thousands of them stays linear.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .reference import Stamps, project_timestamp_paths
 from .tables import _transform_json
 
 MAX_COMPARED = 64
+MAX_BEFORE = 16
 
 
 @attrs.frozen
@@ -43,7 +46,8 @@ class _Delivery:
     name: str
     group: tuple[str, int]  # deliveries of one group happen together: (handler name, branch; -1 for a route)
     on: tuple[ast.EventPattern, ...]
-    condition: ast.Expr | None  # None: whenever `on` matches
+    when: ast.Expr | None  # a route's `when`, a branch's (None: `otherwise`)
+    branches: tuple[ast.Branch, ...]  # a choose's branches (this one is `group[1]`); () for a route
     delivery: ast.Delivery
     payload: str  # the transform, canonical
     stamps: Stamps
@@ -51,6 +55,21 @@ class _Delivery:
     @property
     def handler(self) -> str:
         return f"{self.kind} `{self.name}`"
+
+    @property
+    def unconditional(self) -> bool:
+        return self.when is None and self.group[1] <= 0
+
+    def condition(self) -> ast.Expr | None:
+        """When it delivers, `on` aside: its `when` and not the `when` of a branch before it."""
+        # (built only for the pairs compared; past MAX_BEFORE branches their negations are left out:
+        # a looser condition, so never a false proof that two deliveries exclude each other)
+        before = self.branches[:self.group[1]] if 0 < self.group[1] <= MAX_BEFORE else ()
+        parts = [*(ast.Not(b.when, b.when.span) for b in before if b.when is not None),
+                 *([self.when] if self.when is not None else [])]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return ast.And(tuple(parts), self.delivery.span)
 
 
 def patterns_overlap(left: str, right: str) -> bool:
@@ -97,18 +116,14 @@ def _deliveries(project: Project) -> list[_Delivery]:
     found = []
     for route in project.routes.values():
         for delivery in route.to:
-            found.append(_Delivery("route", route.name.text, (route.name.text, -1), route.on, route.when, delivery,
+            found.append(_Delivery("route", route.name.text, (route.name.text, -1), route.on, route.when, (), delivery,
                                    _payload(delivery), stamps[route.name.text]))
     for choose in project.chooses.values():
-        earlier: list[ast.Expr] = []
         for number, branch in enumerate(choose.branches):
-            parts = [*(ast.Not(e, e.span) for e in earlier), *([branch.when] if branch.when is not None else [])]
-            condition = None if not parts else parts[0] if len(parts) == 1 else ast.And(tuple(parts), branch.span)
             for delivery in branch.to:
-                found.append(_Delivery("choose", choose.name.text, (choose.name.text, number), choose.on, condition,
-                                       delivery, _payload(delivery), stamps[choose.name.text]))
-            if branch.when is not None:
-                earlier.append(branch.when)
+                found.append(_Delivery("choose", choose.name.text, (choose.name.text, number), choose.on, branch.when,
+                                       choose.branches, delivery, _payload(delivery),
+                                       stamps[choose.name.text]))
     return found
 
 
@@ -118,11 +133,11 @@ def _payload(delivery: ast.Delivery) -> str:
 
 def _exclusive(project: Project, first: _Delivery, second: _Delivery) -> bool:
     """Whether the two conditions provably never hold for one event."""
-    if first.condition is None and second.condition is None:
+    if first.unconditional and second.unconditional:
         return False
     if first.stamps != second.stamps:
         return False  # their comparisons would be read by two rules at once: not reasoned about
-    conditions = [c for c in (first.condition, second.condition) if c is not None]
+    conditions = [c for c in (first.condition(), second.condition()) if c is not None]
     both = conditions[0] if len(conditions) == 1 else ast.And(tuple(conditions), conditions[0].span)
     single = _single_paths(project, [*first.on, *second.on])
     return _never(both, single, first.stamps) is not None
@@ -145,7 +160,7 @@ def _conflict(project: Project, first: _Delivery, second: _Delivery) -> Diagnost
     every, one = overlap
     fix = (f"a target receives an event once, with the first delivery's payload ({first.handler}'s): give both "
            "deliveries the same `with { ... }`, or narrow one's `on` or `when`")
-    if first.condition is None and second.condition is None:
+    if first.unconditional and second.unconditional:
         return error("E0260", f"{first.handler} and {second.handler} both deliver to `{target}` {every}, with "
                      "different payloads", second.delivery.target.span, "this payload is never delivered", fix,
                      related)
