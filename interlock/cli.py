@@ -56,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     test = commands.add_parser("test", help="run the `test` blocks of a project",
-                               description="Run every `test` block: each `send` must reach exactly the targets "
-                               "its `expect` names. Failures show expected and actual targets side by side.")
+                               description="Run every `test` block: each step's event (a `send`, or what a "
+                               "`then TARGET emits` says a target publishes) must reach exactly the targets its "
+                               "`expect` names, and each target named `with { ... }` must receive those fields. "
+                               "Failures show expected and actual targets side by side, and the fields that differ.")
     test.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
     test.add_argument("--root", metavar="FOLDER", help="the project's folder: imports read files inside it "
                         "(default: the folders given, or those of the files given)")
