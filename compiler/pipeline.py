@@ -16,15 +16,18 @@ from interlock.dsl.diagnostics import sorted_diagnostics
 from interlock.dsl.project import paused_gc
 from interlock.dsl.source import Span
 
+from .check_deliveries import check_deliveries
 from .check_flow import check_flow
 from .check_loss import check_loss
 from .check_predicates import check_predicates
 from .check_retries import check_retries
+from .check_tests import check_tests
 from .check_types import check_types
 
 Pass = Callable[[Project], list[Diagnostic]]
 
-PASSES: tuple[Pass, ...] = (check_types, check_retries, check_loss, check_flow, check_predicates)
+PASSES: tuple[Pass, ...] = (check_types, check_retries, check_loss, check_flow, check_predicates, check_deliveries,
+                            check_tests)
 
 
 def check(project: Project) -> list[Diagnostic]:

@@ -420,28 +420,41 @@ def _on(patterns: Iterable[ast.EventPattern], event_type: str) -> bool:
     return any(event_type_matches(p.text, event_type) for p in patterns)
 
 
-def route(
+def deliveries(
     routes: Iterable[ast.RouteDecl], chooses: Iterable[ast.ChooseDecl], event_type: str, data: Any,
     stamps: Mapping[str, Stamps] | None = None,
-) -> set[str]:
-    """The set of targets an event reaches: every matching route, and for each matching
-    `choose` the targets of its first branch whose `when` holds.
+) -> dict[str, list[tuple[str, ast.Delivery]]]:
+    """Per target the event reaches, the deliveries that lead there with the name of their
+    route or choose: every matching route, and for each matching `choose` its first branch
+    whose `when` holds; routes first, then chooses, each in the order given (the order of the
+    compiled artifact, whose first delivery to a target is the one the runtime uses).
 
     `stamps` gives, by route and choose name, the paths of their timestamp comparisons
     (`project_timestamp_paths`); without it no comparison is one (a project without
     closed `timestamp` fields)."""
     stamps = stamps or {}
-    targets: set[str] = set()
+    found: dict[str, list[tuple[str, ast.Delivery]]] = {}
     for decl in routes:
         if _on(decl.on, event_type) and (
                 decl.when is None or evaluate(decl.when, data, stamps.get(decl.name.text, frozenset()))):
-            targets.update(d.target.text for d in decl.to)
+            for delivery in decl.to:
+                found.setdefault(delivery.target.text, []).append((decl.name.text, delivery))
     for choose in chooses:
         if not _on(choose.on, event_type):
             continue
         paths = stamps.get(choose.name.text, frozenset())
         for branch in choose.branches:
             if branch.when is None or evaluate(branch.when, data, paths):
-                targets.update(d.target.text for d in branch.to)
+                for delivery in branch.to:
+                    found.setdefault(delivery.target.text, []).append((choose.name.text, delivery))
                 break
-    return targets
+    return found
+
+
+def route(
+    routes: Iterable[ast.RouteDecl], chooses: Iterable[ast.ChooseDecl], event_type: str, data: Any,
+    stamps: Mapping[str, Stamps] | None = None,
+) -> set[str]:
+    """The set of targets an event reaches: every matching route, and for each matching
+    `choose` the targets of its first branch whose `when` holds (see `deliveries`)."""
+    return set(deliveries(routes, chooses, event_type, data, stamps))

@@ -515,17 +515,31 @@ class ChooseDecl:
 
 @attrs.frozen(slots=True)
 class Send:
+    """`send TYPE { ... }`, or `then TARGET emits TYPE { ... }` (`emitted_by` the target)."""
+
     event_type: Name
     data: ObjectLit | None
+    span: Span
+    emitted_by: Name | None = None
+
+
+@attrs.frozen(slots=True)
+class ExpectedPayload:
+    """`TARGET with { ... }` in an `expect`: fields the target receives (`exact`: its whole payload)."""
+
+    target: Name
+    data: ObjectLit
+    exact: bool
     span: Span
 
 
 @attrs.frozen(slots=True)
 class Expect:
-    """The exact set of targets expected; empty for `expect nothing`."""
+    """The exact set of targets expected, empty for `expect nothing`, and what some of them receive."""
 
     targets: tuple[Name, ...]
     span: Span
+    payloads: tuple[ExpectedPayload, ...] = ()
 
 
 @attrs.frozen(slots=True)

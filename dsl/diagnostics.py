@@ -130,6 +130,11 @@ CODES: dict[str, str] = {
     "E0210": "a field the event's schema lacks, in test data",
     "E0211": "a value of the wrong type, in test data",
     "E0212": "a required field missing or `null`, in test data",
+    "E0213": "a field the target does not receive, in an `expect ... with`",
+    "E0214": "a value of the wrong type for what the target receives, in an `expect ... with`",
+    "E0215": "`with exactly` leaving out a field the target always receives",
+    "E0216": "`then TARGET emits TYPE` where the target's `emits` does not list TYPE",
+    "E0217": "`then TARGET emits ...` where no `expect` since the last `send` names the target",
     "E0220": "`attempts 0`",
     "E0221": "a backoff `max` below its `initial` delay",
     "E0222": "an exponential backoff `factor` below 1",
@@ -149,4 +154,7 @@ CODES: dict[str, str] = {
     "W0245": "a glob in `on` that matches no declared event",
     "W0250": "a `when` that is never true",
     "W0251": "a `choose` branch that is never taken: earlier branches take every event it matches",
+    # compiler passes: deliveries (compiler/check_deliveries.py)
+    "E0260": "two deliveries that certainly bring one event to one target with different payloads",
+    "W0261": "two deliveries that may bring one event to one target with different payloads",
 }

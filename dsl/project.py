@@ -282,6 +282,8 @@ class _Resolver:
                     self.ref(decl.dead_letter, ast.DeadLetterDecl)
                 elif isinstance(decl, ast.TestDecl):
                     for step in decl.steps:
+                        if step.send.emitted_by is not None:
+                            self.ref(step.send.emitted_by, ast.TargetDecl)
                         for target in step.expect.targets:
                             self.ref(target, ast.TargetDecl)
 

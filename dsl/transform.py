@@ -1066,16 +1066,33 @@ class Builder(Transformer[Token, Any]):
         data = c[2] if len(c) > 2 else None
         return ast.Send(self._event_type(c[1]), data, _span(c))
 
+    def expected(self, c: list[Token]) -> ast.Name:
+        return self._name(c[0], "target")
+
+    def expected_with(self, c: list[Any]) -> ast.ExpectedPayload:
+        return ast.ExpectedPayload(self._name(c[0], "target"), c[-1], exact=False, span=_span(c))
+
+    def expected_exactly(self, c: list[Any]) -> ast.ExpectedPayload:
+        return ast.ExpectedPayload(self._name(c[0], "target"), c[-1], exact=True, span=_span(c))
+
     def expect_targets(self, c: list[Any]) -> ast.Expect:
-        names = [self._name(t, "target") for t in c[1:] if t.type == "IDENT"]
+        items = [x for x in c if isinstance(x, ast.Name | ast.ExpectedPayload)]
+        names = [x if isinstance(x, ast.Name) else x.target for x in items]
         self._unique(names, "target")
-        return ast.Expect(tuple(names), _span(c))
+        payloads = tuple(x for x in items if isinstance(x, ast.ExpectedPayload))
+        return ast.Expect(tuple(names), _span(c), payloads)
 
     def expect_nothing(self, c: list[Any]) -> ast.Expect:
         return ast.Expect((), _span(c))
 
     def test_step(self, c: list[Any]) -> ast.TestStep:
         return ast.TestStep(c[0], c[1], _span(c))
+
+    def emit_step(self, c: list[Any]) -> ast.TestStep:
+        # then TARGET emits TYPE [object] expect
+        data = c[4] if isinstance(c[4], ast.ObjectLit) else None
+        send = ast.Send(self._event_type(c[3]), data, _span(c[:-1]), emitted_by=self._name(c[1], "target"))
+        return ast.TestStep(send, c[-1], _span(c))
 
     def test_decl(self, c: list[Any]) -> ast.TestDecl:
         return ast.TestDecl(self._name(c[1], "test"), tuple(_nodes(c, ast.TestStep)), _span(c))

@@ -5,7 +5,7 @@ The public API:
 - `check(paths)`: every diagnostic of a project of `.route` files;
 - `load(path)`: a `Router` for a `.route` project (compiled, and cached while its files
   are unchanged) or for an artifact written by `interlock compile`;
-- `Router.match(type, data)`, `Router.explain(type, data)`.
+- `Router.match(type, data)`, `Router.explain(type, data)`, `Router.problems(type, data)`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from interlock.runtime.explain import RouteExplanation, Verdict
 from interlock.runtime.memory_store import MemoryStore
 from interlock.runtime.outcomes import DeadLetter, DeliveryError, Receipt
 from interlock.runtime.router import Router
-from interlock.runtime.schema import SchemaError
+from interlock.runtime.schema import SchemaError, SchemaProblem
 from interlock.runtime.store import EventStore, StoreError, StoreFull
 
 __version__ = "0.1.0"
@@ -43,6 +43,7 @@ __all__ = [
     "RouteExplanation",
     "Router",
     "SchemaError",
+    "SchemaProblem",
     "Severity",
     "Span",
     "StoreError",

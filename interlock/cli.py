@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     test = commands.add_parser("test", help="run the `test` blocks of a project",
-                               description="Run every `test` block: each `send` must reach exactly the targets "
-                               "its `expect` names. Failures show expected and actual targets side by side.")
+                               description="Run every `test` block: each step's event (a `send`, or what a "
+                               "`then TARGET emits` says a target publishes) must reach exactly the targets its "
+                               "`expect` names, and each target named `with { ... }` must receive those fields. "
+                               "Failures show expected and actual targets side by side, and the fields that differ.")
     test.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
     arguments.add_root(test)
     test.add_argument("--format", choices=("text", "json"), default="text",
@@ -86,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(run=_compile)
 
     explain = commands.add_parser("explain", help="which routes match one event, and why",
-                                  description="Show, for one event, every route whose `on` takes its type, "
-                                  "each predicate's verdict and the value it saw, and the targets reached.")
+                                  description="Show, for one event, whether `publish` would take it (every "
+                                  "field that breaks its schema), then every route whose `on` takes its type, each "
+                                  "predicate's verdict and the value it saw, and the targets reached. Exits 1 when "
+                                  "`publish` would refuse the event.")
     explain.add_argument("path", metavar="PATH", help="a project (file or folder) or a compiled artifact (.json)")
     arguments.add_root(explain)
     explain.add_argument("--event", required=True, metavar="EVENT.json",
@@ -226,15 +230,18 @@ def _explain(args: argparse.Namespace, stderr: Console) -> int:
     router = _load_router(args.path, stderr, root=args.root)
     if router is None:
         return EXIT_FAILED
+    problems = router.problems(event_type, data)
+    closed = router.artifact["events"].get(event_type) is not None
     explanations = router.explain(event_type, data)
     targets = router.match(event_type, data)
     if args.format == "json":
-        print(report.explain_json(event_type, targets, explanations))
+        print(report.explain_json(event_type, targets, explanations, problems, closed))
     else:
         # A tree cannot wrap: when piped, draw it wide rather than cut its lines.
         width = None if sys.stdout.isatty() else 240
-        Console(highlight=False, width=width).print(report.explain_tree(event_type, targets, explanations))
-    return EXIT_OK
+        Console(highlight=False, width=width).print(
+            report.explain_tree(event_type, targets, explanations, problems, closed))
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _graph(args: argparse.Namespace, stderr: Console) -> int:

@@ -15,9 +15,11 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from interlock.compiler.route_tests import StepResult
+from interlock.compiler.payloads import Difference
+from interlock.compiler.route_tests import Conflict, PayloadResult, StepResult
 from interlock.dsl import Diagnostic, Severity, SourceFile, Span
 from interlock.runtime.explain import RouteExplanation, Verdict
+from interlock.runtime.schema import SchemaProblem
 
 TAB = 4
 # A source line longer than this is shown as a window around the span, CONTEXT characters on
@@ -181,8 +183,53 @@ def _names(names: frozenset[str]) -> str:
     return ", ".join(sorted(names)) if names else "nothing"
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as JSON on one line, cut to `limit` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _step_title(result: StepResult) -> str:
+    if result.emitted_by is not None:
+        return f"step {result.step}, {result.emitted_by} emits {result.event_type}"
+    return f"step {result.step}, send {result.event_type}"
+
+
+def _payload_lines(console: Console, payload: PayloadResult) -> None:
+    """Why one `expect TARGET with { ... }` failed: field by field, then the whole payload."""
+    from rich.table import Table
+
+    how = "with exactly" if payload.exact else "with"
+    head = Text(f"    {payload.target} ", "bold") + Text(f"({how} {{ ... }}): ")
+    if not payload.reached:
+        console.print(head + Text("not reached, so it received nothing", "red"), soft_wrap=True)
+        return
+    console.print(head + Text(f"{_plural(len(payload.differences), 'field')} differ", "red"), soft_wrap=True)
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 6))
+    table.add_column("field")
+    table.add_column("expected")
+    table.add_column("actual", style="red")
+    for difference in payload.differences:
+        expected = "(no other field)" if difference.kind == "unexpected" else (
+            "missing or null" if difference.expected is None else _shown(difference.expected))
+        actual = "missing" if difference.kind == "missing" else _shown(difference.actual)
+        table.add_row(difference.path or "(payload)", expected, actual)
+    console.print(table)
+    console.print(Text(f"      received: {_shown(payload.actual, 240)}", "dim"), soft_wrap=True)
+
+
+def _conflict_lines(console: Console, conflict: Conflict) -> None:
+    routes = ", ".join(f"`{name}`" for name in conflict.routes)
+    console.print(Text(f"    {conflict.target}", "bold") + Text(
+        f" is reached by {routes} with different payloads; it receives the first one's "
+        "(see W0261 in `interlock check`)", "red"), soft_wrap=True)
+    for name, payload in zip(conflict.routes, conflict.payloads, strict=True):
+        console.print(Text(f"      {name}: {_shown(payload, 240)}", "dim"), soft_wrap=True)
+
+
 def print_test_results(console: Console, results: Sequence[StepResult]) -> None:
-    """One line per test step that failed, with expected and actual side by side, then a count."""
+    """Each test step that failed: expected and actual targets side by side, then each payload
+    that does not match, field by field, and each target reached with two payloads; then a count."""
     from rich.table import Table
 
     failed = [r for r in results if not r.passed]
@@ -190,8 +237,7 @@ def print_test_results(console: Console, results: Sequence[StepResult]) -> None:
         out = Text()
         out.append("FAIL", "bold red")
         out.append(f" {result.test}", "bold")
-        out.append(f" (step {result.step}, send {result.event_type})  {result.span.file}:{result.span.line}:"
-                   f"{result.span.column}")
+        out.append(f" ({_step_title(result)})  {result.span.file}:{result.span.line}:{result.span.column}")
         console.print(out, soft_wrap=True)
         table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 4))
         table.add_column("expected")
@@ -202,6 +248,11 @@ def print_test_results(console: Console, results: Sequence[StepResult]) -> None:
                       _names(result.missing) if result.missing else "",
                       _names(result.unexpected) if result.unexpected else "")
         console.print(table)
+        for payload in result.payloads:
+            if not payload.passed:
+                _payload_lines(console, payload)
+        for conflict in result.conflicts:
+            _conflict_lines(console, conflict)
     tests = {r.test for r in results}
     failed_tests = {r.test for r in failed}
     style = "bold red" if failed else "bold green"
@@ -209,14 +260,37 @@ def print_test_results(console: Console, results: Sequence[StepResult]) -> None:
                        f"({len(results)} steps)", style))
 
 
+def _difference_json(difference: Difference) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": difference.path, "kind": difference.kind}
+    if difference.kind != "unexpected":
+        out["expected"] = difference.expected
+    if difference.kind != "missing":
+        out["actual"] = difference.actual
+    return out
+
+
+def _step_json(r: StepResult) -> dict[str, Any]:
+    return {
+        "test": r.test, "step": r.step, "event_type": r.event_type, "emitted_by": r.emitted_by,
+        "file": r.span.file, "line": r.span.line, "column": r.span.column, "passed": r.passed,
+        "expected": sorted(r.expected), "actual": sorted(r.actual),
+        "payloads": [
+            {"target": p.target, "exact": p.exact, "passed": p.passed, "reached": p.reached,
+             "expected": p.expected, "actual": p.actual,
+             "differences": [_difference_json(d) for d in p.differences]}
+            for p in r.payloads
+        ],
+        "conflicts": [
+            {"target": c.target, "deliveries": [{"route": name, "payload": payload}
+                                                for name, payload in zip(c.routes, c.payloads, strict=True)]}
+            for c in r.conflicts
+        ],
+    }
+
+
 def test_json(results: Sequence[StepResult]) -> str:
     return json.dumps({
-        "steps": [
-            {"test": r.test, "step": r.step, "event_type": r.event_type, "file": r.span.file,
-             "line": r.span.line, "column": r.span.column, "passed": r.passed,
-             "expected": sorted(r.expected), "actual": sorted(r.actual)}
-            for r in results
-        ],
+        "steps": [_step_json(r) for r in results],
         "summary": {"steps": len(results), "failed": sum(1 for r in results if not r.passed)},
     }, indent=2, ensure_ascii=False)
 
@@ -238,10 +312,27 @@ def _verdict_node(parent: Tree, verdict: Verdict, suffix: str = "") -> None:
         _verdict_node(node, part)
 
 
-def explain_tree(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> Tree:
-    """A rich tree: the event, then each route or choose with its verdicts and targets."""
+def _schema_node(tree: Tree, event_type: str, problems: Sequence[SchemaProblem], closed: bool) -> None:
+    """Whether `publish` takes the event, and if not, every reason."""
+    if not problems:
+        why = f"the data fits the schema of {event_type}" if closed else f"{event_type} has no schema: any data"
+        tree.add(Text("✓ ", "bold green") + Text("publish takes it", "bold") + Text(f": {why}", "dim"))
+        return
+    node = tree.add(Text("✗ ", "bold red") + Text("publish refuses it", "bold") + Text(
+        f": {_plural(len(problems), 'problem')}" + (f" with the schema of {event_type}" if closed else "")))
+    for problem in problems:
+        node.add(Text("✗ ", "bold red") + Text(problem.message))
+
+
+def explain_tree(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation],
+                 problems: Sequence[SchemaProblem] = (), closed: bool = False) -> Tree:
+    """A rich tree: the event, whether `publish` takes it (`problems`: why not; `closed`: its
+    type has a schema), then each route or choose with its verdicts and targets."""
     header = Text(event_type, "bold") + Text(" -> ") + Text(_names(targets), "bold green" if targets else "bold red")
+    if problems:
+        header += Text("  (would be refused by publish)", "bold red")
     tree = Tree(header)
+    _schema_node(tree, event_type, problems, closed)
     if not explanations:
         tree.add(Text("no route or choose takes this event type: it is unrouted", "yellow"))
     for e in explanations:
@@ -276,9 +367,13 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
     return out
 
 
-def explain_json(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation]) -> str:
+def explain_json(event_type: str, targets: frozenset[str], explanations: Sequence[RouteExplanation],
+                 problems: Sequence[SchemaProblem] = (), closed: bool = False) -> str:
     return json.dumps({
         "type": event_type,
+        "accepted": not problems,
+        "schema": closed,
+        "problems": [{"path": p.path, "message": p.message} for p in problems],
         "targets": sorted(targets),
         "routes": [
             {"name": e.name, "kind": e.kind, "file": e.at[0], "line": e.at[1], "column": e.at[2],

@@ -16,13 +16,15 @@ from typing import Any
 
 from .artifact import verify_artifact
 from .engine import Engine
-from .event import Event
+from .event import Event, EventError
 from .explain import RouteExplanation, explain
 from .gc_pause import paused_gc
 from .handlers import Handler
 from .matching import Matcher
 from .memory_store import MemoryStore
 from .outcomes import DeadLetter, Receipt
+from .schema import SchemaError, SchemaProblem
+from .schema import problems as schema_problems
 from .store import EventStore
 
 
@@ -47,6 +49,18 @@ class Router:
     def explain(self, event_type: str, data: Any) -> list[RouteExplanation]:
         """Every route and choose whose `on` takes the event type, with each predicate's verdict."""
         return explain(self.artifact["dispatch"]["routes"], event_type, data)
+
+    def problems(self, event_type: str, data: Any) -> list[SchemaProblem]:
+        """Why `publish` would refuse this event: every field that breaks its type's schema, or
+        what makes it no event at all (a type that is not one, data that is not a JSON object:
+        path ""). Empty when `publish` would take it. Nothing is stored."""
+        try:
+            self.validate(event_type, data)
+        except SchemaError:
+            return schema_problems(data, self.artifact["events"][event_type])
+        except EventError as exc:
+            return [SchemaProblem("", str(exc))]
+        return []
 
     # ---- delivery ------------------------------------------------------------------
 

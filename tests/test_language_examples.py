@@ -314,3 +314,40 @@ def test_transforms_build_templates_defaults_and_the_whole_event() -> None:
     assert isinstance(default, ast.Default) and default.path.parts == ("a", "b")
     assert isinstance(default.fallback, ast.Default) and isinstance(default.fallback.fallback, ast.Scalar)
     assert isinstance(nested, ast.Transform) and nested.spread is not None and nested.entries == ()
+
+
+def test_expect_with_and_then_emits() -> None:
+    module, diagnostics = parse_text(
+        'test t {\n'
+        '  send order.created { id: "o1" }\n'
+        '  expect billing with { id: "o1" }, audit, ledger with exactly { total: { amount: 5 } }\n'
+        '  then billing emits invoice.issued { id: "i1" }\n'
+        '  expect ledger\n'
+        '  then ledger emits ledger.booked\n'
+        '  expect nothing\n'
+        '}')
+    assert diagnostics == []
+    (test,) = module.decls
+    assert isinstance(test, ast.TestDecl)
+    first, second, third = test.steps
+    assert first.send.emitted_by is None
+    assert [t.text for t in first.expect.targets] == ["billing", "audit", "ledger"]
+    assert [(p.target.text, p.exact, ast.to_python(p.data)) for p in first.expect.payloads] == [
+        ("billing", False, {"id": "o1"}), ("ledger", True, {"total": {"amount": 5}})]
+    assert second.send.emitted_by is not None and second.send.emitted_by.text == "billing"
+    assert second.send.event_type.text == "invoice.issued" and second.send.data is not None
+    assert (second.send.span.line, second.send.span.column) == (4, 3)  # from `then`
+    assert third.send.data is None and third.expect.targets == ()
+
+
+def test_then_exactly_and_with_are_names_where_a_name_fits() -> None:
+    module, diagnostics = parse_text(
+        'test t { send x.y { } expect then, exactly with exactly { }, with with { }, emits\n'
+        '  then then emits x.z expect with }')
+    assert diagnostics == []
+    (test,) = module.decls
+    assert isinstance(test, ast.TestDecl)
+    assert [t.text for t in test.steps[0].expect.targets] == ["then", "exactly", "with", "emits"]
+    assert [(p.target.text, p.exact) for p in test.steps[0].expect.payloads] == [("exactly", True), ("with", False)]
+    emitter = test.steps[1].send.emitted_by
+    assert emitter is not None and emitter.text == "then"

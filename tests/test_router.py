@@ -12,6 +12,7 @@ import interlock
 from interlock.cli import main
 from interlock.compiler.route_tests import run_tests
 from interlock.dsl import load_project
+from interlock.runtime.transform import apply_transform
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Every project under examples/: each folder is a project of its own.
@@ -61,6 +62,10 @@ def test_the_examples_route_as_their_tests_say(name: str) -> None:
         send = test.steps[step.step - 1].send
         data = interlock.dsl.ast.to_python(send.data) if send.data else {}
         assert router.match(step.event_type, data) == step.expected, step
+        deliveries = router.deliveries(step.event_type, data)
+        for payload in step.payloads:  # what the runtime hands the target is what the test compared
+            _, transform = deliveries[payload.target][0]
+            assert (apply_transform(transform, data) if transform else data) == payload.actual, step
 
 
 def test_explain_says_why(project: Path) -> None:
@@ -413,3 +418,55 @@ def test_commands_refuse_json_nested_too_deep_to_read(project: Path, tmp_path: P
     assert f"--data {too_deep}" in said()
     assert main(["simulate", str(project), "--events", str(tmp_path / "deep.json")]) == 2
     assert f"deep.json:1: the event {too_deep}" in said()
+
+
+SCHEMA = """
+event order.created { id: string, amount: float, customer: { id: string } }
+target billing { mode async, on_exhausted drop }
+route bill { on order.created when amount > 10 to billing }
+"""
+
+
+def test_problems_lists_every_field_publish_would_refuse(tmp_path: Path) -> None:
+    (tmp_path / "p.route").write_text(SCHEMA)
+    router = interlock.load(str(tmp_path))
+    data = {"amount": "5", "customer": {}, "coupon": "X"}
+    problems = router.problems("order.created", data)
+    assert [p.path for p in problems] == ["coupon", "id", "amount", "customer.id"]
+    with pytest.raises(interlock.SchemaError) as refused:  # publish stops at the first of them
+        router.validate("order.created", data)
+    assert str(refused.value) == problems[0].message
+    assert router.problems("order.created", {"id": "o1", "amount": 5, "customer": {"id": "c1"}}) == []
+    assert router.problems("order.created", [1]) == [
+        interlock.SchemaProblem("", "event data must be a JSON object (a dict), not list")]
+    assert router.problems("other.event", {"anything": [1]}) == []  # no schema
+
+
+def test_explain_shows_the_schema_verdict_first_and_fails_on_an_event_publish_refuses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.route").write_text(SCHEMA)
+    event = tmp_path / "e.json"
+    event.write_text(json.dumps({"type": "order.created", "data": {"amount": 50, "customer": {}}}))
+    assert main(["explain", str(tmp_path), "--event", str(event)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "order.created -> billing  (would be refused by publish)"
+    assert "✗ publish refuses it: 2 problems with the schema of order.created" in lines[1]
+    assert "field `id` is required" in lines[2] and "field `customer.id` is required" in lines[3]
+    assert "✓ route bill -> billing" in out and "✓ amount > 10  saw 50" in out  # the routing, still
+    assert main(["explain", str(tmp_path), "--event", str(event), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["accepted"] is False and report["schema"] is True
+    assert report["problems"] == [{"path": "id", "message": "field `id` is required"},
+                                  {"path": "customer.id", "message": "field `customer.id` is required"}]
+    assert report["targets"] == ["billing"]
+
+    event.write_text(json.dumps({"type": "order.created", "data": {"id": "o1", "amount": 50, "customer": {"id": "c"}}}))
+    assert main(["explain", str(tmp_path), "--event", str(event)]) == 0
+    out = capsys.readouterr().out
+    assert "would be refused" not in out
+    assert "✓ publish takes it: the data fits the schema of order.created" in out
+    event.write_text(json.dumps({"type": "order.shipped", "data": {"x": 1}}))
+    assert main(["explain", str(tmp_path), "--event", str(event), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accepted"] is True and report["schema"] is False and report["problems"] == []
