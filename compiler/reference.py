@@ -44,19 +44,19 @@ def event_type_matches(pattern: str, event_type: str) -> bool:
     """`*` is one dotted segment, `**` any number of segments, including none.
 
     Cached: the passes ask it for every route and every declared type, and a project has
-    few distinct patterns and types."""
-    return _segments_match(tuple(pattern.split(".")), tuple(event_type.split(".")))
-
-
-def _segments_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_segments_match(rest, parts[i:]) for i in range(len(parts) + 1))
-    if not parts:
-        return False
-    return (head == "*" or head == parts[0]) and _segments_match(rest, parts[1:])
+    few distinct patterns and types. In at most len(pattern) * len(event_type) steps: the
+    segments of the type the pattern so far may have matched are carried along, in order
+    (trying each split at each `**` would take exponential time in their number)."""
+    parts = event_type.split(".")
+    reached = [0]
+    for head in pattern.split("."):
+        if head == "**":
+            reached = list(range(reached[0], len(parts) + 1))
+        else:
+            reached = [i + 1 for i in reached if i < len(parts) and (head == "*" or head == parts[i])]
+        if not reached:
+            return False
+    return reached[-1] == len(parts)
 
 
 def glob_matches(pattern: str, text: str) -> bool:

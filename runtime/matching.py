@@ -30,17 +30,21 @@ def _key(value: Any) -> Any:
 
 
 def event_type_matches(pattern: str, event_type: str) -> bool:
-    """`*` is one dotted segment, `**` any number of segments, including none."""
-    return _segments(pattern.split("."), event_type.split("."))
+    """`*` is one dotted segment, `**` any number of segments, including none.
 
-
-def _segments(pattern: list[str], parts: list[str]) -> bool:
-    if not pattern:
-        return not parts
-    head = pattern[0]
-    if head == "**":
-        return any(_segments(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
-    return bool(parts) and (head == "*" or head == parts[0]) and _segments(pattern[1:], parts[1:])
+    In at most len(pattern) * len(event_type) steps, whatever the `**`s: the set of
+    segments of the type the pattern so far can have reached is carried along (trying
+    each split at each `**` would take exponential time in their number)."""
+    parts = event_type.split(".")
+    reached = [0]  # after the pattern's segments so far: how many of the type's it may have matched
+    for head in pattern.split("."):
+        if head == "**":
+            reached = list(range(reached[0], len(parts) + 1))
+        else:
+            reached = [i + 1 for i in reached if i < len(parts) and (head == "*" or head == parts[i])]
+        if not reached:
+            return False
+    return reached[-1] == len(parts)
 
 
 @attrs.frozen
