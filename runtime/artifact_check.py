@@ -42,8 +42,10 @@ from .artifact_format import (
     shown,
 )
 
-#: The deepest a condition, schema, transform or constant may nest. The runtime walks them
-#: recursively; the compiler's brackets nest at most 64 levels deep, and a run of `not`s 64.
+#: The deepest a condition, schema, transform or constant may nest: the runtime walks them
+#: recursively, and at 256 levels a match still has room on the stack. The compiler's
+#: brackets nest at most 64 levels deep, and a run of `not`s 64; a run of `not`s in each
+#: bracket can still make a condition deeper than this, which the runtime then refuses.
 MAX_DEPTH = 256
 
 
