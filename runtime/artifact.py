@@ -2,7 +2,10 @@
 
 Checks, in order: it is JSON of a sane size, it is an interlock router, of the format
 version this runtime reads, its integrity hash matches its content (so a hand-edited
-artifact is refused), and its parts have the shapes the router needs.
+artifact is refused), and its content is the format (runtime/artifact_check.py: every
+field's type, and the invariants the router relies on), so that an artifact edited by hand
+with its hash recomputed is refused here, naming the field, not met later as an exception
+from matching or delivery.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import hashlib
 import json
 import os
 from typing import Any
+
+from .artifact_check import MAX_DEPTH, check, collector_paused
+from .artifact_format import FormatError
 
 FORMAT = "interlock-router"
 VERSIONS = (1, 2)  # 2: transforms with templates, defaults and `...` (runtime/transform.py)
@@ -35,15 +41,14 @@ def read_artifact(path: str) -> dict[str, Any]:
     if size > MAX_BYTES:
         raise ArtifactError(f"artifact `{path}` is {size} bytes, more than the {MAX_BYTES} this runtime reads")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle, collector_paused():  # (a third faster)
             content = json.load(handle)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ArtifactError(f"artifact `{path}` is nested too deeply to be read: recompile it with "
+                            "`interlock compile`") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # (json.JSONDecodeError, and a number of too many digits)
         raise ArtifactError(f"artifact `{path}` is not JSON ({exc}): recompile it with `interlock compile`") from None
     return verify_artifact(content, path)
-
-
-_PARTS: dict[str, type] = {"targets": dict, "dead_letters": dict, "events": dict, "dispatch": dict}
-_DISPATCH: dict[str, type] = {"routes": list, "rules": list, "unconditional": list, "types": dict, "tables": list}
 
 
 def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
@@ -57,13 +62,20 @@ def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
                             "recompile it with this version's `interlock compile`")
     claimed = content.get("integrity")
     body = {k: v for k, v in content.items() if k != "integrity"}
-    if claimed != canonical_hash(body):
+    try:
+        actual = canonical_hash(body)
+    except RecursionError:
+        raise ArtifactError(f"`{where}` is nested too deeply (its conditions, schemas and transforms nest at most "
+                            f"{MAX_DEPTH} levels): recompile it with `interlock compile`") from None
+    except (TypeError, ValueError) as exc:  # a value JSON cannot hold (a dict made in Python)
+        raise ArtifactError(f"`{where}` is not JSON ({exc}): recompile it with `interlock compile`") from None
+    if claimed != actual:
         raise ArtifactError(f"`{where}` was modified after it was compiled (its integrity hash does not match): "
                             "recompile it with `interlock compile` instead of editing it")
-    for part, kind in _PARTS.items():
-        if not isinstance(content.get(part), kind):
-            raise ArtifactError(f"`{where}` has no valid `{part}`")
-    for part, kind in _DISPATCH.items():
-        if not isinstance(content["dispatch"].get(part), kind):
-            raise ArtifactError(f"`{where}` has no valid `dispatch.{part}`")
+    try:
+        check(content)
+    except FormatError as exc:
+        at = f" at `{exc.where}`" if exc.where else ""
+        raise ArtifactError(f"`{where}` is not a valid artifact{at}: {exc.problem}; recompile it with "
+                            "`interlock compile` instead of editing it") from None
     return content

@@ -284,7 +284,7 @@ class Matcher:
         conditions = []
         for number in ids:
             rule = self._rule_json[number]
-            nodes = ([anchor_node(rule["anchor"])] if "anchor" in rule else []) + rule["check"]
+            nodes = ([anchor_node(rule["anchor"])] if rule.get("anchor") is not None else []) + rule["check"]
             conditions.append(" and ".join(source.expression(n) for n in nodes) or "True")
         return conditions, source.names
 
@@ -649,7 +649,7 @@ def _every(parts: list[Predicate]) -> Predicate:
 
 def _split(rule: dict[str, Any]) -> tuple[list[Atom], list[dict[str, Any]]]:
     """A rule's tests that an index answers (its anchor first; one per path), and the others."""
-    atoms = [anchor_atom(rule["anchor"])] if "anchor" in rule else []
+    atoms = [anchor_atom(rule["anchor"])] if rule.get("anchor") is not None else []
     paths = {atom.path for atom in atoms}
     residual = []
     for node in rule["check"]:

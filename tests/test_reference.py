@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from matching_modes import anchors_only
 import interlock
 from interlock.compiler.reference import evaluate, event_type_matches, glob_matches, route
 from interlock.dsl import ast, parse_text
+from interlock.runtime.matching import event_type_matches as runtime_type_matches
 from interlock.runtime.router import Router
 
 
@@ -232,6 +234,35 @@ def test_event_type_globs(pattern: str, event_type: str, expected: bool) -> None
 
 def test_glob_is_not_catastrophic() -> None:
     assert glob_matches("*a" * 30 + "b", "a" * 5000) is False
+
+
+def _by_every_split(pattern: list[str], parts: list[str]) -> bool:
+    """The definition of an event-type glob, tried split by split (exponential in the `**`s)."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_by_every_split(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and pattern[0] in ("*", parts[0]) and _by_every_split(pattern[1:], parts[1:])
+
+
+def test_event_type_globs_agree_with_their_definition_in_the_compiler_and_the_runtime() -> None:
+    segments = ["a", "b", "*", "**"]
+    patterns = [list(p) for n in range(1, 5) for p in itertools.product(segments, repeat=n)]
+    types = [list(t) for n in range(1, 5) for t in itertools.product(["a", "b"], repeat=n)]
+    for pattern in patterns:
+        for parts in types:
+            expected = _by_every_split(pattern, parts)
+            assert event_type_matches(".".join(pattern), ".".join(parts)) is expected, (pattern, parts)
+            assert runtime_type_matches(".".join(pattern), ".".join(parts)) is expected, (pattern, parts)
+
+
+def test_event_type_globs_are_not_catastrophic() -> None:
+    # Tried split by split, this takes hours: each `**` multiplies the splits by the type's length.
+    # (Tests assert no timing: a catastrophic algorithm would not end here.)
+    pattern, event_type = ".".join(["**", "a"] * 20) + ".b", ".".join(["a"] * 400)
+    assert event_type_matches(pattern, event_type) is False
+    assert runtime_type_matches(pattern, event_type) is False
+    assert runtime_type_matches(pattern, event_type + ".b") is True
 
 
 def test_route_fans_out_and_choose_takes_the_first_match() -> None:
