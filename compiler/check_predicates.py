@@ -30,7 +30,8 @@ when it is unsure. How it decides:
   receive has a closed schema in which no segment of the path is a list or `any`; an `on`
   with a glob may receive undeclared (open) event types, so its paths are never single.
 - `choose` branch `j` is never taken when `when_j and not when_i` is never true for an
-  earlier branch `i`, or `when_j and not when_1 and ... and not when_(j-1)` is.
+  earlier branch `i` (one of the MAX_EARLIER just above), or `when_j and not when_1 and ...
+  and not when_(j-1)` is (when there are at most MAX_EARLIER branches above).
 
 Does not report: conditions that hinge on `is null` or on `any PATH { ... }` (left out of
 the reasoning, as if unknown), comparisons with `null` (`W0010` does), alternatives of an `or` that are
@@ -55,6 +56,8 @@ from .reference import Stamps, evaluate, instant, is_timestamp_comparison, proje
 
 # Conditions with more conjunctions than this in normal form are not analysed.
 MAX_CLAUSES = 256
+# A `choose` branch is compared with at most this many branches above it (W0251).
+MAX_EARLIER = 32
 
 Lit: TypeAlias = tuple[ast.Predicate, bool]  # a predicate, and False when it is negated
 Clause: TypeAlias = tuple[Lit, ...]
@@ -504,11 +507,19 @@ def _choose(project: Project, choose: ast.ChooseDecl, stamps: Stamps) -> list[Di
 
 
 def _shadowed(when: ast.Expr, earlier: list[ast.Expr], single: SinglePath, stamps: Stamps) -> list[ast.Expr] | None:
-    """The earlier conditions that together hold whenever `when` does, if provably so."""
+    """The earlier conditions that together hold whenever `when` does, if provably so. Only
+    the MAX_EARLIER branches just above are compared one by one, and all of them together
+    only when there are no more: a choose of n branches costs n * MAX_EARLIER comparisons,
+    not n * n (3,000 branches took 5 minutes)."""
+    if len(earlier) > MAX_EARLIER:
+        earlier = earlier[-MAX_EARLIER:]
+        together = False
+    else:
+        together = len(earlier) > 1
     for other in earlier:
         if _never(ast.And((when, ast.Not(other, other.span)), when.span), single, stamps) is not None:
             return [other]
-    if len(earlier) > 1:
+    if together:
         rest = tuple(ast.Not(other, other.span) for other in earlier)
         if _never(ast.And((when, *rest), when.span), single, stamps) is not None:
             return earlier

@@ -189,8 +189,11 @@ class _Checker:
 
     def scopes(self, patterns: Iterable[ast.EventPattern]) -> list[_Scope]:
         texts = [p.text for p in patterns]
-        seen = [(name, schema) for name, schema in self.closed.items()
-                if any(event_type_matches(p, name) for p in texts)]
+        if any("*" in t for t in texts):
+            seen = [(name, schema) for name, schema in self.closed.items()
+                    if any(event_type_matches(p, name) for p in texts)]
+        else:  # exact types: looked up, not matched against every closed event
+            seen = [(t, self.closed[t]) for t in dict.fromkeys(texts) if t in self.closed]
         return [_Scope(name, schema, len(seen) > 1) for name, schema in seen]
 
     # ---- paths -----------------------------------------------------------------

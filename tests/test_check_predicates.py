@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import interlock
 from interlock.compiler.check_predicates import check_predicates
 from interlock.compiler.reference import evaluate
 from interlock.dsl import ast, load_project
@@ -173,3 +174,34 @@ def test_the_pass_does_find_contradictions(workdir: Path, condition: str, schema
 def test_the_pass_accepts_what_can_hold(workdir: Path, condition: str, schema: str) -> None:
     codes, _ = _project_when(workdir, f"{schema}{TARGETS}route r {{ on e.x when {condition} to t }}\n")
     assert codes == []
+
+
+def test_a_long_choose_is_checked_in_linear_time(tmp_path: Path) -> None:
+    """W0251 compared every branch with every branch above it, and with all of them together:
+    a choose of 3,000 branches took 5 minutes. Each branch is now compared with the 32 just
+    above (issue 15: no pass quadratic in routes); what is found there is still reported."""
+    from interlock.compiler import check_predicates
+
+    branches = " ".join(f'when tier == "t{i}" and n > {i} to t' for i in range(200))
+    (tmp_path / "p.route").write_text(
+        "event e { tier: string, n: int }\ntarget t { mode sync }\n"
+        f'choose c {{ on e {branches} when tier == "t150" and n > 151 to t }}\n')
+    compared = []
+    original = check_predicates._never
+
+    def counting(*args: object) -> object:
+        compared.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    check_predicates._never = counting  # type: ignore[assignment]
+    try:
+        found = [(d.code, d.message) for d in interlock.check(str(tmp_path))]
+    finally:
+        check_predicates._never = original
+    assert len(compared) <= 201 * (check_predicates.MAX_EARLIER + 2)
+    assert [code for code, _ in found] == []  # t150 is 51 branches above the last: not compared
+    branches = " ".join(f'when tier == "t{i}" and n > {i} to t' for i in range(200))
+    (tmp_path / "p.route").write_text(
+        "event e { tier: string, n: int }\ntarget t { mode sync }\n"
+        f'choose c {{ on e {branches} when tier == "t190" and n > 191 to t }}\n')
+    assert [d.code for d in interlock.check(str(tmp_path))] == ["W0251"]  # 10 above: found
