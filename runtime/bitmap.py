@@ -181,10 +181,10 @@ def _field_lines(field: _Field, prefix: str, names: dict[str, Any]) -> list[str]
         names[f"{prefix}P{length}"] = table
         text.append(f"    h |= {prefix}P{length}.get(x[:{length}], 0)")
     if field.folded:
-        text.append("    f = x.casefold()")
+        text.append("    folded_x = x.casefold()")
         for length, table in sorted(field.folded.items()):
             names[f"{prefix}C{length}"] = table
-            text.append(f"    h |= {prefix}C{length}.get(f[:{length}], 0)")
+            text.append(f"    h |= {prefix}C{length}.get(folded_x[:{length}], 0)")
     if text:
         tests += ["if t is str:", *text]
     if field.ranges:

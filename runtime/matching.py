@@ -420,11 +420,11 @@ class Matcher:
                 if found:  # the same on the case-folded value (`startswith_ignore_case`)
                     form, code = fire(found.values())
                     names[f"FOLD{number}_{position}"] = {p: form(h) for p, h in found.items()}
-                    folded += [f"    h = FOLD{number}_{position}.get(f[:{length}])",
+                    folded += [f"    h = FOLD{number}_{position}.get(folded_x[:{length}])",
                                "    if h is not None:",
                                *_indent(code, 8)]
             if folded:
-                prefixes += ["    f = x.casefold()", *folded]
+                prefixes += ["    folded_x = x.casefold()  # (not `f`: the checks loop names its function so)", *folded]
             if prefixes:
                 body += ["if t is str:", *prefixes]
             if field.ranges is not None:

@@ -10,11 +10,11 @@ from interlock.runtime import matching
 
 @contextlib.contextmanager
 def anchors_only() -> Iterator[None]:
-    """Tables loaded meanwhile are matched by their anchors (matching.py), not as bit masks
-    (bitmap.py), as every table of more than MAX_RULES rules is."""
-    kept = matching.MAX_RULES
-    matching.MAX_RULES = -1
+    """Tables loaded meanwhile are matched by their anchors (matching.py), neither rule by rule
+    nor as bit masks (bitmap.py), as every table of more than MAX_RULES rules is."""
+    kept = matching.SMALL_RULES, matching.MAX_RULES
+    matching.SMALL_RULES = matching.MAX_RULES = -1
     try:
         yield
     finally:
-        matching.MAX_RULES = kept
+        matching.SMALL_RULES, matching.MAX_RULES = kept

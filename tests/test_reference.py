@@ -134,6 +134,10 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("x endswith_ignore_case \"ss\"", {"x": "Gauß"}, True),
     ("x endswith_ignore_case \"a\"", {"x": 5}, False),
     ("tags startswith_ignore_case \"v\"", {"tags": ["x", ["VIP"]]}, True),
+    # two case-folded prefixes on one field, the shorter with a check (the generated code's
+    # variables must not meet: the check's loop once overwrote the folded value)
+    ("(x startswith_ignore_case \"a\" and y > 0) or x startswith_ignore_case \"AB\"", {"x": "abc", "y": 1}, True),
+    ("(x startswith_ignore_case \"a\" and y > 0) or x startswith_ignore_case \"AB\"", {"x": "abc", "y": -1}, True),
     # regular expressions (RE2): the whole string
     ("x matches regex \"EU-\\d+\"", {"x": "EU-12"}, True),
     ("x matches regex \"EU-\\d+\"", {"x": "EU-12x"}, False),
