@@ -47,7 +47,7 @@ class RuleSource:
 
     def add(self, checks: list[dict[str, Any]], number: int, route: str, where: str) -> int:
         """A function for the conjunction of `checks`; its index in what `build` returns."""
-        name = f"r{number}_{_NAME.sub('_', route)}"[:80]
+        name = f"r{number}_{_NAME.sub('_', route)[:60]}_{len(self.functions)}"  # (one source may hold a rule twice)
         body = " and ".join(self.expression(node) for node in checks) or "True"
         note = json.dumps(f"route {route}, {where}")[1:-1]  # one line, whatever the artifact holds
         self.lines += [f"def {name}(data):", f"    return {body}  # {note}", ""]

@@ -10,6 +10,8 @@ This module is free of I/O.
 from __future__ import annotations
 
 import bisect
+import json
+import linecache
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,12 +63,15 @@ def segments_match(pattern: list[str], parts: list[str]) -> bool:
     return p == len(pattern)
 
 
-@attrs.frozen
+@attrs.define
 class _Rule:
+    number: int
     route: int
     branch: int | None
     check: Predicate | None
-    quick: Predicate | None = None  # `check` as generated code, for data that is a plain dict (codegen.py)
+    # `check` as generated code, for data that is a plain dict (codegen.py); made when a table
+    # matched by its anchors first needs it (`Matcher._quick`), None until then.
+    quick: Predicate | None = None
 
 
 def _by_length(prefixes: Iterable[list[Any]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
@@ -213,21 +218,18 @@ class Matcher:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
-        # Per rule: its checks as generated code (`quick`), and, for the bitmap tables, the
-        # tests an index answers (`atoms`) with the generated code of the others (`rest`).
-        source = RuleSource(f"{len(dispatch['rules'])} rules of {len(self._routes)} routes")
-        quick, rest = [], []
+        # Per rule, for the bitmap tables: the tests an index answers (`atoms`), and the
+        # generated code of the others (`rest`), compiled together now.
+        source = RuleSource(f"the residual tests of {len(dispatch['rules'])} rules")
+        rest = []
         self._atoms: list[list[Atom]] = []
         for number, rule in enumerate(dispatch["rules"]):
-            where = self._where(rule["route"])
-            quick.append(source.add(rule["check"], number, *where) if rule["check"] else None)
             atoms, residual = _split(rule)
             self._atoms.append(atoms)
-            rest.append(source.add(residual, number, *where) if residual else None)
-        functions = source.build()
-        self._rules = [_Rule(r["route"], r["branch"], _conjunction(r["check"]),
-                             None if q is None else functions[q])
-                       for r, q in zip(dispatch["rules"], quick, strict=True)]
+            rest.append(source.add(residual, number, *self._where(rule["route"])) if residual else None)
+        functions = source.build() if source.functions else []
+        self._rules = [_Rule(number, r["route"], r["branch"], _conjunction(r["check"]))
+                       for number, r in enumerate(dispatch["rules"])]
         self._rest = [None if q is None else functions[q] for q in rest]
         self._rule_json: list[dict[str, Any]] = dispatch["rules"]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
@@ -239,11 +241,11 @@ class Matcher:
         for number, route in enumerate(self._routes):
             if route["kind"] == "route":
                 if route["when"] is not None:
-                    self._conditions.append(_Rule(number, None, compile_predicate(route["when"])))
+                    self._conditions.append(_Rule(-1, number, None, compile_predicate(route["when"])))
             else:
                 for branch, arm in enumerate(route["branches"]):
                     if arm["when"] is not None:
-                        self._conditions.append(_Rule(number, branch, compile_predicate(arm["when"])))
+                        self._conditions.append(_Rule(-1, number, branch, compile_predicate(arm["when"])))
         for table in tables:
             self._prepare(table)
         self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
@@ -256,6 +258,20 @@ class Matcher:
         self._globs = [(pattern.split("."), number) for number, route in enumerate(self._routes)
                        for pattern in route["on"] if "*" in pattern]
 
+    def _quick(self, table: _Table) -> None:
+        """The generated code of the checks of a table's rules that have none yet (codegen.py),
+        compiled together: only tables matched by their anchors use it."""
+        numbers = sorted({n for field in table.fields for n in _field_rules(field)} | {r.number for r in table.scan})
+        wanted = [self._rules[n] for n in numbers if n >= 0 and self._rules[n].quick is None
+                  and self._rule_json[n]["check"]]
+        if not wanted:
+            return
+        source = RuleSource(f"the checks of {len(wanted)} rules")
+        for rule in wanted:
+            source.add(self._rule_json[rule.number]["check"], rule.number, *self._where(rule.route))
+        for rule, function in zip(wanted, source.build(), strict=True):
+            rule.quick = function
+
     def _where(self, route: int) -> tuple[str, str]:
         header = self._routes[route]
         return header["name"], f"{header['file']}:{header['line']}:{header['column']}"
@@ -264,11 +280,12 @@ class Matcher:
         if not table.fields and not table.scan:
             table.constant = self._targets(table.fired, table.chosen)
         elif table.rule_ids is not None and len(table.rule_ids) <= SMALL_RULES:
-            conditions, names = self._conditions_of(table.rule_ids)
+            conditions, notes, names = self._conditions_of(table.rule_ids)
             body = ["m = 0"]
-            for bit, condition in enumerate(conditions):
-                body += [f"if {condition}:", f"    m |= {1 << bit}"]
-            table.fast = self._masked(table, table.rule_ids, body, names, conditions)
+            for bit, (condition, note) in enumerate(zip(conditions, notes, strict=True)):
+                body += [f"if {condition}:  # {note}", f"    m |= {1 << bit}"]
+            single = f"return HELD if {conditions[0]} else NOT_HELD  # {notes[0]}" if len(conditions) == 1 else None
+            table.fast = self._masked(table, table.rule_ids, body, names, single)
         elif table.rule_ids is not None and len(table.rule_ids) <= MAX_RULES:
             shared: dict[str, Any] = {}
             body = fire_source([(self._atoms[n], self._rest[n]) for n in table.rule_ids], shared, "")
@@ -277,19 +294,21 @@ class Matcher:
             table.fast = self._generate(table)
         return table
 
-    def _conditions_of(self, ids: list[int]) -> tuple[list[str], dict[str, Any]]:
+    def _conditions_of(self, ids: list[int]) -> tuple[list[str], list[str], dict[str, Any]]:
         """Each rule of a small table as one condition, written out as a person writes it by
         hand (a table of a rule or two: the masks of bitmap.py would cost more than the tests)."""
         source = RuleSource("")
-        conditions = []
+        conditions, notes = [], []
         for number in ids:
             rule = self._rule_json[number]
             nodes = ([anchor_node(rule["anchor"])] if rule.get("anchor") is not None else []) + rule["check"]
             conditions.append(" and ".join(source.expression(n) for n in nodes) or "True")
-        return conditions, source.names
+            # a comment at the end of the rule's line: a traceback or a profile there names the route
+            notes.append(json.dumps("route {}, {}".format(*self._where(rule["route"])))[1:-1])  # (one line)
+        return conditions, notes, source.names
 
     def _masked(self, table: _Table, ids: list[int], body: list[str], names: dict[str, Any],
-                conditions: list[str] | None = None) -> Callable[[Any], frozenset[str]]:
+                single: str | None = None) -> Callable[[Any], frozenset[str]]:
         """The generated code of a table from `body`, code that leaves in `m` the mask of its
         rules that hold (bit i for rule ids[i]): the answer the mask means, remembered per
         mask. `table.fire` is the same code returning the mask, for `deliveries`."""
@@ -320,9 +339,9 @@ class Matcher:
             return answer
 
         names.update({"SLOW": self._general(table), "MEMO": memo, "RESOLVE": resolve})
-        if conditions is not None and len(conditions) == 1:  # one rule: its answer, or the other
+        if single is not None:  # one rule: its answer, or the other
             names.update({"HELD": resolve(1), "NOT_HELD": resolve(0)})
-            answer = [f"    return HELD if {conditions[0]} else NOT_HELD"]
+            answer = [f"    {single}"]
         else:
             answer = [*_indent(body, 4), "    try:", "        return MEMO[m]", "    except KeyError:",
                       "        return RESOLVE(m)"]
@@ -333,7 +352,9 @@ class Matcher:
                  "def fire(data):",
                  *_indent(body, 4),
                  "    return m"]
-        exec(compile("\n".join(lines), f"<interlock table {id(table):x}>", "exec"), names)
+        filename = f"<interlock table {id(table):x}>"
+        linecache.cache[filename] = (0, None, [line + "\n" for line in "\n".join(lines).split("\n")], filename)
+        exec(compile("\n".join(lines), filename, "exec"), names)
         table.fire = names["fire"]
         return names["match"]  # type: ignore[no-any-return]
 
@@ -345,6 +366,7 @@ class Matcher:
         target, and per `choose` a run of bits in branch order, whose lowest set bit is the
         branch that wins), then turns `m` into the answer with one dict lookup, so no set is
         built per event. Data that is not a plain dict takes the general path (`_fire`)."""
+        self._quick(table)
         answers = _Answers(self._targets(table.fired, {}), self._route_targets, self._branch_targets)
         start = 0
         for route, branch in table.chosen.items():
@@ -581,7 +603,7 @@ class Matcher:
             for value in values:
                 for number in field.lookup(value):
                     rule = rules[number]
-                    if rule.check is None or (rule.quick if direct else rule.check)(data):  # type: ignore[misc]
+                    if rule.check is None or (rule.quick if direct and rule.quick is not None else rule.check)(data):
                         if rule.branch is None:
                             fired.add(rule.route)
                         elif chosen.get(rule.route, rule.branch + 1) > rule.branch:
@@ -669,3 +691,11 @@ def _rule_ids(table: dict[str, Any]) -> list[int]:
         for kind in ("eq", "prefix", "folded", "range"):
             found.update(entry[-1] for entry in field.get(kind, ()))
     return sorted(found)
+
+
+def _field_rules(field: _FieldIndex) -> set[int]:
+    numbers = {n for rules in field.eq.values() for n in rules}
+    numbers.update(n for _, table in (*field.prefixes, *field.folded) for rules in table.values() for n in rules)
+    if field.ranges is not None:
+        numbers.update(rule for _, _, rule in field.ranges.runs)
+    return numbers

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
+from matching_modes import anchors_only
 
 import interlock
 from interlock.cli import main
@@ -331,29 +333,41 @@ def test_many_overlapping_ranges_agree_with_the_reference(tmp_path: Path) -> Non
 
 
 def test_generated_checks_name_their_route_in_a_traceback(tmp_path: Path) -> None:
-    """A rule's checks are generated Python (the tests written out, not closures); a traceback
-    from inside them shows the generated line, which names the route's file and line (issue 15:
-    the line mapping of the generated code)."""
+    """A rule's tests are generated Python (written out, not closures); a traceback from inside
+    them shows the generated line, which names the route's file and line (issue 15: the line
+    mapping of the generated code). For each way a table is matched: rule by rule, as bit masks
+    (a residual test), by anchors."""
     import traceback
 
+    class Exploding:  # a value whose comparison raises, to get a traceback from inside
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("a failing comparison")
+
+        __hash__ = object.__hash__
+
+    routes = "".join(f'route r{i} {{ on e when kind == "k{i}" and tier != "x" to t }}\n' for i in range(4))
     (tmp_path / "p.route").write_text("target t { mode sync }\n"
-                                      "route big_orders { on e when kind == \"k\" and amount > 10 to t }\n")
-    router = interlock.Router(interlock.compile(str(tmp_path)))
-    assert router.match("e", {"kind": "k", "amount": 20}) == {"t"}
-    assert router.match("e", {"kind": "k", "amount": 5}) == frozenset()
-
-    class Failing(dict):  # type: ignore[type-arg]
-        def get(self, *args: object) -> object:
-            raise RuntimeError("a failing read")
-
-    (rule,) = router.matcher._rules  # the one rule: its generated check
-    assert rule.quick is not None
-    try:
-        rule.quick(Failing())
-    except RuntimeError:
-        text = traceback.format_exc()
-    assert f"# route big_orders, {tmp_path / 'p.route'}:2:1" in text
-    assert "== 'k'" in text  # the comparison itself (the rule's check; the range is its anchor)
+                                      "route big_orders { on e when kind != \"x\" and amount > 10 to t }\n")
+    routes = routes.replace("on e", "on f").replace("to t", "to u")
+    (tmp_path / "q.route").write_text("target u { mode sync }\n" + routes)
+    traced: list[str] = []
+    for mode in (contextlib.nullcontext, anchors_only):
+        with mode():
+            router = interlock.Router(interlock.compile(str(tmp_path)))
+        assert router.match("e", {"kind": "k", "amount": 20}) == {"t"}
+        assert router.match("e", {"kind": "k", "amount": 5}) == frozenset()
+        for event_type, data, where in (("e", {"kind": Exploding(), "amount": 20}, "p.route:2:1"),
+                                        ("f", {"kind": "k2", "tier": Exploding()}, "q.route:4:1")):
+            text = ""
+            try:
+                router.match(event_type, data)
+            except RuntimeError:
+                text = traceback.format_exc()
+                assert f"# route {'big_orders' if event_type == 'e' else 'r2'}, {tmp_path / where}" in text, text
+                traced.append(event_type)
+            # (else a test the index answers: it hashes the value and never compares it)
+    assert traced.count("f") == 2  # the residual test of bit masks, a rule's check by anchors
+    assert "e" in traced  # a table tested rule by rule
 
 
 BIG = 10**400
