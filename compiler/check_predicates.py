@@ -367,6 +367,22 @@ def _opaque(atom: ast.Predicate, single: bool) -> bool:
     return isinstance(atom, ast.Contains) and not single
 
 
+def _plainly_possible(atom: ast.Predicate) -> bool:
+    """Whether some value passes `atom` alone, seen from its form (a shortcut: False only
+    means "try values")."""
+    if isinstance(atom, ast.Compare):
+        return atom.op == "==" and atom.value.value is not None and atom.value.value == atom.value.value
+    if isinstance(atom, ast.InList):
+        return not atom.negated and any(v.value is not None and v.value == v.value for v in atom.values)
+    if isinstance(atom, ast.StringTest):
+        return atom.op in ("startswith", "endswith", "equals_ignore_case", "startswith_ignore_case",
+                           "endswith_ignore_case")
+    if isinstance(atom, ast.InRange):
+        low, high = atom.low.value, atom.high.value
+        return _is_number(low) and _is_number(high) and low <= high  # type: ignore[operator]
+    return False
+
+
 def _possible(clause: Sequence[Lit], single: SinglePath, stamps: Stamps) -> bool:
     """Whether some event satisfies every literal of the conjunction; True when unsure."""
     seen = {(_key(atom), positive) for atom, positive in clause}
@@ -388,6 +404,8 @@ def _possible(clause: Sequence[Lit], single: SinglePath, stamps: Stamps) -> bool
     if any(path[: len(gone)] == gone for gone in missing for path in present):
         return False
     for parts, literals in tests.items():
+        if len(literals) == 1 and literals[0][1] and _plainly_possible(literals[0][0]):
+            continue  # the common case, without trying values: one test, that some value passes
         one = single(parts)
         usable = [(atom, positive) for atom, positive in literals if not _opaque(atom, one)]
         if one:
