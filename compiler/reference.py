@@ -172,15 +172,17 @@ def _scalars(values: Iterable[Any]) -> Iterator[Any]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) is int or type(value) is float
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, bool):
+    """The kinds are JSON's, by exact type: a subclass of `str` or `int` (which only a direct
+    `match` of Python objects can pass; `publish` refuses it) is of no kind, as in the runtime."""
+    if type(value) is bool:
         return "bool"
     if _is_number(value):
         return "number"
-    if isinstance(value, str):
+    if type(value) is str:
         return "string"
     return "other"
 
@@ -226,7 +228,7 @@ def instant(value: Any) -> datetime.datetime | None:
     """The instant a timestamp string names, or None for a value that is not one (the rule of
     E0206): a date, then optionally a time after `T` or a space, then optionally `Z` or an
     offset; without an offset, UTC; a date alone is its midnight."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         return None
     found = _TIMESTAMP.fullmatch(value)
     if found is None:
@@ -321,7 +323,7 @@ def _instant_in(value: Any, literals: Iterable[Any]) -> bool:
 
 
 def _in_cidr(value: Any, network: str) -> bool:
-    if not isinstance(value, str):
+    if type(value) is not str:
         return False
     try:
         return ipaddress.ip_address(value) in ipaddress.ip_network(network)
@@ -330,7 +332,7 @@ def _in_cidr(value: Any, network: str) -> bool:
 
 
 def _string_test(value: Any, op: str, literal: str) -> bool:
-    if not isinstance(value, str):
+    if type(value) is not str:
         return False
     if op == "startswith":
         return value.startswith(literal)
@@ -351,7 +353,7 @@ _regex = functools.lru_cache(maxsize=1024)(compile_regex)
 def regex_matches(pattern: str, value: Any) -> bool:
     """The whole string matches the RE2 pattern; a value that is not text (a string with a
     lone surrogate included) does not."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         return False
     try:
         return _regex(pattern).fullmatch(value) is not None
@@ -362,7 +364,7 @@ def regex_matches(pattern: str, value: Any) -> bool:
 def _contains(value: Any, literal: Any) -> bool:
     if isinstance(value, list):
         return any(equal(item, literal) for item in _elements(value))
-    if isinstance(value, str) and isinstance(literal, str):
+    if type(value) is str and type(literal) is str:
         return literal in value
     return False
 

@@ -32,7 +32,10 @@ from .predicates import Predicate, compile_predicate, elements_at, leaves, scala
 
 _BOOL = object()  # a boolean's key in a membership set is (_BOOL, value): apart from 0 and 1
 _NAME = re.compile(r"[^A-Za-z0-9_]")
-Test = Callable[[str, str], str]  # a test of one value: (how it is first written, how after) -> source
+Test = Callable[[str, str], str]
+# `and`, `or` and `not` nested deeper than this are called as their closure: each level is a
+# pair of parentheses, and a test of one value a few more, within CPython's 200.
+MAX_INLINE_DEPTH = 40  # a test of one value: (how it is first written, how after) -> source
 
 
 class RuleSource:
@@ -79,12 +82,14 @@ class RuleSource:
     def closure(self, node: dict[str, Any]) -> str:
         return f"{self.constant(compile_predicate(node), 'P')}(data)"
 
-    def expression(self, node: dict[str, Any]) -> str:
+    def expression(self, node: dict[str, Any], depth: int = 0) -> str:
         op = node["op"]
+        if depth >= MAX_INLINE_DEPTH:  # Python's parser takes at most 200 nested parentheses
+            return self.closure(node)
         if op in ("and", "or"):
-            return "(" + f" {op} ".join(self.expression(a) for a in node["args"]) + ")"
+            return "(" + f" {op} ".join(self.expression(a, depth + 1) for a in node["args"]) + ")"
         if op == "not":
-            return f"(not {self.expression(node['arg'])})"
+            return f"(not {self.expression(node['arg'], depth + 1)})"
         path = node["path"]
         if op in ("exists", "missing"):
             present = (f"(data.get({path[0]!r}) is not None)" if len(path) == 1

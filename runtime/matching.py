@@ -457,7 +457,7 @@ class Matcher:
                 lines += [f"    x = data.get({field.field!r})",
                           "    if x is not None:",
                           "        t = type(x)",
-                          "        if t is list:",
+                          "        if isinstance(x, list):",
                           "            for x in leaves(x):",
                           "                t = type(x)",
                           *_indent(body, 16),
@@ -597,7 +597,7 @@ class Matcher:
                 value = data.get(field.field)
                 if value is None:
                     continue
-                values = scalars([value]) if type(value) is list else (value,)
+                values = scalars([value]) if isinstance(value, list) else (value,)
             else:
                 values = scalars(values_at(data, field.path))
             for value in values:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
+from matching_modes import anchors_only
+
+import interlock
+from interlock.compiler.reference import route
+from interlock.dsl import load_project
 from interlock.runtime.codegen import RuleSource
 from interlock.runtime.predicates import compile_predicate
 
@@ -43,3 +51,51 @@ def test_generated_tests_agree_with_the_closures() -> None:
         for value in values:
             for data in ({"x": value}, {"y": {"x": value}}, {"y": [{"x": value}]}):
                 assert functions[index](data) == closure(data), (node, data)
+
+
+def test_conditions_nested_past_what_python_parses_are_called_as_closures(tmp_path: Path) -> None:
+    """63 levels of `not not not (... and ...)` check and compile (E0006 counts brackets and
+    `not`s apart), and generated code nested that deep was a SyntaxError at load: "too many
+    nested parentheses" (found by review). Past MAX_INLINE_DEPTH the code calls the closure."""
+    condition = "y == 0"
+    for level in range(63):
+        condition = f"not not not (y == {level} or {condition})"
+    (tmp_path / "p.route").write_text(f"target t {{ mode sync }}\nroute r {{ on e when {condition} to t }}\n")
+    assert [d for d in interlock.check(str(tmp_path)) if d.is_error] == []
+    artifact = interlock.compile(str(tmp_path))
+    project = load_project([str(tmp_path / "p.route")])
+    for mode in (contextlib.nullcontext, anchors_only):
+        with mode():
+            router = interlock.Router(artifact)
+        for y in (0, 1, 5, 62, 500):
+            assert router.match("e", {"y": y}) == route(list(project.routes.values()), [], "e", {"y": y}), y
+
+
+def test_scalar_subclasses_are_no_kind_and_list_subclasses_are_lists(tmp_path: Path) -> None:
+    """Data given to `match` directly may hold Python objects `publish` refuses. The reference
+    took a str or int subclass as a string or number, the runtime not; the anchors took a list
+    subclass as one value, the other ways as a list (found by review). Now: scalars by exact
+    type everywhere, lists by isinstance everywhere."""
+    class S(str):
+        pass
+
+    class I(int):  # noqa: E742 - a name as short as the others
+        pass
+
+    class L(list):  # type: ignore[type-arg]
+        pass
+
+    (tmp_path / "p.route").write_text('target t { mode sync }\ntarget u { mode sync }\ntarget w { mode sync }\n'
+                                      'route a { on e when a == "x" to t }\nroute b { on e when b == 1 to u }\n'
+                                      'route c { on e when c in ["x"] to w }\n')
+    project = load_project([str(tmp_path / "p.route")])
+    artifact = interlock.compile(str(tmp_path))
+    cases = [({"a": S("x")}, set()), ({"b": I(1)}, set()), ({"c": L(["x"])}, {"w"}), ({"a": "x", "c": L([["x"]])},
+             {"t", "w"})]
+    for mode in (contextlib.nullcontext, anchors_only):
+        with mode():
+            router = interlock.Router(artifact)
+        for data, expected in cases:
+            assert route(list(project.routes.values()), [], "e", data) == expected, data
+            assert router.match("e", data) == expected, data
+            assert set(router.deliveries("e", data)) == expected, data
