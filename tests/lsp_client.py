@@ -121,6 +121,12 @@ class LspClient:
         params = self.wait("textDocument/publishDiagnostics", lambda p: p["uri"] == uri(file), timeout)
         return params["diagnostics"]  # type: ignore[no-any-return]
 
+    def settle(self, file: Path) -> None:
+        """Forget every notification sent so far: the server handles messages in order, so once
+        it has answered a request (the symbols of `file`), what it published before is here."""
+        self.request("textDocument/documentSymbol", {"textDocument": {"uri": uri(file)}})
+        self.drain()
+
     def drain(self) -> None:
         """Forget the notifications received so far."""
         while True:

@@ -65,6 +65,7 @@ class RouteServer(LanguageServer):
         if delay <= 0:
             self.publish(root)
         else:
+            # (a handler that is no coroutine runs on the server's event loop)
             self.pending[root] = asyncio.get_running_loop().call_later(delay, self.publish, root)
 
     def publish(self, root: str) -> None:
@@ -107,7 +108,7 @@ def did_open(ls: RouteServer, params: types.DidOpenTextDocumentParams) -> None:
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-async def did_change(ls: RouteServer, params: types.DidChangeTextDocumentParams) -> None:
+def did_change(ls: RouteServer, params: types.DidChangeTextDocumentParams) -> None:
     document = ls.workspace.get_text_document(params.text_document.uri)
     ls.document_changed(document.uri, document.source, DEBOUNCE_S)
 
