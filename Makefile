@@ -44,7 +44,7 @@ lint: setup
 # laid out as the installed package instead.
 typecheck: setup
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/interlock
-	for f in interlock/*.py interlock/py.typed; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/interlock/; done
+	for f in interlock/*.py interlock/py.typed interlock/lsp; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/interlock/; done
 	ln -s "$(CURDIR)/dsl" $(TYPECHECK)/interlock/dsl
 	ln -s "$(CURDIR)/compiler" $(TYPECHECK)/interlock/compiler
 	ln -s "$(CURDIR)/runtime" $(TYPECHECK)/interlock/runtime

@@ -20,7 +20,7 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -97,17 +97,23 @@ def _pseudo_devices() -> frozenset[int]:
     return frozenset(devices)
 
 
-def read_inside(real: str, roots: Sequence[str]) -> str | Unreadable:
+def read_inside(real: str, roots: Sequence[str], overlay: Mapping[str, str] | None = None) -> str | Unreadable:
     """The text of the file at the real path `real` (a leading byte order mark dropped), or
     why it is not read: outside `roots`, of a pseudo filesystem, not a regular file (a FIFO
     would hang, a device never end), larger than MAX_FILE_BYTES, changed while it was
-    opened, or not UTF-8. (A path with a NUL character is refused before: `_Loader.load`.)"""
+    opened, or not UTF-8. (A path with a NUL character is refused before: `_Loader.load`.)
+
+    `overlay`: texts by real path that stand for what is on disk (an editor's unsaved
+    buffers, `interlock lsp`); taken only for a path the rules above would read from, and
+    held to the same size limit."""
     root = holding(real, roots)
     if root is None:
         return outside(roots)
     folder = _pseudo_folder(real)
     if folder is not None:
         return Unreadable(f"it is in `{folder}`, a pseudo filesystem of the system", PSEUDO_HELP)
+    if overlay is not None and real in overlay:
+        return _overlaid(overlay[real])
     # The type is told before anything is opened: opening a device can act on it.
     try:
         mode = os.stat(real).st_mode
@@ -147,6 +153,13 @@ def read_inside(real: str, roots: Sequence[str]) -> str | Unreadable:
         at = len(data[: exc.start].decode("utf-8-sig", errors="replace"))
         return Unreadable(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8",
                           shown, at)
+
+
+def _overlaid(text: str) -> str | Unreadable:
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        return Unreadable(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                          "split it into smaller files that import each other")
+    return text.removeprefix("\ufeff")
 
 
 def _open_below(root: str, real: str) -> int:

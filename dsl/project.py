@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeAlias, TypeVar
 
 import attrs
@@ -87,8 +87,9 @@ class _Loader:
     """Reads the files given, those in the folders given and what they import: only files
     inside `roots` (real paths of folders), as `files.read_inside` reads them."""
 
-    def __init__(self, roots: list[str]) -> None:
+    def __init__(self, roots: list[str], overlay: Mapping[str, str] | None = None) -> None:
         self.roots = roots
+        self.overlay = overlay
         self.sources: dict[str, SourceFile] = {}
         self.modules: dict[str, ast.Module] = {}  # by real path, in load order
         self.display: dict[str, str] = {}  # real path -> path shown to the user
@@ -112,7 +113,8 @@ class _Loader:
                 if not files and not refused:
                     raise InputError(f"no `.route` files in folder `{path}`")
                 found.extend(files)
-            elif "\0" not in path and os.path.lexists(path):  # (a FIFO or a broken symlink: `load` says why)
+            elif "\0" not in path and (os.path.lexists(path)  # (a FIFO or a broken symlink: `load` says why)
+                                       or (self.overlay is not None and os.path.realpath(path) in self.overlay)):
                 found.append(path)
             else:
                 raise InputError(f"no such file or folder: `{path}`")
@@ -137,7 +139,7 @@ class _Loader:
         if walked is not None and (imported_at is None or walked):
             return  # refused already: a file both found in a folder and imported is reported once
         shown = _shown(path, real)
-        text = read_inside(real, self.roots)
+        text = read_inside(real, self.roots, self.overlay)
         if isinstance(text, Unreadable):
             self._refuse(shown, real, text, imported_at)
             return
@@ -317,16 +319,17 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def load_project(paths: Sequence[str], root: str | None = None) -> Project:
+def load_project(paths: Sequence[str], root: str | None = None, overlay: Mapping[str, str] | None = None) -> Project:
     """Load, parse and resolve the project named by `paths` (files or folders). Imports
     read files inside `root`, by default inside the folders given or those of the files
-    given.
+    given. `overlay` (texts by real path) stands for the disk's text of those files, under
+    the same rules (`files.read_inside`): an editor's unsaved buffers.
 
     Raises `InputError` when a path names nothing loadable; every problem inside the
     files is a diagnostic in the returned project.
     """
     with paused_gc():
-        return _load_project(paths, root)
+        return _load_project(paths, root, overlay)
 
 
 def _roots(paths: Sequence[str], root: str | None) -> list[str]:
@@ -340,8 +343,8 @@ def _roots(paths: Sequence[str], root: str | None) -> list[str]:
                    for path in paths if "\0" not in path})
 
 
-def _load_project(paths: Sequence[str], root: str | None) -> Project:
-    loader = _Loader(_roots(paths, root))
+def _load_project(paths: Sequence[str], root: str | None, overlay: Mapping[str, str] | None) -> Project:
+    loader = _Loader(_roots(paths, root), overlay)
     for path in loader.collect(paths):
         loader.load(path, None)
     modules = tuple(loader.modules.values())

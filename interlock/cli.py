@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on a shared store, how long a delivery read by a process that died waits before "
                        "another takes it over (default 30s; never less than twice the target's timeout)")
     serve.set_defaults(run=_serve)
+
+    lsp = commands.add_parser("lsp", help="the language server of `.route` files, for editors (stdio)",
+                              description="Speak the Language Server Protocol on stdin and stdout: diagnostics as "
+                              "you type, hover, go to definition, references, completion, rename, symbols and "
+                              "formatting (docs/editors.md). An editor starts it; logs go to stderr.")
+    lsp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
+                     help="what the server logs to stderr (default warning)")
+    lsp.set_defaults(run=_lsp)
     ops_cli.add_commands(commands, _Parser)  # status, dead-letters, publish: against a live store
     return parser
 
@@ -319,6 +327,20 @@ def _serve(args: argparse.Namespace, stderr: Console) -> int:
     except (StoreURLError, serve.ServeError, HandlerSpecError) as exc:
         stderr.print(f"interlock: error: {exc}", markup=False)
         return EXIT_USAGE
+
+
+def _lsp(args: argparse.Namespace, stderr: Console) -> int:
+    try:
+        from interlock.lsp.server import serve as serve_lsp
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pygls", "lsprotocol") and not (exc.name or "").startswith(("pygls.", "lsprotocol.")):
+            raise
+        stderr.print("interlock: error: `interlock lsp` needs pygls: pip install 'interlock[lsp]'", markup=False)
+        return EXIT_USAGE
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve_lsp()
+    return EXIT_OK
 
 
 def _quiet_stdout() -> None:

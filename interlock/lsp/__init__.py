@@ -1,0 +1,1 @@
+"""The language server of `.route` files (`interlock lsp`)."""
