@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
-Doc: TypeAlias = "str | Space | Line | Hard | Fresh | Group | Nest | IfBreak | Trailing | list[Doc]"
+Doc: TypeAlias = "str | Space | Line | Hard | Fresh | Group | Fill | Nest | IfBreak | Trailing | list[Doc]"
 
 
 class Space:
@@ -60,6 +60,20 @@ class Group:
     def __init__(self, *parts: Doc) -> None:
         self.parts: list[Doc] = list(parts)
         self.broken = False
+
+
+class Fill:
+    """Items with a separator (text, then a `Line`) between two: in a broken group, as many
+    items on a line as fit, then a line break. Items are flat text, without comments."""
+
+    __slots__ = ("items", "separator")
+
+    def __init__(self, items: list[Doc], separator: str) -> None:
+        self.items = items
+        self.separator = separator
+
+    def flat(self) -> list[Doc]:
+        return join([self.separator, LINE], self.items)
 
 
 class Nest:
@@ -133,6 +147,8 @@ def _settle(doc: Doc, groups: list[Group], pending: bool) -> bool:
             work.extend(reversed(item))
         elif isinstance(item, Nest):
             work.extend(reversed(item.parts))
+        elif isinstance(item, Fill):
+            work.extend(reversed(item.flat()))
         elif isinstance(item, Group):
             groups.append(item)
             work.append(("end", item))
@@ -178,6 +194,8 @@ def _fits(item: Doc, indent: int, rest: Sequence[tuple[int, int, Doc]], width: i
             work.extend((mode, part) for part in reversed(doc))
         elif isinstance(doc, Nest):
             work.extend((mode, part) for part in reversed(doc.parts))
+        elif isinstance(doc, Fill):
+            work.extend((mode, part) for part in reversed(doc.flat()))
         elif isinstance(doc, Group):
             inner = _BREAK if doc.broken else mode
             work.extend((inner, part) for part in reversed(doc.parts))
@@ -190,6 +208,41 @@ def _fits(item: Doc, indent: int, rest: Sequence[tuple[int, int, Doc]], width: i
         elif isinstance(doc, Hard | Fresh):
             return True
     return False
+
+
+def _width(doc: Doc) -> int:
+    """The width of `doc` printed flat."""
+    if isinstance(doc, str):
+        return len(doc)
+    if isinstance(doc, list):
+        return sum(_width(part) for part in doc)
+    if isinstance(doc, Space):
+        return len(doc.text)
+    if isinstance(doc, Line):
+        return 0 if doc.soft else 1
+    if isinstance(doc, IfBreak):
+        return len(doc.flat)
+    if isinstance(doc, Nest | Group):
+        return sum(_width(part) for part in doc.parts)
+    if isinstance(doc, Fill):
+        return _width(doc.flat())
+    return 0
+
+
+def _filled(fill: Fill, indent: int, mode: int, column: int, width: int) -> list[tuple[int, int, Doc]]:
+    """The work of a `Fill`: each separator's line broken only where the next item does not fit."""
+    work: list[tuple[int, int, Doc]] = []
+    separator = len(fill.separator)
+    for index, item in enumerate(fill.items):
+        size = _width(item)
+        if index:
+            # (the separator after the item, or the closing comma, must fit too)
+            flat = mode == _FLAT or column + separator + 1 + size + separator <= width
+            work.append((indent, _FLAT if flat else _BREAK, [fill.separator, LINE]))
+            column = column + separator + 1 if flat else indent
+        work.append((indent, _FLAT, item))
+        column += size
+    return work
 
 
 class _Output:
@@ -239,6 +292,8 @@ def render(doc: Doc, width: int) -> str:
             work.extend((indent, mode, part) for part in reversed(item))
         elif isinstance(item, Nest):
             work.extend((indent + item.by, mode, part) for part in reversed(item.parts))
+        elif isinstance(item, Fill):
+            work.extend(reversed(_filled(item, indent, mode, out.column, width)))
         elif isinstance(item, Group):
             flat = not item.broken and _fits(item, indent, work, width - out.column)
             inner = _FLAT if flat else _BREAK

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from lark import Token, Tree
 
 from .diagnostics import Diagnostic
-from .layout import FRESH, GLUE, HARD, LINE, SOFT, SPACE, Doc, Group, Hard, IfBreak, Nest, Trailing, join, render
+from .layout import FRESH, GLUE, HARD, LINE, SOFT, SPACE, Doc, Fill, Group, Hard, IfBreak, Nest, Trailing, join, render
 from .parser import parse_source
 from .source import SourceFile
 from .trivia import Attached, attach, tokens, tree_parser
@@ -60,6 +60,7 @@ _NO_SPACE_AFTER = frozenset({".."})
 _DECLARATION_BODIES = frozenset({"retry_body", "target_body", "dead_letter_body"})
 _OBJECTS = frozenset({"object_lit", "transform_object"})
 _LISTS = frozenset({"list_lit", "name_list"})
+_SCALARS = frozenset({"string", "number", "true", "false", "null"})
 _CHAINS = frozenset({"or_expr", "and_expr", "element_or", "element_and"})
 
 
@@ -209,6 +210,9 @@ class _Printer:
         if not items and not self.attached.of(closing).leading and not self.attached.of(opening).trailing:
             return [self.tok(opening), self.tok(closing)]
         inner: list[Doc] = [SOFT]
+        if self.fillable(items, closing):
+            inner.extend([Fill([self.node(item) for item in items], ","), IfBreak(",", "")])
+            return [Group(self.tok(opening), Nest(INDENT, inner), SOFT, self.closer(closing)), self.trailing(closing)]
         for index, item in enumerate(items):
             if index:
                 inner.append(",")
@@ -218,6 +222,18 @@ class _Printer:
             inner.append(IfBreak(",", ""))
         inner.extend(self.closing_comments(closing, bool(items)))
         return [Group(self.tok(opening), Nest(INDENT, inner), SOFT, self.closer(closing)), self.trailing(closing)]
+
+    def fillable(self, items: Sequence[Node], closing: Token) -> bool:
+        """Whether a list is of scalars and names only, without comments: then as many a line as fit."""
+        if self.attached.of(closing).leading:
+            return False
+        for item in items:
+            if isinstance(item, Tree) and (item.data not in _SCALARS or len(item.children) != 1):
+                return False
+            trivia = self.attached.of(_first(item))
+            if trivia.leading or trivia.trailing or trivia.blank_before:
+                return False
+        return True
 
     def declaration(self, head: Sequence[Node], body: Tree[Token], members: Sequence[Node] | None = None,
                     flat: bool = False) -> Doc:
@@ -316,7 +332,8 @@ class _Printer:
         any_, path, opening, condition, closing = tree.children
         assert isinstance(opening, Token) and isinstance(closing, Token)
         return [self.words([any_, path]), SPACE,
-                Group(self.tok(opening), Nest(INDENT, LINE, self.node(condition)), LINE, self.closer(closing)),
+                Group(self.tok(opening), Nest(INDENT, LINE, self.node(condition), self.closing_comments(closing, True)),
+                      LINE, self.closer(closing)),
                 self.trailing(closing)]
 
     def _with_clause(self, tree: Tree[Token]) -> Doc:

@@ -359,3 +359,13 @@ def test_fmt_usage_errors_exit_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["fmt"])
     assert exited.value.code == 2
+
+
+def test_long_lists_of_scalars_fill_their_lines() -> None:
+    codes = ", ".join(f'"C{i:02}"' for i in range(30))
+    formatted = assert_formats_well(f"route r {{ on e when country in [{codes}] to t }}")
+    lines = formatted.splitlines()
+    assert lines[2] == "  when country in ["
+    assert lines[3].startswith('      "C00", "C01", ') and 90 < len(lines[3]) <= WIDTH
+    assert lines[-3] == "    ]"
+    assert all(len(line) <= WIDTH for line in lines)
