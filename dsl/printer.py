@@ -12,13 +12,15 @@ numbers, names) is not formatted: `FormatError` carries the diagnostics.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 
 from lark import Token, Tree
 
 from .diagnostics import Diagnostic
 from .layout import FRESH, GLUE, HARD, LINE, SOFT, SPACE, Doc, Fill, Group, Hard, IfBreak, Nest, Trailing, join, render
-from .parser import parse_source
+from .parser import grammar_text, parse_source
 from .source import SourceFile
 from .trivia import Attached, attach, tokens, tree_parser
 
@@ -74,6 +76,18 @@ def _last(node: Node) -> Token:
     while isinstance(node, Tree):
         node = node.children[-1]
     return node
+
+
+@functools.cache
+def _keywords() -> frozenset[str]:
+    return frozenset(re.findall(r'"([a-z_]+)"', grammar_text()))
+
+
+def _keyword_key(member: Node) -> bool:
+    """Whether an entry's key is a word that is a keyword elsewhere (`and: 1`): the lexer may read
+    it as that keyword after the value before it, unless a comma comes between."""
+    first = _first(member)
+    return first.type == "IDENT" and str(first) in _keywords()
 
 
 def _compact(decl: Tree[Token]) -> bool:
@@ -187,8 +201,8 @@ class _Printer:
         inner: list[Doc] = [line]
         for index, member in enumerate(members):
             if index:
-                blank = self.blank_before(member)
-                inner.append(Hard(True) if blank else [IfBreak("", ","), line])
+                comma = "," if _keyword_key(member) else ""
+                inner.append([comma, Hard(True)] if self.blank_before(member) else [IfBreak(comma, ","), line])
             inner.append(self.node(member))
         inner.extend(self.closing_comments(closing, bool(members)))
         return [Group(self.tok(opening), Nest(INDENT, inner), line, self.closer(closing)), self.trailing(closing)]

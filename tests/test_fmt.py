@@ -369,3 +369,9 @@ def test_long_lists_of_scalars_fill_their_lines() -> None:
     assert lines[3].startswith('      "C00", "C01", ') and 90 < len(lines[3]) <= WIDTH
     assert lines[-3] == "    ]"
     assert all(len(line) <= WIDTH for line in lines)
+
+
+def test_a_key_that_is_a_keyword_keeps_its_comma_when_broken() -> None:
+    long = '"' + "x" * 80 + '"'
+    formatted = assert_formats_well(f"test t {{ send e {{ id: 1, and: 2, or: {long} }} expect nothing }}")
+    assert "    id: 1,\n    and: 2,\n    or: " in formatted
