@@ -114,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0, help="of the random failures and jitter (default 0)")
     simulate.set_defaults(run=_simulate)
 
+    fmt = commands.add_parser("fmt", help="write `.route` files in the canonical layout",
+                              description="Rewrite `.route` files in the one canonical layout (docs/compiler.md); "
+                              "folders are searched recursively. Comments are kept; a file with syntax errors is "
+                              "reported and left as it is. Silent when there is nothing to report.")
+    fmt.add_argument("paths", nargs="+", metavar="PATH", help="a `.route` file or a folder of them")
+    fmt.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 when a file is not in the canonical layout (and name it)")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print what would change as a unified diff")
+    fmt.set_defaults(run=_fmt)
+
     serve = commands.add_parser("serve", help="serve the HTTP ingest of a project and deliver its events",
                                 description="Take CloudEvents over HTTP (POST /events) and deliver them through the "
                                 "router of PROJECT on an event store, in one or more worker processes, until SIGTERM "
@@ -271,6 +281,12 @@ def _graph(args: argparse.Namespace, stderr: Console) -> int:
             stderr.print(f"interlock: error: cannot write `{args.output}`: {exc.strerror or exc}", markup=False)
             return EXIT_USAGE
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _fmt(args: argparse.Namespace, stderr: Console) -> int:
+    from interlock.fmt import FmtOptions, run_fmt
+
+    return run_fmt(FmtOptions(tuple(args.paths), check=args.check, diff=args.diff), stderr)
 
 
 def _simulate(args: argparse.Namespace, stderr: Console) -> int:
