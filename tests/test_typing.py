@@ -31,6 +31,24 @@ async def main() -> None:
         await router.drain()
 '''
 
+# A handler with a parameter of its own and a precise reply: registering it keeps both.
+PRECISE = '''
+import interlock
+from interlock import Event
+
+router = interlock.load("shop.route")
+
+
+@router.handler("audit")
+def audit(event: Event, verbose: bool = False) -> int:
+    return len(event.data) if verbose else 0
+
+
+def count(event: Event) -> int:
+    return audit(event, verbose=True)  # (a `(Event) -> Any` would take no `verbose`, and return Any)
+'''
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
@@ -46,3 +64,12 @@ def test_a_service_importing_interlock_type_checks(tmp_path: Path, cache: Path) 
     result = _mypy(tmp_path, cache, SERVICE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
+
+
+def test_a_registered_handler_keeps_its_type(tmp_path: Path, cache: Path) -> None:
+    result = _mypy(tmp_path, cache, PRECISE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # and the check has teeth: a wrong call to the handler is reported
+    result = _mypy(tmp_path, cache, PRECISE.replace("verbose=True", 'verbose="yes"'))
+    assert result.returncode == 1
+    assert 'Argument "verbose" to "audit" has incompatible type "str"' in result.stdout
