@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import interlock
+
 MYPY = Path(sys.executable).parent / "mypy"
 
 SERVICE = '''
@@ -73,3 +75,13 @@ def test_a_registered_handler_keeps_its_type(tmp_path: Path, cache: Path) -> Non
     result = _mypy(tmp_path, cache, PRECISE.replace("verbose=True", 'verbose="yes"'))
     assert result.returncode == 1
     assert 'Argument "verbose" to "audit" has incompatible type "str"' in result.stdout
+
+
+def test_a_path_that_names_nothing_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(interlock.InputError, match="no such file or folder"):
+        interlock.check(str(tmp_path / "nope"))
+    with pytest.raises(interlock.InputError, match=r"no `\.route` files in folder"):
+        interlock.compile(str(tmp_path))
+    with pytest.raises(interlock.InputError, match="no such folder"):
+        interlock.load(str(tmp_path), root=str(tmp_path / "nope"))
+    assert "InputError" in interlock.__all__
