@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from interlock.dsl.parser import parser
 from interlock.highlight import KEYWORDS, RouteLexer
 
 ROOT = Path(__file__).parent.parent
-VSCODE = ROOT / "editors" / "vscode"
+VSCODE = ROOT / "editors" / "vscode"  # (its TextMate grammar)
 BLOCK = re.compile(r"```route\n(.*?)```", re.S)
 BLANK = " \t\f\r\n"
 
@@ -285,24 +283,3 @@ def test_the_textmate_grammar_scopes() -> None:
     assert _uncovered(text) == []
     assert _uncovered("x = 1;") == ["1:3 '=' ['invalid.illegal.route']", "1:6 ';' ['invalid.illegal.route']"]
     assert _uncovered('a == "open\nb') == []  # an unterminated string ends with its line
-
-
-# ---- the VS Code extension ---------------------------------------------------------------------
-
-def test_the_extension_names_files_that_exist() -> None:
-    manifest = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
-    contributes = manifest["contributes"]
-    assert (VSCODE / manifest["main"]).is_file()
-    [language] = contributes["languages"]
-    assert language["extensions"] == [".route"]
-    assert (VSCODE / language["configuration"]).is_file()
-    json.loads((VSCODE / language["configuration"]).read_text(encoding="utf-8"))
-    [grammar] = contributes["grammars"]
-    assert grammar["language"] == language["id"]
-    assert grammar["scopeName"] == _grammar()["scopeName"]
-    assert (VSCODE / grammar["path"]).resolve() == (VSCODE / "syntaxes" / "route.tmLanguage.json").resolve()
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_the_extension_is_javascript_node_reads() -> None:
-    subprocess.run(["node", "--check", str(VSCODE / "extension.js")], check=True, timeout=60)
