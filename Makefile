@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-TYPECHECK := .build/typecheck
+LINKS := $(VENV)/interlock-links
 
 .PHONY: setup demo demo-http test lint typecheck pytest bench bench-peers clean redis-server
 
@@ -16,7 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The editable install maps dsl/, compiler/ and runtime/ into interlock.* through setuptools'
+# package-dir, which it serves with an import hook that type checkers (mypy, pyright) cannot
+# follow: they would not find `interlock` in a service's code. So the package is also laid out
+# as installed, as a tree of symlinks (.venv/interlock-links/interlock: the files of interlock/
+# and its lsp/, and the folders dsl/, compiler/, runtime/, grammar/), put on the path by a .pth file, which
+# both Python and type checkers read. Remade when a file is added to or removed from interlock/
+# (the folder's time changes); the linked folders show their new files at once.
+$(LINKS)/.made: $(STAMP) interlock
+	rm -rf $(LINKS) && mkdir -p $(LINKS)/interlock
+	for f in interlock/*.py interlock/py.typed interlock/lsp; do ln -s "$(CURDIR)/$$f" $(LINKS)/interlock/; done
+	for d in dsl compiler runtime grammar; do ln -s "$(CURDIR)/$$d" $(LINKS)/interlock/$$d; done
+	echo "$(CURDIR)/$(LINKS)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/interlock-links.pth"
+	touch $@
+
+setup: $(STAMP) $(LINKS)/.made
 
 demo: setup
 	@echo "== interlock check examples/shop"
@@ -39,17 +53,9 @@ test: lint typecheck pytest
 lint: setup
 	$(BIN)/ruff check .
 
-# The installed package maps dsl/, compiler/ and runtime/ into interlock.* through
-# setuptools' package-dir, which mypy cannot follow; it checks a tree of symlinks
-# laid out as the installed package instead.
+# mypy --strict on the package as installed: the tree of symlinks made by `setup`.
 typecheck: setup
-	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/interlock
-	for f in interlock/*.py interlock/py.typed interlock/lsp; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/interlock/; done
-	ln -s "$(CURDIR)/dsl" $(TYPECHECK)/interlock/dsl
-	ln -s "$(CURDIR)/compiler" $(TYPECHECK)/interlock/compiler
-	ln -s "$(CURDIR)/runtime" $(TYPECHECK)/interlock/runtime
-	ln -s "$(CURDIR)/grammar" $(TYPECHECK)/interlock/grammar
-	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" -p interlock
+	cd $(LINKS) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" -p interlock
 
 # The Redis tests start a real redis-server on a free loopback port; install it when missing.
 redis-server:

@@ -2,7 +2,8 @@
 
 The public API:
 
-- `check(paths)`: every diagnostic of a project of `.route` files;
+- `check(paths)`: every diagnostic of a project of `.route` files (`InputError` when a path
+  names nothing to load: no such file, or a folder without `.route` files);
 - `load(path)`: a `Router` for a `.route` project (compiled, and cached while its files
   are unchanged) or for an artifact written by `interlock compile`;
 - `Router.match(type, data)`, `Router.explain(type, data)`, `Router.problems(type, data)`.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
+from interlock.dsl.project import InputError
 from interlock.runtime.artifact import ArtifactError, read_artifact
 from interlock.runtime.event import Event, EventError
 from interlock.runtime.event_data import EventTooLarge
@@ -37,6 +39,7 @@ __all__ = [
     "EventError",
     "EventStore",
     "EventTooLarge",
+    "InputError",
     "MemoryStore",
     "Project",
     "Receipt",
@@ -76,7 +79,7 @@ def check(paths: str | Sequence[str], *, root: str | None = None) -> list[Diagno
     """Every diagnostic for the project at `paths` (files or folders), sorted by position.
     Imports read files inside `root` (default: the folders given, or those of the files).
 
-    Raises `interlock.dsl.project.InputError` when a path names nothing to load.
+    Raises `InputError` when a path (or `root`) names nothing to load.
     """
     from interlock.compiler.pipeline import check as run_passes
 
@@ -84,7 +87,8 @@ def check(paths: str | Sequence[str], *, root: str | None = None) -> list[Diagno
 
 
 def compile(paths: str | Sequence[str], *, root: str | None = None) -> dict[str, Any]:
-    """The compiled artifact (a JSON-able dict) of a project; `CompileError` if it has errors."""
+    """The compiled artifact (a JSON-able dict) of a project; `CompileError` if it has errors,
+    `InputError` when a path (or `root`) names nothing to load."""
     from interlock.compiler.artifact import build_artifact
     from interlock.compiler.pipeline import check as run_passes
 
@@ -114,6 +118,8 @@ def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", ro
          **options: Any) -> Router:
     """A router for a `.route` project (files or folders) or a compiled artifact (`.json`);
     its imports read files inside `root` (default: the folders given, or those of the files).
+    `InputError` when a project's path (or `root`) names nothing to load; `ArtifactError` for an
+    artifact that cannot be read or is not one `interlock compile` wrote.
 
     `store` is where deliveries live: `memory://` (the default) or an `EventStore`. Options go
     to delivery: `idempotency_window_ms`, `publish_timeout` (seconds a publish may wait for a

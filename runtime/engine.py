@@ -58,7 +58,7 @@ from .event import (
     trusted_event,
 )
 from .event_data import encode_data
-from .handlers import Handler, Handlers, cancelling, failure
+from .handlers import H, Handlers, cancelling, failure
 from .inflight import GROUP, InHand, Outstanding, claim_idle_of
 from .outcomes import Attempt, DeadLetter, DeliveryError, Receipt
 from .partitions import Partitions
@@ -177,7 +177,7 @@ class Engine:
 
     # ---- setup -------------------------------------------------------------------
 
-    def handler(self, target: str) -> Callable[[Handler], Handler]:
+    def handler(self, target: str) -> Callable[[H], H]:
         return self.handlers.register(target)
 
     def healthy(self) -> bool:

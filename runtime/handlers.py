@@ -10,7 +10,7 @@ import os
 import threading
 import types
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .http_target import HttpTarget
 
 Handler = Callable[[Event], Any]
+# A handler as its module declares it: registering one gives it back with its own type (its
+# parameters and its reply), so that a decorated function is still checked where it is called.
+H = TypeVar("H", bound=Handler)
 
 
 class Handlers:
@@ -79,7 +82,7 @@ class Handlers:
         for target in self.http.values():
             await target.aclose()
 
-    def register(self, target: str) -> Callable[[Handler], Handler]:
+    def register(self, target: str) -> Callable[[H], H]:
         if target not in self.targets:
             known = ", ".join(sorted(self.targets)) or "none"
             raise DeliveryError(f"no target `{target}` in this router (targets: {known})")
@@ -88,7 +91,7 @@ class Handlers:
                                 "(to call Python for it instead, as a test may, make the router with "
                                 "deliver_http=False)")
 
-        def register(function: Handler) -> Handler:
+        def register(function: H) -> H:
             if target in self.functions:
                 raise DeliveryError(f"target `{target}` already has a handler")
             self.functions[target] = function

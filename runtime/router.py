@@ -19,7 +19,7 @@ from .engine import Engine
 from .event import Event, EventError
 from .explain import RouteExplanation, explain
 from .gc_pause import paused_gc
-from .handlers import Handler
+from .handlers import H
 from .matching import Matcher
 from .memory_store import MemoryStore
 from .outcomes import DeadLetter, Receipt
@@ -70,7 +70,7 @@ class Router:
             self._engine = Engine(self.artifact, self.matcher.deliveries, self.store, **self._options)
         return self._engine
 
-    def handler(self, target: str) -> Callable[[Handler], Handler]:
+    def handler(self, target: str) -> Callable[[H], H]:
         """Register the handler of a target: `@router.handler("billing")` on an `async def` or a `def`."""
         return self.engine.handler(target)
 
