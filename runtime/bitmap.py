@@ -146,8 +146,8 @@ def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]],
     names.update({"leaves": leaves, "scalars": scalars, "values_at": values_at, "bisect_left": bisect.bisect_left,
                   "_B": _BOOL})
     lines = ["failed = 0"]
-    for number, field in enumerate(fields.values()):
-        lines += _field_lines(field, f"{prefix}F{number}_", names)
+    for number, field in enumerate(_order(fields.values())):
+        lines += _field_lines(field, f"{prefix}F{number}_", names, guarded=number > 0)
     everything = (1 << len(rules)) - 1
     lines.append(f"m = {everything} & ~failed" if fields else f"m = {everything}")
     if checked:
@@ -162,58 +162,77 @@ def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]],
     return lines
 
 
-def _field_lines(field: _Field, prefix: str, names: dict[str, Any]) -> list[str]:
-    """Lines that OR into `h` the masks of the atoms of `field` that hold for `x` (of type `t`),
-    for every value at the path, then add to `failed` the rules none of whose values passed."""
-    tests: list[str] = []
+def _field_lines(field: _Field, prefix: str, names: dict[str, Any], guarded: bool) -> list[str]:
+    """Lines that add to `failed` the rules of `field` whose atom no value at its path passes:
+    per kind of value, the OR of the masks of the atoms that hold (`h`). With `guarded`, the
+    field is skipped when every rule it constrains has failed already."""
     kinds = {type(key) for key in field.eq}
     if field.eq:
         names[f"{prefix}EQ"] = field.eq
-        accepted = [f"t is {name}" for name, kind in (("str", str), ("int", int), ("float", float)) if kind in kinds]
-        if int in kinds or float in kinds:  # 5 and 5.0 are one key: either number finds it
-            accepted = [a for a in accepted if a not in ("t is int", "t is float")] + ["t is int", "t is float"]
-        if accepted:
-            tests += [f"if {' or '.join(accepted)}:", f"    h |= {prefix}EQ.get(x, 0)"]
-        if tuple in kinds:
-            tests += ["if t is bool:", f"    h |= {prefix}EQ.get((_B, x), 0)"]
-    text: list[str] = []
+    strings: list[str] = [f"{prefix}EQ.get(x, 0)"] if str in kinds else []
     for length, table in sorted(field.prefixes.items()):
         names[f"{prefix}P{length}"] = table
-        text.append(f"    h |= {prefix}P{length}.get(x[:{length}], 0)")
-    if field.folded:
-        text.append("    folded_x = x.casefold()")
-        for length, table in sorted(field.folded.items()):
-            names[f"{prefix}C{length}"] = table
-            text.append(f"    h |= {prefix}C{length}.get(folded_x[:{length}], 0)")
-    if text:
-        tests += ["if t is str:", *text]
+        strings.append(f"{prefix}P{length}.get(x[:{length}], 0)")
+    folded: list[str] = []
+    for length, table in sorted(field.folded.items()):
+        names[f"{prefix}C{length}"] = table
+        folded.append(f"{prefix}C{length}.get(folded_x[:{length}], 0)")
+    numbers: list[str] = []  # statements leaving the numbers' mask in `h`
+    if int in kinds or float in kinds:  # 5 and 5.0 are one key: either number finds it
+        numbers.append(f"h = {prefix}EQ.get(x, 0)")
     if field.ranges:
         ranges = RangeIndex(field.ranges)
         names[f"{prefix}BOUNDS"] = ranges.bounds
         names[f"{prefix}MASKS"] = ranges.masks(lambda bit: bit)
         slot = f"2 * i + 1 if i < {len(ranges.bounds)} and {prefix}BOUNDS[i] == x else 2 * i"
-        tests += ["if (t is int or t is float) and x == x:",
-                  f"    i = bisect_left({prefix}BOUNDS, x)",
-                  f"    h |= {prefix}MASKS[{slot}]"]
+        numbers += [*([] if numbers else ["h = 0"]), "if x == x:  # (NaN is in no range)",
+                    f"    i = bisect_left({prefix}BOUNDS, x)", f"    h |= {prefix}MASKS[{slot}]"]
+    booleans = [f"h = {prefix}EQ.get((_B, x), 0)"] if tuple in kinds else []
+    if folded:
+        strings.append("(" + " | ".join(folded) + ")")
+    # One value: a branch per kind of value the atoms can hold.
+    per_kind: list[tuple[str, list[str]]] = []
+    if strings:
+        body = ["folded_x = x.casefold()"] if folded else []
+        per_kind.append(("t is str", [*body, f"h = {' | '.join(strings)}"]))
+    if numbers:
+        per_kind.append(("t is int or t is float", numbers))
+    if booleans:
+        per_kind.append(("t is bool", booleans))
     every = field.constrained
-    per_value = ["t = type(x)", *tests]
-    if len(field.path) == 1:
-        return [f"x = data.get({field.path[0]!r})",
-                "if x is None:",
-                f"    failed |= {every}",
-                "else:",
-                "    h = 0",
-                "    if isinstance(x, list):",
-                "        for x in leaves(x):",
-                *_indented(per_value, 12),
-                "    else:",
-                *_indented(per_value, 8),
-                f"    failed |= {every} & ~h"]
-    names[f"{prefix}PATH"] = list(field.path)
-    return ["h = 0",
-            f"for x in scalars(values_at(data, {prefix}PATH)):",
-            *_indented(per_value, 4),
-            f"failed |= {every} & ~h"]
+    one = []
+    for number, (test, body) in enumerate(per_kind):
+        one += [f"{'if' if number == 0 else 'elif'} {test}:", *_indented(body, 4), f"    failed |= {every} & ~h"]
+    # Several values (a list, or a path through lists): the OR over them all.
+    several = ["h = 0", "for x in leaves(x)" if len(field.path) == 1 else
+               f"for x in scalars(values_at(data, {prefix}PATH)):", "    t = type(x)"]
+    several[1] += ":" if len(field.path) == 1 else ""
+    for number, (test, body) in enumerate(per_kind):
+        several += [f"    {'if' if number == 0 else 'elif'} {test}:",
+                    *_indented([line.replace("h = ", "h |= ", 1) if line.startswith("h = ") else line
+                                for line in body if line != "h = 0"], 8)]
+    several.append(f"failed |= {every} & ~h")
+    if len(field.path) > 1:
+        names[f"{prefix}PATH"] = list(field.path)
+        lines = several
+    else:
+        lines = [f"x = data.get({field.path[0]!r})", "t = type(x)", *one,
+                 f"{'elif' if one else 'if'} isinstance(x, list):", *_indented(several, 4),
+                 "else:  # missing, null, or of a kind no atom holds for",
+                 f"    failed |= {every}"]
+    if guarded:
+        return [f"if {every} & ~failed:", *_indented(lines, 4)]
+    return lines
+
+
+def _order(fields: Iterable[_Field]) -> list[_Field]:
+    """The fields, the most selective first (the most keys per rule constrained), so that the
+    later ones, guarded, are skipped when their rules have failed already."""
+    def keys(field: _Field) -> int:
+        prefixes = sum(len(t) for t in field.prefixes.values()) + sum(len(t) for t in field.folded.values())
+        return len(field.eq) + prefixes + 2 * len(field.ranges)
+
+    return sorted(fields, key=lambda f: -keys(f) / max(f.constrained.bit_count(), 1))
 
 
 def _indented(lines: Iterable[str], width: int) -> list[str]:
