@@ -128,7 +128,10 @@ def _deliveries(project: Project) -> list[_Delivery]:
 
 
 def _payload(delivery: ast.Delivery) -> str:
-    return canonical(_transform_json(delivery.transform) if delivery.transform is not None else None)
+    transform = delivery.transform
+    if transform is not None and transform.spread is not None and not transform.entries:
+        transform = None  # `with { ... }` alone builds the event's data: no transform at all
+    return canonical(_transform_json(transform) if transform is not None else None)
 
 
 def _exclusive(project: Project, first: _Delivery, second: _Delivery) -> bool:

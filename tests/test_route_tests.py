@@ -300,3 +300,13 @@ def test_expected_payloads_know_the_new_transforms(tmp_path: Path) -> None:
         'test wrong_kinds {\n  send order.created { id: "o1", amount: 5 }\n  expect t with { label: 5 }\n}\n')
     found = [(d.code, d.span.line) for d in interlock.check(str(tmp_path))]
     assert found == [("E0214", 10)]
+
+
+def test_a_spread_alone_is_the_same_payload_as_no_transform(tmp_path: Path) -> None:
+    """`to t` and `to t with { ... }` deliver the same payload (the event's data): no E0260,
+    which refused a project without conflict (found by review)."""
+    (tmp_path / "a.route").write_text('target t { mode sync }\nroute a { on o.a to t }\n'
+                                      'route b { on o.a to t with { ... } }\n'
+                                      'route c { on o.a to t with { ..., x: 1 } }\n')
+    found = [(d.code, d.span.line) for d in interlock.check(str(tmp_path))]
+    assert found == [("E0260", 4)]  # only the one that adds a field differs
