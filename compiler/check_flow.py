@@ -39,6 +39,9 @@ MAX_CYCLES = 50
 def _cycles(graph: nx.MultiDiGraph) -> list[Diagnostic]:
     # The projection on events and targets: event -> target when a route or choose delivers
     # it there (`via` keeps the first one, in declaration order), target -> event for `emits`.
+    # Without `emits`, nothing leads back to an event: no cycle, nothing to project.
+    if not any(data["kind"] == "emits" for _, _, data in graph.edges(data=True)):
+        return []
     storm = nx.DiGraph()
     for event, handler, data in graph.edges(data=True):
         if data["kind"] != "on":
