@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).parent.parent
 VSCODE = ROOT / "editors" / "vscode"
@@ -37,7 +38,6 @@ def test_the_extension_is_javascript_node_reads() -> None:
 
 
 def _hooks() -> dict[str, dict[str, object]]:
-    yaml = pytest.importorskip("yaml")
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
     return {hook["id"]: hook for hook in hooks}
 

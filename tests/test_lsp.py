@@ -7,7 +7,6 @@ closes it again, so that the next test sees the files as they are on disk.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -320,9 +319,8 @@ def test_position_conversions() -> None:
     assert positions.offset(source, positions.types.Position(9, 0)) == len(source.text)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("interlock.fmt") is None, reason="interlock.fmt is not in this tree")
 def test_formatting_is_one_edit_of_the_whole_document(client: LspClient, project: Path) -> None:
-    from interlock.fmt import format_source  # type: ignore[import-not-found,unused-ignore]
+    from interlock.fmt import format_source
 
     scratch = project / "messy.route"
     text = "target   x   {mode async}\n"
