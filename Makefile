@@ -19,13 +19,14 @@ $(STAMP): pyproject.toml
 # The editable install maps dsl/, compiler/ and runtime/ into interlock.* through setuptools'
 # package-dir, which it serves with an import hook that type checkers (mypy, pyright) cannot
 # follow: they would not find `interlock` in a service's code. So the package is also laid out
-# as installed, as a tree of symlinks (.venv/interlock-links/interlock: the files of interlock/
-# and its lsp/, and the folders dsl/, compiler/, runtime/, grammar/), put on the path by a .pth file, which
+# as installed, as a tree of symlinks (.venv/interlock-links/interlock: the files and subpackages
+# of interlock/, and the folders dsl/, compiler/, runtime/, grammar/), put on the path by a .pth file, which
 # both Python and type checkers read. Remade when a file is added to or removed from interlock/
 # (the folder's time changes); the linked folders show their new files at once.
 $(LINKS)/.made: $(STAMP) interlock
 	rm -rf $(LINKS) && mkdir -p $(LINKS)/interlock
-	for f in interlock/*.py interlock/py.typed interlock/lsp; do ln -s "$(CURDIR)/$$f" $(LINKS)/interlock/; done
+	for f in interlock/*.py interlock/py.typed; do ln -s "$(CURDIR)/$$f" $(LINKS)/interlock/; done
+	for d in interlock/*/; do case "$$d" in *__pycache__*) ;; *) ln -s "$(CURDIR)/$${d%/}" $(LINKS)/interlock/;; esac; done
 	for d in dsl compiler runtime grammar; do ln -s "$(CURDIR)/$$d" $(LINKS)/interlock/$$d; done
 	echo "$(CURDIR)/$(LINKS)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/interlock-links.pth"
 	touch $@

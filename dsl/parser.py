@@ -148,7 +148,10 @@ class RouteLexer(Lexer):
         line = 1
         line_start = 0
         end = len(text)
-        depth = 0
+        depth = 0  # brackets, braces, parentheses and `list<`, open
+        types = 0  # of which `list<`: a `>` closes one of them
+        previous = ""
+        list_keyword = self.keywords.get("list", "")
         nots = 0
         while pos < end:
             m = match(text, pos)
@@ -168,12 +171,14 @@ class RouteLexer(Lexer):
                 line_start = rfind("\n", pos, start) + 1
             if kind == "PUNCT":
                 kind = punctuation[value]
-                if value in "([{":
+                if value in "([{" or (value == "<" and previous == list_keyword):  # `list<` nests too
                     depth += 1
+                    types += value == "<"
                     if depth > MAX_NESTING:
                         raise TooDeep(start, between=False)
-                elif value in ")]}":
+                elif value in ")]}" or (value == ">" and types):
                     depth -= 1
+                    types -= value == ">"
             elif kind == "IDENT":
                 keyword = keywords.get(value)
                 if keyword is not None and keyword in states[parser_state.position]:
@@ -191,6 +196,7 @@ class RouteLexer(Lexer):
             elif kind != "LPAR":
                 nots = 0
             pos = m.end()
+            previous = kind
             column = start - line_start + 1
             yield Token(kind, value, start, line, column, line, column + len(value), pos)
 

@@ -40,7 +40,9 @@ class FormatError(Exception):
 
 
 def format_source(text: str, path: str = "<text>") -> str:
-    """`text` in the canonical layout; FormatError when it has errors."""
+    """`text` in the canonical layout; FormatError when it has errors. A byte order mark, which
+    the loader ignores, is dropped, as the canonical layout has none."""
+    text = text.removeprefix("\ufeff")
     source = SourceFile(path, text)
     _, diagnostics = parse_source(source)
     errors = [d for d in diagnostics if d.is_error]
@@ -238,8 +240,9 @@ class _Printer:
         return [Group(self.tok(opening), Nest(INDENT, inner), SOFT, self.closer(closing)), self.trailing(closing)]
 
     def fillable(self, items: Sequence[Node], closing: Token) -> bool:
-        """Whether a list is of scalars and names only, without comments: then as many a line as fit."""
-        if self.attached.of(closing).leading:
+        """Whether a list is of scalars and names only, without comments: then as many a line as fit.
+        Not an empty one (with a comment after its `[`: a fill would end it with a comma)."""
+        if not items or self.attached.of(closing).leading:
             return False
         for item in items:
             if isinstance(item, Tree) and (item.data not in _SCALARS or len(item.children) != 1):

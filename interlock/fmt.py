@@ -23,6 +23,8 @@ from interlock import report
 from interlock.dsl.files import InputError, Unreadable, read_inside, walk
 from interlock.dsl.printer import FormatError, format_source
 
+__all__ = ["FormatError", "format_source"]  # the language server and the editors use them from here
+
 log = logging.getLogger(__name__)
 
 

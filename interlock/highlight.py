@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from pygments.lexer import RegexLexer, bygroups, default, words
 from pygments.token import (
     Comment,
+    Error,
     Keyword,
     Name,
     Number,
@@ -52,6 +53,7 @@ KEYWORDS = frozenset(DECLARATIONS + OPERATOR_WORDS + CONSTANTS + OTHER_KEYWORDS)
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
 NAME = rf"(?:\*\*?|[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?:\*\*?|{_SEGMENT}))*"
 _QUOTED = r"`(?:[^`\\\n]|\\[^\n])*`"
+UNCLOSED = r"`(?:[^`\\\n]|\\[^\n])*+(?=\n|\Z)"
 QPATH = rf"(?:[A-Za-z_][A-Za-z0-9_-]*(?:\.{_SEGMENT})*\.)?{_QUOTED}(?:\.(?:{_SEGMENT}|{_QUOTED}))*"
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_]|\.[0-9])"
 DURATION = r"-?[0-9]+(?:\.[0-9]+)?[A-Za-z][A-Za-z0-9]*"
@@ -89,6 +91,9 @@ class RouteLexer(RegexLexer):
             (r"#[^\n]*", Comment.Single),
             (r'f"', String.Affix, "template"),
             (r'"', String.Double, "string"),
+            # a backtick not closed on its line: the rest of the line is the error, in one
+            # token (tried backtick by backtick, the line took time in its length squared)
+            (UNCLOSED, Error),
             # a key before `:` (a field of an event, of a payload or an expectation)
             (rf"({NAME})([ \t\f\r\n]*)(:)", _groups(Name.Attribute, Whitespace, Punctuation)),
             (QPATH, _path),

@@ -20,6 +20,7 @@ from test_compiled_matching import _project as matching_project
 from test_docs_examples import _blocks as docs_blocks
 from test_fuzz import SEEDS, mutated_seed
 
+import interlock
 from interlock.cli import main
 from interlock.compiler.artifact import build_artifact
 from interlock.compiler.pipeline import check
@@ -375,3 +376,32 @@ def test_a_key_that_is_a_keyword_keeps_its_comma_when_broken() -> None:
     long = '"' + "x" * 80 + '"'
     formatted = assert_formats_well(f"test t {{ send e {{ id: 1, and: 2, or: {long} }} expect nothing }}")
     assert "    id: 1,\n    and: 2,\n    or: " in formatted
+
+
+def test_an_empty_list_with_a_comment_stays_a_list(tmp_path: Path) -> None:
+    """`emits [ # none yet\n]` was written `emits [  # none yet\n    ,\n  ]`, which does not
+    parse (found by review: the empty list was filled, and a fill ends with a comma)."""
+    from interlock.dsl import parse_text
+    from interlock.fmt import format_source
+
+    formatted = format_source("target t { mode async, on_exhausted drop, emits [ # none yet\n] }\n")
+    assert [d.code for d in parse_text(formatted)[1]] == []
+    assert "# none yet" in formatted and "," not in formatted
+    assert format_source(formatted) == formatted
+
+
+def test_a_byte_order_mark_is_dropped_not_refused() -> None:
+    from interlock.fmt import format_source
+
+    assert format_source("\ufefftarget t { mode sync }\n") == "target t { mode sync }\n"
+
+
+def test_list_types_nest_within_the_limit_of_brackets(tmp_path: Path) -> None:
+    """`list<list<...>>` 5,000 deep checked clean, then fmt and the language server overflowed
+    the stack (found by review): `list<` counts as a bracket, E0006 past 64."""
+    deep = "event e { x: " + "list<" * 70 + "string" + ">" * 70 + " }\n"
+    (tmp_path / "p.route").write_text(deep)
+    assert [d.code for d in interlock.check(str(tmp_path))] == ["E0006"]
+    fine = "event e { x: " + "list<" * 20 + "string" + ">" * 20 + " }\nroute r { on e when exists x to t }\n"
+    (tmp_path / "p.route").write_text(fine + "target t { mode sync }\n")
+    assert [d.code for d in interlock.check(str(tmp_path)) if d.is_error] == []

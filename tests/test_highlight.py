@@ -283,3 +283,21 @@ def test_the_textmate_grammar_scopes() -> None:
     assert _uncovered(text) == []
     assert _uncovered("x = 1;") == ["1:3 '=' ['invalid.illegal.route']", "1:6 ';' ['invalid.illegal.route']"]
     assert _uncovered('a == "open\nb') == []  # an unterminated string ends with its line
+
+
+def test_a_backtick_not_closed_is_one_token_to_the_end_of_its_line() -> None:
+    """`` ` `` then `` \\` `` repeated, never closed: each backtick started a scan to the end of
+    the line, in both highlighters, so a 100 KB line took 32 s (found by review). Now the
+    Pygments lexer takes the rest of the line as one error token, and the TextMate grammar's
+    paths do not start at an escaped backtick."""
+    from pygments import lex
+
+    from interlock.highlight import RouteLexer
+
+    line = "`" + "\\`" * 20_000
+    tokens = [(kind, text) for kind, text in lex(line + "\nroute", RouteLexer()) if text.strip()]
+    assert tokens[0][1] == line and "Error" in str(tokens[0][0])
+    grammar = json.loads((ROOT / "editors" / "vscode" / "syntaxes" / "route.tmLanguage.json").read_text())
+    for rule in ("path", "key"):
+        pattern = re.compile(grammar["repository"][rule]["match"])
+        assert all(pattern.match(line, position) is None for position in range(2, 200, 2)), rule

@@ -329,7 +329,8 @@ def test_formatting_is_one_edit_of_the_whole_document(client: LspClient, project
                                                        "options": {"tabSize": 2, "insertSpaces": True}})
     expected = format_source(text, str(scratch))
     assert expected != text
-    assert edits == [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}},
+    # (the edit ends past the last line: the end of the document, however a client splits lines)
+    assert edits == [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}},
                       "newText": expected}]
     client.close(scratch)
 
@@ -367,3 +368,27 @@ def test_the_overlay_keeps_the_loaders_rules(tmp_path: Path) -> None:
     assert "outside the project's folder" in project.diagnostics[0].message
     huge = load_project([str(main)], str(inside), {str(main): "#" * (MAX_FILE_BYTES + 1)})
     assert [d.code for d in huge.diagnostics] == ["E0101"] and "larger than" in huge.diagnostics[0].message
+
+
+def test_a_file_outside_the_workspace_is_a_project_of_its_own(tmp_path: Path) -> None:
+    """A file outside every workspace folder had its folder searched, which may be the home
+    folder or `/` (an editor opening ~/x.route waited minutes; found by review)."""
+    from interlock.lsp.state import Projects, analyse
+
+    workspace = tmp_path / "work"
+    workspace.mkdir()
+    (tmp_path / "other.route").write_text("target other { mode sync }\ntarget other { mode sync }\n")
+    alone = tmp_path / "alone.route"
+    projects = Projects(folders=[str(workspace)])
+    assert projects.root_of(str(alone)) == str(alone)
+    found = analyse(str(alone), {str(alone): "target t { mode sync }\n"})
+    assert found.project is not None and list(found.project.targets) == ["t"]  # not other.route's
+
+
+def test_the_formatting_edit_ends_past_the_last_line() -> None:
+    """A lone carriage return is a line break to some clients, not to the server: the edit's
+    end, past the last line, is the end of the document to every client (found by review)."""
+    from interlock.lsp.formatting import format_document
+
+    (edit,) = format_document("target   x {mode sync}\rroute r { on e to x }\n", "p.route")
+    assert edit.range.end.line >= 3 and edit.range.end.character == 0

@@ -56,6 +56,12 @@ def analyse(root: str, overlay: Mapping[str, str]) -> Analysis:
     """Load and check the project of the folder `root`, open documents (by path) read from `overlay`."""
     texts = {os.path.realpath(path): text for path, text in overlay.items()}
     inside = [path for path in overlay if _within(path, root)]
+    if not os.path.isdir(root):  # a file outside the workspace folders: it alone, and its imports
+        try:
+            project = load_project([root], os.path.dirname(root) or ".", texts)
+        except InputError as exc:
+            return Analysis(root, None, [], Index(), str(exc))
+        return Analysis(root, project, check(project), build_index(project))
     try:
         project = load_project([root, *inside], root, texts)
     except InputError as exc:
@@ -83,8 +89,11 @@ class Projects:
     stale: set[str] = attrs.Factory(set)
 
     def root_of(self, path: str) -> str:
+        """The innermost workspace folder holding the file; a file outside them all is a project
+        of its own (and of its imports): its folder is not searched, which may be the home
+        folder or `/` (an editor opening `~/x.route` waited minutes for every `.route` below)."""
         holding = [f for f in self.folders if _within(path, f)]
-        return max(holding, key=len) if holding else os.path.dirname(path) or "."
+        return max(holding, key=len) if holding else path
 
     def update(self, path: str, text: str | None) -> str:
         """Record the text of an open document (None: closed); its project's root."""
