@@ -17,7 +17,6 @@ what was expected: `expected one of 'and', 'or', ..., got 'like'`.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from .artifact_format import (
     check_numbers,
     shown,
 )
+from .gc_pause import paused_gc
 
 #: The deepest a condition, schema, transform or constant may nest: the runtime walks them
 #: recursively, and at 256 levels a match still has room on the stack. The compiler's
@@ -53,7 +53,7 @@ def check(content: dict[str, Any]) -> None:
     """Raise FormatError unless `content` is an artifact the router can run."""
     # (The objects `_check` makes are all freed when it returns, before the collector is
     # back: none is left for its next collection.)
-    with collector_paused():
+    with paused_gc():
         _check(content)
 
 
@@ -84,19 +84,6 @@ def _at(where: str) -> Iterator[None]:
         yield
     except FormatError as exc:
         raise exc.within(where) from None
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused, while objects none of which is in a cycle are
-    made by the ten thousand (it would walk them over and over)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _convert(value: Any, kind: Any) -> Any:
