@@ -392,3 +392,10 @@ def test_the_formatting_edit_ends_past_the_last_line() -> None:
 
     (edit,) = format_document("target   x {mode sync}\rroute r { on e to x }\n", "p.route")
     assert edit.range.end.line >= 3 and edit.range.end.character == 0
+
+
+def test_formatting_a_document_neither_open_nor_on_disk_is_no_edit(client: LspClient, project: Path) -> None:
+    """It was an internal error with a traceback in the log (found by review)."""
+    edits = client.request("textDocument/formatting", {"textDocument": {"uri": uri(project / "gone.route")},
+                                                       "options": {"tabSize": 2, "insertSpaces": True}})
+    assert edits == []

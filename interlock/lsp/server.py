@@ -198,7 +198,12 @@ def on_completion(ls: RouteServer, params: types.CompletionParams) -> types.Comp
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 def on_formatting(ls: RouteServer, params: types.DocumentFormattingParams) -> list[types.TextEdit]:
     document = ls.workspace.get_text_document(params.text_document.uri)
-    return formatting.format_document(document.source, document.path, ls.encoding)
+    try:
+        text = document.source  # (read from disk when the document is not open)
+    except OSError as exc:  # neither open nor on disk: nothing to format
+        log.info("not formatted: %s", exc)
+        return []
+    return formatting.format_document(text, document.path, ls.encoding)
 
 
 def serve() -> None:
