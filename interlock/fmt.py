@@ -54,7 +54,10 @@ def _files(paths: tuple[str, ...], stderr: Console) -> tuple[list[tuple[str, lis
             found.append((path, [os.path.realpath(os.path.dirname(path) or ".")]))
         else:
             raise InputError(f"no such file or folder: `{path}`")
-    return found, refused_any
+    once: dict[str, tuple[str, list[str]]] = {}  # a file reached twice (a symlink to it, given twice): once
+    for entry in found:
+        once.setdefault(os.path.realpath(entry[0]), entry)
+    return list(once.values()), refused_any
 
 
 def run_fmt(options: FmtOptions, stderr: Console) -> int:

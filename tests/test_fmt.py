@@ -405,3 +405,12 @@ def test_list_types_nest_within_the_limit_of_brackets(tmp_path: Path) -> None:
     fine = "event e { x: " + "list<" * 20 + "string" + ">" * 20 + " }\nroute r { on e when exists x to t }\n"
     (tmp_path / "p.route").write_text(fine + "target t { mode sync }\n")
     assert [d.code for d in interlock.check(str(tmp_path)) if d.is_error] == []
+
+
+def test_a_file_reached_twice_is_formatted_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A symlink to a file of the same folder: the file was handled twice, its diff printed
+    twice (found by review)."""
+    messy = _write(tmp_path / "a.route", "event   e\n")
+    (tmp_path / "b.route").symlink_to(messy)
+    assert main(["fmt", "--diff", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("+event e\n") == 1
