@@ -298,10 +298,10 @@ def test_deliveries_waiting_too_long_in_one_instance_are_not_also_claimed_by_ano
         store_url: str, tmp_path: Path) -> None:
     """An instance reads deliveries in batches; one that waited in its queue until another
     instance could claim it as abandoned is left to that claim, not delivered twice."""
-    # The margin kept for a stall of the event loop is a quarter of the claim delay (75 ms
-    # here); what earlier tests of the run leave to the garbage collector (clients of clusters
-    # killed under them, closed by their finalizers) stalled it longer, mid-test, in a full
-    # run: collected now, before the clock starts.
+    # The margin kept for a stall of the event loop is a quarter of the claim delay (250 ms
+    # with 1 s; with 300 ms, 75 ms was not enough in full runs); what earlier tests of the run
+    # leave to the garbage collector (clients of clusters killed under them, closed by their
+    # finalizers) stalled it mid-test: collected now, before the clock starts.
     gc.collect()
     url = store_url
     project = tmp_path / "slow.route"
@@ -313,7 +313,7 @@ route all { on job.* to slow }
     calls: list[tuple[str, str]] = []
 
     def instance(name: str) -> interlock.Router:
-        router = interlock.load(str(project), store=url, claim_idle_ms=300)
+        router = interlock.load(str(project), store=url, claim_idle_ms=1000)
 
         @router.handler("slow")
         async def slow(event: interlock.Event) -> None:
