@@ -29,7 +29,7 @@ from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import error
 from interlock.dsl.transform import did_you_mean
 
-from .check_types import _fits, _is_timestamp, _join, _kind, _type_text
+from .check_types import _fits, _is_timestamp, _join, _type_text, literal_kind
 from .payloads import canonical
 from .reference import event_type_matches
 from .tables import _transform_json
@@ -289,12 +289,7 @@ class _Checker:
                 f"add {shown}, or write `with {{ ... }}` to compare only the fields it names"))
 
     def mismatch(self, value: ast.Literal, kind: ast.Type, path: str) -> None:
-        if isinstance(value, ast.Scalar):
-            what = _kind(value.value)
-            if isinstance(value.value, float) and isinstance(kind, ast.ScalarType) and kind.name == "int":
-                what = "a fraction"
-        else:
-            what = "a list" if isinstance(value, ast.ListLit) else "an object"
+        what = literal_kind(value, kind)
         if isinstance(kind, ast.ObjectType):
             shown, hint = "an object", "an object `{ ... }`"
         elif isinstance(kind, ast.ListType):

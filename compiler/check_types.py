@@ -596,12 +596,7 @@ class _Checker:
             self.report(scope, self.bad_timestamp(value))
 
     def data_mismatch(self, value: ast.Literal, t: ast.Type, path: str) -> _Problem:
-        if isinstance(value, ast.Scalar):
-            kind = _kind(value.value)
-            if isinstance(value.value, float) and isinstance(t, ast.ScalarType) and t.name == "int":
-                kind = "a fraction"
-        else:
-            kind = "a list" if isinstance(value, ast.ListLit) else "an object"
+        kind = literal_kind(value, t)
         if isinstance(t, ast.ScalarType) and isinstance(value, ast.Scalar):
             hint = self.suggestion(t.name, value) if kind != "a fraction" else "write a whole number"
         elif isinstance(t, ast.ListType):
@@ -612,6 +607,16 @@ class _Checker:
             hint = f"write a single `{_type_text(t)}` value"
         return _Problem("E0211", value.span, f"`{path}` is `{_type_text(t)}` in {_EVENT}, and this is {kind}",
                         kind, hint)
+
+
+def literal_kind(value: ast.Literal, t: ast.Type) -> str:
+    """What a literal is, in a message about a value of the wrong type for `t` ("a fraction"
+    where `t` is `int`)."""
+    if isinstance(value, ast.Scalar):
+        if isinstance(value.value, float) and isinstance(t, ast.ScalarType) and t.name == "int":
+            return "a fraction"
+        return _kind(value.value)
+    return "a list" if isinstance(value, ast.ListLit) else "an object"
 
 
 def _predicates(expr: ast.Expr) -> Iterator[ast.Predicate]:
