@@ -261,8 +261,8 @@ class Matcher:
     def _quick(self, table: _Table) -> None:
         """The generated code of the checks of a table's rules that have none yet (codegen.py),
         compiled together: only tables matched by their anchors use it."""
-        numbers = sorted({n for field in table.fields for n in _field_rules(field)} | {r.number for r in table.scan})
-        wanted = [self._rules[n] for n in numbers if n >= 0 and self._rules[n].quick is None
+        # (A table of whole conditions, for a type without a table, has no rules of the artifact.)
+        wanted = [self._rules[n] for n in table.rule_ids or () if self._rules[n].quick is None
                   and self._rule_json[n]["check"]]
         if not wanted:
             return
@@ -691,11 +691,3 @@ def _rule_ids(table: dict[str, Any]) -> list[int]:
         for kind in ("eq", "prefix", "folded", "range"):
             found.update(entry[-1] for entry in field.get(kind, ()))
     return sorted(found)
-
-
-def _field_rules(field: _FieldIndex) -> set[int]:
-    numbers = {n for rules in field.eq.values() for n in rules}
-    numbers.update(n for _, table in (*field.prefixes, *field.folded) for rules in table.values() for n in rules)
-    if field.ranges is not None:
-        numbers.update(rule for _, _, rule in field.ranges.runs)
-    return numbers
