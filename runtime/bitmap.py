@@ -177,45 +177,46 @@ def _field_lines(field: _Field, prefix: str, names: dict[str, Any], guarded: boo
     for length, table in sorted(field.folded.items()):
         names[f"{prefix}C{length}"] = table
         folded.append(f"{prefix}C{length}.get(folded_x[:{length}], 0)")
-    numbers: list[str] = []  # statements leaving the numbers' mask in `h`
-    if int in kinds or float in kinds:  # 5 and 5.0 are one key: either number finds it
-        numbers.append(f"h = {prefix}EQ.get(x, 0)")
-    if field.ranges:
-        ranges = RangeIndex(field.ranges)
-        names[f"{prefix}BOUNDS"] = ranges.bounds
-        names[f"{prefix}MASKS"] = ranges.masks(lambda bit: bit)
-        slot = f"2 * i + 1 if i < {len(ranges.bounds)} and {prefix}BOUNDS[i] == x else 2 * i"
-        numbers += [*([] if numbers else ["h = 0"]), "if x == x:  # (NaN is in no range)",
-                    f"    i = bisect_left({prefix}BOUNDS, x)", f"    h |= {prefix}MASKS[{slot}]"]
-    booleans = [f"h = {prefix}EQ.get((_B, x), 0)"] if tuple in kinds else []
     if folded:
         strings.append("(" + " | ".join(folded) + ")")
-    # One value: a branch per kind of value the atoms can hold.
-    per_kind: list[tuple[str, list[str]]] = []
-    if strings:
-        body = ["folded_x = x.casefold()"] if folded else []
-        per_kind.append(("t is str", [*body, f"h = {' | '.join(strings)}"]))
-    if numbers:
-        per_kind.append(("t is int or t is float", numbers))
-    if booleans:
-        per_kind.append(("t is bool", booleans))
+    numbers = int in kinds or float in kinds  # 5 and 5.0 are one key: either number finds it
+    ranges: list[str] = []  # statements ORing in the mask of the ranges that hold `x`
+    if field.ranges:
+        index = RangeIndex(field.ranges)
+        names[f"{prefix}BOUNDS"] = index.bounds
+        names[f"{prefix}MASKS"] = index.masks(lambda bit: bit)
+        slot = f"2 * i + 1 if i < {len(index.bounds)} and {prefix}BOUNDS[i] == x else 2 * i"
+        ranges = ["if x == x:  # (NaN is in no range)", f"    i = bisect_left({prefix}BOUNDS, x)",
+                  f"    h |= {prefix}MASKS[{slot}]"]
+
+    def per_kind(into: str) -> list[tuple[str, list[str]]]:
+        """A branch per kind of value the atoms can hold, each setting (`into` "=") or adding
+        to (`into` "|=") the mask `h` of the atoms that hold for `x`."""
+        found: list[tuple[str, list[str]]] = []
+        if strings:
+            found.append(("t is str", [*(["folded_x = x.casefold()"] if folded else []),
+                                       f"h {into} {' | '.join(strings)}"]))
+        if numbers or ranges:
+            start = [f"h {into} {prefix}EQ.get(x, 0)"] if numbers else ["h = 0"] if into == "=" else []
+            found.append(("t is int or t is float", [*start, *ranges]))
+        if tuple in kinds:
+            found.append(("t is bool", [f"h {into} {prefix}EQ.get((_B, x), 0)"]))
+        return found
+
+    def branches(found: list[tuple[str, list[str]]], after: list[str]) -> list[str]:
+        return [line for number, (test, body) in enumerate(found)
+                for line in (f"{'if' if number == 0 else 'elif'} {test}:", *_indented([*body, *after], 4))]
+
     every = field.constrained
-    one = []
-    for number, (test, body) in enumerate(per_kind):
-        one += [f"{'if' if number == 0 else 'elif'} {test}:", *_indented(body, 4), f"    failed |= {every} & ~h"]
     # Several values (a list, or a path through lists): the OR over them all.
-    several = ["h = 0", "for x in leaves(x)" if len(field.path) == 1 else
-               f"for x in scalars(values_at(data, {prefix}PATH)):", "    t = type(x)"]
-    several[1] += ":" if len(field.path) == 1 else ""
-    for number, (test, body) in enumerate(per_kind):
-        several += [f"    {'if' if number == 0 else 'elif'} {test}:",
-                    *_indented([line.replace("h = ", "h |= ", 1) if line.startswith("h = ") else line
-                                for line in body if line != "h = 0"], 8)]
-    several.append(f"failed |= {every} & ~h")
+    loop = "for x in leaves(x):" if len(field.path) == 1 else f"for x in scalars(values_at(data, {prefix}PATH)):"
+    several = ["h = 0", loop, "    t = type(x)", *_indented(branches(per_kind("|="), []), 4),
+               f"failed |= {every} & ~h"]
     if len(field.path) > 1:
         names[f"{prefix}PATH"] = list(field.path)
         lines = several
-    else:
+    else:  # one value: a branch per kind, then a list, then anything else
+        one = branches(per_kind("="), [f"failed |= {every} & ~h"])
         lines = [f"x = data.get({field.path[0]!r})", "t = type(x)", *one,
                  f"{'elif' if one else 'if'} isinstance(x, list):", *_indented(several, 4),
                  "else:  # missing, null, or of a kind no atom holds for",
