@@ -333,7 +333,9 @@ class Matcher:
                 bit = rest & -rest
                 rest ^= bit
                 bits |= effects[bit.bit_length() - 1]
-            answer = answers.memo.get(bits) or answers.resolve(bits)
+            answer = answers.memo.get(bits)
+            if answer is None:  # (an empty answer is one too: `or` would work it out again)
+                answer = answers.resolve(bits)
             if len(memo) < _MEMO:
                 memo[mask] = answer
             return answer
