@@ -17,6 +17,7 @@ was quadratic: 8,000 `amount > N` routes took 16 s and 1.1 GiB to load):
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -106,3 +107,31 @@ def _bits(value: int) -> Iterable[int]:
         bit = value & -value
         yield bit
         value ^= bit
+
+
+_EXACT = 2.0 ** 53  # every integer up to this is a float, and a float's neighbours are 1 or less apart
+
+
+def half_open(ranges: Iterable[list[Any]], bits: Callable[[int], int]) -> tuple[list[float], list[int]] | None:
+    """The ranges as `bounds` and `masks` such that the OR of `bits(rule)` over the ranges that
+    hold a number x (an int or a float, not NaN) is `masks[bisect_right(bounds, x)]`: one
+    bisect and no test of equality at a boundary. None when a bound is not a number below 2**53
+    in size, where this would not be exact.
+
+    Each range becomes [low, high) over floats: an open low end `x > b` is `x >= next(b)`, the
+    float just above b, and a closed high end `x <= b` is `x < next(b)`. No float lies between b
+    and next(b), and no integer either while |b| < 2**53 (the gap is at most 1 and next(b) is
+    then an integer when it is 1), so the test is the same for every int and float. A range
+    that starts at a bound and stops before one holds the bound's point and the gap above it
+    alike: the slots of `RangeIndex` two by two, the gaps' masks are all there is to keep.
+    """
+    converted = []
+    for low, low_inclusive, high, high_inclusive, rule in ranges:
+        for bound in (low, high):
+            if bound is not None and (type(bound) not in (int, float) or not -_EXACT < bound < _EXACT):
+                return None
+        start = None if low is None else float(low) if low_inclusive else math.nextafter(float(low), math.inf)
+        stop = None if high is None else math.nextafter(float(high), math.inf) if high_inclusive else float(high)
+        converted.append([start, True, stop, False, rule])
+    index = RangeIndex(converted)
+    return index.bounds, index.masks(bits)[::2]
