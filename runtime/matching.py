@@ -68,10 +68,19 @@ class _Rule:
     number: int
     route: int
     branch: int | None
-    check: Predicate | None
+    tests: list[dict[str, Any]]  # all of them hold when the rule does (none: it always holds)
     # `check` as generated code, for data that is a plain dict (codegen.py); made when a table
     # matched by its anchors first needs it (`Matcher._quick`), None until then.
     quick: Predicate | None = None
+    _check: Predicate | None = attrs.field(default=None, init=False)
+
+    @property
+    def check(self) -> Predicate | None:
+        """The tests as one predicate, None when there are none; compiled when first asked
+        for, as only data that is not a plain dict, and a few paths, need it."""
+        if self._check is None and self.tests:
+            self._check = _conjunction(self.tests)
+        return self._check
 
 
 def _by_length(prefixes: Iterable[list[Any]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
@@ -228,24 +237,26 @@ class Matcher:
             self._atoms.append(atoms)
             rest.append(source.add(residual, number, *self._where(rule["route"])) if residual else None)
         functions = source.build() if source.functions else []
-        self._rules = [_Rule(number, r["route"], r["branch"], _conjunction(r["check"]))
-                       for number, r in enumerate(dispatch["rules"])]
+        self._rules = [_Rule(number, r["route"], r["branch"], r["check"]) for number, r in enumerate(dispatch["rules"])]
         self._rest = [None if q is None else functions[q] for q in rest]
         self._rule_json: list[dict[str, Any]] = dispatch["rules"]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
                          [self._rules[number] for number in t["scan"]], _rule_ids(t))
                   for t in dispatch["tables"]]
-        # For types no table was compiled for: each route's and branch's whole condition.
+        # For types no table was compiled for, which only routes with a glob in `on` can take:
+        # each such route's and branch's whole condition.
         self._conditions: list[_Rule] = []
         for number, route in enumerate(self._routes):
+            if not any("*" in pattern for pattern in route["on"]):
+                continue
             if route["kind"] == "route":
                 if route["when"] is not None:
-                    self._conditions.append(_Rule(-1, number, None, compile_predicate(route["when"])))
+                    self._conditions.append(_Rule(-1, number, None, [route["when"]]))
             else:
                 for branch, arm in enumerate(route["branches"]):
                     if arm["when"] is not None:
-                        self._conditions.append(_Rule(-1, number, branch, compile_predicate(arm["when"])))
+                        self._conditions.append(_Rule(-1, number, branch, [arm["when"]]))
         for table in tables:
             self._prepare(table)
         self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
