@@ -4,8 +4,8 @@ A rule's remaining tests (those its index lookup did not answer) become one func
 event's data, a plain `dict` (the generated matching code and `_fire` call it only on one):
 
     def r12_big_orders(data):
-        return ((v := data.get('amount')) is not None and ((type(v) is int or type(v) is float)
-                and 100 <= v <= 400 if type(v) is not list else any(... for y in leaves(v) ...)))  # ...
+        return ((((t := type((v := data.get('amount')))) is int or t is float) and 100 <= v <= 400)
+                or (isinstance(v, list) and any(... for y in leaves(v) if y is not None)))  # route ...
 
 comparisons, set membership, `startswith`, interval tests written inline, by the exact type
 rules of docs/language.md §5 (`5 == 5.0`, `true` apart from 1, a string never a number, NaN in no
@@ -167,8 +167,10 @@ class RuleSource:
         def test(first: str, later: str) -> str:
             parts = []
             if scalar_keys:
-                parts.append(f"((type({first}) is str or type({later}) is int or type({later}) is float) "
-                             f"and {later} in {name})")
+                kinds = {type(k) for k in keys if type(k) is not tuple}
+                kind = (f"type({first}) is str" if kinds == {str} else _number(first, later) if str not in kinds
+                        else f"((t := type({first})) is str or t is int or t is float)")
+                parts.append(f"({kind} and {later} in {name})")
             if bool_keys:
                 parts.append(f"(type({later if parts else first}) is bool and (_B, {later}) in {name})")
             return "(" + " or ".join(parts) + ")"
@@ -193,7 +195,8 @@ class RuleSource:
 
 
 def _number(first: str, later: str) -> str:
-    return f"(type({first}) is int or type({later}) is float)"
+    # (`type` called once: `t` is bound where the test runs, a function's local, as `v` is)
+    return f"((t := type({first})) is int or t is float)"
 
 
 def anchor_node(anchor: dict[str, Any]) -> dict[str, Any]:
