@@ -13,7 +13,8 @@ and under the key "" (no key of the source is empty) `{"spread": []}`: the objec
 the fields of the event's data, which its other keys replace. Templates, defaults and the
 spread came with artifact version 2 (runtime/artifact.py). What a template builds is its
 text and, per place, the text of one value of the event: at most the size of the event per
-place, built in time linear in it.
+place, built in time linear in it, and the templates of one transform build at most
+MAX_TEMPLATE_TEXT characters together.
 """
 
 from __future__ import annotations
@@ -29,25 +30,29 @@ _NONE = object()  # a path that reaches no value
 
 def apply_transform(transform: dict[str, Any], data: Any) -> dict[str, Any]:
     """The object a `with { }` builds from an event's data (see the module docstring)."""
+    return _apply(transform, data, [MAX_TEMPLATE_TEXT])
+
+
+def _apply(transform: dict[str, Any], data: Any, budget: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = dict(data) if "" in transform and isinstance(data, dict) else {}
     for key, spec in transform.items():
         if key:
-            value = _build(spec, data)
+            value = _build(spec, data, budget)
             if value is not _NONE:
                 out[key] = value
     return out
 
 
-def _build(spec: dict[str, Any], data: Any) -> Any:
+def _build(spec: dict[str, Any], data: Any, budget: list[int]) -> Any:
     if "copy" in spec:
         value = _copied(data, spec["copy"])
         if value is _NONE and "default" in spec:
-            return _build(spec["default"], data)
+            return _build(spec["default"], data, budget)
         return value
     if "template" in spec:
-        return _render(spec["template"], data)
+        return _render(spec["template"], data, budget)
     if "object" in spec:
-        return apply_transform(spec["object"], data)
+        return _apply(spec["object"], data, budget)
     return spec["value"]
 
 
@@ -66,14 +71,16 @@ class TransformError(ValueError):
     a handler's failure does, and ends in its dead letter with the message."""
 
 
-# The most text one template may build: a template of many places over a large field would
-# build the field's text once per place (100,000 places of a 1 KB field: 100 MB).
+# The most text the templates of one `with { }` may build together: a template of many places
+# over a large field would build the field's text once per place (100,000 places of a 1 KB
+# field: 100 MB), and so would many templates of a few places each.
 MAX_TEMPLATE_TEXT = 1 << 20
 
 
-def _render(parts: list[Any], data: Any) -> str:
+def _render(parts: list[Any], data: Any, budget: list[int]) -> str:
     """A template's text: its text parts, and in each path's place the text of what the path
-    copies (nothing when it reaches no value); at most MAX_TEMPLATE_TEXT characters."""
+    copies (nothing when it reaches no value); at most what is left of `budget[0]`, the
+    characters the transform's templates may still build."""
     out = []
     size = 0
     for part in parts:
@@ -85,10 +92,11 @@ def _render(parts: list[Any], data: Any) -> str:
                 continue
             piece = text_of(value)
         size += len(piece)
-        if size > MAX_TEMPLATE_TEXT:
-            raise TransformError(f"a template builds more than {MAX_TEMPLATE_TEXT} characters from this event "
-                                 "(a place repeats a large field): shorten the template or the field")
+        if size > budget[0]:
+            raise TransformError(f"the templates of this `with {{ }}` build more than {MAX_TEMPLATE_TEXT} characters "
+                                 "from this event (a place repeats a large field): shorten the templates or the field")
         out.append(piece)
+    budget[0] -= size
     return "".join(out)
 
 

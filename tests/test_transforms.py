@@ -417,3 +417,19 @@ def test_a_template_builds_at_most_a_bounded_text() -> None:
     assert transform.apply_transform(spec, {"f": "a" * 100}) == {"s": "x: " + "a" * 200_000}
     with pytest.raises(transform.TransformError, match="more than 1048576 characters"):
         transform.apply_transform(spec, {"f": "a" * 1000})
+
+
+def test_the_templates_of_a_transform_share_one_bound() -> None:
+    """Many templates of a few places each built a field's text once per place, each within
+    the bound of one template: 1,000 keys of 1,000 places over a 1 KB field built 1 GB
+    (found by review). The bound holds for all the templates of one transform together,
+    nested objects and defaults included."""
+    from interlock.runtime import transform
+
+    one = {"template": [["f"]] * 100}
+    spec = {f"k{i}": one for i in range(6)} | {"o": {"object": {"d": {"copy": ["missing"], "default": one}}}}
+    built = transform.apply_transform(spec, {"f": "a" * 1400})  # 7 templates of 140,000 characters
+    assert len(built["k5"]) == 140_000 and len(built["o"]["d"]) == 140_000
+    with pytest.raises(transform.TransformError, match="templates of this `with"):
+        transform.apply_transform(spec, {"f": "a" * 1600})  # 7 of 160,000: more than 1,048,576 together
+    assert transform.apply_transform(spec, {"f": "a" * 1400}) == built  # (each delivery has its own bound)
