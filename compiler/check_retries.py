@@ -10,7 +10,9 @@ Checks every retry policy as written (named ones, and the inline ones of targets
   the shortest first delay (the delay itself; half of it with `jitter equal`; with `jitter
   full` a delay can be drawn as 0, so only `deadline 0s` is caught), or `deadline 0s`;
 - E0224 an error kind in both `retry_on` and `give_up_on`;
-- E0226 `timeout 0s`, E0227 `concurrency 0`, on a target or in `defaults`;
+- E0226 `timeout 0s`, E0227 `concurrency 0`, E0228 a `concurrency` above MAX_CONCURRENCY (the
+  runtime keeps a worker and a connection slot per delivery in flight), on a target or in
+  `defaults`;
 - W0225 a sync target whose retries cannot fit in its budget. A sync target is called inside
   `publish`, so its budget is the one time limit its policy gives: the `deadline`, after which
   no retry starts. In the worst case every attempt runs to its `timeout` and every delay is
@@ -30,6 +32,7 @@ from collections.abc import Iterator
 
 from interlock.dsl import Diagnostic, Project, Related, ast
 from interlock.dsl.diagnostics import error, warning
+from interlock.runtime.artifact_format import MAX_CONCURRENCY
 
 from .policies import Backoff, Policy, delay, resolve_policy, resolve_targets
 
@@ -154,6 +157,12 @@ def _check_limits(options: ast.TargetOptions) -> list[Diagnostic]:
         found.append(error("E0227", "`concurrency 0` never delivers anything", options.concurrency.span,
                            "no delivery can run", "allow at least one delivery in flight: `concurrency 1` delivers "
                            "one at a time"))
+    if options.concurrency is not None and options.concurrency.value > MAX_CONCURRENCY:
+        found.append(error("E0228", f"`concurrency {options.concurrency.value}` is more deliveries in flight than "
+                           f"the {MAX_CONCURRENCY:,} a target may have", options.concurrency.span,
+                           f"more than {MAX_CONCURRENCY:,}",
+                           "a delivery in flight holds a worker and a connection: past a few hundred, run more "
+                           f"instances instead (at most `concurrency {MAX_CONCURRENCY}`)"))
     return found
 
 

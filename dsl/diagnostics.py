@@ -143,6 +143,7 @@ CODES: dict[str, str] = {
     "W0225": "a sync target whose retries cannot all start before its policy's `deadline`",
     "E0226": "`timeout` of zero",
     "E0227": "`concurrency 0`",
+    "E0228": "a `concurrency` above 10,000",
     "E0230": "an async target that can lose events (no dead letter, no `on_exhausted drop`)",
     "W0231": "a dead letter that `on_exhausted drop` leaves unused",
     # compiler passes: flow and predicates

@@ -71,6 +71,7 @@ def check_numbers(values: Sequence[Any], where: str, suffix: str = "") -> None:
 
 Index = Annotated[int, Meta(ge=0)]  # (in range: checked by artifact_check.py)
 Count = Annotated[int, Meta(ge=1)]
+MAX_CONCURRENCY = 10_000  # deliveries in flight to one target in one instance, each holding a worker
 Millis = Annotated[int, Meta(ge=0)]
 FieldPath = Annotated[list[str], Meta(min_length=1)]
 Number = int | float
@@ -343,7 +344,7 @@ class Target(Struct, gc=False):
     retry: Policy
     dead_letter: str | None
     timeout_ms: Count
-    concurrency: Count
+    concurrency: Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
     order_by: FieldPath | None
     emits: list[str]
     on_exhausted: Literal["dead_letter", "drop"]

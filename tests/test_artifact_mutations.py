@@ -359,6 +359,9 @@ def test_an_error_names_the_field_and_what_was_expected(tmp_path: Path) -> None:
         "'exists', 'missing', 'null', 'str', 'regex', 'contains', 'any', got 'like'")
     assert _refused(body, ("targets", "billing", "concurrency"), 0) == (
         '`targets["billing"].concurrency`: expected `int` >= 1, got 0')
+    # (a pool for 10**39 deliveries in flight was a list as long, made when the first one ran)
+    assert _refused(body, ("targets", "billing", "concurrency"), 10**39) == (
+        f'`targets["billing"].concurrency`: expected `int` <= 10000, got {10**39}')
     assert _refused(body, ("dispatch", "rules", 0, "route"), len(routes)) == (
         f"`dispatch.rules[0].route`: expected the number of a route (0 to {len(routes) - 1}), got {len(routes)}")
     assert _refused(body, ("targets", "audit", "dead_letter"), "nowhere") == (
