@@ -159,6 +159,7 @@ class _Checker:
         self.project = project
         self.problems: dict[tuple[str, Span, str], tuple[_Problem, list[str]]] = {}
         self.closed = {name: decl.schema for name, decl in project.events.items() if decl.schema is not None}
+        self._deliverers: dict[str, list[tuple[ast.Name, tuple[ast.EventPattern, ...]]]] | None = None
 
     # ---- reporting ---------------------------------------------------------------
 
@@ -499,10 +500,9 @@ class _Checker:
         if path is None:
             return
         reached: dict[str, ast.Name] = {}  # closed event -> the route or choose that delivers it
-        for name, on, deliveries in self.deliverers():
-            if any(d.target.text == target.name.text for d in deliveries):
-                for scope in self.scopes(on):
-                    reached.setdefault(scope.event, name)
+        for name, on in self.deliverers_of().get(target.name.text, ()):
+            for scope in self.scopes(on):
+                reached.setdefault(scope.event, name)
         for event, via in reached.items():
             scope = _Scope(event, self.closed[event], several=True)
             related = (Related(via.span, f"delivers `{event}` to `{target.name.text}`"),)
@@ -521,11 +521,18 @@ class _Checker:
                     f"{_IN_EVENT}", "not a single value",
                     "order by a field that holds one value per event, such as an id", related))
 
-    def deliverers(self) -> Iterator[tuple[ast.Name, tuple[ast.EventPattern, ...], list[ast.Delivery]]]:
-        for route in self.project.routes.values():
-            yield route.name, route.on, list(route.to)
-        for choose in self.project.chooses.values():
-            yield choose.name, choose.on, [d for b in choose.branches for d in b.to]
+    def deliverers_of(self) -> dict[str, list[tuple[ast.Name, tuple[ast.EventPattern, ...]]]]:
+        """Per target, the routes and chooses that deliver to it (routes first, in order), with
+        their `on`: worked out once, not once per target with `order by`."""
+        if self._deliverers is None:
+            self._deliverers = {}
+            found = [(route.name, route.on, route.to) for route in self.project.routes.values()]
+            found += [(choose.name, choose.on, tuple(d for b in choose.branches for d in b.to))
+                      for choose in self.project.chooses.values()]
+            for name, on, deliveries in found:
+                for target in dict.fromkeys(d.target.text for d in deliveries):
+                    self._deliverers.setdefault(target, []).append((name, on))
+        return self._deliverers
 
     # ---- test data -----------------------------------------------------------------
 

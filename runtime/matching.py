@@ -85,11 +85,10 @@ class _Rule:
 
 def _by_length(prefixes: Iterable[list[Any]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
     """Prefix anchors by length, shortest first: one lookup per distinct length."""
-    by_length: dict[int, dict[str, tuple[int, ...]]] = {}
+    by_length: dict[int, dict[str, list[int]]] = {}
     for prefix, rule in prefixes:
-        table = by_length.setdefault(len(prefix), {})
-        table[prefix] = (*table.get(prefix, ()), rule)
-    return sorted(by_length.items())
+        by_length.setdefault(len(prefix), {}).setdefault(prefix, []).append(rule)
+    return sorted((length, {p: tuple(rules) for p, rules in table.items()}) for length, table in by_length.items())
 
 
 class _FieldIndex:
@@ -98,10 +97,10 @@ class _FieldIndex:
     def __init__(self, entry: dict[str, Any]) -> None:
         self.path: list[str] = entry["path"]
         self.field: str | None = self.path[0] if len(self.path) == 1 else None  # the common, direct case
-        self.eq: dict[Any, tuple[int, ...]] = {}
+        eq: dict[Any, list[int]] = {}  # (lists, then tuples: a tuple grown by one per rule is quadratic)
         for value, rule in entry["eq"]:
-            key = _key(value)
-            self.eq[key] = (*self.eq.get(key, ()), rule)
+            eq.setdefault(_key(value), []).append(rule)
+        self.eq: dict[Any, tuple[int, ...]] = {key: tuple(rules) for key, rules in eq.items()}
         self.prefixes = _by_length(entry["prefix"])
         self.folded = _by_length(entry.get("folded", ()))  # prefixes of the case-folded value
         self.ranges = RangeIndex(entry["range"]) if entry["range"] else None
@@ -227,18 +226,16 @@ class Matcher:
                 self._route_targets.append(frozenset())
                 self._branch_targets.append([frozenset(d["target"] for d in b["deliveries"])
                                              for b in route["branches"]])
-        # Per rule, for the bitmap tables: the tests an index answers (`atoms`), and the
-        # generated code of the others (`rest`), compiled together now.
-        source = RuleSource(f"the residual tests of {len(dispatch['rules'])} rules")
-        rest = []
+        # Per rule, for the bitmap tables: the tests an index answers (`atoms`), and the others
+        # (`residual`), whose generated code (`rest`) is compiled with the first table that needs it.
         self._atoms: list[list[Atom]] = []
-        for number, rule in enumerate(dispatch["rules"]):
+        self._residual: list[list[dict[str, Any]]] = []
+        for rule in dispatch["rules"]:
             atoms, residual = _split(rule)
             self._atoms.append(atoms)
-            rest.append(source.add(residual, number, *self._where(rule["route"])) if residual else None)
-        functions = source.build() if source.functions else []
+            self._residual.append(residual)
+        self._rest: list[Predicate | None] = [None] * len(self._residual)
         self._rules = [_Rule(number, r["route"], r["branch"], r["check"]) for number, r in enumerate(dispatch["rules"])]
-        self._rest = [None if q is None else functions[q] for q in rest]
         self._rule_json: list[dict[str, Any]] = dispatch["rules"]
         self._unconditional = [(u[0], u[1]) for u in dispatch["unconditional"]]
         tables = [_Table([(u[0], u[1]) for u in t["unconditional"]], [_FieldIndex(f) for f in t["index"]],
@@ -283,6 +280,18 @@ class Matcher:
         for rule, function in zip(wanted, source.build(), strict=True):
             rule.quick = function
 
+    def _compile_residuals(self, ids: list[int]) -> None:
+        """The generated code of the residual tests of the rules `ids` that have some and no
+        code yet (a rule is in the table of each type its route takes), compiled together."""
+        wanted = [n for n in ids if self._residual[n] and self._rest[n] is None]
+        if not wanted:
+            return
+        source = RuleSource(f"the residual tests of {len(wanted)} rules")
+        for n in wanted:
+            source.add(self._residual[n], n, *self._where(self._rule_json[n]["route"]))
+        for n, function in zip(wanted, source.build(), strict=True):
+            self._rest[n] = function
+
     def _where(self, route: int) -> tuple[str, str]:
         header = self._routes[route]
         return header["name"], f"{header['file']}:{header['line']}:{header['column']}"
@@ -299,6 +308,7 @@ class Matcher:
             single = f"return HELD if {conditions[0]} else NOT_HELD  # {notes[0]}" if len(conditions) == 1 else None
             table.fast = self._masked(table, table.rule_ids, body, names, single)
         elif table.rule_ids is not None and len(table.rule_ids) <= MAX_RULES:
+            self._compile_residuals(table.rule_ids)
             shared: dict[str, Any] = {}
             body = fire_source([(self._atoms[n], self._rest[n]) for n in table.rule_ids], shared, "")
             table.fast = self._masked(table, table.rule_ids, body, shared)
