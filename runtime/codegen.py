@@ -3,9 +3,9 @@
 A rule's remaining tests (those its index lookup did not answer) become one function of the
 event's data, a plain `dict` (the generated matching code and `_fire` call it only on one):
 
-    def r12_big_orders(data):
-        return ((((t := type((v := data.get('amount')))) is int or t is float) and 100 <= v <= 400)
-                or (isinstance(v, list) and any(... for y in leaves(v) if y is not None)))  # route ...
+    def check(data):  # made by a factory shape12(K0), K0 = 100, K1 = 400
+        return ((((t := type((v := data.get('amount')))) is int or t is float) and K0 <= v <= K1)
+                or (isinstance(v, list) and any(... for y in leaves(v) if y is not None)))
 
 comparisons, set membership, `startswith`, interval tests written inline, by the exact type
 rules of docs/language.md §5 (`5 == 5.0`, `true` apart from 1, a string never a number, NaN in no
@@ -13,25 +13,24 @@ range, a list at the end of a path its elements). What has no short inline form 
 CIDR, globs, regular expressions, `is null`, `any PATH { ... }`, `contains` on a list) calls the
 closure of `predicates.compile_predicate` for that node, from the generated code.
 
-All rules are one module, registered in `linecache` under a name that says so, and each
-function's `return` line ends with a comment naming its route and where it is written: a
-traceback or a profile inside generated code names the route's file and line, as Jinja's
-compiled templates point back at theirs.
+Rules that differ only in their constants share one compiled factory (`RuleSource`). All of
+them are one module, registered in `linecache` under a name that says so, and each rule's
+function is named after its route and where it is written (`route big_orders,
+shop.route:12:1`): a traceback or a profile inside generated code names the route's file and
+line, as Jinja's compiled templates point back at theirs. A table tested rule by rule writes
+its rules inline instead, each line ending with a comment that names its route.
 """
 
 from __future__ import annotations
 
-import json
 import linecache
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from .predicates import Predicate, compile_predicate, elements_at, leaves, scalars, values_at
 
 _BOOL = object()  # a boolean's key in a membership set is (_BOOL, value): apart from 0 and 1
-_NAME = re.compile(r"[^A-Za-z0-9_]")
 Test = Callable[[str, str], str]
 # `and`, `or` and `not` nested deeper than this are called as their closure: each level is a
 # pair of parentheses, and a test of one value a few more, within CPython's 200.
@@ -39,40 +38,71 @@ MAX_INLINE_DEPTH = 40  # a test of one value: (how it is first written, how afte
 
 
 class RuleSource:
-    """Collects one function per rule, then compiles them together (`build`)."""
+    """Collects one function per rule, then compiles them together (`build`).
+
+    Rules alike but for their constants share their code: a rule's constants (strings,
+    numbers, sets, paths, closures) are parameters `K0`, `K1`, ... of a factory compiled once
+    per *shape*, the text of the test with them left out, and each rule's function is the
+    factory called with its own constants. Compiling costs about 0.1 ms a function, so the
+    checks of 10,000 rules `kind == "k1"` ... `kind == "k10000"` are one compile, not a second
+    of them. Each function's code names its rule (`route NAME, FILE:LINE:COLUMN`), so a
+    traceback or a profile inside it says which route it tests."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.names: dict[str, Any] = {"leaves": leaves, "scalars": scalars, "values_at": values_at,
                                       "elements_at": elements_at, "_B": _BOOL}
-        self.lines: list[str] = []
-        self.functions: list[str] = []
+        self.shapes: dict[str, int] = {}  # the text of a test, its constants left out -> its number
+        self.functions: list[tuple[int, list[Any], str]] = []  # (shape, constants, what to call it)
+        self.parameters: list[Any] | None = None  # the constants of the test being written, if any
 
     def add(self, checks: list[dict[str, Any]], number: int, route: str, where: str) -> int:
         """A function for the conjunction of `checks`; its index in what `build` returns."""
-        name = f"r{number}_{_NAME.sub('_', route)[:60]}_{len(self.functions)}"  # (one source may hold a rule twice)
-        body = " and ".join(self.expression(node) for node in checks) or "True"
-        note = json.dumps(f"route {route}, {where}")[1:-1]  # one line, whatever the artifact holds
-        self.lines += [f"def {name}(data):", f"    return {body}  # {note}", ""]
-        self.functions.append(name)
+        self.parameters = []
+        try:
+            body = " and ".join(self.expression(node) for node in checks) or "True"
+            shape = self.shapes.setdefault(body, len(self.shapes))
+            self.functions.append((shape, self.parameters, f"route {route}, {where}"))
+        finally:
+            self.parameters = None
         return len(self.functions) - 1
 
     def build(self) -> list[Predicate]:
         filename = f"<interlock checks: {self.label}>"
-        source = "\n".join(self.lines)
-        linecache.cache[filename] = (len(source), None, [line + "\n" for line in self.lines], filename)
+        lines = []
+        for body, shape in self.shapes.items():
+            arity = next(len(k) for s, k, _ in self.functions if s == shape)
+            lines += [f"def shape{shape}({', '.join(f'K{i}' for i in range(arity))}):",
+                      "    def check(data):",
+                      f"        return {body}",
+                      "    return check", ""]
+        source = "\n".join(lines)
+        linecache.cache[filename] = (len(source), None, [line + "\n" for line in lines], filename)
         exec(compile(source, filename, "exec"), self.names)
-        return [self.names[name] for name in self.functions]
+        factories = [self.names[f"shape{shape}"] for shape in range(len(self.shapes))]
+        made = []
+        for shape, constants, name in self.functions:
+            function = factories[shape](*constants)
+            function.__code__ = function.__code__.replace(co_name=name, co_qualname=name)
+            made.append(function)
+        return made
 
     # ---- expressions ---------------------------------------------------------------
 
     def constant(self, value: Any, prefix: str = "K") -> str:
+        """A name for a value: a parameter of the rule's function (`add`), else a global."""
+        if self.parameters is not None:
+            self.parameters.append(value)
+            return f"K{len(self.parameters) - 1}"
         name = f"{prefix}{len(self.names)}"
         self.names[name] = value
         return name
 
     def literal(self, value: Any) -> str:
-        """A literal as source: numbers and strings written out, the rest through a name."""
+        """A literal as source: numbers and strings written out (or, in a rule's function, its
+        parameters), the rest through a name."""
+        if self.parameters is not None:
+            return self.constant(value)
         if type(value) is str or type(value) is int:
             return repr(value)
         if type(value) is float and math.isfinite(value):
@@ -146,7 +176,7 @@ class RuleSource:
         elif type(value) in (int, float):
             kind, literal = _number, self.literal(value)
         elif type(value) is str:
-            kind, literal = (lambda first, later: f"type({first}) is str"), repr(value)
+            kind, literal = (lambda first, later: f"type({first}) is str"), self.literal(value)
         else:
             return None
         if cmp == "!=":
@@ -180,18 +210,18 @@ class RuleSource:
     def string_test(self, test: str, value: Any) -> Test | None:
         if type(value) is not str:
             return None
-        literal, folded = repr(value), repr(value.casefold())
-        forms: dict[str, Callable[[str], str]] = {
-            "startswith": lambda v: f"{v}.startswith({literal})",
-            "endswith": lambda v: f"{v}.endswith({literal})",
-            "equals_ignore_case": lambda v: f"{v}.casefold() == {folded}",
-            "startswith_ignore_case": lambda v: f"{v}.casefold().startswith({folded})",
-            "endswith_ignore_case": lambda v: f"{v}.casefold().endswith({folded})",
+        forms: dict[str, tuple[str, bool]] = {  # the method and whether it is of the case-folded text
+            "startswith": ("{}.startswith({})", False),
+            "endswith": ("{}.endswith({})", False),
+            "equals_ignore_case": ("{}.casefold() == {}", True),
+            "startswith_ignore_case": ("{}.casefold().startswith({})", True),
+            "endswith_ignore_case": ("{}.casefold().endswith({})", True),
         }
-        form = forms.get(test)
-        if form is None:  # `matches`: the glob's own function, in its closure
+        if test not in forms:  # `matches`: the glob's own function, in its closure
             return None
-        return lambda first, later: f"(type({first}) is str and {form(later)})"
+        text, folds = forms[test]
+        literal = self.literal(value.casefold() if folds else value)
+        return lambda first, later: f"(type({first}) is str and {text.format(later, literal)})"
 
 
 def _number(first: str, later: str) -> str:

@@ -254,6 +254,9 @@ class Matcher:
                 for branch, arm in enumerate(route["branches"]):
                     if arm["when"] is not None:
                         self._conditions.append(_Rule(-1, number, branch, [arm["when"]]))
+        # (the residual tests of every table of bit masks in one source: rules alike share code)
+        self._compile_residuals([n for t in tables if t.rule_ids and SMALL_RULES < len(t.rule_ids) <= MAX_RULES
+                                 for n in t.rule_ids])
         for table in tables:
             self._prepare(table)
         self._tables: dict[str, _Table] = {name: tables[i] for name, i in dispatch["types"].items()}
@@ -283,7 +286,7 @@ class Matcher:
     def _compile_residuals(self, ids: list[int]) -> None:
         """The generated code of the residual tests of the rules `ids` that have some and no
         code yet (a rule is in the table of each type its route takes), compiled together."""
-        wanted = [n for n in ids if self._residual[n] and self._rest[n] is None]
+        wanted = list(dict.fromkeys(n for n in ids if self._residual[n] and self._rest[n] is None))
         if not wanted:
             return
         source = RuleSource(f"the residual tests of {len(wanted)} rules")

@@ -99,3 +99,20 @@ def test_scalar_subclasses_are_no_kind_and_list_subclasses_are_lists(tmp_path: P
             assert route(list(project.routes.values()), [], "e", data) == expected, data
             assert router.match("e", data) == expected, data
             assert set(router.deliveries("e", data)) == expected, data
+
+
+def test_rules_alike_but_for_their_constants_share_their_code() -> None:
+    """Compiling a function costs about 0.1 ms: the residual tests of 40,000 routes
+    `s == "a" and t endswith "xN"` took 5.4 s to load. Rules that differ only in their
+    constants are one factory, compiled once, called with each rule's constants."""
+    source = RuleSource("test")
+    nodes = [[_node("str", path=["t"], test="endswith", value=f"x{i}"),
+              _node("in", path=["r"], values=["eu", f"r{i}"], negated=False)] for i in range(300)]
+    indexes = [source.add(checks, i, f"r{i}", f"p.route:{i + 1}:1") for i, checks in enumerate(nodes)]
+    functions = source.build()
+    assert len(source.shapes) == 1
+    for i in (0, 7, 299):
+        check = functions[indexes[i]]
+        assert check({"t": f"ax{i}", "r": "eu"}) and check({"t": ["q", f"x{i}"], "r": f"r{i}"})
+        assert not check({"t": f"ax{i + 1}", "r": "eu"}) and not check({"t": f"x{i}", "r": "us"})
+        assert check.__code__.co_name == f"route r{i}, p.route:{i + 1}:1"  # (what a traceback shows)
