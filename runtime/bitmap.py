@@ -6,7 +6,8 @@ numeric range; and a rule's anchor, which may be a necessary condition only) is 
 its field path; a rule keeps at most one atom per path, the others stay its *residual* tests.
 Per path, the generated code reads the event's values once and ORs together the masks of the
 rules whose atom holds for one of them, `h` (a dict lookup per value for equality, one bisect
-for ranges and for prefixes of many lengths, whose slots hold their masks already).
+for ranges, whose slots hold their masks already, and for prefixes of three lengths or more
+when none starts another; else a lookup per length).
 
 Each rule's most selective atom (`_Field.rate`) is its *anchor*: the rules whose anchor holds
 are the candidates, and the other atoms of a candidate are checked only when it is one:
@@ -15,6 +16,9 @@ are the candidates, and the other atoms of a candidate are checked only when it 
     if c & CHECKED(p): c &= h(p) | ~CHECKED(p)                       (the others, per path)
 
 then only the rules of `c` with residual tests run them (generated functions, codegen.py).
+The fields read for the candidates are at most MAX_CHECKING, those that check the most rules:
+the other atoms a rule does not anchor on are tested by its generated function too, so that a
+table of a field per rule (`k == 5 and f5 == 1`) is not a field read per rule.
 So the work per event is a lookup per anchoring field and a few operations on masks of as
 many bits as the type has rules, plus the lookups of the other fields when a candidate needs
 them and the residual tests of the candidates left: the number of routes adds nothing but the
@@ -36,10 +40,12 @@ from typing import Any
 
 import attrs
 
+from .codegen import anchor_node
 from .predicates import leaves, scalars, values_at
 from .ranges import RangeIndex, half_open
 
 MAX_RULES = 1024
+MAX_CHECKING = 16  # fields read for their candidates' sake, at most (see fire_source)
 _SORTED_PREFIXES = 3  # prefix lengths from which one bisect costs less than a lookup per length
 _BOOL = object()  # a boolean's key in an equality index: apart from 0 and 1
 
@@ -57,17 +63,18 @@ class Atom:
     low_inclusive: bool = False
     high: Any = None
     high_inclusive: bool = False
+    node: dict[str, Any] | None = attrs.field(default=None, eq=False)  # the test, for code that tests it
 
 
 def anchor_atom(anchor: dict[str, Any]) -> Atom:
     """The atom of a rule's anchor, as the compiler wrote it (compiler/tables.py)."""
-    path = tuple(anchor["path"])
+    path, node = tuple(anchor["path"]), anchor_node(anchor)
     if anchor["kind"] == "eq":
-        return Atom(path, "eq", values=tuple(anchor["values"]))
+        return Atom(path, "eq", values=tuple(anchor["values"]), node=node)
     if anchor["kind"] in ("prefix", "folded"):
-        return Atom(path, anchor["kind"], prefix=anchor["prefix"])
+        return Atom(path, anchor["kind"], prefix=anchor["prefix"], node=node)
     return Atom(path, "range", low=anchor["low"], low_inclusive=anchor["low_inclusive"],
-                high=anchor["high"], high_inclusive=anchor["high_inclusive"])
+                high=anchor["high"], high_inclusive=anchor["high_inclusive"], node=node)
 
 
 def check_atom(node: dict[str, Any]) -> Atom | None:
@@ -79,23 +86,25 @@ def check_atom(node: dict[str, Any]) -> Atom | None:
     if op == "cmp":
         value, cmp = node["value"], node["cmp"]
         if cmp == "==" and value is not None:
-            return Atom(path, "eq", values=(value,))
+            return Atom(path, "eq", values=(value,), node=node)
         if cmp in ("<", "<=", ">", ">=") and type(value) in (int, float) and value == value:
             if cmp in (">", ">="):
-                return Atom(path, "range", low=value, low_inclusive=cmp == ">=")
-            return Atom(path, "range", high=value, high_inclusive=cmp == "<=")
+                return Atom(path, "range", low=value, low_inclusive=cmp == ">=", node=node)
+            return Atom(path, "range", high=value, high_inclusive=cmp == "<=", node=node)
         return None
     if op == "in":
-        return None if node["negated"] else Atom(path, "eq", values=tuple(v for v in node["values"] if v is not None))
+        if node["negated"]:
+            return None
+        return Atom(path, "eq", values=tuple(v for v in node["values"] if v is not None), node=node)
     if op == "str":
         if node["test"] == "startswith":
-            return Atom(path, "prefix", prefix=node["value"])
+            return Atom(path, "prefix", prefix=node["value"], node=node)
         if node["test"] == "startswith_ignore_case":
-            return Atom(path, "folded", prefix=node["value"].casefold())
+            return Atom(path, "folded", prefix=node["value"].casefold(), node=node)
         return None
     low, high = node["low"], node["high"]
     if type(low) in (int, float) and type(high) in (int, float) and low == low and high == high:
-        return Atom(path, "range", low=low, low_inclusive=True, high=high, high_inclusive=True)
+        return Atom(path, "range", low=low, low_inclusive=True, high=high, high_inclusive=True, node=node)
     return None
 
 
@@ -150,31 +159,44 @@ class _Field:
             self.ranges.append([atom.low, atom.low_inclusive, atom.high, atom.high_inclusive, bit])
 
 
-def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]],
-                names: dict[str, Any], prefix: str) -> list[str]:
+def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]], names: dict[str, Any], prefix: str,
+                as_code: Callable[[list[tuple[int, list[Atom]]]], list[Callable[[Any], bool]]]) -> list[str]:
     """The body of a function of `data` (a dict) that leaves in `m` the mask of the rules that
     hold: `rules` are (atoms, residual test or None), bit i for rule i. The values it needs go
-    in `names`, under names that start with `prefix`."""
+    in `names`, under names that start with `prefix`. `as_code` makes, for (rule, atoms) pairs,
+    functions that test the rule's residual tests and those atoms (see MAX_CHECKING)."""
     assert len(rules) <= MAX_RULES
-    fields: dict[tuple[str, ...], _Field] = {}
-    checked: dict[int, Callable[[Any], bool]] = {}
-    for number, (atoms, residual) in enumerate(rules):
-        bit = 1 << number
-        for atom in atoms:
-            fields.setdefault(atom.path, _Field(atom.path)).add(atom, bit)
-        if residual is not None:
-            checked[bit] = residual
-    names.update({"leaves": leaves, "scalars": scalars, "values_at": values_at, "bisect_left": bisect.bisect_left,
-                  "bisect_right": bisect.bisect_right,
-                  "_B": _BOOL})
-    everything = (1 << len(rules)) - 1
+    fields = _fields(atoms for atoms, _ in rules)
     always = 0  # the rules without atoms: candidates whatever the data
+    anchors: list[Atom | None] = []
     for number, (atoms, _) in enumerate(rules):
-        if atoms:
-            best = min(atoms, key=lambda atom: fields[atom.path].rate(atom))
-            fields[best.path].anchored |= 1 << number
-        else:
+        anchors.append(min(atoms, key=lambda atom: fields[atom.path].rate(atom)) if atoms else None)
+        if not atoms:
             always |= 1 << number
+    # The fields that check the most candidates are read when a candidate needs them; the
+    # atoms of the others are tested by the candidates' own code, so that the fields visited
+    # per event are at most MAX_CHECKING, not one per route (1,024 routes `k == N and fN == 1`).
+    checks: dict[tuple[str, ...], int] = {}
+    for (atoms, _), anchor in zip(rules, anchors, strict=True):
+        for atom in atoms:
+            if atom is not anchor:
+                checks[atom.path] = checks.get(atom.path, 0) + 1
+    read = set(sorted(checks, key=lambda path: -checks[path])[:MAX_CHECKING])
+    demoted = [(number, [a for a in atoms if a is not anchor and a.path not in read])
+               for number, ((atoms, _), anchor) in enumerate(zip(rules, anchors, strict=True))]
+    demoted = [(number, atoms) for number, atoms in demoted if atoms]
+    checked: dict[int, Callable[[Any], bool]] = {1 << n: residual for n, (_, residual) in enumerate(rules)
+                                                  if residual is not None}
+    for (number, _), function in zip(demoted, as_code(demoted) if demoted else [], strict=True):
+        checked[1 << number] = function
+    gone = {id(atom) for _, atoms in demoted for atom in atoms}
+    fields = _fields([a for a in atoms if id(a) not in gone] for atoms, _ in rules)
+    for number, anchor in enumerate(anchors):
+        if anchor is not None:
+            fields[anchor.path].anchored |= 1 << number
+    names.update({"leaves": leaves, "scalars": scalars, "values_at": values_at, "bisect_left": bisect.bisect_left,
+                  "bisect_right": bisect.bisect_right, "_B": _BOOL})
+    everything = (1 << len(rules)) - 1
     ordered = _order(fields.values())
     lines = [f"c = {always}"]
     kept: dict[int, str] = {}  # per field both anchoring and checking rules: the local of its mask
@@ -203,12 +225,21 @@ def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]],
         names[f"{prefix}CHECK"] = checked
         with_residual = sum(checked)
         lines += [f"r = m & {with_residual}",
-                  "while r:",  # the rules left that have residual tests: run them
+                  "while r:",  # the rules left that have tests of their own: run them
                   "    b = r & -r",
                   "    r ^= b",
                   f"    if not {prefix}CHECK[b](data):",
                   "        m ^= b"]
     return lines
+
+
+def _fields(rules: Iterable[Iterable[Atom]]) -> dict[tuple[str, ...], _Field]:
+    """The atoms of the rules (bit i for the i-th) by path."""
+    fields: dict[tuple[str, ...], _Field] = {}
+    for number, atoms in enumerate(rules):
+        for atom in atoms:
+            fields.setdefault(atom.path, _Field(atom.path)).add(atom, 1 << number)
+    return fields
 
 
 def _field_lines(field: _Field, prefix: str, names: dict[str, Any], after: list[str],
@@ -318,8 +349,9 @@ def packed(value: Any) -> Any:
 
 
 def _order(fields: Iterable[_Field]) -> list[_Field]:
-    """The fields, the most selective first (the most keys per rule constrained), so that the
-    later ones, guarded, are skipped when their rules have failed already."""
+    """The fields, the most selective first (the most keys per rule constrained): the checking
+    fields are tested in this order, so that the candidates left when a later one is reached
+    are fewer, and more often none of them needs it."""
     def keys(field: _Field) -> int:
         prefixes = sum(len(t) for t in field.prefixes.values()) + sum(len(t) for t in field.folded.values())
         return len(field.eq) + prefixes + 2 * len(field.ranges)

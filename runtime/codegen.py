@@ -179,10 +179,12 @@ class RuleSource:
             kind, literal = (lambda first, later: f"type({first}) is str"), self.literal(value)
         else:
             return None
+        # The kind first, always: a value of no kind is never compared (its `==` may raise, as
+        # Decimal("sNaN")'s does, or answer something that is no truth value, as an array's).
         if cmp == "!=":
-            return (lambda first, later: f"(not ({later} == {literal} and {kind(later, later)}))"), False
-        if cmp == "==":  # the comparison first: most values differ, and it binds the value
-            return (lambda first, later: f"({first} == {literal} and {kind(later, later)})"), True
+            return (lambda first, later: f"(not ({kind(later, later)} and {later} == {literal}))"), False
+        if cmp == "==":
+            return (lambda first, later: f"({kind(first, later)} and {later} == {literal})"), True
         return (lambda first, later: f"({kind(first, later)} and {later} {cmp} {literal})"), True
 
     def membership(self, values: list[Any]) -> Test:

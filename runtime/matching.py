@@ -313,7 +313,16 @@ class Matcher:
         elif table.rule_ids is not None and len(table.rule_ids) <= MAX_RULES:
             self._compile_residuals(table.rule_ids)
             shared: dict[str, Any] = {}
-            body = fire_source([(self._atoms[n], self._rest[n]) for n in table.rule_ids], shared, "")
+            ids = table.rule_ids
+
+            def as_code(wanted: list[tuple[int, list[Atom]]]) -> list[Predicate]:
+                source = RuleSource(f"the residual and rarer tests of {len(wanted)} rules")
+                for i, atoms in wanted:
+                    nodes = [*self._residual[ids[i]], *(atom.node for atom in atoms if atom.node is not None)]
+                    source.add(nodes, ids[i], *self._where(self._rule_json[ids[i]]["route"]))
+                return source.build()
+
+            body = fire_source([(self._atoms[n], self._rest[n]) for n in ids], shared, "", as_code)
             table.fast = self._masked(table, table.rule_ids, body, shared)
         else:
             table.fast = self._generate(table)

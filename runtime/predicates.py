@@ -58,11 +58,9 @@ def leaves(value: list[Any]) -> list[Any]:
 def values_at(data: Any, path: list[str] | tuple[str, ...]) -> list[Any]:
     """Every value a path reaches: lists on the way are entered (lists within lists too),
     `null` is no value."""
-    if len(path) == 1:  # the common case, without the general loop
-        if isinstance(data, dict):
-            value = data.get(path[0])
-            return [] if value is None else [value]
-        return []
+    if len(path) == 1 and isinstance(data, dict):  # the common case, without the general loop
+        value = data.get(path[0])
+        return [] if value is None else [value]
     current = [data]
     for part in path:
         following = []

@@ -109,7 +109,7 @@ def test_a_value_whose_equality_raises_is_compared_by_kind_first(value: Any, rul
 
 
 @pytest.mark.parametrize("condition", ["a == 1", "not (a == 1)", "missing a", "exists a", "a in 1..2",
-                                       'any items { sku == "A" }', "a == {k} or b == {k}"])
+                                       'any items {{ sku == "A" }}', "a == {k} or b == {k}"])
 @pytest.mark.parametrize("rules", [1, 3])
 def test_data_that_is_a_list_is_read_as_the_reference_reads_it(condition: str, rules: int) -> None:
     """FINDING: a path is followed into a list at every step (§5 **Paths**), the first included:

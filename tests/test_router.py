@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from matching_modes import anchors_only
@@ -215,7 +217,9 @@ def test_data_that_is_not_a_plain_dict_matches_as_a_dict_does(project: Path) -> 
     assert router.match("order.created", OrderedDict(data)) == router.match("order.created", data) == {
         "fraud", "billing", "audit", "priority"}
     assert router.match("order.created", None) == {"audit", "billing"}
-    assert router.match("order.created", [data]) == {"audit", "billing"}
+    # A path enters lists at every step, the first included, as the reference reads it (this
+    # once asserted the runtime's own answer, nothing: found by review)
+    assert router.match("order.created", [data]) == router.match("order.created", data)
 
 
 def test_answers_past_the_memo_are_still_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,11 +343,9 @@ def test_generated_checks_name_their_route_in_a_traceback(tmp_path: Path) -> Non
     (a residual test), by anchors."""
     import traceback
 
-    class Exploding:  # a value whose comparison raises, to get a traceback from inside
-        def __eq__(self, other: object) -> bool:
-            raise RuntimeError("a failing comparison")
-
-        __hash__ = object.__hash__
+    class Exploding(list[Any]):  # a list that cannot be read, to get a traceback from inside
+        def __iter__(self) -> Iterator[Any]:
+            raise RuntimeError("a failing list")
 
     routes = "".join(f'route r{i} {{ on e when kind == "k{i}" and tier != "x" to t }}\n' for i in range(4))
     (tmp_path / "p.route").write_text("target t { mode sync }\n"
