@@ -90,7 +90,7 @@ class _Ambiguous:
 @pytest.mark.parametrize("rules", [1, 3, 1100])
 @pytest.mark.parametrize("condition", ["a != 5", "b == {k} and a != 5.5", "a == 5 and b == {k}"])
 def test_a_value_whose_equality_raises_is_compared_by_kind_first(value: Any, rules: int, condition: str) -> None:
-    """FINDING: generated code (runtime/codegen.py `comparison`) writes `==` and `!=` with a
+    """Found by review: generated code (runtime/codegen.py `comparison`) writes `==` and `!=` with a
     number as `v == 5 and <v is a number>`: the equality first. A value of no kind is equal to
     nothing and the reference never calls its `==` (`equal` compares kinds first); the generated
     code does, and `Decimal("sNaN") == 5` raises InvalidOperation, a numpy array's `==` has no
@@ -112,7 +112,7 @@ def test_a_value_whose_equality_raises_is_compared_by_kind_first(value: Any, rul
                                        'any items {{ sku == "A" }}', "a == {k} or b == {k}"])
 @pytest.mark.parametrize("rules", [1, 3])
 def test_data_that_is_a_list_is_read_as_the_reference_reads_it(condition: str, rules: int) -> None:
-    """FINDING: a path is followed into a list at every step (§5 **Paths**), the first included:
+    """Found by review: a path is followed into a list at every step (§5 **Paths**), the first included:
     the reference reads `a` of `[{"a": 1}]` as 1. The runtime's `values_at` (runtime/predicates.py)
     does so for a path of two fields (`n.x` of `[{"n": {"x": 1}}]` is 1) but not of one: it takes
     `a` of anything but a dict as missing. Minimal: `route r { on e when a == 1 to t }`, data
@@ -153,7 +153,7 @@ _ONE_CANDIDATE = {"k": 5, "f5": 1}
 
 
 def test_a_bitmap_match_does_not_visit_every_checking_field() -> None:
-    """FINDING: in a bitmap table (runtime/bitmap.py `fire_source`) every field that checks some
+    """Found by review: in a bitmap table (runtime/bitmap.py `fire_source`) every field that checks some
     rule's atom costs a test `if c & CHECKING:` on each event, candidates or not. With rules that
     each check a field of their own (`kind == "k7" and flag7 == 1`: `kind` anchors them all,
     `flag7` checks rule 7 only), an event with one candidate runs a line per rule: 1024 routes,
