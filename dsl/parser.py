@@ -33,9 +33,10 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer, LexerState, PatternStr
 
 from . import ast
+from .builder import Builder
 from .diagnostics import Diagnostic, Related, error
 from .source import SourceFile
-from .transform import CURRENT, BuildContext, Builder, did_you_mean
+from .transform import CURRENT, BuildContext, did_you_mean
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
 
