@@ -64,6 +64,7 @@ Option = tuple[str, Any, Span]
 # ---- literal decoding ------------------------------------------------------
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_INTEGER = re.compile(r"-?\d+\Z")
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
 _DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d))+\Z")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
@@ -405,7 +406,7 @@ def number_node(text: str, span: Span) -> ast.Scalar | Invalid:
         _report(error("E0012", "number is too large", span, f"{len(text)} characters",
                       "numbers must fit in a 64-bit float"))
         return Invalid(span)
-    if re.fullmatch(r"-?\d+", text):
+    if _INTEGER.match(text):
         value = int(text)
     else:
         value = float(text)
@@ -693,8 +694,9 @@ def not_node(operand: Any, span: Span) -> ast.Not | Invalid:
 
 def junction_node(operands: Sequence[Any], span: Span, kind: Callable[..., T]) -> T | Invalid:
     """`and` or `or` (`kind`) of the operands."""
-    if any(isinstance(x, Invalid) for x in operands):
-        return Invalid(span)
+    for operand in operands:
+        if isinstance(operand, Invalid):
+            return Invalid(span)
     return kind(tuple(operands), span)
 
 
