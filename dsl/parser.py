@@ -37,7 +37,7 @@ import heapq
 import importlib.resources
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from lark import Lark, Token
@@ -489,18 +489,18 @@ def _parse_rest(source: SourceFile, taken: list[tuple[int, int]]) -> tuple[ast.M
     read as its continuation: `RouteLexer` checks where each blanked one ended), or so many
     errors that the rest of the file is cut (E0005, whose cut may hold blanked ones).
     """
-    token = _TAKEN_ENDS.set(tuple(end for _, end in taken))
     try:
-        return _parse_lark(source, _blank_all(source.text, taken), [start for start, _ in taken])
+        return _parse_lark(source, _blank_all(source.text, taken), taken)
     except Misaligned:
         return None
-    finally:
-        _TAKEN_ENDS.reset(token)
 
 
-def _parse_lark(source: SourceFile, text: str, taken: list[int] | None = None) -> tuple[ast.Module, list[Diagnostic]]:
-    """Lark's parse of `text` (the source's, or with declarations blanked which started at
-    `taken`), recovering from syntax errors: see the module docstring."""
+def _parse_lark(source: SourceFile, text: str,
+                taken: Sequence[tuple[int, int]] = ()) -> tuple[ast.Module, list[Diagnostic]]:
+    """Lark's parse of `text` (the source's, or with the declarations at `taken` blanked),
+    recovering from syntax errors: see the module docstring."""
+    starts = [start for start, _ in taken]
+    ends = tuple(end for _, end in taken)
     context = BuildContext(source)
     syntax: list[Diagnostic] = []
     broken: list[str] = []
@@ -510,7 +510,7 @@ def _parse_lark(source: SourceFile, text: str, taken: list[int] | None = None) -
         context.diagnostics = []
         token = CURRENT.set(context)
         try:
-            decls = cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
+            decls = _parse_watched(text, ends)
         except (LexFailure, UnexpectedInput) as exc:
             if isinstance(exc, TooDeep):
                 syntax.append(error("E0006", f"nested more than {MAX_NESTING} levels deep",
@@ -541,7 +541,7 @@ def _parse_lark(source: SourceFile, text: str, taken: list[int] | None = None) -
                                     "fix these first; the rest of the file is not checked"))
                 continue
             start, text, name = _skip_declaration(text, offset, _between_declarations(exc))
-            if taken and bisect.bisect_left(taken, start) < bisect.bisect_left(taken, offset):
+            if taken and bisect.bisect_left(starts, start) < bisect.bisect_left(starts, offset):
                 raise Misaligned from None
             if name:
                 broken.append(name)
@@ -550,6 +550,16 @@ def _parse_lark(source: SourceFile, text: str, taken: list[int] | None = None) -
             CURRENT.reset(token)
         break
     return ast.Module(source.path, tuple(decls), tuple(broken)), syntax + context.diagnostics
+
+
+def _parse_watched(text: str, ends: tuple[int, ...]) -> list[Any]:
+    """Lark's parse of `text`, `RouteLexer` checking where the declarations that end at `ends`
+    were blanked (only this parse: the messages of its errors parse examples of their own)."""
+    token = _TAKEN_ENDS.set(ends)
+    try:
+        return cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
+    finally:
+        _TAKEN_ENDS.reset(token)
 
 
 _DECLARED_NAME = re.compile(
