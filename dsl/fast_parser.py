@@ -1,21 +1,20 @@
 """The fast path: recursive descent over one top-level declaration at a time.
 
 `parse_source` (dsl/parser.py) tries this first. Each unit of `fast_lexer.units` is read
-as one declaration of the forms common in large projects, the grammar's rules for them
-followed token by token, and built with the node functions of `transform.py`, the same
-the Builder calls under Lark's parser: the same nodes, with the same spans.
+as one declaration, the grammar's rules followed token by token, and built with the node
+functions of `transform.py`, the same the Builder calls under Lark's parser: the same
+nodes, with the same spans.
 
 A unit is *declined* (`declarations` gives None for it, and Lark's parser reads it) when
-it holds anything this parser does not take: a form it does not cover (`test`), a syntax
-error, a word where Lark's contextual lexer could read a keyword, brackets or `not`s
-nested more than `MAX_DEPTH` deep, or anything a node function reports (a bad duration or
-escape, a name of the wrong shape, a null comparison): every diagnostic comes from Lark's
-parse. What is taken:
-
-- `import`, `event` with or without a schema, `retry` and `dead_letter` policies,
-  `target` (HTTP targets included) and `defaults` with all their options, `unrouted`;
-- `route` and `choose`, with every predicate of the grammar, `and`, `or`, `not` and
-  parentheses, and deliveries with `with { ... }` transforms.
+it holds anything this parser does not take: a syntax error, a word where Lark's contextual
+lexer could read a keyword (`{ a: 1 and: 2 }`; a predicate word followed by an operator,
+`missing == 1`), brackets or `not`s nested more than `MAX_DEPTH` deep, or anything a node
+function reports (a bad duration or escape, a name of the wrong shape, a null comparison):
+every diagnostic comes from Lark's parse. What is taken: every declaration of the grammar
+(`import`, `event` with or without a schema, `retry`, `dead_letter`, `target` and its
+options, HTTP targets included, `defaults`, `unrouted`, `route` and `choose` with every
+predicate and `with { ... }` transforms, `test`), with any word as a name where Lark's
+parser reads a name whatever the word.
 """
 
 from __future__ import annotations
@@ -77,6 +76,7 @@ from .transform import (
     template_node,
     transform_entry_node,
     transform_node,
+    unique,
 )
 
 # Brackets, `list<`, `not`s and `{` nested in one declaration. Half of what Lark's lexer
@@ -88,6 +88,7 @@ _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _STRING_OPS = frozenset({"startswith", "endswith", "matches", "equals_ignore_case", "startswith_ignore_case",
                          "endswith_ignore_case"})
 _PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
+_OPERATOR_WORDS = _STRING_OPS | {"in", "not", "is", "contains"}
 _SCALAR_WORDS = {"true": True, "false": False, "null": None}
 _new = tuple.__new__
 
@@ -182,9 +183,11 @@ class _Parser:
         return self.expect_kind("IDENT")
 
     def path_token(self) -> Token:
-        """A field path where a keyword might also stand: a word the grammar spells out is declined."""
+        """A field path. Where one stands, Lark's parser takes no keyword but those the callers
+        look for first (`not`, `any`, `exists`, `missing`; `true`, `false`, `null`), so any
+        other word is a name there."""
         token = self.tokens[self.i]
-        if token[0] != "QPATH" and (token[0] != "IDENT" or token[1] in self.keywords):
+        if token[0] != "QPATH" and token[0] != "IDENT":
             raise Decline
         self.i += 1
         return token
@@ -285,6 +288,63 @@ class _Parser:
         last = self.expect("}")
         return ast.ChooseDecl(name_node(name[1], self.span(name), "choose"), on, tuple(branches),
                               self.join(first, last))
+
+    def test_decl(self, first: Token) -> ast.TestDecl:
+        name = self.name()
+        self.expect("{")
+        steps = [self.test_step()]
+        while not self.at("}"):
+            steps.append(self.test_step() if self.at("send") else self.emit_step())
+        last = self.take()
+        return ast.TestDecl(name_node(name[1], self.span(name), "test"), tuple(steps), self.join(first, last))
+
+    def test_step(self) -> ast.TestStep:
+        """`send TYPE [{ ... }] expect ...`."""
+        first = self.expect("send")
+        event_type = self.name()
+        data = self.object_literal() if self.at("{") else None
+        send = ast.Send(event_type_node(event_type[1], self.span(event_type)), data,
+                        self.since(first, data) if data is not None else self.join(first, event_type))
+        expect = self.expect_clause()
+        return ast.TestStep(send, expect, self.since(first, expect))
+
+    def emit_step(self) -> ast.TestStep:
+        """`then TARGET emits TYPE [{ ... }] expect ...`."""
+        first = self.expect("then")
+        target = self.name()
+        self.expect("emits")
+        event_type = self.name()
+        data = self.object_literal() if self.at("{") else None
+        send = ast.Send(event_type_node(event_type[1], self.span(event_type)), data,
+                        self.since(first, data) if data is not None else self.join(first, event_type),
+                        emitted_by=name_node(target[1], self.span(target), "target"))
+        expect = self.expect_clause()
+        return ast.TestStep(send, expect, self.since(first, expect))
+
+    def expect_clause(self) -> ast.Expect:
+        """`expect nothing`, or `expect TARGET [with [exactly] { ... }], ...`."""
+        first = self.expect("expect")
+        if self.at("nothing"):
+            return ast.Expect((), self.join(first, self.take()))
+        names, payloads = [], []
+        while True:
+            target = self.name()
+            name = name_node(target[1], self.span(target), "target")
+            names.append(name)
+            last: Any = target
+            if self.at("with"):
+                self.i += 1
+                exact = self.at("exactly")
+                self.i += exact
+                data = self.object_literal()
+                payloads.append(ast.ExpectedPayload(name, data, exact=exact, span=self.since(target, data)))
+                last = data
+            if not self.at(","):
+                break
+            self.i += 1
+        unique(names, "target")
+        span = self.since(first, last) if isinstance(last, ast.ObjectLit) else self.join(first, last)
+        return ast.Expect(tuple(names), span, tuple(payloads))
 
     # -- blocks of options -------------------------------------------------------------
 
@@ -427,7 +487,7 @@ class _Parser:
         while not self.at("}"):
             key = self.take()
             name: ast.Name | None
-            if key[0] == "IDENT" and key[1] not in self.keywords:
+            if key[0] == "IDENT" and self.key_word(key):
                 name = name_node(key[1], self.span(key), "field")
             elif key[0] == "QPATH":
                 name = quoted_field_name(key[1], self.span(key))
@@ -454,7 +514,7 @@ class _Parser:
             item = self.field_type()
             self.depth -= 1
             return ast.ListType(item, self.join(token, self.expect(">")))
-        if token[0] != "IDENT" or token[1] in self.keywords:
+        if token[0] != "IDENT":  # (where a type stands, `list` is the one keyword: `any` is a name)
             raise Decline
         return named_type_node(token[1], self.span(token))
 
@@ -532,11 +592,11 @@ class _Parser:
     def keyword_follows(self) -> bool:
         """Whether the predicate word just ahead (`not`, `any`, `exists`, `missing`) is the
         keyword: followed by a path, by `(` after `not`, or by another predicate word after
-        `not`. Anything else (an operator: `missing == 1` tests a field named `missing`) is
-        declined, as the word may then be a field."""
+        `not`. Anything else (an operator: `missing == 1` tests a field named `missing`, and
+        `exists in ...` may) is declined, as the word may then be a field."""
         word = self.tokens[self.i][1]
         kind, text = self.tokens[self.i + 1][:2]
-        if kind == "QPATH" or (kind == "IDENT" and text not in self.keywords):
+        if kind == "QPATH" or (kind == "IDENT" and text not in _OPERATOR_WORDS and text not in _PREDICATE_WORDS):
             return True
         if word != "not":
             return False
@@ -550,7 +610,7 @@ class _Parser:
         text = path[1]
         if text in _PREDICATE_WORDS:
             return self.quantified()
-        if path[0] != "QPATH" and (path[0] != "IDENT" or text in self.keywords):
+        if path[0] != "QPATH" and path[0] != "IDENT":
             raise Decline
         where = self.span(path)
         op = tokens[self.i + 1][1]
@@ -655,9 +715,15 @@ class _Parser:
         self.depth -= 1
         return list_node(items, self.join(first, self.take()))
 
+    def key_word(self, token: Token) -> bool:
+        """Whether a word just read is a key (or a field's name): after `{` or `,` only a key can
+        follow, so Lark's parser reads any word as one; after a value, a word it spells out
+        might be read as a keyword (`{ a: 1 and: 2 }`), and is declined."""
+        return token[1] not in self.keywords or self.tokens[self.i - 2][1] in ("{", ",")
+
     def key(self) -> ast.Name | None:
         token = self.take()
-        if token[0] == "IDENT" and token[1] not in self.keywords:
+        if token[0] == "IDENT" and self.key_word(token):
             return name_node(token[1], self.span(token), "key")
         if token[0] == "STRING":
             return string_key(string_node(token[1], self.span(token)))
@@ -736,4 +802,5 @@ _DECLARATIONS: dict[str, Callable[[_Parser, Token], Any]] = {
     "unrouted": _Parser.unrouted_decl,
     "route": _Parser.route_decl,
     "choose": _Parser.choose_decl,
+    "test": _Parser.test_decl,
 }
