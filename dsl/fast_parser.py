@@ -79,6 +79,10 @@ from .transform import (
     unique,
 )
 
+# A file whose first units the fast path mostly declines is likely declined throughout:
+# reading on would only add to the cost of Lark's parse of it.
+GIVE_UP = 50
+
 # Brackets, `list<`, `not`s and `{` nested in one declaration. Half of what Lark's lexer
 # allows (MAX_NESTING), so that what is taken here never reaches its limit; it also bounds
 # the recursion of this parser.
@@ -98,13 +102,16 @@ class Decline(Exception):
 
 
 def declarations(source: SourceFile, units: Iterable[Unit],
-                 keywords: Collection[str]) -> list[tuple[int, int, ast.Decl | None]]:
-    """Each unit's start, end and declaration, None where the unit is declined. `keywords`:
-    every word the grammar spells out."""
+                 keywords: Collection[str]) -> list[tuple[int, int, ast.Decl | None]] | None:
+    """Each unit's start, end and declaration, None where the unit is declined; or None for
+    a file of which the fast path declines most (more than half of the first `GIVE_UP`
+    units or more), which Lark's parser had better read whole. `keywords`: every word the
+    grammar spells out."""
     context = BuildContext(source)  # what the node functions report: any report declines
     token = CURRENT.set(context)
     try:
         found: list[tuple[int, int, ast.Decl | None]] = []
+        declined = 0
         for unit in units:
             decl = None
             if unit.lexed and unit.starts:
@@ -114,6 +121,10 @@ def declarations(source: SourceFile, units: Iterable[Unit],
                     decl = None
                     context.diagnostics.clear()
             found.append((unit.start, unit.end, decl))
+            if decl is None:
+                declined += 1
+                if declined * 2 > len(found) >= GIVE_UP:
+                    return None
         return found
     finally:
         CURRENT.reset(token)

@@ -464,6 +464,8 @@ def parse_source(source: SourceFile, *, fast: bool = True) -> tuple[ast.Module, 
     if not fast:
         return _parse_lark(source, source.text)
     found = fast_parser.declarations(source, fast_lexer.units(source.text, lexicon()), lexicon().keywords)
+    if found is None:
+        return _parse_lark(source, source.text)
     taken = [(start, end, decl) for start, end, decl in found if decl is not None]
     if len(taken) == len(found):
         return ast.Module(source.path, tuple(decl for _, _, decl in taken)), []

@@ -90,6 +90,7 @@ def taken(text: str) -> list[bool]:
     """For each unit of the text, whether the fast path takes it."""
     found = fast_parser.declarations(SourceFile("f.route", text), fast_lexer.units(text, lexicon()),
                                      lexicon().keywords)
+    assert found is not None, "the fast path gave the file up"
     return [decl is not None for _, _, decl in found]
 
 
@@ -187,6 +188,20 @@ def test_where_the_rest_would_parse_otherwise(name: str) -> None:
     text = MISALIGNED[name]
     assert any(taken(text)) and not all(taken(text))
     assert_alike(text)
+
+
+def test_a_file_mostly_declined_is_left_to_lark_whole() -> None:
+    """Past `GIVE_UP` units, more than half of them declined, the fast path stops: Lark's
+    parser reads the file whole (the fast path's work would only add to its cost)."""
+    declined = "route r{} {{ on a when x == null to b }}\n"  # W0010: a warning declines
+    good = "route g{} {{ on a when x == 1 to b }}\n"
+    mostly = "".join((declined if i % 3 else good).format(i) for i in range(3 * fast_parser.GIVE_UP))
+    source = SourceFile("f.route", mostly)
+    assert fast_parser.declarations(source, fast_lexer.units(mostly, lexicon()), lexicon().keywords) is None
+    assert_alike(mostly)
+    half = "".join((declined if i % 2 else good).format(i) for i in range(3 * fast_parser.GIVE_UP))
+    assert taken(half).count(True) == 3 * fast_parser.GIVE_UP // 2
+    assert_alike(half)
 
 
 def test_a_syntax_error_costs_one_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
