@@ -16,60 +16,9 @@ from typing import Any, TypeVar, cast
 import attrs
 from lark import Token, Transformer
 
-from . import ast, http
+from . import ast, http, transform
 from .source import Span
-from .transform import (
-    CURRENT,
-    JITTERS,
-    MODES,
-    ON_EXHAUSTED,
-    Invalid,
-    Option,
-    any_element_node,
-    compare_node,
-    contains_node,
-    count_node,
-    default_node,
-    defaults_node,
-    duration_node,
-    env_node,
-    error_kinds,
-    event_type_node,
-    exponential_backoff,
-    field_node,
-    fixed_backoff,
-    group_node,
-    header_node,
-    headers_option,
-    http_option,
-    in_cidr_node,
-    in_list_node,
-    in_range_node,
-    junction_node,
-    keyword_node,
-    linear_backoff,
-    list_node,
-    name_node,
-    named_type_node,
-    not_node,
-    number_node,
-    object_entry_node,
-    object_node,
-    object_type_node,
-    option_table,
-    path_node,
-    quoted_field_name,
-    regex_node,
-    retry_policy_node,
-    string_key,
-    string_node,
-    string_test_node,
-    target_node,
-    template_node,
-    transform_entry_node,
-    transform_node,
-    unique,
-)
+from .transform import CURRENT, Invalid, Option
 
 T = TypeVar("T")
 
@@ -135,27 +84,27 @@ class Builder(Transformer[Token, Any]):
     # -- names -----------------------------------------------------------------
 
     def _name(self, token: Token, what: str) -> ast.Name:
-        return name_node(str(token), tok_span(token), what)
+        return transform.name_node(str(token), tok_span(token), what)
 
     def _event_type(self, token: Token) -> ast.Name:
-        return event_type_node(str(token), tok_span(token))
+        return transform.event_type_node(str(token), tok_span(token))
 
     def _path(self, token: Token) -> ast.Path:
-        return path_node(str(token), tok_span(token))
+        return transform.path_node(str(token), tok_span(token))
 
     def _keyword(self, token: Token, option: str, choices: Sequence[str]) -> ast.Keyword | Invalid:
-        return keyword_node(str(token), tok_span(token), option, choices)
+        return transform.keyword_node(str(token), tok_span(token), option, choices)
 
     # -- literals ----------------------------------------------------------------
 
     def string(self, c: list[Token]) -> ast.Scalar | Invalid:
-        return string_node(str(c[0]), tok_span(c[0]))
+        return transform.string_node(str(c[0]), tok_span(c[0]))
 
     def number(self, c: list[Token]) -> ast.Scalar | Invalid:
-        return number_node(str(c[0]), tok_span(c[0]))
+        return transform.number_node(str(c[0]), tok_span(c[0]))
 
     def duration(self, c: list[Token]) -> ast.Duration | Invalid:
-        return duration_node(str(c[0]), tok_span(c[0]))
+        return transform.duration_node(str(c[0]), tok_span(c[0]))
 
     def true(self, c: list[Token]) -> ast.Scalar:
         return ast.Scalar(True, tok_span(c[0]))
@@ -167,18 +116,18 @@ class Builder(Transformer[Token, Any]):
         return ast.Scalar(None, tok_span(c[0]))
 
     def list_lit(self, c: list[Any]) -> ast.ListLit:
-        return list_node(_not_tokens(c[1:-1]), _span(c))
+        return transform.list_node(_not_tokens(c[1:-1]), _span(c))
 
     def _key_name(self, key: Token | ast.Scalar | Invalid) -> ast.Name | None:
         if isinstance(key, Token):
             return self._name(key, "key")
-        return string_key(key)
+        return transform.string_key(key)
 
     def object_entry(self, c: list[Any]) -> ast.ObjectEntry | Invalid:
-        return object_entry_node(self._key_name(c[0]), c[2], _span(c))
+        return transform.object_entry_node(self._key_name(c[0]), c[2], _span(c))
 
     def object_lit(self, c: list[Any]) -> ast.ObjectLit:
-        return object_node(c, _span(c))
+        return transform.object_node(c, _span(c))
 
     def name_list(self, c: list[Any]) -> _NameList:
         return _NameList(tuple(t for t in c if isinstance(t, Token) and t.type == "IDENT"), _span(c))
@@ -186,25 +135,25 @@ class Builder(Transformer[Token, Any]):
     # -- schemas -------------------------------------------------------------------
 
     def named_type(self, c: list[Token]) -> ast.ScalarType:
-        return named_type_node(str(c[0]), tok_span(c[0]))
+        return transform.named_type_node(str(c[0]), tok_span(c[0]))
 
     def list_type(self, c: list[Any]) -> ast.ListType:
         return ast.ListType(c[2], _span(c))
 
     def field(self, c: list[Any]) -> ast.Field | Invalid:
         optional = isinstance(c[-1], Token) and c[-1].type == "OPTIONAL"
-        return field_node(self._field_name(c[0]), c[2], optional, _span(c))
+        return transform.field_node(self._field_name(c[0]), c[2], optional, _span(c))
 
     def _field_name(self, key: Token | ast.Scalar | Invalid) -> ast.Name | None:
         """A schema's field name: a plain name, one segment in backticks, or a string."""
         if isinstance(key, Token) and key.type == "QPATH":
-            return quoted_field_name(str(key), tok_span(key))
+            return transform.quoted_field_name(str(key), tok_span(key))
         if isinstance(key, Token):
             return self._name(key, "field")
-        return string_key(key)
+        return transform.string_key(key)
 
     def object_type(self, c: list[Any]) -> ast.ObjectType:
-        return object_type_node(c, _span(c))
+        return transform.object_type_node(c, _span(c))
 
     def event_decl(self, c: list[Any]) -> ast.EventDecl:
         schema = c[2] if len(c) > 2 else None
@@ -213,37 +162,37 @@ class Builder(Transformer[Token, Any]):
     # -- retry policies ----------------------------------------------------------
 
     def attempts(self, c: list[Any]) -> Option:
-        return "attempts", count_node(c[1], "attempts"), _span(c)
+        return "attempts", transform.count_node(c[1], "attempts"), _span(c)
 
     def backoff_max(self, c: list[Any]) -> ast.Duration | Invalid:
         return c[1]  # type: ignore[no-any-return]
 
     def backoff_fixed(self, c: list[Any]) -> Option:
-        return fixed_backoff(c[2], _span(c))
+        return transform.fixed_backoff(c[2], _span(c))
 
     def backoff_linear(self, c: list[Any]) -> Option:
-        return linear_backoff(c[3], c[5], c[6] if len(c) > 6 else None, _span(c))
+        return transform.linear_backoff(c[3], c[5], c[6] if len(c) > 6 else None, _span(c))
 
     def backoff_exponential(self, c: list[Any]) -> Option:
-        return exponential_backoff(c[3], c[5], c[6] if len(c) > 6 else None, _span(c))
+        return transform.exponential_backoff(c[3], c[5], c[6] if len(c) > 6 else None, _span(c))
 
     def jitter(self, c: list[Any]) -> Option:
-        return "jitter", self._keyword(c[1], "jitter", JITTERS), _span(c)
+        return "jitter", self._keyword(c[1], "jitter", transform.JITTERS), _span(c)
 
     def retry_on(self, c: list[Any]) -> Option:
-        return "retry_on", error_kinds((str(t), tok_span(t)) for t in c[1].tokens), _span(c)
+        return "retry_on", transform.error_kinds((str(t), tok_span(t)) for t in c[1].tokens), _span(c)
 
     def give_up_on(self, c: list[Any]) -> Option:
-        return "give_up_on", error_kinds((str(t), tok_span(t)) for t in c[1].tokens), _span(c)
+        return "give_up_on", transform.error_kinds((str(t), tok_span(t)) for t in c[1].tokens), _span(c)
 
     def deadline(self, c: list[Any]) -> Option:
         return "deadline", c[1], _span(c)
 
     def retry_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
-        return option_table(_nodes(c, tuple), "retry policy"), _span(c)
+        return transform.option_table(_nodes(c, tuple), "retry policy"), _span(c)
 
     def retry_decl(self, c: list[Any]) -> ast.RetryPolicy:
-        return retry_policy_node(self._name(c[1], "retry policy"), c[2][0], _span(c))
+        return transform.retry_policy_node(self._name(c[1], "retry policy"), c[2][0], _span(c))
 
     # -- dead letters, targets -------------------------------------------------
 
@@ -251,21 +200,21 @@ class Builder(Transformer[Token, Any]):
         return "retain", c[1], _span(c)
 
     def dead_letter_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
-        return option_table(_nodes(c, tuple), "dead letter"), _span(c)
+        return transform.option_table(_nodes(c, tuple), "dead letter"), _span(c)
 
     def dead_letter_decl(self, c: list[Any]) -> ast.DeadLetterDecl:
         opts = c[2][0] if len(c) > 2 else {}
         return ast.DeadLetterDecl(self._name(c[1], "dead letter"), opts.get("retain"), _span(c))
 
     def mode(self, c: list[Any]) -> Option:
-        return "mode", self._keyword(c[1], "mode", MODES), _span(c)
+        return "mode", self._keyword(c[1], "mode", transform.MODES), _span(c)
 
     def use_retry(self, c: list[Any]) -> Option:
         return "retry", self._name(c[1], "retry policy"), _span(c)
 
     def inline_retry(self, c: list[Any]) -> Option:
         span = _span(c)
-        return "retry", retry_policy_node(None, c[1][0], span), span
+        return "retry", transform.retry_policy_node(None, c[1][0], span), span
 
     def use_dead_letter(self, c: list[Any]) -> Option:
         return "dead_letter", self._name(c[1], "dead letter"), _span(c)
@@ -274,7 +223,7 @@ class Builder(Transformer[Token, Any]):
         return "timeout", c[1], _span(c)
 
     def concurrency(self, c: list[Any]) -> Option:
-        return "concurrency", count_node(c[1], "concurrency"), _span(c)
+        return "concurrency", transform.count_node(c[1], "concurrency"), _span(c)
 
     def order_by(self, c: list[Any]) -> Option:
         return "order_by", self._path(c[2]), _span(c)
@@ -283,22 +232,22 @@ class Builder(Transformer[Token, Any]):
         return "emits", tuple(self._event_type(t) for t in c[1].tokens), _span(c)
 
     def on_exhausted(self, c: list[Any]) -> Option:
-        return "on_exhausted", self._keyword(c[1], "on_exhausted", ON_EXHAUSTED), _span(c)
+        return "on_exhausted", self._keyword(c[1], "on_exhausted", transform.ON_EXHAUSTED), _span(c)
 
     # -- HTTP targets --------------------------------------------------------------
 
     def env(self, c: list[Any]) -> ast.EnvRef | Invalid:
-        return env_node(next(x for x in c if isinstance(x, ast.Scalar | Invalid)), _span(c))
+        return transform.env_node(next(x for x in c if isinstance(x, ast.Scalar | Invalid)), _span(c))
 
     def http(self, c: list[Any]) -> Option:
-        return http_option(str(c[1]), tok_span(c[1]), c[-1], _span(c))
+        return transform.http_option(str(c[1]), tok_span(c[1]), c[-1], _span(c))
 
     def header(self, c: list[Any]) -> ast.Header | Invalid:
         name, value = _not_tokens(c)
-        return header_node(name, value, _span(c))
+        return transform.header_node(name, value, _span(c))
 
     def headers(self, c: list[Any]) -> Option:
-        return headers_option(c, _span(c))
+        return transform.headers_option(c, _span(c))
 
     def content_format(self, c: list[Any]) -> Option:
         return "format", self._keyword(c[1], "format", http.FORMATS), _span(c)
@@ -307,10 +256,10 @@ class Builder(Transformer[Token, Any]):
         return _nodes(c, tuple), _span(c)
 
     def target_decl(self, c: list[Any]) -> ast.TargetDecl:
-        return target_node(str(c[1]), tok_span(c[1]), c[2][0], _span(c))
+        return transform.target_node(str(c[1]), tok_span(c[1]), c[2][0], _span(c))
 
     def defaults_decl(self, c: list[Any]) -> ast.DefaultsDecl:
-        return defaults_node(c[1][0], _span(c))
+        return transform.defaults_node(c[1][0], _span(c))
 
     def unrouted_decl(self, c: list[Any]) -> ast.UnroutedDecl:
         return ast.UnroutedDecl(self._name(c[3], "dead letter"), _span(c))
@@ -323,46 +272,46 @@ class Builder(Transformer[Token, Any]):
     string_op = compare_op
 
     def group(self, c: list[Any]) -> Any:
-        return group_node(c[1], _span(c))
+        return transform.group_node(c[1], _span(c))
 
     def not_expr(self, c: list[Any]) -> ast.Not | Invalid:
-        return not_node(c[1], _span(c))
+        return transform.not_node(c[1], _span(c))
 
     def and_expr(self, c: list[Any]) -> ast.And | Invalid:
-        return junction_node(_not_tokens(c), _span(c), ast.And)
+        return transform.junction_node(_not_tokens(c), _span(c), ast.And)
 
     def or_expr(self, c: list[Any]) -> ast.Or | Invalid:
-        return junction_node(_not_tokens(c), _span(c), ast.Or)
+        return transform.junction_node(_not_tokens(c), _span(c), ast.Or)
 
     element_or = or_expr  # the condition of `any PATH { ... }` (see the grammar)
     element_and = and_expr
 
     def compare(self, c: list[Any]) -> ast.Compare | Invalid:
-        return compare_node(str(c[0]), tok_span(c[0]), c[1], c[2], _span(c))
+        return transform.compare_node(str(c[0]), tok_span(c[0]), c[1], c[2], _span(c))
 
     def in_list(self, c: list[Any]) -> ast.InList | Invalid:
-        return in_list_node(str(c[0]), tok_span(c[0]), c[2], _span(c), negated=False, any_element=False)
+        return transform.in_list_node(str(c[0]), tok_span(c[0]), c[2], _span(c), negated=False, any_element=False)
 
     def not_in_list(self, c: list[Any]) -> ast.InList | Invalid:
-        return in_list_node(str(c[0]), tok_span(c[0]), c[3], _span(c), negated=True, any_element=False)
+        return transform.in_list_node(str(c[0]), tok_span(c[0]), c[3], _span(c), negated=True, any_element=False)
 
     def any_in_list(self, c: list[Any]) -> ast.InList | Invalid:
-        return in_list_node(str(c[1]), tok_span(c[1]), c[3], _span(c), negated=False, any_element=True)
+        return transform.in_list_node(str(c[1]), tok_span(c[1]), c[3], _span(c), negated=False, any_element=True)
 
     def in_range(self, c: list[Any]) -> ast.InRange | Invalid:
-        return in_range_node(str(c[0]), tok_span(c[0]), c[2], c[4], _span(c))
+        return transform.in_range_node(str(c[0]), tok_span(c[0]), c[2], c[4], _span(c))
 
     def in_cidr(self, c: list[Any]) -> ast.InCidr | Invalid:
-        return in_cidr_node(str(c[0]), tok_span(c[0]), c[3], _span(c))
+        return transform.in_cidr_node(str(c[0]), tok_span(c[0]), c[3], _span(c))
 
     def is_null(self, c: list[Any]) -> ast.IsNull:
         return ast.IsNull(self._path(c[0]), _span(c))
 
     def regex_test(self, c: list[Any]) -> ast.RegexTest | Invalid:
-        return regex_node(str(c[0]), tok_span(c[0]), str(c[3]), tok_span(c[3]), _span(c))
+        return transform.regex_node(str(c[0]), tok_span(c[0]), str(c[3]), tok_span(c[3]), _span(c))
 
     def any_element(self, c: list[Any]) -> ast.AnyElement | Invalid:
-        return any_element_node(str(c[1]), tok_span(c[1]), c[3], _span(c))
+        return transform.any_element_node(str(c[1]), tok_span(c[1]), c[3], _span(c))
 
     def exists(self, c: list[Any]) -> ast.Exists:
         return ast.Exists(self._path(c[1]), _span(c))
@@ -371,10 +320,10 @@ class Builder(Transformer[Token, Any]):
         return ast.Missing(self._path(c[1]), _span(c))
 
     def string_test(self, c: list[Any]) -> ast.StringTest | Invalid:
-        return string_test_node(str(c[0]), tok_span(c[0]), c[1], c[2], _span(c))
+        return transform.string_test_node(str(c[0]), tok_span(c[0]), c[1], c[2], _span(c))
 
     def contains(self, c: list[Any]) -> ast.Contains | Invalid:
-        return contains_node(str(c[0]), tok_span(c[0]), c[2], _span(c))
+        return transform.contains_node(str(c[0]), tok_span(c[0]), c[2], _span(c))
 
     # -- routes and choices --------------------------------------------------------
 
@@ -395,22 +344,22 @@ class Builder(Transformer[Token, Any]):
         return self._path(c[0])
 
     def default_field(self, c: list[Any]) -> ast.Default | Invalid:
-        return default_node(str(c[0]), tok_span(c[0]), c[2], tok_span(c[1]), _span(c))
+        return transform.default_node(str(c[0]), tok_span(c[0]), c[2], tok_span(c[1]), _span(c))
 
     def template(self, c: list[Token]) -> ast.Template | Invalid:
-        return template_node(str(c[0]), tok_span(c[0]))
+        return transform.template_node(str(c[0]), tok_span(c[0]))
 
     def spread(self, c: list[Token]) -> ast.Spread:
         return ast.Spread(tok_span(c[0]))
 
     def transform_entry(self, c: list[Any]) -> ast.TransformEntry | Invalid:
-        return transform_entry_node(self._key_name(c[0]), c[2], _span(c))
+        return transform.transform_entry_node(self._key_name(c[0]), c[2], _span(c))
 
     def with_clause(self, c: list[Any]) -> ast.Transform:
         return c[1]  # type: ignore[no-any-return]
 
     def transform_object(self, c: list[Any]) -> ast.Transform:
-        return transform_node(c, _span(c))
+        return transform.transform_node(c, _span(c))
 
     def route_decl(self, c: list[Any]) -> ast.RouteDecl:
         on = c[3]
@@ -449,7 +398,7 @@ class Builder(Transformer[Token, Any]):
     def expect_targets(self, c: list[Any]) -> ast.Expect:
         items = [x for x in c if isinstance(x, ast.Name | ast.ExpectedPayload)]
         names = [x if isinstance(x, ast.Name) else x.target for x in items]
-        unique(names, "target")
+        transform.unique(names, "target")
         payloads = tuple(x for x in items if isinstance(x, ast.ExpectedPayload))
         return ast.Expect(tuple(names), _span(c), payloads)
 

@@ -563,25 +563,22 @@ class _Parser:
     # -- conditions --------------------------------------------------------------------
 
     def condition(self) -> Any:
-        """`A or B or ...` of `and`s."""
-        first = self.conjunction()
-        if self.tokens[self.i][1] != "or":
-            return first
-        operands = [first]
-        while self.tokens[self.i][1] == "or":
-            self.i += 1
-            operands.append(self.conjunction())
-        return junction_node(operands, first.span.to(operands[-1].span), ast.Or)
+        """`A or B or ...`, each an `and` of negations."""
+        return self.junction("or", self.conjunction, ast.Or)
 
     def conjunction(self) -> Any:
-        first = self.negation()
-        if self.tokens[self.i][1] != "and":
+        return self.junction("and", self.negation, ast.And)
+
+    def junction(self, word: str, operand: Callable[[], Any], kind: Callable[..., Any]) -> Any:
+        """Operands joined by `word`; one alone is itself."""
+        first = operand()
+        if self.tokens[self.i][1] != word:
             return first
         operands = [first]
-        while self.tokens[self.i][1] == "and":
+        while self.tokens[self.i][1] == word:
             self.i += 1
-            operands.append(self.negation())
-        return junction_node(operands, first.span.to(operands[-1].span), ast.And)
+            operands.append(operand())
+        return junction_node(operands, first.span.to(operands[-1].span), kind)
 
     def negation(self) -> Any:
         token = self.tokens[self.i]
@@ -741,37 +738,31 @@ class _Parser:
         raise Decline
 
     def object_literal(self) -> ast.ObjectLit:
+        return object_node(*self.entries(self.literal, object_entry_node))
+
+    def entries(self, value: Callable[[], Any], entry: Callable[[ast.Name | None, Any, Span], Any],
+                spread: bool = False) -> tuple[list[Any], Span]:
+        """`{ KEY: VALUE ,? ... }` (and `...` where `spread`): the entries, and the span of the braces."""
         first = self.expect("{")
         self.deeper()
-        entries = []
+        entries: list[Any] = []
         while not self.at("}"):
-            key_token = self.tokens[self.i]
-            key = self.key()
-            self.expect(":")
-            value = self.literal()
-            entries.append(object_entry_node(key, value, self.since(key_token, value)))
-            self.comma()
-        self.depth -= 1
-        return object_node(entries, self.join(first, self.take()))
-
-    # -- transforms ----------------------------------------------------------------------
-
-    def transform(self) -> ast.Transform:
-        first = self.expect("{")
-        self.deeper()
-        items: list[Any] = []
-        while not self.at("}"):
-            if self.at("..."):
-                items.append(ast.Spread(self.span(self.take())))
+            if spread and self.at("..."):
+                entries.append(ast.Spread(self.span(self.take())))
             else:
                 key_token = self.tokens[self.i]
                 key = self.key()
                 self.expect(":")
-                value = self.transform_value()
-                items.append(transform_entry_node(key, value, self.since(key_token, value)))
+                read = value()
+                entries.append(entry(key, read, self.since(key_token, read)))
             self.comma()
         self.depth -= 1
-        return transform_node(items, self.join(first, self.take()))
+        return entries, self.join(first, self.take())
+
+    # -- transforms ----------------------------------------------------------------------
+
+    def transform(self) -> ast.Transform:
+        return transform_node(*self.entries(self.transform_value, transform_entry_node, spread=True))
 
     def transform_value(self) -> Any:
         """A value, or a chain `path ?? path ?? ... ?? value`, built from its end."""
