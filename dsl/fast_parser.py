@@ -19,7 +19,6 @@ parser reads a name whatever the word.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -115,8 +114,7 @@ def declarations(source: SourceFile, units: Iterable[Unit],
         for unit in units:
             decl = None
             if unit.lexed and unit.starts:
-                with contextlib.suppress(Decline):
-                    decl = _Parser(source.path, unit.tokens, keywords).declaration()
+                decl = _Parser(source.path, unit.tokens, keywords).declaration()
                 if context.diagnostics:
                     decl = None
                     context.diagnostics.clear()
@@ -215,15 +213,17 @@ class _Parser:
 
     # -- declarations ----------------------------------------------------------------
 
-    def declaration(self) -> ast.Decl:
+    def declaration(self) -> ast.Decl | None:
+        """The declaration, or None where the fast path declines it."""
         first = self.take()
         read = _DECLARATIONS.get(first[1])
         if read is None:
-            raise Decline
-        decl: ast.Decl = read(self, first)
-        if self.tokens[self.i][0] != END:
-            raise Decline
-        return decl
+            return None
+        try:
+            decl: ast.Decl = read(self, first)
+        except Decline:
+            return None
+        return decl if self.tokens[self.i][0] == END else None
 
     def import_decl(self, first: Token) -> ast.Import:
         path = self.expect_kind("STRING")
