@@ -6,8 +6,9 @@ Two parsers read a file, and build the same nodes through `transform.py`:
   regular expression, splits it into its top-level declarations, and reads each by
   recursive descent. It takes the forms common in large projects and *declines* any
   declaration it does not cover, or with anything to report: a syntax error, a bad
-  literal, a warning. A file it takes whole is parsed at that (about 3x faster than
-  Lark's parser on a 10,000-route project, `bench/parse.py`).
+  literal, a warning. A file it takes whole is parsed at that: about 2.7x faster than
+  Lark's parser alone on a 10,000-route project (`bench/parse.py`). A file of which it
+  declines most of the first declarations is left to Lark's parser whole.
 - Lark's LALR parser reads the rest: the file with the declarations the fast path took
   blanked (positions kept), so that every diagnostic comes from it, as before the fast
   path existed. The two lists of declarations are merged in source order. Where error
