@@ -4,15 +4,18 @@ Generates, in a temporary folder, a project shaped like a large real one: about 
 types with schemas, a few retry policies and dead letters, a few hundred targets, and
 routes (equality, set, range, prefix, exists and glob predicates, joined by `and`, `or`,
 `not`; some `choose` blocks and `with` transforms) split over files that import the
-targets, which import the common declarations. It then times `load_project` at three
-sizes, a hundredth, a tenth and all of `--routes`, and compares on the largest file our
-`parse_text` with Lark's own contextual lexer and LALR parser on the same grammar.
+targets, which import the common declarations. It then times, at three sizes (a
+hundredth, a tenth and all of `--routes`), `load_project`, and the parse of all the
+project's files (`parse_source`) with the fast path and with Lark's parser alone
+(`fast=False`), side by side. On the largest file it compares `parse_text` with Lark's
+parser alone and with Lark's own contextual lexer and LALR parser on the same grammar.
 
 Every number is the median of `--runs` runs measured in this one process, and the table
 prints ratios side by side, because this machine is shared and noisy: compare ratios
-between runs, not seconds. The garbage collector is collected before, and disabled
-during, each timed run, so that a collection triggered by an earlier run does not land
-in a later one.
+between runs, not seconds. What is compared side by side is timed in turns, round by
+round. The garbage collector is collected before, and disabled during, each timed run
+(as `load_project` pauses it), so that a collection triggered by an earlier run does not
+land in a later one.
 
     .venv/bin/python bench/parse.py                    # 100, 1,000 and 10,000 routes, 5 runs each
     .venv/bin/python bench/parse.py --routes 20000 --runs 7
@@ -29,14 +32,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lark
 
-from interlock.dsl import load_project, parse_text
+from interlock.dsl import load_project, parse_source, parse_text
+from interlock.dsl.builder import Builder
 from interlock.dsl.parser import grammar_text, parser
 from interlock.dsl.source import SourceFile
-from interlock.dsl.transform import CURRENT, BuildContext, Builder
+from interlock.dsl.transform import CURRENT, BuildContext
 
 TARGET_SECONDS = 2.0  # the product's budget for loading a 10,000-route project
 ROUTES_PER_FILE = 550  # 10,000 routes make 19 route files, 21 files in all
@@ -180,17 +185,31 @@ def generate(folder: str, routes: int, seed: int = 1) -> tuple[list[str], int]:
 
 
 def median_seconds(run: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        finally:
-            gc.enable()
-    return statistics.median(times)
+    return medians([run], runs)[0]
+
+
+def medians(contenders: list[Callable[[], Any]], runs: int) -> list[float]:
+    """The median time of each, timed in turns round by round (the first first in even rounds,
+    last in odd ones), so that a slow spell of the machine falls on all of them."""
+    times: list[list[float]] = [[] for _ in contenders]
+    for round_ in range(runs):
+        order = list(range(len(contenders)))
+        for index in order if round_ % 2 == 0 else order[::-1]:
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                contenders[index]()
+                times[index].append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+    return [statistics.median(t) for t in times]
+
+
+def parse_all(sources: list[SourceFile], fast: bool) -> None:
+    for source in sources:
+        module, diagnostics = parse_source(source, fast=fast)
+        assert not diagnostics and module.decls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, float] = {}
     largest: str = ""
     with tempfile.TemporaryDirectory(prefix="interlock-bench-") as root:
-        print(f"\n{'routes':>8} {'files':>6} {'bytes':>11} {'median s':>10} {'µs/route':>9}")
+        print(f"\n{'':35} {'load_project':>21}   {'parse of the files (median s)':>33}")
+        print(f"{'routes':>8} {'files':>6} {'bytes':>11} {'':>7} {'median s':>10} {'µs/route':>9}   "
+              f"{'fast path':>10} {'Lark alone':>11} {'ratio':>7}")
         for size in sizes:
             folder = os.path.join(root, f"p{size}")
             paths, size_bytes = generate(folder, size)
@@ -221,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             assert found == size, (found, size)
             seconds = median_seconds(lambda folder=folder: load_project([folder]), args.runs)
             results[size] = seconds
-            print(f"{size:>8,} {len(paths):>6} {size_bytes:>11,} {seconds:>10.3f} {seconds / size * 1e6:>9.1f}")
+            sources = [SourceFile(path, Path(path).read_text(encoding="utf-8")) for path in paths]
+            fast, alone = medians([lambda s=sources: parse_all(s, True), lambda s=sources: parse_all(s, False)],
+                                  args.runs)
+            print(f"{size:>8,} {len(paths):>6} {size_bytes:>11,} {'':>7} {seconds:>10.3f} "
+                  f"{seconds / size * 1e6:>9.1f}   {fast:>10.3f} {alone:>11.3f} {alone / fast:>7.2f}")
             if size == sizes[-1]:
                 largest = max(paths, key=os.path.getsize)
 
@@ -243,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_lexers(text: str, name: str, runs: int) -> None:
-    """Ours against Lark's stock contextual lexer and LALR parser, on one file's text."""
+    """Ours, with the fast path and without, against Lark's stock contextual lexer and LALR
+    parser, on one file's text."""
     stock = lark.Lark(grammar_text(), parser="lalr", lexer="contextual", strict=True)
     # The same, but building our AST as ours does: isolates the lexer, the one part that differs.
     stock_builder = lark.Lark(grammar_text(), parser="lalr", lexer="contextual", strict=True,
@@ -258,14 +284,15 @@ def compare_lexers(text: str, name: str, runs: int) -> None:
 
     module, diagnostics = parse_text(text, name)
     assert not diagnostics and len(with_builder()) == len(module.decls)
-    ours = median_seconds(lambda: parse_text(text, name), runs)
-    tree = median_seconds(lambda: stock.parse(text), runs)
-    built = median_seconds(with_builder, runs)
+    assert parse_text(text, name, fast=False) == (module, diagnostics)
+    ours, alone, tree, built = medians([lambda: parse_text(text, name), lambda: parse_text(text, name, fast=False),
+                                        lambda: stock.parse(text), with_builder], runs)
     print(f"\nlargest file {name}: {len(text.encode()):,} bytes, {len(module.decls)} declarations")
-    print(f"{'':44} {'median ms':>10} {'ratio':>7}")
-    print(f"{'parse_text (our lexer, AST)':44} {ours * 1e3:>10.1f} {1:>7.2f}")
-    print(f"{'Lark contextual lexer, parse tree':44} {tree * 1e3:>10.1f} {tree / ours:>7.2f}")
-    print(f"{'Lark contextual lexer, our AST builder':44} {built * 1e3:>10.1f} {built / ours:>7.2f}")
+    print(f"{'':52} {'median ms':>10} {'ratio':>7}")
+    print(f"{'parse_text (the fast path, Lark for what it declines)':52} {ours * 1e3:>10.1f} {1:>7.2f}")
+    print(f"{'parse_text(fast=False) (our lexer, Lark LALR, AST)':52} {alone * 1e3:>10.1f} {alone / ours:>7.2f}")
+    print(f"{'Lark contextual lexer, parse tree':52} {tree * 1e3:>10.1f} {tree / ours:>7.2f}")
+    print(f"{'Lark contextual lexer, our AST builder':52} {built * 1e3:>10.1f} {built / ours:>7.2f}")
 
 
 if __name__ == "__main__":

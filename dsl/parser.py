@@ -1,50 +1,61 @@
 """Parsing one `.route` file into a `Module`, with syntax errors as diagnostics.
 
-The grammar is `grammar/route.lark`, shipped as package data and loaded once
-(`parser()` is a cached factory) with `strict=True`, so a conflict in the grammar
-fails at load time rather than misparsing.
+Two parsers read a file, and build the same nodes through `transform.py`:
 
-The lexer is ours but its terminals are the grammar's: one master regular
-expression built from the grammar's terminal definitions, which skips whitespace
-and comments in the same match as the token after them. A word becomes a keyword
-only where the parser state accepts that keyword, as with Lark's contextual lexer.
-With the AST built by the parser itself (no parse tree), the whole parse is about 1.2x
-faster than Lark's contextual lexer feeding the same builder (`bench/parse.py`); a
-10,000-route project loads in under a second.
+- The fast path (`fast_lexer.py`, `fast_parser.py`) reads the whole file with one
+  regular expression, splits it into its top-level declarations, and reads each by
+  recursive descent. It takes every form of the grammar, and *declines* a declaration
+  with anything to report (a syntax error, a bad literal, a warning) or where Lark's
+  contextual lexer might read a word otherwise. A file it takes whole is parsed at that:
+  about 2.7x faster than Lark's parser alone on a 10,000-route project (`bench/parse.py`).
+  A file of which it declines most of the first declarations is left to Lark's parser
+  whole.
+- Lark's LALR parser reads the rest: the file with the declarations the fast path took
+  blanked (positions kept), so that every diagnostic comes from it, as before the fast
+  path existed. The two lists of declarations are merged in source order. Where error
+  recovery on that text could differ from recovery on the whole file (see
+  `_parse_rest`), Lark's parser reads the whole file instead; `parse_source(...,
+  fast=False)` always does, and gives the same module and diagnostics.
+
+Lark's parser: the grammar is `grammar/route.lark`, shipped as package data and loaded
+once (`parser()` is a cached factory) with `strict=True`, so a conflict in the grammar
+fails at load time rather than misparsing. The lexer (`RouteLexer`) is ours but its
+terminals are the grammar's (`lexicon.py`: one master regular expression, which skips
+whitespace and comments in the same match as the token after them). A word becomes a
+keyword only where the parser state accepts that keyword, as with Lark's contextual
+lexer. The parser builds the AST itself (`builder.py`), without a parse tree.
 
 Syntax errors: the first one in a top-level declaration is reported, that
 declaration is blanked out (positions kept), and parsing starts again, so one file
 can report several independent mistakes. Messages name what was expected in the
 user's words; `syntax_examples.py` adds a specific message for common mistakes.
 """
-
 from __future__ import annotations
 
+import bisect
+import contextvars
 import functools
+import heapq
 import importlib.resources
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from lark import Lark, Token
 from lark.common import LexerConf
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer, LexerState, PatternStr
+from lark.parsers.lalr_analysis import Shift
 
-from . import ast
+from . import ast, fast_lexer, fast_parser
+from .builder import Builder
 from .diagnostics import Diagnostic, Related, error
+from .lexicon import DECLARATION_WORDS, TOP_LEVEL, Lexicon
 from .source import SourceFile
-from .transform import CURRENT, BuildContext, Builder, did_you_mean
+from .transform import CURRENT, BuildContext, did_you_mean
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
-
-# Where error recovery may restart: a top-level keyword at the start of a line. `retry` and
-# `dead_letter` are target options too, so they count only in column 1; the others also
-# when indented.
-_TOP_LEVEL = re.compile(
-    r"^(?:retry|dead_letter|[ \t]*(?:import|event|target|defaults|unrouted|route|choose|test))\b", re.MULTILINE
-)
 
 
 class LexFailure(Exception):
@@ -59,6 +70,15 @@ class LexFailure(Exception):
 
 class TooDeep(LexFailure):
     """Brackets or `not`s nested deeper than MAX_NESTING at `pos`."""
+
+
+class Misaligned(Exception):
+    """The text with the fast path's declarations blanked would not parse as the whole text
+    does (see `_parse_rest`)."""
+
+
+# The ends of the declarations the fast path took, while Lark's parser reads the rest.
+_TAKEN_ENDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("interlock_taken_ends", default=())
 
 
 # The parser is iterative, but every later pass walks the AST recursively: nesting is
@@ -103,38 +123,13 @@ class RouteLexer(Lexer):
     __future_interface__ = 2
 
     def __init__(self, conf: LexerConf) -> None:
-        self.keywords: dict[str, str] = {}  # keyword text -> terminal name
-        punctuation: list[tuple[str, str]] = []
-        patterns: list[tuple[int, str, str]] = []
-        ignore: list[str] = []
-        word = None
-        for terminal in conf.terminals:
-            if terminal.name == "IDENT":
-                word = re.compile(terminal.pattern.to_regexp())
-        assert word is not None, "the grammar must define IDENT"
-        for terminal in conf.terminals:
-            regexp = terminal.pattern.to_regexp()
-            if terminal.name in conf.ignore:
-                ignore.append(regexp)
-            elif isinstance(terminal.pattern, PatternStr):
-                if word.fullmatch(terminal.pattern.value):
-                    self.keywords[terminal.pattern.value] = terminal.name
-                else:
-                    punctuation.append((terminal.pattern.value, terminal.name))
-            else:
-                patterns.append((terminal.priority, terminal.name, regexp))
-        # Higher priority first, then longer punctuation first (`<=` before `<`).
-        patterns.sort(key=lambda p: -p[0])
-        punctuation.sort(key=lambda p: -len(p[0]))
-        self.punctuation = dict(punctuation)
-        alternatives = [f"(?P<{name}>{regexp})" for _, name, regexp in patterns]
-        alternatives.append("(?P<PUNCT>{})".format("|".join(re.escape(text) for text, _ in punctuation)))
-        # Possessive, so that a long run of blanks before a bad character fails in one step
-        # instead of backtracking through every way of splitting the run.
-        skip = "(?:{})*+".format("|".join(ignore))
-        self.skip = re.compile(skip)
-        self.master = re.compile(skip + "(?:" + "|".join(alternatives) + ")")
-        self.trailing = re.compile(skip + r"\Z")
+        self.lexicon = Lexicon.from_terminals(conf.terminals, conf.ignore)
+        self.master = self.lexicon.master
+        self.skip = self.lexicon.skip
+        self.trailing = self.lexicon.trailing
+        self.keywords = self.lexicon.keywords
+        self.punctuation = self.lexicon.punctuation
+        self.declaration_terminals = frozenset(self.keywords[word] for word in DECLARATION_WORDS)
 
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
         text: str = lexer_state.text.text
@@ -153,14 +148,20 @@ class RouteLexer(Lexer):
         previous = ""
         list_keyword = self.keywords.get("list", "")
         nots = 0
+        watched = _TAKEN_ENDS.get()  # (see `_parse_rest`)
+        passed = 0
+        next_end = watched[0] if watched else end + 1
         while pos < end:
             m = match(text, pos)
             if m is None:
                 if self.trailing.match(text, pos):
-                    return
+                    break
                 skipped = self.skip.match(text, pos)
+                failure = skipped.end() if skipped else pos
+                if failure >= next_end:
+                    self._check_between(parser_state, None)
                 between = self.keywords["import"] in states[parser_state.position]
-                raise LexFailure(skipped.end() if skipped else pos, between)
+                raise LexFailure(failure, between)
             kind = m.lastgroup
             assert kind is not None
             start = m.start(kind)
@@ -189,6 +190,11 @@ class RouteLexer(Lexer):
                         after = match(text, m.end())
                         if after is not None and _operator_follows(after, match(text, after.end())):
                             kind = "IDENT"
+            if start >= next_end:
+                self._check_between(parser_state, kind)
+                while passed < len(watched) and watched[passed] <= start:
+                    passed += 1
+                next_end = watched[passed] if passed < len(watched) else end + 1
             if value == "not" and kind != "IDENT":
                 nots += 1
                 if nots > MAX_NESTING:
@@ -199,6 +205,28 @@ class RouteLexer(Lexer):
             previous = kind
             column = start - line_start + 1
             yield Token(kind, value, start, line, column, line, column + len(value), pos)
+        if next_end <= end:
+            self._check_between(parser_state, None)
+
+    def _check_between(self, parser_state: Any, kind: str | None) -> None:
+        """Where a declaration of the fast path was blanked: the parser must stand between two
+        declarations, and the token read there (if any) must start the next one."""
+        if kind is not None and kind not in self.declaration_terminals:
+            raise Misaligned
+        states = parser_state.parse_conf.states
+        stack = list(parser_state.state_stack)
+        terminal = self.keywords["import"]
+        while True:  # would `import` be shifted here, after the reductions it brings about?
+            action = states[stack[-1]].get(terminal)
+            if action is None:
+                raise Misaligned
+            what, rule = action
+            if what is Shift:
+                return
+            size = len(rule.expansion)
+            if size:
+                del stack[-size:]
+            stack.append(states[stack[-1]][rule.origin.name][1])
 
 
 @functools.cache
@@ -218,6 +246,12 @@ def parser() -> Lark:
         maybe_placeholders=False,
         transformer=Builder(),
     )
+
+
+@functools.cache
+def lexicon() -> Lexicon:
+    """The token table of the parser, for the fast path."""
+    return cast(RouteLexer, parser().parser.lexer).lexicon
 
 
 # ---- syntax errors -----------------------------------------------------------
@@ -301,7 +335,7 @@ def _lex_error(source: SourceFile, pos: int) -> Diagnostic:
 def _enclosing(text: str, offset: int) -> re.Match[str] | None:
     """The top-level keyword of the declaration that holds `offset`."""
     found = None
-    for match in _TOP_LEVEL.finditer(text, 0, offset):
+    for match in TOP_LEVEL.finditer(text, 0, offset):
         found = match
     return found
 
@@ -347,7 +381,7 @@ def _token_error(source: SourceFile, exc: UnexpectedToken) -> Diagnostic:
     # A word that is a keyword elsewhere was read as a name here (keywords are contextual).
     if token.type == "IDENT" and not between:
         line_start = text.rfind("\n", 0, start) + 1
-        if _TOP_LEVEL.match(text, line_start) and not text[line_start:start].strip():
+        if TOP_LEVEL.match(text, line_start) and not text[line_start:start].strip():
             related = _opening_brace(source, declaration, start)
             return error("E0001", f"this `{keyword}` is not closed: {found}", span,
                          "the next declaration starts here", f"add the missing `}}` before `{token}`",
@@ -408,22 +442,81 @@ def _error_offset(source: SourceFile, exc: Exception) -> int:
 
 def _blank(text: str, start: int, end: int) -> str:
     """The text with [start, end) replaced by spaces, newlines kept, so positions hold."""
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    return _blank_all(text, [(start, end)])
 
 
-def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
-    """Parse one file. Syntax errors come back as diagnostics, never as exceptions."""
+def _blank_all(text: str, ranges: list[tuple[int, int]]) -> str:
+    """The text with each range, in order and apart, blanked as `_blank` does."""
+    pieces = []
+    pos = 0
+    for start, end in ranges:
+        pieces.append(text[pos:start])
+        pieces.append("\n".join(" " * len(line) for line in text[start:end].split("\n")))
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def parse_source(source: SourceFile, *, fast: bool = True) -> tuple[ast.Module, list[Diagnostic]]:
+    """Parse one file. Syntax errors come back as diagnostics, never as exceptions.
+
+    The fast path reads the declarations it takes, Lark's parser the rest (see the module
+    docstring); `fast=False` has Lark's parser read the whole file, which gives the same.
+    """
+    if not fast:
+        return _parse_lark(source, source.text)
+    found = fast_parser.declarations(source, fast_lexer.units(source.text, lexicon()), lexicon().keywords)
+    if found is None:
+        return _parse_lark(source, source.text)
+    taken = [(start, end, decl) for start, end, decl in found if decl is not None]
+    if len(taken) == len(found):
+        return ast.Module(source.path, tuple(decl for _, _, decl in taken)), []
+    if taken:
+        rest = _parse_rest(source, [(start, end) for start, end, _ in taken])
+        if rest is not None:
+            module, diagnostics = rest
+            merged = heapq.merge(module.decls, (decl for _, _, decl in taken), key=lambda decl: decl.span.start)
+            return ast.Module(source.path, tuple(merged), module.broken), diagnostics
+    return _parse_lark(source, source.text)
+
+
+def _parse_rest(source: SourceFile, taken: list[tuple[int, int]]) -> tuple[ast.Module, list[Diagnostic]] | None:
+    """Lark's parse of the file with the declarations the fast path took (these ranges, in
+    order) blanked, or None where that would not be the parse of the whole file less those
+    declarations.
+
+    Blanked, a declaration the fast path took is a valid one that Lark's parser would have
+    read between two others; so the parse of the rest is that of the whole file, unless
+    its error recovery would have reached one: a syntax error whose declaration, as the
+    recovery finds it (`_skip_declaration`), would have started at or before a blanked one,
+    a declaration left unfinished before a blanked one (which the parser would then have
+    read as its continuation: `RouteLexer` checks where each blanked one ended), or so many
+    errors that the rest of the file is cut (E0005, whose cut may hold blanked ones). No
+    case was found where the first check catches what the second does not; it costs
+    nothing, and stays as a second line of defence.
+    """
+    try:
+        return _parse_lark(source, _blank_all(source.text, taken), taken)
+    except Misaligned:
+        return None
+
+
+def _parse_lark(source: SourceFile, text: str,
+                taken: Sequence[tuple[int, int]] = ()) -> tuple[ast.Module, list[Diagnostic]]:
+    """Lark's parse of `text` (the source's, or with the declarations at `taken` blanked),
+    recovering from syntax errors: see the module docstring."""
+    starts = [start for start, _ in taken]
+    ends = tuple(end for _, end in taken)
     context = BuildContext(source)
     syntax: list[Diagnostic] = []
     broken: list[str] = []
-    text = source.text
     decls: list[Any] = []
     capped = False
     while True:
         context.diagnostics = []
         token = CURRENT.set(context)
         try:
-            decls = cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
+            decls = _parse_watched(text, ends)
         except (LexFailure, UnexpectedInput) as exc:
             if isinstance(exc, TooDeep):
                 syntax.append(error("E0006", f"nested more than {MAX_NESTING} levels deep",
@@ -440,6 +533,8 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
                 decls = []
                 break
             if len(syntax) >= MAX_SYNTAX_ERRORS_PER_FILE:
+                if taken:
+                    raise Misaligned from None
                 capped = True
                 # Stop here: what follows is not checked, but the names it declares are
                 # known to exist, and what came before still counts.
@@ -451,7 +546,9 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
                                     syntax[-1].span, "the last one reported",
                                     "fix these first; the rest of the file is not checked"))
                 continue
-            text, name = _skip_declaration(text, offset, _between_declarations(exc))
+            start, text, name = _skip_declaration(text, offset, _between_declarations(exc))
+            if taken and bisect.bisect_left(starts, start) < bisect.bisect_left(starts, offset):
+                raise Misaligned from None
             if name:
                 broken.append(name)
             continue
@@ -459,6 +556,16 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
             CURRENT.reset(token)
         break
     return ast.Module(source.path, tuple(decls), tuple(broken)), syntax + context.diagnostics
+
+
+def _parse_watched(text: str, ends: tuple[int, ...]) -> list[Any]:
+    """Lark's parse of `text`, `RouteLexer` checking where the declarations that end at `ends`
+    were blanked (only this parse: the messages of its errors parse examples of their own)."""
+    token = _TAKEN_ENDS.set(ends)
+    try:
+        return cast(list[Any], parser().parse(text))  # `Builder.start` returns a list
+    finally:
+        _TAKEN_ENDS.reset(token)
 
 
 _DECLARED_NAME = re.compile(
@@ -474,28 +581,28 @@ def _between_declarations(exc: Exception) -> bool:
     return "IMPORT" in (exc.expected or ())
 
 
-def _skip_declaration(text: str, offset: int, between: bool) -> tuple[str, str | None]:
+def _skip_declaration(text: str, offset: int, between: bool) -> tuple[int, str, str | None]:
     """Blank the top-level declaration that holds `offset`, up to the next one.
 
-    Returns the new text and the name the blanked declaration defined, if it got that far,
-    so that references to it are not reported as undefined on top of its syntax error.
-    Stray text between declarations is blanked alone.
+    Returns where the blanked text starts, the new text, and the name the blanked
+    declaration defined, if it got that far, so that references to it are not reported as
+    undefined on top of its syntax error. Stray text between declarations is blanked alone.
     """
     start = 0
     if between:
         start = offset
     else:
-        for match in _TOP_LEVEL.finditer(text, 0, offset):
+        for match in TOP_LEVEL.finditer(text, 0, offset):
             start = match.start()
     # An error at the keyword of the next declaration (a missing `}`, say) belongs to the
     # declaration before it: blank up to that keyword, not past it.
-    following = _TOP_LEVEL.search(text, offset if offset > start else offset + 1)
+    following = TOP_LEVEL.search(text, offset if offset > start else offset + 1)
     end = following.start() if following else len(text)
     named = None if between else _DECLARED_NAME.match(text, start)
     name = named.group(1) if named and named.end(1) <= offset else None
-    return _blank(text, start, end), name
+    return start, _blank(text, start, end), name
 
 
-def parse_text(text: str, path: str = "<text>") -> tuple[ast.Module, list[Diagnostic]]:
-    return parse_source(SourceFile(path, text))
+def parse_text(text: str, path: str = "<text>", *, fast: bool = True) -> tuple[ast.Module, list[Diagnostic]]:
+    return parse_source(SourceFile(path, text), fast=fast)
 

@@ -1,14 +1,15 @@
-"""From the parser's reductions to the typed AST, checking literals on the way.
+"""From what a parser read to the typed AST, checking literals on the way.
 
-`Builder` is run by the LALR parser itself (Lark's inline transformer), so no parse
-tree is ever built. Each method receives its rule's children, keywords and punctuation
-included (`keep_all_tokens`), which is what gives every node a span from its first
-token to its last.
+Both parsers build through the functions here: the fast path (`dsl/fast_parser.py`) and
+Lark's LALR parser, whose reductions `dsl/builder.py` hands to them. Each takes what its
+rule read (the text and span of a token, the nodes made already, the span of the whole)
+and returns the node, so that both parsers build the same nodes with the same spans.
 
 Literal checks live here because this is the one place that sees the raw text:
 durations, numbers, string escapes, CIDR blocks, names of the wrong shape, unknown
 types, options given twice, values outside an option's choices. A bad literal is
-reported and its option dropped, so one mistake yields one diagnostic.
+reported (into the `BuildContext` of the parse, `CURRENT`) and its option dropped, so
+one mistake yields one diagnostic.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
-from lark import Token, Transformer
 
 from . import ast, http
 from .diagnostics import Diagnostic, Related, error, warning
@@ -46,72 +46,25 @@ def _report(diagnostic: Diagnostic) -> None:
     CURRENT.get().diagnostics.append(diagnostic)
 
 
-def tok_span(token: Token) -> Span:
-    # Our lexer sets every position; the casts only inform the type checker.
-    return Span(
-        CURRENT.get().source.path,
-        cast(int, token.start_pos),
-        cast(int, token.end_pos),
-        cast(int, token.line),
-        cast(int, token.column),
-        cast(int, token.end_line),
-        cast(int, token.end_column),
-    )
-
-
-def _span_of(item: Any) -> Span:
-    if isinstance(item, Token):
-        return tok_span(item)
-    if isinstance(item, tuple) and not isinstance(item, Span):
-        # an option (name, value, span), a block (options, span), or a tuple of nodes
-        if isinstance(item[-1], Span):
-            return item[-1]
-        return _span_of(item[0]).to(_span_of(item[-1]))
-    span: Span = item.span
-    return span
-
-
-def _span(children: Sequence[Any]) -> Span:
-    """From the first child to the last (children always begin and end with a token here)."""
-    first, last = children[0], children[-1]
-    if type(first) is Token and type(last) is Token:  # the common case, without temporaries
-        return Span(
-            CURRENT.get().source.path,
-            cast(int, first.start_pos),
-            cast(int, last.end_pos),
-            cast(int, first.line),
-            cast(int, first.column),
-            cast(int, last.end_line),
-            cast(int, last.end_column),
-        )
-    return _span_of(first).to(_span_of(last))
-
-
-def _nodes(children: Iterable[Any], kind: type[T]) -> list[T]:
-    return [c for c in children if isinstance(c, kind)]
-
-
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean `{matches[0]}`?" if matches else None
 
 
 @attrs.frozen(slots=True)
-class _Invalid:
+class Invalid:
     """Stands for a literal that was reported as wrong; its option is dropped."""
 
     span: Span
 
 
-@attrs.frozen(slots=True)
-class _NameList:
-    tokens: tuple[Token, ...]
-    span: Span
-
+# An option of a block as read: its name, its value (or Invalid) and the span of the whole option.
+Option = tuple[str, Any, Span]
 
 # ---- literal decoding ------------------------------------------------------
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_INTEGER = re.compile(r"-?\d+\Z")
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
 _DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d))+\Z")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
@@ -409,12 +362,199 @@ def decode_template(raw: str, span: Span) -> tuple[str | ast.Path, ...] | None:
     return tuple(parts) if ok else None
 
 
-# ---- the builder -----------------------------------------------------------
+# ---- nodes: names and literals ------------------------------------------------
 
 
-def _option_table(
-    options: Sequence[tuple[str, Any, Span]], block: str
-) -> dict[str, Any]:
+def name_node(text: str, span: Span, what: str) -> ast.Name:
+    """A name where a plain one is needed (`what` says of what, in the message)."""
+    if not _PLAIN_NAME.match(text):
+        _report(error("E0015", f"`{text}` is not a valid {what} name", span, "not a plain name",
+                      "names are letters, digits, `_` and `-`; dots are for event types and field paths"))
+    return ast.Name(text, span)
+
+
+def event_type_node(text: str, span: Span) -> ast.Name:
+    if not _DOTTED_NAME.match(text):
+        _report(error("E0015", f"`{text}` is not an event type", span, "globs are not allowed here",
+                      "name one event type, such as `order.created`; globs belong in a route's `on`"))
+    return ast.Name(text, span)
+
+
+def path_node(text: str, span: Span) -> ast.Path:
+    return path_of(text, span)[0]
+
+
+def keyword_node(text: str, span: Span, option: str, choices: Sequence[str]) -> ast.Keyword | Invalid:
+    if text not in choices:
+        listed = ", ".join(f"`{c}`" for c in choices)
+        hint = did_you_mean(text, choices)
+        _report(error("E0016", f"`{text}` is not a valid `{option}`", span, f"expected one of {listed}",
+                      hint or f"`{option}` is one of {listed}"))
+        return Invalid(span)
+    return ast.Keyword(text, span)
+
+
+def string_node(raw: str, span: Span) -> ast.Scalar | Invalid:
+    """A string token (quotes included)."""
+    value = decode_string(raw, span)
+    return Invalid(span) if value is None else ast.Scalar(value, span)
+
+
+def number_node(text: str, span: Span) -> ast.Scalar | Invalid:
+    value: int | float
+    if len(text) > 40:  # beyond any 64-bit number (and Python's limit on int() of text)
+        _report(error("E0012", "number is too large", span, f"{len(text)} characters",
+                      "numbers must fit in a 64-bit float"))
+        return Invalid(span)
+    if _INTEGER.match(text):
+        value = int(text)
+    else:
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            _report(error("E0012", f"number `{text}` is too large", span, "out of range",
+                          "numbers must fit in a 64-bit float"))
+            return Invalid(span)
+    return ast.Scalar(value, span)
+
+
+def duration_node(text: str, span: Span) -> ast.Duration | Invalid:
+    ms, problem = parse_duration(text)
+    if ms is None:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        _report(error("E0011", f"invalid duration `{shown}`", span, "not a duration", problem))
+        return Invalid(span)
+    return ast.Duration(ms, text, span)
+
+
+def list_node(items: Iterable[Any], span: Span) -> ast.ListLit:
+    """A list literal of the literals read (those reported as wrong left out)."""
+    return ast.ListLit(tuple(i for i in items if not isinstance(i, Invalid)), span)
+
+
+def string_key(key: ast.Scalar | Invalid) -> ast.Name | None:
+    """A key written as a string (`"a b": 1`), or None after reporting it."""
+    if isinstance(key, ast.Scalar) and isinstance(key.value, str):
+        if not key.value:
+            _report(error("E0015", "a key cannot be empty", key.span, "empty key", "name the key: `order_id: id`"))
+            return None
+        return ast.Name(key.value, key.span)
+    return None
+
+
+def object_entry_node(key: ast.Name | None, value: Any, span: Span) -> ast.ObjectEntry | Invalid:
+    if key is None or isinstance(value, Invalid):
+        return Invalid(span)
+    return ast.ObjectEntry(key, value, span)
+
+
+def object_node(entries: Iterable[Any], span: Span) -> ast.ObjectLit:
+    kept = [e for e in entries if isinstance(e, ast.ObjectEntry)]
+    unique((e.key for e in kept), "key")
+    return ast.ObjectLit(tuple(kept), span)
+
+
+def unique(names: Iterable[ast.Name], what: str) -> None:
+    """Reports every name given before (`what`: field, key, target)."""
+    seen: dict[str, ast.Name] = {}
+    for name in names:
+        if name.text in seen:
+            _report(error("E0019", f"{what} `{name.text}` given twice", name.span, "given again here",
+                          f"each {what} may appear once", [Related(seen[name.text].span, "first given here")]))
+        else:
+            seen[name.text] = name
+
+
+# ---- nodes: schemas ------------------------------------------------------------
+
+
+def named_type_node(name: str, span: Span) -> ast.ScalarType:
+    if name not in ast.SCALAR_TYPES:
+        hint = did_you_mean(name, (*ast.SCALAR_TYPES, "list"))
+        _report(error("E0014", f"unknown type `{name}`", span, "not a type",
+                      hint or "types are `string`, `int`, `float`, `bool`, `timestamp`, `any`, "
+                      "`list<T>` and `{ field: T }`"))
+        return ast.ScalarType("any", span)
+    return ast.ScalarType(name, span)
+
+
+def quoted_field_name(text: str, span: Span) -> ast.Name | None:
+    """A schema's field name written with backticks (the grammar's QPATH): one segment."""
+    path = path_node(text, span)
+    if len(path.parts) != 1:
+        _report(error("E0015", f"`{text}` is a path, not a field name", path.span, "a path",
+                      "declare the field in a nested object: `{ customer: { id: string } }`; "
+                      "a name with a dot in it is quoted whole: `` `c.count`: int ``"))
+        return None
+    return ast.Name(path.parts[0], path.span)
+
+
+def field_node(name: ast.Name | None, type_: ast.Type, optional: bool, span: Span) -> ast.Field | Invalid:
+    if name is None:
+        return Invalid(span)
+    return ast.Field(name, type_, optional, span)
+
+
+def object_type_node(fields: Iterable[Any], span: Span) -> ast.ObjectType:
+    kept = [f for f in fields if isinstance(f, ast.Field)]
+    unique((f.name for f in kept), "field")
+    return ast.ObjectType(tuple(kept), span)
+
+
+# ---- nodes: retry policies, dead letters, targets --------------------------------
+
+
+def count_node(value: ast.Scalar | Invalid, option: str) -> ast.Count | Invalid:
+    """A whole number option (`attempts`, `concurrency`)."""
+    if isinstance(value, Invalid):
+        return value
+    text = CURRENT.get().source.text[value.span.start:value.span.end]
+    if not isinstance(value.value, int):
+        _report(error("E0012", f"`{option}` must be a whole number, not `{text}`", value.span,
+                      "not a whole number", f"write `{option}` as a count such as `3`"))
+        return Invalid(value.span)
+    if value.value < 0:
+        _report(error("E0012", f"`{option}` cannot be negative", value.span, "negative",
+                      f"write `{option}` as a count such as `3`"))
+        return Invalid(value.span)
+    return ast.Count(value.value, value.span)
+
+
+def fixed_backoff(delay: ast.Duration | Invalid, span: Span) -> Option:
+    return "backoff", delay if isinstance(delay, Invalid) else ast.FixedBackoff(delay, span), span
+
+
+def linear_backoff(initial: Any, step: Any, maximum: Any, span: Span) -> Option:
+    if any(isinstance(p, Invalid) for p in (initial, step, maximum)):
+        return "backoff", Invalid(span), span
+    return "backoff", ast.LinearBackoff(initial, step, maximum, span), span
+
+
+def exponential_backoff(initial: Any, factor: Any, maximum: Any, span: Span) -> Option:
+    if any(isinstance(p, Invalid) for p in (initial, factor, maximum)):
+        return "backoff", Invalid(span), span
+    return "backoff", ast.ExponentialBackoff(initial, ast.Factor(float(factor.value), factor.span), maximum,
+                                             span), span
+
+
+def error_kinds(names: Iterable[tuple[str, Span]]) -> tuple[ast.Name, ...]:
+    """The error kinds of `retry_on [...]` or `give_up_on [...]`: names, or HTTP kinds."""
+    kinds = []
+    for text, span in names:
+        if text.startswith("http.") and not http.is_http_kind(text):
+            known = [*http.HTTP_KINDS, "http.404", "http.429", "http.503"]
+            hint = did_you_mean(text, known)
+            _report(error("E0026", f"`{text}` is not an error kind of HTTP targets", span, "unknown HTTP kind",
+                          hint or "HTTP kinds are `http.3xx`, `http.4xx`, `http.5xx`, a status such as "
+                          "`http.404`, `http.timeout`, `http.connect`, `http.tls` and `http.protocol`"))
+            kinds.append(ast.Name(text, span))
+        elif text.startswith("http."):
+            kinds.append(ast.Name(text, span))
+        else:
+            kinds.append(name_node(text, span, "error kind"))
+    return tuple(kinds)
+
+
+def option_table(options: Sequence[Option], block: str) -> dict[str, Any]:
     """Options of a block by name; a second occurrence is reported and ignored."""
     table: dict[str, Any] = {}
     first: dict[str, Span] = {}
@@ -424,685 +564,286 @@ def _option_table(
                           "remove one of them", [Related(first[name], "first given here")]))
             continue
         first[name] = span
-        if not isinstance(value, _Invalid):
+        if not isinstance(value, Invalid):
             table[name] = value
     return table
 
 
-class Builder(Transformer[Token, Any]):
-    """Rule callbacks for the LALR parser: children in, AST nodes out."""
+def retry_policy_node(name: ast.Name | None, options: dict[str, Any], span: Span) -> ast.RetryPolicy:
+    """`retry NAME { ... }`, or an inline `retry { ... }` (`name` None), from its option table."""
+    return ast.RetryPolicy(
+        name=name,
+        attempts=options.get("attempts"),
+        backoff=options.get("backoff"),
+        jitter=options.get("jitter"),
+        retry_on=options.get("retry_on"),
+        give_up_on=options.get("give_up_on"),
+        deadline=options.get("deadline"),
+        span=span,
+    )
 
-    # -- names ---------------------------------------------------------------
 
-    def _name(self, token: Token, what: str) -> ast.Name:
-        span = tok_span(token)
-        text = str(token)
-        if not _PLAIN_NAME.match(text):
-            _report(error("E0015", f"`{text}` is not a valid {what} name", span, "not a plain name",
-                          "names are letters, digits, `_` and `-`; dots are for event types and field paths"))
-        return ast.Name(text, span)
+def env_node(name: ast.Scalar | Invalid, span: Span) -> ast.EnvRef | Invalid:
+    if isinstance(name, Invalid):
+        return name
+    if not isinstance(name.value, str) or not http.ENV_NAME.match(name.value):
+        _report(error("E0022", f"{name.value!r} is not an environment variable name", name.span,
+                      "not a variable name", "a variable name is letters, digits and `_`, such as `PAYMENTS_URL`"))
+        return Invalid(span)
+    return ast.EnvRef(name.value, span)
 
-    def _event_type(self, token: Token) -> ast.Name:
-        span = tok_span(token)
-        text = str(token)
-        if not _DOTTED_NAME.match(text):
-            _report(error("E0015", f"`{text}` is not an event type", span, "globs are not allowed here",
-                          "name one event type, such as `order.created`; globs belong in a route's `on`"))
-        return ast.Name(text, span)
 
-    def _path(self, token: Token) -> ast.Path:
-        return path_of(str(token), tok_span(token))[0]
+def http_option(method: str, method_span: Span, url: ast.Scalar | ast.EnvRef | Invalid, span: Span) -> Option:
+    """`http METHOD URL`."""
+    checked_method = keyword_node(method, method_span, "http method", http.METHODS)
+    if isinstance(url, ast.Scalar) and not _check_url(url):
+        url = Invalid(url.span)
+    if isinstance(checked_method, Invalid) or isinstance(url, Invalid):
+        return "http", Invalid(span), span
+    return "http", ast.HttpEndpoint(checked_method, url, span), span
 
-    def _keyword(self, token: Token, option: str, choices: Sequence[str]) -> ast.Keyword | _Invalid:
-        span = tok_span(token)
-        if str(token) not in choices:
-            listed = ", ".join(f"`{c}`" for c in choices)
-            hint = did_you_mean(str(token), choices)
-            _report(error("E0016", f"`{token}` is not a valid `{option}`", span, f"expected one of {listed}",
-                          hint or f"`{option}` is one of {listed}"))
-            return _Invalid(span)
-        return ast.Keyword(str(token), span)
 
-    # -- literals --------------------------------------------------------------
+def header_node(name: ast.Scalar | Invalid, value: ast.Scalar | ast.EnvRef | Invalid,
+                span: Span) -> ast.Header | Invalid:
+    if isinstance(name, Invalid) or isinstance(value, Invalid):
+        return Invalid(span)
+    text = str(name.value)
+    if not http.HEADER_NAME.match(text):
+        _report(error("E0023", f"{text!r} is not an HTTP header name", name.span, "not a header name",
+                      "a header name is letters, digits and `-` (and a few marks: !#$%&'*+.^_`|~)"))
+        return Invalid(span)
+    if http.reserved_header(text):
+        _report(error("E0024", f"header `{text}` is set by interlock", name.span, "set on every request",
+                      "interlock writes `Content-Type`, `Content-Length`, `Host`, the CloudEvents `ce-*` "
+                      "headers and its own `Interlock-*` itself: leave this one out"))
+        return Invalid(span)
+    if isinstance(value, ast.Scalar):
+        if not http.FIELD_VALUE.match(str(value.value)):
+            _report(error("E0023", f"the value of header `{text}` is not one HTTP allows", value.span,
+                          "not a header value", "a header value is printable ASCII on one line, with no space "
+                          "at either end"))
+            return Invalid(span)
+        if http.credential_header(text):
+            _report(error("E0025", f"header `{text}` carries a credential written in the source", value.span,
+                          "a secret in the source", f'read it from the environment: `"{text}": env("NAME")` '
+                          "(a compiled artifact never holds a secret)"))
+            return Invalid(span)
+    return ast.Header(name, value, span)
 
-    def string(self, c: list[Token]) -> ast.Scalar | _Invalid:
-        span = tok_span(c[0])
-        value = decode_string(str(c[0]), span)
-        return _Invalid(span) if value is None else ast.Scalar(value, span)
 
-    def number(self, c: list[Token]) -> ast.Scalar | _Invalid:
-        span = tok_span(c[0])
-        text = str(c[0])
-        value: int | float
-        if len(text) > 40:  # beyond any 64-bit number (and Python's limit on int() of text)
-            _report(error("E0012", "number is too large", span, f"{len(text)} characters",
-                          "numbers must fit in a 64-bit float"))
-            return _Invalid(span)
-        if re.fullmatch(r"-?\d+", text):
-            value = int(text)
+def headers_option(headers: Iterable[Any], span: Span) -> Option:
+    """`headers { ... }`: each header name once, whatever its case."""
+    seen: dict[str, ast.Header] = {}
+    for header in headers:
+        if not isinstance(header, ast.Header):
+            continue
+        lowered = str(header.name.value).lower()
+        if lowered in seen:
+            _report(error("E0019", f"header `{header.name.value}` given twice", header.name.span,
+                          "given again here", "header names are case-insensitive: give each once",
+                          [Related(seen[lowered].name.span, "first given here")]))
+            continue
+        seen[lowered] = header
+    return "headers", tuple(seen.values()), span
+
+
+def target_node(name: str, name_span: Span, options: Sequence[Option], span: Span) -> ast.TargetDecl:
+    table = option_table(options, "target")
+    given = {option: where for option, _value, where in options}
+    if "http" not in given:
+        for option in ("headers", "format"):
+            if option in given:
+                _report(error("E0027", f"`{option}` on a target that is not an HTTP target", given[option],
+                              "for HTTP targets only", "give the target an endpoint (`http POST \"https://...\"`) "
+                              f"or remove `{option}`"))
+                table.pop(option, None)
+    return ast.TargetDecl(name_node(name, name_span, "target"), ast.TargetOptions(**table), span)
+
+
+def defaults_node(options: Sequence[Option], span: Span) -> ast.DefaultsDecl:
+    allowed = []
+    for option in options:
+        name, _value, where = option
+        if name in ("order_by", "emits", "http"):
+            shown = "order by" if name == "order_by" else name
+            _report(error("E0018", f"`{shown}` cannot be a default", where, "not allowed in `defaults`",
+                          f"`{shown}` belongs to one target: move it into that target's block"))
         else:
-            value = float(text)
-            if value in (float("inf"), float("-inf")):
-                _report(error("E0012", f"number `{text}` is too large", span, "out of range",
-                              "numbers must fit in a 64-bit float"))
-                return _Invalid(span)
-        return ast.Scalar(value, span)
-
-    def duration(self, c: list[Token]) -> ast.Duration | _Invalid:
-        span = tok_span(c[0])
-        ms, problem = parse_duration(str(c[0]))
-        if ms is None:
-            text = str(c[0])
-            shown = text if len(text) <= 24 else text[:20] + "..."
-            _report(error("E0011", f"invalid duration `{shown}`", span, "not a duration", problem))
-            return _Invalid(span)
-        return ast.Duration(ms, str(c[0]), span)
-
-    def true(self, c: list[Token]) -> ast.Scalar:
-        return ast.Scalar(True, tok_span(c[0]))
-
-    def false(self, c: list[Token]) -> ast.Scalar:
-        return ast.Scalar(False, tok_span(c[0]))
-
-    def null(self, c: list[Token]) -> ast.Scalar:
-        return ast.Scalar(None, tok_span(c[0]))
-
-    def list_lit(self, c: list[Any]) -> ast.ListLit:
-        items = [x for x in c[1:-1] if not isinstance(x, Token)]
-        return ast.ListLit(tuple(i for i in items if not isinstance(i, _Invalid)), _span(c))
-
-    def _key_name(self, key: Token | ast.Scalar | _Invalid) -> ast.Name | None:
-        if isinstance(key, Token):
-            return self._name(key, "key")
-        if isinstance(key, ast.Scalar) and isinstance(key.value, str):
-            if not key.value:
-                _report(error("E0015", "a key cannot be empty", key.span, "empty key",
-                              "name the key: `order_id: id`"))
-                return None
-            return ast.Name(key.value, key.span)
-        return None
-
-    def object_entry(self, c: list[Any]) -> ast.ObjectEntry | _Invalid:
-        key = self._key_name(c[0])
-        if key is None or isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        return ast.ObjectEntry(key, c[2], _span(c))
-
-    def object_lit(self, c: list[Any]) -> ast.ObjectLit:
-        entries = _nodes(c, ast.ObjectEntry)
-        self._unique((e.key for e in entries), "key")
-        return ast.ObjectLit(tuple(entries), _span(c))
-
-    def _unique(self, names: Iterable[ast.Name], what: str) -> None:
-        seen: dict[str, ast.Name] = {}
-        for name in names:
-            if name.text in seen:
-                _report(error("E0019", f"{what} `{name.text}` given twice", name.span, "given again here",
-                              f"each {what} may appear once", [Related(seen[name.text].span, "first given here")]))
-            else:
-                seen[name.text] = name
-
-    def name_list(self, c: list[Any]) -> _NameList:
-        return _NameList(tuple(t for t in c if isinstance(t, Token) and t.type == "IDENT"), _span(c))
-
-    # -- schemas ---------------------------------------------------------------
-
-    def named_type(self, c: list[Token]) -> ast.ScalarType:
-        span = tok_span(c[0])
-        name = str(c[0])
-        if name not in ast.SCALAR_TYPES:
-            hint = did_you_mean(name, (*ast.SCALAR_TYPES, "list"))
-            _report(error("E0014", f"unknown type `{name}`", span, "not a type",
-                          hint or "types are `string`, `int`, `float`, `bool`, `timestamp`, `any`, "
-                          "`list<T>` and `{ field: T }`"))
-            return ast.ScalarType("any", span)
-        return ast.ScalarType(name, span)
-
-    def list_type(self, c: list[Any]) -> ast.ListType:
-        return ast.ListType(c[2], _span(c))
-
-    def field(self, c: list[Any]) -> ast.Field | _Invalid:
-        optional = isinstance(c[-1], Token) and c[-1].type == "OPTIONAL"
-        name = self._field_name(c[0])
-        if name is None:
-            return _Invalid(_span(c))
-        return ast.Field(name, c[2], optional, _span(c))
-
-    def _field_name(self, key: Token | ast.Scalar | _Invalid) -> ast.Name | None:
-        """A schema's field name: a plain name, one segment in backticks, or a string."""
-        if isinstance(key, Token) and key.type == "QPATH":
-            path = self._path(key)
-            if len(path.parts) != 1:
-                _report(error("E0015", f"`{key}` is a path, not a field name", path.span, "a path",
-                              "declare the field in a nested object: `{ customer: { id: string } }`; "
-                              "a name with a dot in it is quoted whole: `` `c.count`: int ``"))
-                return None
-            return ast.Name(path.parts[0], path.span)
-        if isinstance(key, Token):
-            return self._name(key, "field")
-        return self._key_name(key)
-
-    def object_type(self, c: list[Any]) -> ast.ObjectType:
-        fields = _nodes(c, ast.Field)
-        self._unique((f.name for f in fields), "field")
-        return ast.ObjectType(tuple(fields), _span(c))
-
-    def event_decl(self, c: list[Any]) -> ast.EventDecl:
-        schema = c[2] if len(c) > 2 else None
-        return ast.EventDecl(self._event_type(c[1]), schema, _span(c))
-
-    # -- retry policies ----------------------------------------------------------
-
-    def attempts(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "attempts", self._count(c[1], "attempts"), _span(c)
-
-    def _count(self, value: ast.Scalar | _Invalid, option: str) -> ast.Count | _Invalid:
-        if isinstance(value, _Invalid):
-            return value
-        text = CURRENT.get().source.text[value.span.start:value.span.end]
-        if not isinstance(value.value, int):
-            _report(error("E0012", f"`{option}` must be a whole number, not `{text}`", value.span,
-                          "not a whole number", f"write `{option}` as a count such as `3`"))
-            return _Invalid(value.span)
-        if value.value < 0:
-            _report(error("E0012", f"`{option}` cannot be negative", value.span, "negative",
-                          f"write `{option}` as a count such as `3`"))
-            return _Invalid(value.span)
-        return ast.Count(value.value, value.span)
-
-    def backoff_max(self, c: list[Any]) -> ast.Duration | _Invalid:
-        return c[1]  # type: ignore[no-any-return]
-
-    def backoff_fixed(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        delay = c[2]
-        value = delay if isinstance(delay, _Invalid) else ast.FixedBackoff(delay, span)
-        return "backoff", value, span
-
-    def backoff_linear(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        initial, step = c[3], c[5]
-        maximum = c[6] if len(c) > 6 else None
-        parts = (initial, step, maximum)
-        if any(isinstance(p, _Invalid) for p in parts):
-            return "backoff", _Invalid(span), span
-        return "backoff", ast.LinearBackoff(initial, step, maximum, span), span
-
-    def backoff_exponential(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        initial, factor = c[3], c[5]
-        maximum = c[6] if len(c) > 6 else None
-        if any(isinstance(p, _Invalid) for p in (initial, factor, maximum)):
-            return "backoff", _Invalid(span), span
-        return "backoff", ast.ExponentialBackoff(initial, ast.Factor(float(factor.value), factor.span),
-                                                 maximum, span), span
-
-    def jitter(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "jitter", self._keyword(c[1], "jitter", JITTERS), _span(c)
-
-    def retry_on(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "retry_on", self._error_kinds(c[1].tokens), _span(c)
-
-    def give_up_on(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "give_up_on", self._error_kinds(c[1].tokens), _span(c)
-
-    def _error_kinds(self, tokens: tuple[Token, ...]) -> tuple[ast.Name, ...]:
-        kinds = []
-        for token in tokens:
-            text = str(token)
-            if text.startswith("http.") and not http.is_http_kind(text):
-                span = tok_span(token)
-                known = [*http.HTTP_KINDS, "http.404", "http.429", "http.503"]
-                hint = did_you_mean(text, known)
-                _report(error("E0026", f"`{text}` is not an error kind of HTTP targets", span, "unknown HTTP kind",
-                              hint or "HTTP kinds are `http.3xx`, `http.4xx`, `http.5xx`, a status such as "
-                              "`http.404`, `http.timeout`, `http.connect`, `http.tls` and `http.protocol`"))
-                kinds.append(ast.Name(text, span))
-            elif text.startswith("http."):
-                kinds.append(ast.Name(text, tok_span(token)))
-            else:
-                kinds.append(self._name(token, "error kind"))
-        return tuple(kinds)
-
-    def deadline(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "deadline", c[1], _span(c)
-
-    def retry_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
-        options = [x for x in c if isinstance(x, tuple)]
-        return _option_table(options, "retry policy"), _span(c)
-
-    def _retry_policy(self, name: ast.Name | None, body: tuple[dict[str, Any], Span], span: Span) -> ast.RetryPolicy:
-        opts, _ = body
-        return ast.RetryPolicy(
-            name=name,
-            attempts=opts.get("attempts"),
-            backoff=opts.get("backoff"),
-            jitter=opts.get("jitter"),
-            retry_on=opts.get("retry_on"),
-            give_up_on=opts.get("give_up_on"),
-            deadline=opts.get("deadline"),
-            span=span,
-        )
-
-    def retry_decl(self, c: list[Any]) -> ast.RetryPolicy:
-        return self._retry_policy(self._name(c[1], "retry policy"), c[2], _span(c))
-
-    # -- dead letters, targets -------------------------------------------------
-
-    def retain(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "retain", c[1], _span(c)
-
-    def dead_letter_body(self, c: list[Any]) -> tuple[dict[str, Any], Span]:
-        return _option_table([x for x in c if isinstance(x, tuple)], "dead letter"), _span(c)
-
-    def dead_letter_decl(self, c: list[Any]) -> ast.DeadLetterDecl:
-        opts = c[2][0] if len(c) > 2 else {}
-        return ast.DeadLetterDecl(self._name(c[1], "dead letter"), opts.get("retain"), _span(c))
-
-    def mode(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "mode", self._keyword(c[1], "mode", MODES), _span(c)
-
-    def use_retry(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "retry", self._name(c[1], "retry policy"), _span(c)
-
-    def inline_retry(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        return "retry", self._retry_policy(None, c[1], span), span
-
-    def use_dead_letter(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "dead_letter", self._name(c[1], "dead letter"), _span(c)
-
-    def timeout(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "timeout", c[1], _span(c)
-
-    def concurrency(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "concurrency", self._count(c[1], "concurrency"), _span(c)
-
-    def order_by(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "order_by", self._path(c[2]), _span(c)
-
-    def emits(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "emits", tuple(self._event_type(t) for t in c[1].tokens), _span(c)
-
-    def on_exhausted(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "on_exhausted", self._keyword(c[1], "on_exhausted", ON_EXHAUSTED), _span(c)
-
-    # -- HTTP targets --------------------------------------------------------------
-
-    def env(self, c: list[Any]) -> ast.EnvRef | _Invalid:
-        span = _span(c)
-        name = next(x for x in c if isinstance(x, ast.Scalar | _Invalid))
-        if isinstance(name, _Invalid):
-            return name
-        if not isinstance(name.value, str) or not http.ENV_NAME.match(name.value):
-            _report(error("E0022", f"{name.value!r} is not an environment variable name", name.span,
-                          "not a variable name", "a variable name is letters, digits and `_`, such as `PAYMENTS_URL`"))
-            return _Invalid(span)
-        return ast.EnvRef(name.value, span)
-
-    def http(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        method = self._keyword(c[1], "http method", http.METHODS)
-        url = c[-1]
-        if isinstance(url, ast.Scalar) and not _check_url(url):
-            url = _Invalid(url.span)
-        if isinstance(method, _Invalid) or isinstance(url, _Invalid):
-            return "http", _Invalid(span), span
-        return "http", ast.HttpEndpoint(method, url, span), span
-
-    def header(self, c: list[Any]) -> ast.Header | _Invalid:
-        span = _span(c)
-        name, value = [x for x in c if not isinstance(x, Token)]
-        if isinstance(name, _Invalid) or isinstance(value, _Invalid):
-            return _Invalid(span)
-        text = str(name.value)
-        if not http.HEADER_NAME.match(text):
-            _report(error("E0023", f"{text!r} is not an HTTP header name", name.span, "not a header name",
-                          "a header name is letters, digits and `-` (and a few marks: !#$%&'*+.^_`|~)"))
-            return _Invalid(span)
-        if http.reserved_header(text):
-            _report(error("E0024", f"header `{text}` is set by interlock", name.span, "set on every request",
-                          "interlock writes `Content-Type`, `Content-Length`, `Host`, the CloudEvents `ce-*` "
-                          "headers and its own `Interlock-*` itself: leave this one out"))
-            return _Invalid(span)
-        if isinstance(value, ast.Scalar):
-            if not http.FIELD_VALUE.match(str(value.value)):
-                _report(error("E0023", f"the value of header `{text}` is not one HTTP allows", value.span,
-                              "not a header value", "a header value is printable ASCII on one line, with no space "
-                              "at either end"))
-                return _Invalid(span)
-            if http.credential_header(text):
-                _report(error("E0025", f"header `{text}` carries a credential written in the source", value.span,
-                              "a secret in the source", f'read it from the environment: `"{text}": env("NAME")` '
-                              "(a compiled artifact never holds a secret)"))
-                return _Invalid(span)
-        return ast.Header(name, value, span)
-
-    def headers(self, c: list[Any]) -> tuple[str, Any, Span]:
-        span = _span(c)
-        seen: dict[str, ast.Header] = {}
-        for header in c:
-            if not isinstance(header, ast.Header):
-                continue
-            lowered = str(header.name.value).lower()
-            if lowered in seen:
-                _report(error("E0019", f"header `{header.name.value}` given twice", header.name.span,
-                              "given again here", "header names are case-insensitive: give each once",
-                              [Related(seen[lowered].name.span, "first given here")]))
-                continue
-            seen[lowered] = header
-        return "headers", tuple(seen.values()), span
-
-    def content_format(self, c: list[Any]) -> tuple[str, Any, Span]:
-        return "format", self._keyword(c[1], "format", http.FORMATS), _span(c)
-
-    def target_body(self, c: list[Any]) -> tuple[list[tuple[str, Any, Span]], Span]:
-        return [x for x in c if isinstance(x, tuple)], _span(c)
-
-    def target_decl(self, c: list[Any]) -> ast.TargetDecl:
-        options, _ = c[2]
-        table = _option_table(options, "target")
-        given = {name: span for name, _value, span in options}
-        if "http" not in given:
-            for name in ("headers", "format"):
-                if name in given:
-                    _report(error("E0027", f"`{name}` on a target that is not an HTTP target", given[name],
-                                  "for HTTP targets only", "give the target an endpoint (`http POST \"https://...\"`) "
-                                  f"or remove `{name}`"))
-                    table.pop(name, None)
-        return ast.TargetDecl(self._name(c[1], "target"), ast.TargetOptions(**table), _span(c))
-
-    def defaults_decl(self, c: list[Any]) -> ast.DefaultsDecl:
-        options, _ = c[1]
-        allowed = []
-        for option in options:
-            name, _value, span = option
-            if name in ("order_by", "emits", "http"):
-                shown = "order by" if name == "order_by" else name
-                _report(error("E0018", f"`{shown}` cannot be a default", span, "not allowed in `defaults`",
-                              f"`{shown}` belongs to one target: move it into that target's block"))
-            else:
-                allowed.append(option)
-        return ast.DefaultsDecl(ast.TargetOptions(**_option_table(allowed, "defaults block")), _span(c))
-
-    def unrouted_decl(self, c: list[Any]) -> ast.UnroutedDecl:
-        return ast.UnroutedDecl(self._name(c[3], "dead letter"), _span(c))
-
-    # -- predicates --------------------------------------------------------------
-
-    def compare_op(self, c: list[Token]) -> str:
-        return str(c[0])
-
-    string_op = compare_op
-
-    def group(self, c: list[Any]) -> Any:
-        # The parenthesised expression, its span widened to the parentheses, so that the
-        # source text of an enclosing `not (...)` or `and` is balanced.
-        if isinstance(c[1], _Invalid):
-            return c[1]
-        return attrs.evolve(c[1], span=_span(c))
-
-    def not_expr(self, c: list[Any]) -> ast.Not | _Invalid:
-        if isinstance(c[1], _Invalid):
-            return _Invalid(_span(c))
-        return ast.Not(c[1], _span(c))
-
-    def and_expr(self, c: list[Any]) -> ast.And | _Invalid:
-        return self._junction(c, ast.And)
-
-    def or_expr(self, c: list[Any]) -> ast.Or | _Invalid:
-        return self._junction(c, ast.Or)
-
-    element_or = or_expr  # the condition of `any PATH { ... }` (see the grammar)
-    element_and = and_expr
-
-    def _junction(self, c: list[Any], kind: Callable[..., T]) -> T | _Invalid:
-        operands = [x for x in c if not isinstance(x, Token)]
-        if any(isinstance(x, _Invalid) for x in operands):
-            return _Invalid(_span(c))
-        return kind(tuple(operands), _span(c))
-
-    def compare(self, c: list[Any]) -> ast.Compare | _Invalid:
-        if isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        node = ast.Compare(self._path(c[0]), c[1], c[2], _span(c))
-        if node.value.value is None and node.op != "!=":
-            # `x != null` is true exactly when x has a value (different kinds are unequal);
-            # every other comparison with null is false whatever x holds.
-            hint = f"write `missing {node.path.text}`" if node.op == "==" else "compare with a value"
-            _report(warning("W0010", f"`{node.path.text} {node.op} null` is never true", node.span, "never true",
-                            f"a null field counts as missing, and a comparison with a missing field is false: {hint}"))
-        return node
-
-    def _list_values(self, lit: ast.ListLit) -> tuple[ast.Scalar, ...] | None:
-        values = []
-        for item in lit.items:
-            if not isinstance(item, ast.Scalar):
-                _report(error("E0020", "a list after `in` holds single values", item.span,
-                              "a list or object here", "compare against strings, numbers, booleans or `null`"))
-                return None
-            values.append(item)
-        return tuple(values)
-
-    def _in_list(self, path_token: Token, lit: ast.ListLit, span: Span, negated: bool, any_element: bool) -> Any:
-        values = self._list_values(lit)
-        if values is None:
-            return _Invalid(span)
-        for value in values:
-            if value.value is None:
-                _report(warning("W0010", "`null` in a list never matches", value.span, "never matches",
-                                "a null field counts as missing, and a missing field matches no list: "
-                                "use `missing FIELD` for that case"))
-        return ast.InList(self._path(path_token), values, negated, any_element, span)
-
-    def in_list(self, c: list[Any]) -> Any:
-        return self._in_list(c[0], c[2], _span(c), negated=False, any_element=False)
-
-    def not_in_list(self, c: list[Any]) -> Any:
-        return self._in_list(c[0], c[3], _span(c), negated=True, any_element=False)
-
-    def any_in_list(self, c: list[Any]) -> Any:
-        return self._in_list(c[1], c[3], _span(c), negated=False, any_element=True)
-
-    def in_range(self, c: list[Any]) -> ast.InRange | _Invalid:
-        low, high = c[2], c[4]
-        if isinstance(low, _Invalid) or isinstance(high, _Invalid):
-            return _Invalid(_span(c))
-        return ast.InRange(self._path(c[0]), low, high, _span(c))
-
-    def in_cidr(self, c: list[Any]) -> ast.InCidr | _Invalid:
-        lit = c[3]
-        span = _span(c)
-        if isinstance(lit, _Invalid):
-            return _Invalid(span)
+            allowed.append(option)
+    return ast.DefaultsDecl(ast.TargetOptions(**option_table(allowed, "defaults block")), span)
+
+
+# ---- nodes: predicates ------------------------------------------------------------
+# A predicate's path is given as its text and span: it is read only once the rest of the
+# predicate is known to be good, so that one mistake yields one diagnostic.
+
+
+def group_node(inner: Any, span: Span) -> Any:
+    """A parenthesised expression, its span widened to the parentheses, so that the
+    source text of an enclosing `not (...)` or `and` is balanced."""
+    if isinstance(inner, Invalid):
+        return inner
+    return attrs.evolve(inner, span=span)
+
+
+def not_node(operand: Any, span: Span) -> ast.Not | Invalid:
+    if isinstance(operand, Invalid):
+        return Invalid(span)
+    return ast.Not(operand, span)
+
+
+def junction_node(operands: Sequence[Any], span: Span, kind: Callable[..., T]) -> T | Invalid:
+    """`and` or `or` (`kind`) of the operands."""
+    for operand in operands:
+        if isinstance(operand, Invalid):
+            return Invalid(span)
+    return kind(tuple(operands), span)
+
+
+def compare_node(path: str, path_span: Span, op: str, value: ast.Scalar | Invalid,
+                 span: Span) -> ast.Compare | Invalid:
+    if isinstance(value, Invalid):
+        return Invalid(span)
+    node = ast.Compare(path_node(path, path_span), op, value, span)
+    if node.value.value is None and node.op != "!=":
+        # `x != null` is true exactly when x has a value (different kinds are unequal);
+        # every other comparison with null is false whatever x holds.
+        hint = f"write `missing {node.path.text}`" if node.op == "==" else "compare with a value"
+        _report(warning("W0010", f"`{node.path.text} {node.op} null` is never true", node.span, "never true",
+                        f"a null field counts as missing, and a comparison with a missing field is false: {hint}"))
+    return node
+
+
+def _list_values(lit: ast.ListLit) -> tuple[ast.Scalar, ...] | None:
+    values = []
+    for item in lit.items:
+        if not isinstance(item, ast.Scalar):
+            _report(error("E0020", "a list after `in` holds single values", item.span,
+                          "a list or object here", "compare against strings, numbers, booleans or `null`"))
+            return None
+        values.append(item)
+    return tuple(values)
+
+
+def in_list_node(path: str, path_span: Span, lit: ast.ListLit, span: Span, negated: bool,
+                 any_element: bool) -> ast.InList | Invalid:
+    """`path in [...]`, `path not in [...]` (`negated`), `any path in [...]` (`any_element`)."""
+    values = _list_values(lit)
+    if values is None:
+        return Invalid(span)
+    for value in values:
+        if value.value is None:
+            _report(warning("W0010", "`null` in a list never matches", value.span, "never matches",
+                            "a null field counts as missing, and a missing field matches no list: "
+                            "use `missing FIELD` for that case"))
+    return ast.InList(path_node(path, path_span), values, negated, any_element, span)
+
+
+def in_range_node(path: str, path_span: Span, low: ast.Scalar | Invalid, high: ast.Scalar | Invalid,
+                  span: Span) -> ast.InRange | Invalid:
+    if isinstance(low, Invalid) or isinstance(high, Invalid):
+        return Invalid(span)
+    return ast.InRange(path_node(path, path_span), low, high, span)
+
+
+def in_cidr_node(path: str, path_span: Span, lit: ast.Scalar | Invalid, span: Span) -> ast.InCidr | Invalid:
+    if isinstance(lit, Invalid):
+        return Invalid(span)
+    try:
+        network = ipaddress.ip_network(lit.value, strict=True)  # type: ignore[arg-type]
+    except ValueError as exc:
+        hint = "write a network address and prefix length, such as `10.0.0.0/8` or `fd00::/8`"
         try:
-            network = ipaddress.ip_network(lit.value, strict=True)
-        except ValueError as exc:
-            hint = "write a network address and prefix length, such as `10.0.0.0/8` or `fd00::/8`"
-            try:
-                loose = ipaddress.ip_network(lit.value, strict=False)
-                hint = f"the host bits are set: did you mean `{loose}`?"
-            except ValueError:
-                pass
-            problem = "host bits set" if "host bits" in str(exc) else "not a network"
-            _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, problem, hint))
-            return _Invalid(span)
-        return ast.InCidr(self._path(c[0]), str(network), span)
+            loose = ipaddress.ip_network(lit.value, strict=False)  # type: ignore[arg-type]
+            hint = f"the host bits are set: did you mean `{loose}`?"
+        except ValueError:
+            pass
+        problem = "host bits set" if "host bits" in str(exc) else "not a network"
+        _report(error("E0013", f"invalid CIDR block `{lit.value}`", lit.span, problem, hint))
+        return Invalid(span)
+    return ast.InCidr(path_node(path, path_span), str(network), span)
 
-    def is_null(self, c: list[Any]) -> ast.IsNull:
-        return ast.IsNull(self._path(c[0]), _span(c))
 
-    def regex_test(self, c: list[Any]) -> ast.RegexTest | _Invalid:
-        # Between the quotes exactly as RE2 reads it: its backslashes are the pattern's own.
-        pattern = ast.Scalar(str(c[3])[1:-1], tok_span(c[3]))
-        problem = regex_problem(str(pattern.value))
-        if problem is not None:
-            _report(error("E0028", f"invalid regular expression: {problem}", pattern.span, "not a regular expression",
-                          "the syntax is RE2's, which runs in linear time: no backreferences (`\\1`) and no "
-                          "lookaround (`(?=...)`); repetition counts up to 1000"))
-            return _Invalid(_span(c))
-        return ast.RegexTest(self._path(c[0]), pattern, _span(c))
+def regex_node(path: str, path_span: Span, raw: str, raw_span: Span, span: Span) -> ast.RegexTest | Invalid:
+    """`path matches regex "..."`: `raw` the string token, whose backslashes are the pattern's
+    own (RE2 reads it between the quotes exactly as written)."""
+    pattern = ast.Scalar(raw[1:-1], raw_span)
+    problem = regex_problem(str(pattern.value))
+    if problem is not None:
+        _report(error("E0028", f"invalid regular expression: {problem}", pattern.span, "not a regular expression",
+                      "the syntax is RE2's, which runs in linear time: no backreferences (`\\1`) and no "
+                      "lookaround (`(?=...)`); repetition counts up to 1000"))
+        return Invalid(span)
+    return ast.RegexTest(path_node(path, path_span), pattern, span)
 
-    def any_element(self, c: list[Any]) -> ast.AnyElement | _Invalid:
-        condition = c[3]
-        if isinstance(condition, _Invalid):
-            return _Invalid(_span(c))
-        return ast.AnyElement(self._path(c[1]), condition, _span(c))
 
-    def exists(self, c: list[Any]) -> ast.Exists:
-        return ast.Exists(self._path(c[1]), _span(c))
+def any_element_node(path: str, path_span: Span, condition: Any, span: Span) -> ast.AnyElement | Invalid:
+    if isinstance(condition, Invalid):
+        return Invalid(span)
+    return ast.AnyElement(path_node(path, path_span), condition, span)
 
-    def missing(self, c: list[Any]) -> ast.Missing:
-        return ast.Missing(self._path(c[1]), _span(c))
 
-    def string_test(self, c: list[Any]) -> ast.StringTest | _Invalid:
-        if isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        return ast.StringTest(self._path(c[0]), c[1], c[2], _span(c))
+def string_test_node(path: str, path_span: Span, op: str, value: ast.Scalar | Invalid,
+                     span: Span) -> ast.StringTest | Invalid:
+    if isinstance(value, Invalid):
+        return Invalid(span)
+    return ast.StringTest(path_node(path, path_span), op, value, span)
 
-    def contains(self, c: list[Any]) -> ast.Contains | _Invalid:
-        if isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        node = ast.Contains(self._path(c[0]), c[2], _span(c))
-        if node.value.value is None:
-            _report(warning("W0010", f"`{node.path.text} contains null` is never true", node.span, "never true",
-                            "a null in a list counts as no value: no list contains it, and no string does"))
-        return node
 
-    # -- routes and choices --------------------------------------------------------
+def contains_node(path: str, path_span: Span, value: ast.Scalar | Invalid, span: Span) -> ast.Contains | Invalid:
+    if isinstance(value, Invalid):
+        return Invalid(span)
+    node = ast.Contains(path_node(path, path_span), value, span)
+    if node.value.value is None:
+        _report(warning("W0010", f"`{node.path.text} contains null` is never true", node.span, "never true",
+                        "a null in a list counts as no value: no list contains it, and no string does"))
+    return node
 
-    def on_clause(self, c: list[Any]) -> tuple[ast.EventPattern, ...]:
-        patterns = []
-        for token in c[1:]:
-            if token.type != "IDENT":
-                continue
-            span = tok_span(token)
-            patterns.append(ast.EventPattern(str(token), span))
-        return tuple(patterns)
 
-    def when_clause(self, c: list[Any]) -> Any:
-        return c[1]
+# ---- nodes: transforms ----------------------------------------------------------------
 
-    def to_clause(self, c: list[Any]) -> tuple[ast.Delivery, ...]:
-        return tuple(_nodes(c, ast.Delivery))
 
-    def delivery(self, c: list[Any]) -> ast.Delivery:
-        transform = c[1] if len(c) > 1 else None
-        return ast.Delivery(self._name(c[0], "target"), transform, _span(c))
+def default_node(path: str, path_span: Span, fallback: Any, operator_span: Span, span: Span) -> ast.Default | Invalid:
+    """`path ?? fallback`; `operator_span` is that of the `??`."""
+    checked = path_node(path, path_span)
+    if isinstance(fallback, Invalid):
+        return Invalid(span)
+    # A chain is built from its end; the passes and the runtime walk it recursively.
+    chained, inner = 1, fallback
+    while isinstance(inner, ast.Default) and chained <= MAX_FALLBACKS:
+        chained, inner = chained + 1, inner.fallback
+    if chained > MAX_FALLBACKS:
+        _report(error("E0006", f"more than {MAX_FALLBACKS} `??` in a row", operator_span, "too many",
+                      "a value falls back to a few others at most: shorten the chain"))
+        return Invalid(span)
+    return ast.Default(checked, fallback, span)
 
-    def copy_field(self, c: list[Token]) -> ast.Path:
-        return self._path(c[0])
 
-    def default_field(self, c: list[Any]) -> ast.Default | _Invalid:
-        path = self._path(c[0])
-        if isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        # A chain is built from its end; the passes and the runtime walk it recursively.
-        chained, inner = 1, c[2]
-        while isinstance(inner, ast.Default) and chained <= MAX_FALLBACKS:
-            chained, inner = chained + 1, inner.fallback
-        if chained > MAX_FALLBACKS:
-            _report(error("E0006", f"more than {MAX_FALLBACKS} `??` in a row", tok_span(c[1]), "too many",
-                          "a value falls back to a few others at most: shorten the chain"))
-            return _Invalid(_span(c))
-        return ast.Default(path, c[2], _span(c))
+def template_node(raw: str, span: Span) -> ast.Template | Invalid:
+    parts = decode_template(raw, span)
+    return Invalid(span) if parts is None else ast.Template(parts, span)
 
-    def template(self, c: list[Token]) -> ast.Template | _Invalid:
-        span = tok_span(c[0])
-        parts = decode_template(str(c[0]), span)
-        return _Invalid(span) if parts is None else ast.Template(parts, span)
 
-    def spread(self, c: list[Token]) -> ast.Spread:
-        return ast.Spread(tok_span(c[0]))
+def transform_entry_node(key: ast.Name | None, value: Any, span: Span) -> ast.TransformEntry | Invalid:
+    if key is None or isinstance(value, Invalid):
+        return Invalid(span)
+    return ast.TransformEntry(key, value, span)
 
-    def transform_entry(self, c: list[Any]) -> ast.TransformEntry | _Invalid:
-        key = self._key_name(c[0])
-        if key is None or isinstance(c[2], _Invalid):
-            return _Invalid(_span(c))
-        return ast.TransformEntry(key, c[2], _span(c))
 
-    def with_clause(self, c: list[Any]) -> ast.Transform:
-        return c[1]  # type: ignore[no-any-return]
-
-    def transform_object(self, c: list[Any]) -> ast.Transform:
-        items = [x for x in c if isinstance(x, ast.TransformEntry | ast.Spread | _Invalid)]
-        spreads = [x for x in items if isinstance(x, ast.Spread)]
-        for item in spreads[1:]:
-            _report(error("E0031", "`...` given twice in one object", item.span, "given again here",
-                          "the event's fields are put in once: remove this `...`",
-                          [Related(spreads[0].span, "first given here")]))
-        spread = spreads[0] if spreads else None
-        if spread is not None and items[0] is not spread:
-            _report(error("E0031", "`...` comes first in its object", spread.span, "after a key",
-                          "move `...` to the start: the keys written after it replace the event's fields "
-                          "of the same name"))
-            spread = None
-        entries = _nodes(items, ast.TransformEntry)
-        self._unique((e.key for e in entries), "key")
-        return ast.Transform(tuple(entries), _span(c), spread)
-
-    def route_decl(self, c: list[Any]) -> ast.RouteDecl:
-        on = c[3]
-        when = c[4] if len(c) == 7 else None
-        to = c[-2]
-        if isinstance(when, _Invalid):
-            when = None
-        return ast.RouteDecl(self._name(c[1], "route"), on, when, to, _span(c))
-
-    def choice(self, c: list[Any]) -> ast.Branch:
-        when = None if isinstance(c[1], _Invalid) else c[1]
-        return ast.Branch(when, c[2], _span(c))
-
-    def otherwise(self, c: list[Any]) -> ast.Branch:
-        return ast.Branch(None, c[1], _span(c))
-
-    def choose_decl(self, c: list[Any]) -> ast.ChooseDecl:
-        branches = _nodes(c, ast.Branch)
-        return ast.ChooseDecl(self._name(c[1], "choose"), c[3], tuple(branches), _span(c))
-
-    # -- tests ---------------------------------------------------------------------
-
-    def send(self, c: list[Any]) -> ast.Send:
-        data = c[2] if len(c) > 2 else None
-        return ast.Send(self._event_type(c[1]), data, _span(c))
-
-    def expected(self, c: list[Token]) -> ast.Name:
-        return self._name(c[0], "target")
-
-    def expected_with(self, c: list[Any]) -> ast.ExpectedPayload:
-        return ast.ExpectedPayload(self._name(c[0], "target"), c[-1], exact=False, span=_span(c))
-
-    def expected_exactly(self, c: list[Any]) -> ast.ExpectedPayload:
-        return ast.ExpectedPayload(self._name(c[0], "target"), c[-1], exact=True, span=_span(c))
-
-    def expect_targets(self, c: list[Any]) -> ast.Expect:
-        items = [x for x in c if isinstance(x, ast.Name | ast.ExpectedPayload)]
-        names = [x if isinstance(x, ast.Name) else x.target for x in items]
-        self._unique(names, "target")
-        payloads = tuple(x for x in items if isinstance(x, ast.ExpectedPayload))
-        return ast.Expect(tuple(names), _span(c), payloads)
-
-    def expect_nothing(self, c: list[Any]) -> ast.Expect:
-        return ast.Expect((), _span(c))
-
-    def test_step(self, c: list[Any]) -> ast.TestStep:
-        return ast.TestStep(c[0], c[1], _span(c))
-
-    def emit_step(self, c: list[Any]) -> ast.TestStep:
-        # then TARGET emits TYPE [object] expect
-        data = c[4] if isinstance(c[4], ast.ObjectLit) else None
-        send = ast.Send(self._event_type(c[3]), data, _span(c[:-1]), emitted_by=self._name(c[1], "target"))
-        return ast.TestStep(send, c[-1], _span(c))
-
-    def test_decl(self, c: list[Any]) -> ast.TestDecl:
-        return ast.TestDecl(self._name(c[1], "test"), tuple(_nodes(c, ast.TestStep)), _span(c))
-
-    # -- files ---------------------------------------------------------------------
-
-    def import_decl(self, c: list[Any]) -> ast.Import | _Invalid:
-        if isinstance(c[1], _Invalid):
-            return _Invalid(_span(c))
-        return ast.Import(c[1].value, _span(c))
-
-    def start(self, c: list[Any]) -> list[Any]:
-        return [x for x in c if not isinstance(x, _Invalid)]
+def transform_node(items: Sequence[Any], span: Span) -> ast.Transform:
+    """`{ ... }` of a `with`: its entries and `...` (first, once), each key once."""
+    items = [x for x in items if isinstance(x, ast.TransformEntry | ast.Spread | Invalid)]
+    spreads = [x for x in items if isinstance(x, ast.Spread)]
+    for item in spreads[1:]:
+        _report(error("E0031", "`...` given twice in one object", item.span, "given again here",
+                      "the event's fields are put in once: remove this `...`",
+                      [Related(spreads[0].span, "first given here")]))
+    spread = spreads[0] if spreads else None
+    if spread is not None and items[0] is not spread:
+        _report(error("E0031", "`...` comes first in its object", spread.span, "after a key",
+                      "move `...` to the start: the keys written after it replace the event's fields "
+                      "of the same name"))
+        spread = None
+    entries = [x for x in items if isinstance(x, ast.TransformEntry)]
+    unique((e.key for e in entries), "key")
+    return ast.Transform(tuple(entries), span, spread)
