@@ -9,7 +9,6 @@ runtime reads it alone (runtime/artifact.py); nothing here may be needed to run 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,8 @@ import attrs
 
 from interlock.dsl import Project, ast
 from interlock.dsl.project import paused_gc
+from interlock.runtime.canonical import canonical_hash as definition_hash
+from interlock.runtime.canonical import quick_hash
 
 from .policies import resolve_targets
 from .tables import compile_dispatch
@@ -32,9 +33,11 @@ VERSION_PAYLOADS = 2
 
 
 def canonical_hash(content: Any) -> str:
-    """sha256 over canonical JSON (sorted keys, no spaces); runtime/artifact.py computes the same."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    """sha256 over the canonical JSON of content the compiler built (runtime/canonical.py,
+    which the runtime verifies with): the quick way, which is exact for it (JSON types, and
+    finite numbers only: the language has no others, E0012), unless a float is written
+    otherwise by msgspec than by Python."""
+    return quick_hash(content) or definition_hash(content)
 
 
 def _type_json(node: ast.Type) -> dict[str, Any]:
