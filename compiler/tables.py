@@ -34,9 +34,10 @@ choose that fire, the runtime takes the first; `otherwise` is an unconditional b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from interlock.dsl import Project, SourceFile, ast
 from interlock.dsl.regex import literal_prefix
@@ -44,6 +45,8 @@ from interlock.dsl.regex import literal_prefix
 from .reference import Stamps, event_type_matches, is_timestamp_comparison, project_timestamp_paths, within
 
 MAX_CONJUNCTIONS = 64
+
+_SAME_JSON = msgspec.json.Encoder(order="sorted")  # tables that are the same JSON are stored once
 
 Json = dict[str, Any]
 
@@ -368,8 +371,11 @@ def compile_dispatch(project: Project) -> Json:
     rules_by_route: dict[int, list[int]] = {}
     for rule_id, rule in enumerate(compiler.rules):
         rules_by_route.setdefault(rule["route"], []).append(rule_id)
+    unconditional_of: dict[int, list[tuple[int, int | None]]] = {}
+    for entry in compiler.unconditional:  # (in the order of routes, as `applicable` is)
+        unconditional_of.setdefault(entry[0], []).append(entry)
     tables: list[Json] = []
-    table_ids: dict[str, int] = {}
+    table_ids: dict[bytes, int] = {}
     types: dict[str, int] = {}
     exact: dict[str, list[int]] = {}
     globs: list[tuple[str, int]] = []
@@ -383,11 +389,10 @@ def compile_dispatch(project: Project) -> Json:
         matched = set(exact.get(event_type, ()))
         matched.update(number for pattern, number in globs if event_type_matches(pattern, event_type))
         applicable = sorted(matched)
-        chosen = set(applicable)
         rule_ids = [r for i in applicable for r in rules_by_route.get(i, [])]
-        unconditional = [u for u in compiler.unconditional if u[0] in chosen]
+        unconditional = [u for i in applicable for u in unconditional_of.get(i, ())]
         table = _table(compiler.rules, rule_ids, unconditional)
-        key = json.dumps(table, sort_keys=True)
+        key = _SAME_JSON.encode(table)  # (one text per JSON value: `1` and `1.0`, `true` and `1` apart)
         if key not in table_ids:
             table_ids[key] = len(tables)
             tables.append(table)
