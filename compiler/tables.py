@@ -57,15 +57,18 @@ def _text(sources: dict[str, SourceFile], node: Any) -> str:
     return " ".join(source.text[node.span.start:node.span.end].split()) if source else ""
 
 
-def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = frozenset()) -> Json:
+def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = frozenset(),
+              made: dict[int, Json] | None = None) -> Json:
     """The artifact's form of a predicate (see runtime/predicates.py for the schema); a
-    comparison on a path of `stamps` that compares instants is marked `"timestamp": true`."""
+    comparison on a path of `stamps` that compares instants is marked `"timestamp": true`.
+    `made`, when given, gets the form of `expr` and of each node of it outside `any { }`,
+    by id() of the node (what a rule's checks take again)."""
     out: Json
     if isinstance(expr, (ast.And, ast.Or)):
         out = {"op": "and" if isinstance(expr, ast.And) else "or",
-               "args": [expr_json(e, sources, stamps) for e in expr.operands]}
+               "args": [expr_json(e, sources, stamps, made) for e in expr.operands]}
     elif isinstance(expr, ast.Not):
-        out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps)}
+        out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps, made)}
     else:
         out = {"path": list(expr.path.parts)}
         if isinstance(expr, ast.Compare):
@@ -95,6 +98,8 @@ def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = f
             out["timestamp"] = True
     out["text"] = _text(sources, expr)
     out["at"] = [expr.span.line, expr.span.column]
+    if made is not None:
+        made[id(expr)] = out
     return out
 
 
@@ -205,6 +210,21 @@ class _Compiler:
         self.unconditional: list[tuple[int, int | None]] = []  # (route, branch) that always fire
         # per route and choose name, the paths of its timestamp comparisons
         self.stamps = project_timestamp_paths(project)
+        # By id() of an atom of a `when`: its anchor (`gather` finds each, a rule takes it
+        # again), and its artifact form (made with the `when`'s, which a rule's checks repeat).
+        # An atom is in one `when`, read with that route's stamps, whichever rule it is in.
+        self.anchors: dict[int, tuple[int, Json, bool] | None] = {}
+        self.made: dict[int, Json] = {}
+
+    def anchor(self, atom: ast.Expr, stamps: Stamps) -> tuple[int, Json, bool] | None:
+        """`_anchor(atom, stamps)`, worked out once per atom."""
+        key = id(atom)
+        if key not in self.anchors:
+            self.anchors[key] = _anchor(atom, stamps)
+        return self.anchors[key]
+
+    def when_json(self, when: ast.Expr | None, stamps: Stamps) -> Json | None:
+        return expr_json(when, self.project.sources, stamps, self.made) if when is not None else None
 
     def deliveries(self, to: Iterable[ast.Delivery]) -> list[Json]:
         return [{"target": d.target.text,
@@ -217,7 +237,7 @@ class _Compiler:
         bounds: dict[tuple[str, ...], list[float]] = {}
         for expr, stamps in self.conditions():
             for atom in _atoms(expr):
-                anchor = _anchor(atom, stamps)
+                anchor = self.anchor(atom, stamps)
                 if anchor is None:
                     continue
                 entry = anchor[1]
@@ -263,7 +283,7 @@ class _Compiler:
             conjunctions = [[when]]
         ids = []
         for atoms in conjunctions:
-            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom, stamps)) is not None]
+            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := self.anchor(atom, stamps)) is not None]
             rule: Json = {"route": route, "branch": branch}
             rest = atoms
             if anchors:
@@ -272,7 +292,7 @@ class _Compiler:
                 rule["anchor"] = entry
                 if exact:
                     rest = atoms[:position] + atoms[position + 1:]
-            rule["check"] = [expr_json(a, self.project.sources, stamps) for a in rest]
+            rule["check"] = [self.made.get(id(a)) or expr_json(a, self.project.sources, stamps) for a in rest]
             ids.append(len(self.rules))
             self.rules.append(rule)
         return ids
@@ -282,8 +302,7 @@ class _Compiler:
         for decl in self.project.routes.values():
             index = len(self.routes)
             stamps = self.stamps[decl.name.text]
-            self.routes.append({**_route_header(decl, "route"),
-                                "when": expr_json(decl.when, self.project.sources, stamps) if decl.when else None,
+            self.routes.append({**_route_header(decl, "route"), "when": self.when_json(decl.when, stamps),
                                 "deliveries": self.deliveries(decl.to)})
             self.add_condition(index, None, decl.when, stamps)
         for choose in self.project.chooses.values():
@@ -291,8 +310,7 @@ class _Compiler:
             stamps = self.stamps[choose.name.text]
             branches = []
             for number, branch in enumerate(choose.branches):
-                branches.append({"when": expr_json(branch.when, self.project.sources, stamps) if branch.when else None,
-                                 "deliveries": self.deliveries(branch.to)})
+                branches.append({"when": self.when_json(branch.when, stamps), "deliveries": self.deliveries(branch.to)})
                 self.add_condition(index, number, branch.when, stamps)
             self.routes.append({**_route_header(choose, "choose"), "branches": branches})
 

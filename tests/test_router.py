@@ -120,6 +120,22 @@ def test_identical_tables_are_shared(tmp_path: Path) -> None:
     assert types["a.x"] == types["a.y"] != types["b.z"]
 
 
+def test_the_runtime_leaves_an_artifact_as_it_was(project: Path) -> None:
+    # The compiler's artifact shares its parts (a rule's checks are the objects of its
+    # route's `when`): nothing that reads an artifact may change it.
+    artifact = interlock.compile(str(project))
+    rules, routes = artifact["dispatch"]["rules"], artifact["dispatch"]["routes"]
+    big = next(r for r in rules if r["check"] and routes[r["route"]]["name"] == "big")
+    assert any(c is big["check"][0] for c in routes[big["route"]]["when"]["args"])
+    before = json.dumps(artifact, sort_keys=True)
+    router = interlock.Router(artifact)
+    for data in ({"amount": 5000, "currency": "EUR", "tier": "gold"}, {"amount": 5}, {}):
+        router.match("order.created", data)
+        router.explain("order.created", data)
+        router.deliveries("order.created", data)
+    assert json.dumps(artifact, sort_keys=True) == before
+
+
 def test_compile_refuses_a_project_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "p.route").write_text("route r { on e to nowhere }\n")
     assert main(["compile", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 1
