@@ -40,7 +40,7 @@ def _cycles(project: Project, data: Flow) -> list[Diagnostic]:
     # Without `emits`, nothing leads back to an event: no cycle, no graph to build.
     if not any(attributes["kind"] == "emits" for _, _, attributes in data.edges):
         return []
-    graph = flow_graph(project, data)
+    graph = flow_graph(project)
     try:
         return _storms(graph)
     finally:
@@ -187,5 +187,5 @@ def _glob_help(pattern: str, declared: list[str]) -> str:
 def check_flow(project: Project) -> list[Diagnostic]:
     """Event storms (`E0240`), unused targets, policies and dead letters (`W0241`-`W0243`),
     unhandled events and globs that match nothing declared (`W0244`, `W0245`)."""
-    data = flow(project)
+    data = flow(project, with_nodes=False)
     return [*_cycles(project, data), *_unused(project, data), *_handled(project, data)]

@@ -1,7 +1,7 @@
 """The event-flow graph of a project: which events reach which routes, targets and dead letters.
 
 Owns the shared picture that `check_flow` reasons over and `interlock graph` draws: `flow`
-gives its nodes and edges as plain data, in order (what `check_flow` reads: building a
+gives its nodes and edges as plain data, in order (`check_flow` reads its edges: building a
 `networkx` graph of 10,000 routes took a third of the checks' time), and `flow_graph` the
 same as a `networkx.MultiDiGraph`, node for node and edge for edge, for the drawings and for
 `check_flow`'s search for cycles. Does not check anything, and does not render anything.
@@ -88,28 +88,30 @@ def _deliveries(edges: list[tuple[Node, Node, dict[str, Any]]], source: Node, de
                       {"kind": "to", "span": delivery.span, "label": label, "branch": branch}))
 
 
-def flow(project: Project) -> Flow:
-    """The event-flow graph of `project` as data (see the module docstring for its shape)."""
+def flow(project: Project, with_nodes: bool = True) -> Flow:
+    """The event-flow graph of `project` as data (see the module docstring for its shape);
+    without its nodes (`nodes` empty) unless `with_nodes`: what the edges alone answer."""
     unrouted = project.unrouted.dead_letter.text if project.unrouted else None
     nodes: dict[Node, dict[str, Any]] = {}
     edges: list[tuple[Node, Node, dict[str, Any]]] = []
     events = _event_types(project)
-    for name, (span, decl) in events.items():
-        nodes["event", name] = {"kind": "event", "name": name, "span": span, "declared": decl is not None,
-                                "open": decl is None or decl.schema is None}
-    for route in project.routes.values():
-        when = _text(project, route.when.span) if route.when is not None else None
-        nodes["route", route.name.text] = {"kind": "route", "name": route.name.text, "span": route.name.span,
-                                           "when": when}
-    for choose in project.chooses.values():
-        nodes["choose", choose.name.text] = {"kind": "choose", "name": choose.name.text, "span": choose.name.span,
-                                             "when": None}
     targets = resolve_targets(project)
-    for name, target in targets.items():
-        nodes["target", name] = {"kind": "target", "name": name, "span": target.span, "mode": target.mode}
-    for name, dead_letter in project.dead_letters.items():
-        nodes["dead_letter", name] = {"kind": "dead_letter", "name": name, "span": dead_letter.name.span,
-                                      "unrouted": name == unrouted}
+    if with_nodes:
+        for name, (span, decl) in events.items():
+            nodes["event", name] = {"kind": "event", "name": name, "span": span, "declared": decl is not None,
+                                    "open": decl is None or decl.schema is None}
+        for route in project.routes.values():
+            when = _text(project, route.when.span) if route.when is not None else None
+            nodes["route", route.name.text] = {"kind": "route", "name": route.name.text, "span": route.name.span,
+                                               "when": when}
+        for choose in project.chooses.values():
+            nodes["choose", choose.name.text] = {"kind": "choose", "name": choose.name.text,
+                                                 "span": choose.name.span, "when": None}
+        for name, target in targets.items():
+            nodes["target", name] = {"kind": "target", "name": name, "span": target.span, "mode": target.mode}
+        for name, dead_letter in project.dead_letters.items():
+            nodes["dead_letter", name] = {"kind": "dead_letter", "name": name, "span": dead_letter.name.span,
+                                          "unrouted": name == unrouted}
 
     handlers: list[ast.RouteDecl | ast.ChooseDecl] = [*project.routes.values(), *project.chooses.values()]
     matching: dict[str, list[str]] = {}  # per pattern, the event types it matches, in the order of `events`
@@ -143,10 +145,9 @@ def flow(project: Project) -> Flow:
     return Flow(unrouted, nodes, edges)
 
 
-def flow_graph(project: Project, data: Flow | None = None) -> nx.MultiDiGraph:
-    """The event-flow graph of `project` (see the module docstring for its shape); `data`,
-    its `flow` when it is at hand."""
-    data = data if data is not None else flow(project)
+def flow_graph(project: Project) -> nx.MultiDiGraph:
+    """The event-flow graph of `project` (see the module docstring for its shape)."""
+    data = flow(project)
     graph = nx.MultiDiGraph(unrouted=data.unrouted)
     for node, attributes in data.nodes.items():
         graph.add_node(node, **attributes)
