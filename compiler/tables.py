@@ -34,7 +34,7 @@ choose that fire, the runtime takes the first; `otherwise` is an unconditional b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -64,43 +64,44 @@ def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = f
     `made`, when given, gets the form of `expr` and of each node of it outside `any { }`,
     by id() of the node (what a rule's checks take again)."""
     out: Json
-    if isinstance(expr, (ast.And, ast.Or)):
-        out = {"op": "and" if isinstance(expr, ast.And) else "or",
+    kind = type(expr)
+    if kind is ast.And or kind is ast.Or:
+        assert isinstance(expr, (ast.And, ast.Or))
+        out = {"op": "and" if kind is ast.And else "or",
                "args": [expr_json(e, sources, stamps, made) for e in expr.operands]}
-    elif isinstance(expr, ast.Not):
+    elif kind is ast.Not:
+        assert isinstance(expr, ast.Not)
         out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps, made)}
     else:
-        out = {"path": list(expr.path.parts)}
-        if isinstance(expr, ast.Compare):
-            out.update(op="cmp", cmp=expr.op, value=expr.value.value)
-        elif isinstance(expr, ast.InList):
-            out.update(op="in", values=[v.value for v in expr.values], negated=expr.negated)
-        elif isinstance(expr, ast.InRange):
-            out.update(op="range", low=expr.low.value, high=expr.high.value)
-        elif isinstance(expr, ast.InCidr):
-            out.update(op="cidr", network=expr.cidr)
-        elif isinstance(expr, ast.Exists):
-            out.update(op="exists")
-        elif isinstance(expr, ast.Missing):
-            out.update(op="missing")
-        elif isinstance(expr, ast.IsNull):
-            out.update(op="null")
-        elif isinstance(expr, ast.StringTest):
-            out.update(op="str", test=expr.op, value=expr.value.value)
-        elif isinstance(expr, ast.RegexTest):
-            out.update(op="regex", value=expr.value.value)
-        elif isinstance(expr, ast.AnyElement):
-            out.update(op="any", arg=expr_json(expr.condition, sources, within(stamps, expr.path.parts)))
-        else:
-            assert isinstance(expr, ast.Contains)
-            out.update(op="contains", value=expr.value.value)
-        if is_timestamp_comparison(expr, stamps):
+        out = _LEAVES[kind](expr, sources, stamps)
+        if (kind is ast.Compare or kind is ast.InList) and is_timestamp_comparison(expr, stamps):
             out["timestamp"] = True
     out["text"] = _text(sources, expr)
     out["at"] = [expr.span.line, expr.span.column]
     if made is not None:
         made[id(expr)] = out
     return out
+
+
+# Per kind of test, its artifact form up to its `timestamp`, `text` and `at` (in this order:
+# the artifact's keys are written as they are made).
+_LEAVES: dict[type, Callable[[Any, dict[str, SourceFile], Stamps], Json]] = {
+    ast.Compare: lambda e, _s, _t: {"path": list(e.path.parts), "op": "cmp", "cmp": e.op, "value": e.value.value},
+    ast.InList: lambda e, _s, _t: {"path": list(e.path.parts), "op": "in", "values": [v.value for v in e.values],
+                                   "negated": e.negated},
+    ast.InRange: lambda e, _s, _t: {"path": list(e.path.parts), "op": "range", "low": e.low.value,
+                                    "high": e.high.value},
+    ast.InCidr: lambda e, _s, _t: {"path": list(e.path.parts), "op": "cidr", "network": e.cidr},
+    ast.Exists: lambda e, _s, _t: {"path": list(e.path.parts), "op": "exists"},
+    ast.Missing: lambda e, _s, _t: {"path": list(e.path.parts), "op": "missing"},
+    ast.IsNull: lambda e, _s, _t: {"path": list(e.path.parts), "op": "null"},
+    ast.StringTest: lambda e, _s, _t: {"path": list(e.path.parts), "op": "str", "test": e.op,
+                                       "value": e.value.value},
+    ast.RegexTest: lambda e, _s, _t: {"path": list(e.path.parts), "op": "regex", "value": e.value.value},
+    ast.AnyElement: lambda e, s, t: {"path": list(e.path.parts), "op": "any",
+                                     "arg": expr_json(e.condition, s, within(t, e.path.parts))},
+    ast.Contains: lambda e, _s, _t: {"path": list(e.path.parts), "op": "contains", "value": e.value.value},
+}
 
 
 def _dnf(expr: ast.Expr) -> list[list[ast.Expr]] | None:
