@@ -288,7 +288,7 @@ class _Compiler:
             rule: Json = {"route": route, "branch": branch}
             rest = atoms
             if anchors:
-                (_, entry, exact), position = min(
+                (_, entry, exact), position = anchors[0] if len(anchors) == 1 else min(
                     anchors, key=lambda pair: (self.selectivity(pair[0][1]), pair[0][0], not pair[0][2]))
                 rule["anchor"] = entry
                 if exact:
@@ -351,8 +351,10 @@ def _table(rules: list[Json], rule_ids: list[int], unconditional: list[tuple[int
         if anchor is None:
             scan.append(rule_id)
             continue
-        index = fields.setdefault(tuple(anchor["path"]), {"path": anchor["path"], "eq": [], "prefix": [],
-                                                          "range": []})
+        key = tuple(anchor["path"])
+        index = fields.get(key)
+        if index is None:
+            index = fields[key] = {"path": anchor["path"], "eq": [], "prefix": [], "range": []}
         if anchor["kind"] == "eq":
             for value in anchor["values"]:
                 index["eq"].append([value, rule_id])
