@@ -1,6 +1,7 @@
 """The artifact's hash computed the quick way (msgspec) is the definition's (json.dumps), byte
 for byte, wherever it is given, and the runtime's verdict on an artifact is the one the
-definition alone gives (runtime/canonical.py, runtime/artifact.py)."""
+definition alone gives (runtime/canonical.py, runtime/artifact.py); the artifact's file,
+indented by msgspec, is json.dumps' (compiler/artifact.py's `dumps`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 import interlock
 from interlock.compiler.artifact import canonical_hash as compiler_hash
+from interlock.compiler.artifact import dumps
 from interlock.runtime.artifact import ArtifactError, verify_artifact
 from interlock.runtime.canonical import canonical_hash, quick_hash
 from interlock.runtime.router import Router
@@ -174,3 +176,33 @@ def test_an_artifact_read_from_its_file_verifies_the_quick_way(tmp_path: Path) -
     path.write_text(text.replace("0.75", "0.5"))
     with pytest.raises(ArtifactError, match="was modified after it was compiled"):
         interlock.load(str(path))
+
+
+# ---- the artifact's file ---------------------------------------------------------------
+
+
+def _json_file(value: Any) -> str:
+    return json.dumps(value, indent=1, ensure_ascii=False) + "\n"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.recursive(scalars | st.sampled_from([math.nan, math.inf, -math.inf, [], {}, "\ud800"]),
+                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
+                    max_leaves=40))
+def test_the_file_is_json_dumps_indented_byte_for_byte(value: Any) -> None:
+    assert dumps(value) == _json_file(value)
+
+
+def test_every_code_point_is_written_to_the_file_as_json_writes_it() -> None:
+    everything = [chr(c) for c in range(sys.maxunicode + 1)]  # (lone surrogates too: the slow way)
+    for start in range(0, len(everything), 4096):
+        chunk = everything[start:start + 4096]
+        value = {"".join(chunk): ["".join(reversed(chunk)), {}], **{c: [c] for c in chunk[::97]}}
+        assert dumps(value) == _json_file(value), hex(ord(chunk[0]))
+
+
+@pytest.mark.parametrize("source", ["project", "huge", "shop", "http"])
+def test_an_artifacts_file_is_json_dumps_indented(tmp_path: Path, source: str) -> None:
+    artifact = (_compiled(tmp_path, PROJECT + (HUGE if source == "huge" else "")) if source in ("project", "huge")
+                else interlock.compile(str(ROOT / "examples" / source)))
+    assert dumps(artifact) == _json_file(artifact)
