@@ -12,7 +12,10 @@ that is not the claimed hash is it computed by the definition (`canonical_hash`)
 then decides. The quick digest is the definition's for content of JSON types without NaN or
 infinity; content with those could show the quick digest of the JSON it stands for (a NaN
 where the compiler wrote `null`), so an artifact refused after a quick match is refused
-for the hash, as before, when the definition's digest is not the one claimed.
+for the hash, as before, when the definition's digest is not the one claimed. (What a file
+holds is always answered as before: the format refuses every NaN and infinity. A dict made
+in Python could differ: a set where the compiler wrote a list, which msgspec writes as
+that list and the format's check takes, is accepted, where json refused it as not JSON.)
 """
 
 from __future__ import annotations
