@@ -19,8 +19,8 @@ the collector on, as it is in a real load; all of them CPU time, see `clock`):
    range and prefix tests drawn from pools as large as a type has routes, half with a
    `region` set besides), so that every type has routes and an event matches about 0.85
    routes at every size: router time at each size ÷ at 100.
-4. Compile (parse, check, tables, artifact) and load (`Router(artifact)`) of 10,000, 20,000
-   and 40,000 such routes, apart, with the time per route.
+4. Compile (parse, check, tables, artifact: `interlock.compile`) and load (`Router(artifact)`)
+   of 10,000, 20,000 and 40,000 such routes, apart, with the time per route.
 5. `route rN { on e when amount > N to t }` for N below 2,000, 4,000 and 8,000: compile and
    load time and the peak memory (the peak resident size over the size before, in MiB), each
    size in a subprocess killed after `--timeout`.
@@ -58,9 +58,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import interlock
-from interlock.compiler.artifact import build_artifact
-from interlock.compiler.pipeline import check
-from interlock.dsl import load_project
 
 TYPES = [f"shop.e{i}" for i in range(50)]
 REGIONS = ["eu", "us", "apac", "latam", "mena", "africa"]
@@ -301,14 +298,12 @@ def race(contenders: dict[str, Contender], rounds: int, least: float = 0.05) -> 
 
 
 def compile_artifact(text: str, path: Path) -> tuple[dict[str, Any], float]:
-    """The artifact of a project (parse, check, tables, artifact) and the seconds it took."""
+    """The artifact of a project (parse, check, tables, artifact: `interlock.compile`, which
+    `interlock compile` does too, and raises CompileError on an error) and the seconds it took."""
     path.write_text(text)
     gc.collect()
     start = clock()
-    project = load_project([str(path)])
-    errors = [d for d in check(project) if d.is_error]
-    assert not errors, errors[:3]
-    artifact = build_artifact(project)
+    artifact = interlock.compile(str(path))
     return artifact, clock() - start
 
 

@@ -131,7 +131,10 @@ def _payload(delivery: ast.Delivery) -> str:
     transform = delivery.transform
     if transform is not None and transform.spread is not None and not transform.entries:
         transform = None  # `with { ... }` alone builds the event's data: no transform at all
-    return canonical(_transform_json(transform) if transform is not None else None)
+    return canonical(_transform_json(transform)) if transform is not None else _NO_TRANSFORM
+
+
+_NO_TRANSFORM = canonical(None)  # (most deliveries: written once)
 
 
 def _exclusive(project: Project, first: _Delivery, second: _Delivery) -> bool:

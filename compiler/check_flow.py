@@ -28,7 +28,7 @@ import networkx as nx  # type: ignore[import-untyped]
 from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import error, warning
 
-from .flow_graph import Node, flow_graph
+from .flow_graph import Flow, Node, flow, flow_graph
 from .reference import event_type_matches
 
 # simple_cycles enumerates every elementary cycle, and a dense tangle has exponentially many;
@@ -36,12 +36,22 @@ from .reference import event_type_matches
 MAX_CYCLES = 50
 
 
-def _cycles(graph: nx.MultiDiGraph) -> list[Diagnostic]:
+def _cycles(project: Project, data: Flow) -> list[Diagnostic]:
+    # Without `emits`, nothing leads back to an event: no cycle, no graph to build.
+    if not any(attributes["kind"] == "emits" for _, _, attributes in data.edges):
+        return []
+    graph = flow_graph(project)
+    try:
+        return _storms(graph)
+    finally:
+        # (The views networkx keeps on a graph make it a reference cycle: emptied, what it
+        # holds is freed now, not left for the collector to find.)
+        graph.clear()
+
+
+def _storms(graph: nx.MultiDiGraph) -> list[Diagnostic]:
     # The projection on events and targets: event -> target when a route or choose delivers
     # it there (`via` keeps the first one, in declaration order), target -> event for `emits`.
-    # Without `emits`, nothing leads back to an event: no cycle, nothing to project.
-    if not any(data["kind"] == "emits" for _, _, data in graph.edges(data=True)):
-        return []
     storm = nx.DiGraph()
     for event, handler, data in graph.edges(data=True):
         if data["kind"] != "on":
@@ -87,10 +97,11 @@ def _storm(storm: nx.DiGraph, cycle: list[Node]) -> Diagnostic:
     )
 
 
-def _unused(project: Project, graph: nx.MultiDiGraph) -> list[Diagnostic]:
+def _unused(project: Project, data: Flow) -> list[Diagnostic]:
     diagnostics = []
+    delivered = {target for _, target, attributes in data.edges if attributes["kind"] == "to"}
     for name, target in project.targets.items():
-        if not any(d["kind"] == "to" for _, _, d in graph.in_edges(("target", name), data=True)):
+        if ("target", name) not in delivered:
             diagnostics.append(warning(
                 "W0241", f"target `{name}` receives nothing", target.name.span, "no route or choose delivers here",
                 f"deliver to it from a route (`to {name}`), or remove it",
@@ -122,10 +133,11 @@ def _unused(project: Project, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     return diagnostics
 
 
-def _handled(project: Project, graph: nx.MultiDiGraph) -> list[Diagnostic]:
+def _handled(project: Project, data: Flow) -> list[Diagnostic]:
     diagnostics = []
+    routed = {source for source, _, attributes in data.edges if attributes["kind"] == "on"}
     for name, decl in project.events.items():
-        if not any(d["kind"] == "on" for _, _, d in graph.out_edges(("event", name), data=True)):
+        if ("event", name) not in routed:
             where = (f"every `{name}` goes to the unrouted dead letter `{project.unrouted.dead_letter.text}`; "
                      if project.unrouted is not None else "")
             diagnostics.append(warning(
@@ -175,5 +187,5 @@ def _glob_help(pattern: str, declared: list[str]) -> str:
 def check_flow(project: Project) -> list[Diagnostic]:
     """Event storms (`E0240`), unused targets, policies and dead letters (`W0241`-`W0243`),
     unhandled events and globs that match nothing declared (`W0244`, `W0245`)."""
-    graph = flow_graph(project)
-    return [*_cycles(graph), *_unused(project, graph), *_handled(project, graph)]
+    data = flow(project, with_nodes=False)
+    return [*_cycles(project, data), *_unused(project, data), *_handled(project, data)]

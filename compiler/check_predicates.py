@@ -385,9 +385,13 @@ def _plainly_possible(atom: ast.Predicate) -> bool:
 
 def _possible(clause: Sequence[Lit], single: SinglePath, stamps: Stamps) -> bool:
     """Whether some event satisfies every literal of the conjunction; True when unsure."""
-    seen = {(_key(atom), positive) for atom, positive in clause}
-    if any((key, not positive) in seen for key, positive in seen):
-        return False
+    if all(positive and _plainly_possible(atom) for atom, positive in clause) and len(
+            {atom.path.parts for atom, _ in clause}) == len(clause):
+        return True  # the common case, as the loop below finds it: tests of distinct paths, each passed by some value
+    if not all(positive for _, positive in clause):  # (a test and its negation: only with one negated)
+        seen = {(_key(atom), positive) for atom, positive in clause}
+        if any((key, not positive) in seen for key, positive in seen):
+            return False
     present: set[tuple[str, ...]] = set()
     missing: set[tuple[str, ...]] = set()
     tests: dict[tuple[str, ...], list[Lit]] = defaultdict(list)

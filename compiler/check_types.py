@@ -160,6 +160,8 @@ class _Checker:
         self.problems: dict[tuple[str, Span, str], tuple[_Problem, list[str]]] = {}
         self.closed = {name: decl.schema for name, decl in project.events.items() if decl.schema is not None}
         self._deliverers: dict[str, list[tuple[ast.Name, tuple[ast.EventPattern, ...]]]] | None = None
+        self._scopes: dict[tuple[str, ...], list[_Scope]] = {}  # by the texts of `on` patterns
+        self._fields: dict[int, dict[str, ast.Field]] = {}  # by id() of an object type of a schema
 
     # ---- reporting ---------------------------------------------------------------
 
@@ -189,13 +191,27 @@ class _Checker:
     # ---- which schemas ---------------------------------------------------------
 
     def scopes(self, patterns: Iterable[ast.EventPattern]) -> list[_Scope]:
-        texts = [p.text for p in patterns]
-        if any("*" in t for t in texts):
-            seen = [(name, schema) for name, schema in self.closed.items()
-                    if any(event_type_matches(p, name) for p in texts)]
-        else:  # exact types: looked up, not matched against every closed event
-            seen = [(t, self.closed[t]) for t in dict.fromkeys(texts) if t in self.closed]
-        return [_Scope(name, schema, len(seen) > 1) for name, schema in seen]
+        """The closed events the patterns match (worked out once for the same patterns)."""
+        texts = tuple(p.text for p in patterns)
+        found = self._scopes.get(texts)
+        if found is None:
+            if any("*" in t for t in texts):
+                seen = [(name, schema) for name, schema in self.closed.items()
+                        if any(event_type_matches(p, name) for p in texts)]
+            else:  # exact types: looked up, not matched against every closed event
+                seen = [(t, self.closed[t]) for t in dict.fromkeys(texts) if t in self.closed]
+            found = self._scopes[texts] = [_Scope(name, schema, len(seen) > 1) for name, schema in seen]
+        return found
+
+    def field(self, schema: ast.ObjectType, name: str) -> ast.Field | None:
+        """The (first) field of `schema` called `name`: looked up, not searched for, however
+        many fields the schema has."""
+        fields = self._fields.get(id(schema))
+        if fields is None:
+            fields = self._fields[id(schema)] = {}
+            for f in schema.fields:
+                fields.setdefault(f.name.text, f)
+        return fields.get(name)
 
     # ---- paths -----------------------------------------------------------------
 
@@ -210,13 +226,14 @@ class _Checker:
                     through_list = True
             if _is_any(current):
                 return _End(None, through_list)
-            prefix = path.prefix(index)
             if not isinstance(current, ast.ObjectType):
+                prefix = path.prefix(index)
                 self.report(scope, self.unknown(path, index, f"`{prefix}` is `{_type_text(current)}`",
                                                 f"`{prefix}` has no fields: only objects do", related))
                 return None
-            found = next((f for f in current.fields if f.name.text == part), None)
+            found = self.field(current, part)
             if found is None:
+                prefix = path.prefix(index)
                 names = [f.name.text for f in current.fields]
                 where = f"`{prefix}`" if prefix else f"`{scope.event}`"
                 listed = ", ".join(f"`{n}`" for n in names[:10]) + (", ..." if len(names) > 10 else "")

@@ -34,9 +34,10 @@ choose that fire, the runtime takes the first; `otherwise` is an unconditional b
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import msgspec
 
 from interlock.dsl import Project, SourceFile, ast
 from interlock.dsl.regex import literal_prefix
@@ -44,6 +45,8 @@ from interlock.dsl.regex import literal_prefix
 from .reference import Stamps, event_type_matches, is_timestamp_comparison, project_timestamp_paths, within
 
 MAX_CONJUNCTIONS = 64
+
+_SAME_JSON = msgspec.json.Encoder(order="sorted")  # tables that are the same JSON are stored once
 
 Json = dict[str, Any]
 
@@ -54,45 +57,51 @@ def _text(sources: dict[str, SourceFile], node: Any) -> str:
     return " ".join(source.text[node.span.start:node.span.end].split()) if source else ""
 
 
-def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = frozenset()) -> Json:
+def expr_json(expr: ast.Expr, sources: dict[str, SourceFile], stamps: Stamps = frozenset(),
+              made: dict[int, Json] | None = None) -> Json:
     """The artifact's form of a predicate (see runtime/predicates.py for the schema); a
-    comparison on a path of `stamps` that compares instants is marked `"timestamp": true`."""
+    comparison on a path of `stamps` that compares instants is marked `"timestamp": true`.
+    `made`, when given, gets the form of `expr` and of each node of it outside `any { }`,
+    by id() of the node (what a rule's checks take again)."""
     out: Json
-    if isinstance(expr, (ast.And, ast.Or)):
-        out = {"op": "and" if isinstance(expr, ast.And) else "or",
-               "args": [expr_json(e, sources, stamps) for e in expr.operands]}
-    elif isinstance(expr, ast.Not):
-        out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps)}
+    kind = type(expr)
+    if kind is ast.And or kind is ast.Or:
+        assert isinstance(expr, (ast.And, ast.Or))
+        out = {"op": "and" if kind is ast.And else "or",
+               "args": [expr_json(e, sources, stamps, made) for e in expr.operands]}
+    elif kind is ast.Not:
+        assert isinstance(expr, ast.Not)
+        out = {"op": "not", "arg": expr_json(expr.operand, sources, stamps, made)}
     else:
-        out = {"path": list(expr.path.parts)}
-        if isinstance(expr, ast.Compare):
-            out.update(op="cmp", cmp=expr.op, value=expr.value.value)
-        elif isinstance(expr, ast.InList):
-            out.update(op="in", values=[v.value for v in expr.values], negated=expr.negated)
-        elif isinstance(expr, ast.InRange):
-            out.update(op="range", low=expr.low.value, high=expr.high.value)
-        elif isinstance(expr, ast.InCidr):
-            out.update(op="cidr", network=expr.cidr)
-        elif isinstance(expr, ast.Exists):
-            out.update(op="exists")
-        elif isinstance(expr, ast.Missing):
-            out.update(op="missing")
-        elif isinstance(expr, ast.IsNull):
-            out.update(op="null")
-        elif isinstance(expr, ast.StringTest):
-            out.update(op="str", test=expr.op, value=expr.value.value)
-        elif isinstance(expr, ast.RegexTest):
-            out.update(op="regex", value=expr.value.value)
-        elif isinstance(expr, ast.AnyElement):
-            out.update(op="any", arg=expr_json(expr.condition, sources, within(stamps, expr.path.parts)))
-        else:
-            assert isinstance(expr, ast.Contains)
-            out.update(op="contains", value=expr.value.value)
-        if is_timestamp_comparison(expr, stamps):
+        out = _LEAVES[kind](expr, sources, stamps)
+        if (kind is ast.Compare or kind is ast.InList) and is_timestamp_comparison(expr, stamps):
             out["timestamp"] = True
     out["text"] = _text(sources, expr)
     out["at"] = [expr.span.line, expr.span.column]
+    if made is not None:
+        made[id(expr)] = out
     return out
+
+
+# Per kind of test, its artifact form up to its `timestamp`, `text` and `at` (in this order:
+# the artifact's keys are written as they are made).
+_LEAVES: dict[type, Callable[[Any, dict[str, SourceFile], Stamps], Json]] = {
+    ast.Compare: lambda e, _s, _t: {"path": list(e.path.parts), "op": "cmp", "cmp": e.op, "value": e.value.value},
+    ast.InList: lambda e, _s, _t: {"path": list(e.path.parts), "op": "in", "values": [v.value for v in e.values],
+                                   "negated": e.negated},
+    ast.InRange: lambda e, _s, _t: {"path": list(e.path.parts), "op": "range", "low": e.low.value,
+                                    "high": e.high.value},
+    ast.InCidr: lambda e, _s, _t: {"path": list(e.path.parts), "op": "cidr", "network": e.cidr},
+    ast.Exists: lambda e, _s, _t: {"path": list(e.path.parts), "op": "exists"},
+    ast.Missing: lambda e, _s, _t: {"path": list(e.path.parts), "op": "missing"},
+    ast.IsNull: lambda e, _s, _t: {"path": list(e.path.parts), "op": "null"},
+    ast.StringTest: lambda e, _s, _t: {"path": list(e.path.parts), "op": "str", "test": e.op,
+                                       "value": e.value.value},
+    ast.RegexTest: lambda e, _s, _t: {"path": list(e.path.parts), "op": "regex", "value": e.value.value},
+    ast.AnyElement: lambda e, s, t: {"path": list(e.path.parts), "op": "any",
+                                     "arg": expr_json(e.condition, s, within(t, e.path.parts))},
+    ast.Contains: lambda e, _s, _t: {"path": list(e.path.parts), "op": "contains", "value": e.value.value},
+}
 
 
 def _dnf(expr: ast.Expr) -> list[list[ast.Expr]] | None:
@@ -202,6 +211,21 @@ class _Compiler:
         self.unconditional: list[tuple[int, int | None]] = []  # (route, branch) that always fire
         # per route and choose name, the paths of its timestamp comparisons
         self.stamps = project_timestamp_paths(project)
+        # By id() of an atom of a `when`: its anchor (`gather` finds each, a rule takes it
+        # again), and its artifact form (made with the `when`'s, which a rule's checks repeat).
+        # An atom is in one `when`, read with that route's stamps, whichever rule it is in.
+        self.anchors: dict[int, tuple[int, Json, bool] | None] = {}
+        self.made: dict[int, Json] = {}
+
+    def anchor(self, atom: ast.Expr, stamps: Stamps) -> tuple[int, Json, bool] | None:
+        """`_anchor(atom, stamps)`, worked out once per atom."""
+        key = id(atom)
+        if key not in self.anchors:
+            self.anchors[key] = _anchor(atom, stamps)
+        return self.anchors[key]
+
+    def when_json(self, when: ast.Expr | None, stamps: Stamps) -> Json | None:
+        return expr_json(when, self.project.sources, stamps, self.made) if when is not None else None
 
     def deliveries(self, to: Iterable[ast.Delivery]) -> list[Json]:
         return [{"target": d.target.text,
@@ -214,7 +238,7 @@ class _Compiler:
         bounds: dict[tuple[str, ...], list[float]] = {}
         for expr, stamps in self.conditions():
             for atom in _atoms(expr):
-                anchor = _anchor(atom, stamps)
+                anchor = self.anchor(atom, stamps)
                 if anchor is None:
                     continue
                 entry = anchor[1]
@@ -260,16 +284,16 @@ class _Compiler:
             conjunctions = [[when]]
         ids = []
         for atoms in conjunctions:
-            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := _anchor(atom, stamps)) is not None]
+            anchors = [(a, i) for i, atom in enumerate(atoms) if (a := self.anchor(atom, stamps)) is not None]
             rule: Json = {"route": route, "branch": branch}
             rest = atoms
             if anchors:
-                (_, entry, exact), position = min(
+                (_, entry, exact), position = anchors[0] if len(anchors) == 1 else min(
                     anchors, key=lambda pair: (self.selectivity(pair[0][1]), pair[0][0], not pair[0][2]))
                 rule["anchor"] = entry
                 if exact:
                     rest = atoms[:position] + atoms[position + 1:]
-            rule["check"] = [expr_json(a, self.project.sources, stamps) for a in rest]
+            rule["check"] = [self.made.get(id(a)) or expr_json(a, self.project.sources, stamps) for a in rest]
             ids.append(len(self.rules))
             self.rules.append(rule)
         return ids
@@ -279,8 +303,7 @@ class _Compiler:
         for decl in self.project.routes.values():
             index = len(self.routes)
             stamps = self.stamps[decl.name.text]
-            self.routes.append({**_route_header(decl, "route"),
-                                "when": expr_json(decl.when, self.project.sources, stamps) if decl.when else None,
+            self.routes.append({**_route_header(decl, "route"), "when": self.when_json(decl.when, stamps),
                                 "deliveries": self.deliveries(decl.to)})
             self.add_condition(index, None, decl.when, stamps)
         for choose in self.project.chooses.values():
@@ -288,8 +311,7 @@ class _Compiler:
             stamps = self.stamps[choose.name.text]
             branches = []
             for number, branch in enumerate(choose.branches):
-                branches.append({"when": expr_json(branch.when, self.project.sources, stamps) if branch.when else None,
-                                 "deliveries": self.deliveries(branch.to)})
+                branches.append({"when": self.when_json(branch.when, stamps), "deliveries": self.deliveries(branch.to)})
                 self.add_condition(index, number, branch.when, stamps)
             self.routes.append({**_route_header(choose, "choose"), "branches": branches})
 
@@ -329,8 +351,10 @@ def _table(rules: list[Json], rule_ids: list[int], unconditional: list[tuple[int
         if anchor is None:
             scan.append(rule_id)
             continue
-        index = fields.setdefault(tuple(anchor["path"]), {"path": anchor["path"], "eq": [], "prefix": [],
-                                                          "range": []})
+        key = tuple(anchor["path"])
+        index = fields.get(key)
+        if index is None:
+            index = fields[key] = {"path": anchor["path"], "eq": [], "prefix": [], "range": []}
         if anchor["kind"] == "eq":
             for value in anchor["values"]:
                 index["eq"].append([value, rule_id])
@@ -368,8 +392,11 @@ def compile_dispatch(project: Project) -> Json:
     rules_by_route: dict[int, list[int]] = {}
     for rule_id, rule in enumerate(compiler.rules):
         rules_by_route.setdefault(rule["route"], []).append(rule_id)
+    unconditional_of: dict[int, list[tuple[int, int | None]]] = {}
+    for entry in compiler.unconditional:  # (in the order of routes, as `applicable` is)
+        unconditional_of.setdefault(entry[0], []).append(entry)
     tables: list[Json] = []
-    table_ids: dict[str, int] = {}
+    table_ids: dict[bytes, int] = {}
     types: dict[str, int] = {}
     exact: dict[str, list[int]] = {}
     globs: list[tuple[str, int]] = []
@@ -383,11 +410,10 @@ def compile_dispatch(project: Project) -> Json:
         matched = set(exact.get(event_type, ()))
         matched.update(number for pattern, number in globs if event_type_matches(pattern, event_type))
         applicable = sorted(matched)
-        chosen = set(applicable)
         rule_ids = [r for i in applicable for r in rules_by_route.get(i, [])]
-        unconditional = [u for u in compiler.unconditional if u[0] in chosen]
+        unconditional = [u for i in applicable for u in unconditional_of.get(i, ())]
         table = _table(compiler.rules, rule_ids, unconditional)
-        key = json.dumps(table, sort_keys=True)
+        key = _SAME_JSON.encode(table)  # (one text per JSON value: `1` and `1.0`, `true` and `1` apart)
         if key not in table_ids:
             table_ids[key] = len(tables)
             tables.append(table)

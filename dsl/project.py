@@ -309,6 +309,11 @@ def paused_gc() -> Iterator[None]:
     nodes, spans, tables); the collector, triggered by the allocation count alone, keeps
     scanning them and finds nothing. On a 10,000-route project that was about 40% of the
     time (bench/parse.py). Reference counting still frees everything as usual.
+
+    When the pause ends, the collector's next run scans everything made during it that is
+    still alive (and frees what was garbage in cycles): one pause around a whole compile
+    (`interlock.compile`, `interlock compile`) lets the project be freed unscanned first.
+    A pause inside another one changes nothing.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from interlock.dsl import Diagnostic, Project, Severity, Span, load_project
-from interlock.dsl.project import InputError
+from interlock.dsl.project import InputError, paused_gc
 from interlock.runtime.artifact import ArtifactError, read_artifact
 from interlock.runtime.event import Event, EventError
 from interlock.runtime.event_data import EventTooLarge
@@ -89,14 +89,31 @@ def check(paths: str | Sequence[str], *, root: str | None = None) -> list[Diagno
 def compile(paths: str | Sequence[str], *, root: str | None = None) -> dict[str, Any]:
     """The compiled artifact (a JSON-able dict) of a project; `CompileError` if it has errors,
     `InputError` when a path (or `root`) names nothing to load."""
+    with paused_gc():  # (see `_compiled`)
+        return _compiled(_paths(paths), root, cached=False)
+
+
+def _compiled(paths: list[str], root: str | None, cached: bool) -> dict[str, Any]:
+    """The artifact of the project at `paths` (from `_CACHE` while its files are unchanged,
+    when `cached`); `CompileError` if it has errors.
+
+    Called with the collector paused (`paused_gc`) until it has returned: the project,
+    dropped on return, is then freed without the collector ever scanning it (each step's own
+    pause ended with a scan of all it made: at 10,000 routes, 0.1 s for the project's AST)."""
     from interlock.compiler.artifact import build_artifact
     from interlock.compiler.pipeline import check as run_passes
 
-    project = load_project(_paths(paths), root)
-    diagnostics = run_passes(project)
-    if any(d.is_error for d in diagnostics):
-        raise CompileError(diagnostics)
-    return build_artifact(project)
+    project = load_project(paths, root)
+    key = _fingerprint(project) if cached else None
+    artifact = _CACHE.get(key) if key is not None else None
+    if artifact is None:
+        diagnostics = run_passes(project)
+        if any(d.is_error for d in diagnostics):
+            raise CompileError(diagnostics)
+        artifact = build_artifact(project)
+        if key is not None:
+            _CACHE[key] = artifact
+    return artifact
 
 
 _CACHE: dict[tuple[tuple[str, float, int], ...], dict[str, Any]] = {}
@@ -129,15 +146,6 @@ def load(path: str | Sequence[str], *, store: str | EventStore = "memory://", ro
     event_store = _store(store)
     if len(paths) == 1 and paths[0].endswith(".json"):
         return Router(read_artifact(paths[0]), event_store, **options)
-    from interlock.compiler.artifact import build_artifact
-    from interlock.compiler.pipeline import check as run_passes
-
-    project = load_project(paths, root)
-    key = _fingerprint(project)
-    artifact = _CACHE.get(key)
-    if artifact is None:
-        diagnostics = run_passes(project)
-        if any(d.is_error for d in diagnostics):
-            raise CompileError(diagnostics)
-        artifact = _CACHE[key] = build_artifact(project)
+    with paused_gc():  # (see `_compiled`)
+        artifact = _compiled(paths, root, cached=True)
     return Router(artifact, event_store, **options)

@@ -23,7 +23,7 @@ from interlock import arguments, ops_cli, report
 from interlock.compiler.flow_graph import flow_graph
 from interlock.compiler.pipeline import check
 from interlock.compiler.route_tests import run_tests
-from interlock.dsl.project import InputError, load_project
+from interlock.dsl.project import InputError, load_project, paused_gc
 from interlock.event_input import EventInputError, event_of, parse
 from interlock.graph_render import FORMATS, render
 from interlock.runtime.event import Event, EventError
@@ -205,14 +205,10 @@ def _load_router(path: str, stderr: Console, store: str | interlock.EventStore =
 
 
 def _compile(args: argparse.Namespace, stderr: Console) -> int:
-    project = load_project(args.paths, args.root)
-    diagnostics = check(project)
-    if any(d.is_error for d in diagnostics):
-        report.print_text(stderr, diagnostics, project.sources, len(project.files))
+    with paused_gc():  # (one pause for all of it, as `interlock.compile`: see interlock._compiled)
+        artifact = _artifact_text(args, stderr)
+    if artifact is None:
         return EXIT_FAILED
-    from interlock.compiler.artifact import build_artifact, dumps
-
-    artifact = dumps(build_artifact(project))
     try:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(artifact)
@@ -220,6 +216,19 @@ def _compile(args: argparse.Namespace, stderr: Console) -> int:
         stderr.print(f"interlock: error: cannot write `{args.output}`: {exc.strerror or exc}", markup=False)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _artifact_text(args: argparse.Namespace, stderr: Console) -> str | None:
+    """The artifact of the project, as `interlock compile` writes it; None when the project
+    has errors (reported)."""
+    project = load_project(args.paths, args.root)
+    diagnostics = check(project)
+    if any(d.is_error for d in diagnostics):
+        report.print_text(stderr, diagnostics, project.sources, len(project.files))
+        return None
+    from interlock.compiler.artifact import build_artifact, dumps
+
+    return dumps(build_artifact(project))
 
 
 def _read_event(path: str) -> Event:

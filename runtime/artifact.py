@@ -6,17 +6,28 @@ artifact is refused), and its content is the format (runtime/artifact_check.py: 
 field's type, and the invariants the router relies on), so that an artifact edited by hand
 with its hash recomputed is refused here, naming the field, not met later as an exception
 from matching or delivery.
+
+The hash is computed the quick way first (runtime/canonical.py's `quick_hash`); only when
+that is not the claimed hash is it computed by the definition (`canonical_hash`), which
+then decides. The quick digest is the definition's for content of JSON types without NaN or
+infinity; content with those could show the quick digest of the JSON it stands for (a NaN
+where the compiler wrote `null`), so an artifact refused after a quick match is refused
+for the hash, as before, when the definition's digest is not the one claimed. (What a file
+holds is always answered as before: the format refuses every NaN and infinity. A dict made
+in Python could differ: a set where the compiler wrote a list, which msgspec writes as
+that list and the format's check takes, is accepted, where json refused it as not JSON.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 
 from .artifact_check import MAX_DEPTH, check
 from .artifact_format import FormatError
+from .canonical import canonical_hash as canonical_hash  # (also here: what verifies an artifact)
+from .canonical import quick_hash
 from .gc_pause import paused_gc
 
 FORMAT = "interlock-router"
@@ -26,12 +37,6 @@ MAX_BYTES = 256 * 1024 * 1024
 
 class ArtifactError(Exception):
     """An artifact that cannot be used; the message says why and what to do."""
-
-
-def canonical_hash(content: Any) -> str:
-    # The same function as compiler/artifact.py: the runtime may not import the compiler.
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_artifact(path: str) -> dict[str, Any]:
@@ -63,6 +68,24 @@ def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
                             "recompile it with this version's `interlock compile`")
     claimed = content.get("integrity")
     body = {k: v for k, v in content.items() if k != "integrity"}
+    quick = quick_hash(body) == claimed
+    if not quick:
+        _verify_hash(body, claimed, where)
+    try:
+        check(content)
+    except Exception as exc:
+        if quick:  # (the definition's answer first, as when it alone was asked: see the module docstring)
+            _verify_hash(body, claimed, where)
+        if not isinstance(exc, FormatError):
+            raise
+        at = f" at `{exc.where}`" if exc.where else ""
+        raise ArtifactError(f"`{where}` is not a valid artifact{at}: {exc.problem}; recompile it with "
+                            "`interlock compile` instead of editing it") from None
+    return content
+
+
+def _verify_hash(body: dict[str, Any], claimed: Any, where: str) -> None:
+    """Raise ArtifactError unless `claimed` is `canonical_hash(body)`."""
     try:
         actual = canonical_hash(body)
     except RecursionError:
@@ -73,10 +96,3 @@ def verify_artifact(content: Any, where: str = "artifact") -> dict[str, Any]:
     if claimed != actual:
         raise ArtifactError(f"`{where}` was modified after it was compiled (its integrity hash does not match): "
                             "recompile it with `interlock compile` instead of editing it")
-    try:
-        check(content)
-    except FormatError as exc:
-        at = f" at `{exc.where}`" if exc.where else ""
-        raise ArtifactError(f"`{where}` is not a valid artifact{at}: {exc.problem}; recompile it with "
-                            "`interlock compile` instead of editing it") from None
-    return content

@@ -180,3 +180,26 @@ def test_root_must_name_a_folder(project: Path, capsys: pytest.CaptureFixture[st
                 main(argv)
             assert exit_.value.code == 2
             assert f"argument --root: {says}" in capsys.readouterr().err, argv
+
+
+def test_compile_frees_the_project_before_the_collector_is_back(project: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # One pause of the collector for all of `interlock compile`: the project's objects are
+    # freed unscanned (a pause per step made the collector scan the whole AST after loading).
+    import gc
+    import weakref
+
+    from interlock import cli
+    from interlock.dsl import load_project
+
+    collector_on_when_freed: list[bool] = []
+
+    def loading(*args: object) -> object:
+        project = load_project(*args)  # type: ignore[arg-type]
+        weakref.finalize(project, lambda: collector_on_when_freed.append(gc.isenabled()))
+        return project
+
+    monkeypatch.setattr(cli, "load_project", loading)
+    assert main(["compile", "ok.route", "-o", "router.json"]) == 0
+    assert collector_on_when_freed == [False]
+    assert json.loads((project / "router.json").read_text())["format"] == "interlock-router"

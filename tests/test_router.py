@@ -122,6 +122,44 @@ def test_identical_tables_are_shared(tmp_path: Path) -> None:
     assert types["a.x"] == types["a.y"] != types["b.z"]
 
 
+def test_the_runtime_leaves_an_artifact_as_it_was(project: Path) -> None:
+    # The compiler's artifact shares its parts (a rule's checks are the objects of its
+    # route's `when`): nothing that reads an artifact may change it.
+    artifact = interlock.compile(str(project))
+    rules, routes = artifact["dispatch"]["rules"], artifact["dispatch"]["routes"]
+    big = next(r for r in rules if r["check"] and routes[r["route"]]["name"] == "big")
+    assert any(c is big["check"][0] for c in routes[big["route"]]["when"]["args"])
+    before = json.dumps(artifact, sort_keys=True)
+    router = interlock.Router(artifact)
+    for data in ({"amount": 5000, "currency": "EUR", "tier": "gold"}, {"amount": 5}, {}):
+        router.match("order.created", data)
+        router.explain("order.created", data)
+        router.deliveries("order.created", data)
+    assert json.dumps(artifact, sort_keys=True) == before
+
+
+def test_compile_and_load_free_the_project_before_the_collector_is_back(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One pause of the collector for all of a compile: the project's objects are freed
+    # unscanned (a pause per step made the collector scan the whole AST after loading).
+    import gc
+    import weakref
+
+    collector_on_when_freed: list[bool] = []
+
+    def loading(*args: object) -> object:
+        loaded = load_project(*args)  # type: ignore[arg-type]
+        weakref.finalize(loaded, lambda: collector_on_when_freed.append(gc.isenabled()))
+        return loaded
+
+    monkeypatch.setattr(interlock, "load_project", loading)
+    monkeypatch.setattr(interlock, "_CACHE", {})
+    assert interlock.compile(str(project))["format"] == "interlock-router"
+    assert interlock.load(str(project)).match("order.created", {"amount": 5}) == {"audit", "billing"}
+    assert interlock.load(str(project)).match("order.created", {}) == {"audit", "billing"}  # (cached)
+    assert collector_on_when_freed == [False, False, False]
+
+
 def test_compile_refuses_a_project_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "p.route").write_text("route r { on e to nowhere }\n")
     assert main(["compile", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 1
