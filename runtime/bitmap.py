@@ -189,8 +189,9 @@ def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]], na
                                                   if residual is not None}
     for (number, _), function in zip(demoted, as_code(demoted) if demoted else [], strict=True):
         checked[1 << number] = function
-    gone = {id(atom) for _, atoms in demoted for atom in atoms}
-    fields = _fields([a for a in atoms if id(a) not in gone] for atoms, _ in rules)
+    if demoted:  # (the fields again, without them)
+        gone = {id(atom) for _, atoms in demoted for atom in atoms}
+        fields = _fields([a for a in atoms if id(a) not in gone] for atoms, _ in rules)
     for number, anchor in enumerate(anchors):
         if anchor is not None:
             fields[anchor.path].anchored |= 1 << number
