@@ -268,13 +268,16 @@ def _stamped_events(events: Mapping[str, ast.EventDecl]) -> dict[str, set[tuple[
     return found
 
 
-def _covered(stamped: dict[str, set[tuple[str, ...]]],
-             patterns: Iterable[ast.EventPattern]) -> frozenset[tuple[str, ...]]:
-    texts = [p.text for p in patterns]
+def _covered(stamped: dict[str, set[tuple[str, ...]]], texts: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
-    for name, paths in stamped.items():
-        if any(event_type_matches(p, name) for p in texts):
-            found |= paths
+    globs = [p for p in texts if "*" in p]
+    for text in texts:  # an exact type is looked up, not matched against every event
+        if "*" not in text:
+            found |= stamped.get(text, set())
+    if globs:
+        for name, paths in stamped.items():
+            if any(event_type_matches(p, name) for p in globs):
+                found |= paths
     return frozenset(found)
 
 
@@ -284,7 +287,17 @@ def project_timestamp_paths(project: Project) -> dict[str, frozenset[tuple[str, 
     least one declared event type that its `on` covers."""
     stamped = _stamped_events(project.events)
     decls: list[ast.RouteDecl | ast.ChooseDecl] = [*project.routes.values(), *project.chooses.values()]
-    return {d.name.text: _covered(stamped, d.on) if stamped else frozenset() for d in decls}
+    if not stamped:
+        return {d.name.text: frozenset() for d in decls}
+    known: dict[tuple[str, ...], frozenset[tuple[str, ...]]] = {}  # by the texts of `on`: routes share them
+    out = {}
+    for d in decls:
+        texts = tuple(p.text for p in d.on)
+        found = known.get(texts)
+        if found is None:
+            found = known[texts] = _covered(stamped, texts)
+        out[d.name.text] = found
+    return out
 
 
 def is_timestamp_comparison(expr: ast.Expr, stamps: Stamps) -> bool:
