@@ -9,7 +9,8 @@ build on types.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterable
 
 from interlock.dsl import Diagnostic, Project
 from interlock.dsl.diagnostics import sorted_diagnostics
@@ -38,12 +39,35 @@ def check(project: Project) -> list[Diagnostic]:
             for check_pass in PASSES:
                 found = check_pass(project)
                 if check_pass is check_predicates:  # no warning built on a predicate found wrong
-                    wrong = [d.span for d in diagnostics if d.is_error]
-                    found = [d for d in found if not any(_within(span, where) for span in wrong
-                                                         for where in (d.span, *(r.span for r in d.related)))]
+                    wrong = _Spans(d.span for d in diagnostics if d.is_error)
+                    found = [d for d in found
+                             if not any(wrong.any_within(where) for where in (d.span, *(r.span for r in d.related)))]
                 diagnostics.extend(found)
     return sorted_diagnostics(diagnostics)
 
 
-def _within(inner: Span, outer: Span) -> bool:
-    return inner.file == outer.file and outer.start <= inner.start and inner.end <= outer.end
+class _Spans:
+    """Spans, asked whether one of them lies within a given span in O(log n): per file, their
+    starts in order and, from each on, the least end (every error against every warning was
+    quadratic: 8,000 routes with a type error each checked in 15 s)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        by_file: dict[str, list[tuple[int, int]]] = {}
+        for span in spans:
+            by_file.setdefault(span.file, []).append((span.start, span.end))
+        self.starts: dict[str, list[int]] = {}
+        self.least_end: dict[str, list[int]] = {}
+        for file, found in by_file.items():
+            found.sort()
+            self.starts[file] = [start for start, _ in found]
+            least = [end for _, end in found]
+            for i in range(len(least) - 2, -1, -1):
+                least[i] = min(least[i], least[i + 1])
+            self.least_end[file] = least
+
+    def any_within(self, outer: Span) -> bool:
+        starts = self.starts.get(outer.file)
+        if not starts:
+            return False
+        i = bisect.bisect_left(starts, outer.start)  # the spans that start inside or after it
+        return i < len(starts) and self.least_end[outer.file][i] <= outer.end
