@@ -28,7 +28,7 @@ import networkx as nx  # type: ignore[import-untyped]
 from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import error, warning
 
-from .flow_graph import Flow, Node, flow, flow_graph
+from .flow_graph import Flow, Node, event_types, flow
 from .reference import event_type_matches
 
 # simple_cycles enumerates every elementary cycle, and a dense tangle has exponentially many;
@@ -37,32 +37,43 @@ MAX_CYCLES = 50
 
 
 def _cycles(project: Project, data: Flow) -> list[Diagnostic]:
-    # Without `emits`, nothing leads back to an event: no cycle, no graph to build.
+    # Without `emits`, nothing leads back to an event: no cycle to look for.
     if not any(attributes["kind"] == "emits" for _, _, attributes in data.edges):
         return []
-    graph = flow_graph(project)
-    try:
-        return _storms(graph)
-    finally:
-        # (The views networkx keeps on a graph make it a reference cycle: emptied, what it
-        # holds is freed now, not left for the collector to find.)
-        graph.clear()
+    return _storms(project, data)
 
 
-def _storms(graph: nx.MultiDiGraph) -> list[Diagnostic]:
+def _storms(project: Project, data: Flow) -> list[Diagnostic]:
     # The projection on events and targets: event -> target when a route or choose delivers
-    # it there (`via` keeps the first one, in declaration order), target -> event for `emits`.
+    # it there (`via` keeps the first one, in declaration order, and its first delivery
+    # there), target -> event for `emits`; made in the order `flow_graph`'s graph would list
+    # its edges (events first, in `_event_types` order), so that the cycles found first, and
+    # reported, are the same.
+    handlers: dict[Node, dict[Node, None]] = {}  # event -> the handlers whose `on` takes it, in order
+    deliveries: dict[Node, dict[Node, Span]] = {}  # handler -> target -> its first delivery there
+    for source, target, attributes in data.edges:
+        if attributes["kind"] == "on":
+            handlers.setdefault(source, {})[target] = None
+        elif attributes["kind"] == "to":
+            deliveries.setdefault(source, {}).setdefault(target, attributes["span"])
     storm = nx.DiGraph()
-    for event, handler, data in graph.edges(data=True):
-        if data["kind"] != "on":
-            continue
-        for _, target, delivery in graph.out_edges(handler, data=True):
-            if not storm.has_edge(event, target):
-                storm.add_edge(event, target, via=handler, span=delivery["span"])
-    for target, event, data in graph.edges(data=True):
-        if data["kind"] == "emits" and not storm.has_edge(target, event):
-            storm.add_edge(target, event, span=data["span"])
-    return [_storm(storm, cycle) for cycle in itertools.islice(nx.simple_cycles(storm), MAX_CYCLES)]
+    for name in event_types(project):
+        event: Node = ("event", name)
+        for handler in handlers.get(event, ()):
+            for target, span in deliveries.get(handler, {}).items():
+                if not storm.has_edge(event, target):
+                    storm.add_edge(event, target, via=handler, span=span)
+    for source, emitted, attributes in data.edges:
+        if attributes["kind"] == "emits" and not storm.has_edge(source, emitted):
+            storm.add_edge(source, emitted, span=attributes["span"])
+    # networkx finds cycles through sets of nodes, whose order follows the nodes' hashes, which
+    # for strings change from one process to the next: past MAX_CYCLES, which cycles were
+    # reported changed from run to run. Numbered in the graph's order, the nodes hash as
+    # themselves, and the same project reports the same cycles.
+    nodes = list(storm.nodes)
+    numbered = nx.relabel_nodes(storm, {node: number for number, node in enumerate(nodes)})
+    cycles = itertools.islice(nx.simple_cycles(numbered), MAX_CYCLES)
+    return [_storm(storm, [nodes[number] for number in cycle]) for cycle in cycles]
 
 
 def _position(span: Span) -> tuple[str, int]:

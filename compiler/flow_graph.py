@@ -54,7 +54,7 @@ def _text(project: Project, span: Span) -> str:
     return " ".join(source.text[span.start:span.end].split())
 
 
-def _event_types(project: Project) -> dict[str, tuple[Span, ast.EventDecl | None]]:
+def event_types(project: Project) -> dict[str, tuple[Span, ast.EventDecl | None]]:
     """Declared event types first, in declaration order, then the others by first mention."""
     found: dict[str, tuple[Span, ast.EventDecl | None]] = {
         name: (decl.name.span, decl) for name, decl in project.events.items()
@@ -94,7 +94,7 @@ def flow(project: Project, with_nodes: bool = True) -> Flow:
     unrouted = project.unrouted.dead_letter.text if project.unrouted else None
     nodes: dict[Node, dict[str, Any]] = {}
     edges: list[tuple[Node, Node, dict[str, Any]]] = []
-    events = _event_types(project)
+    events = event_types(project)
     targets = resolve_targets(project)
     if with_nodes:
         for name, (span, decl) in events.items():
