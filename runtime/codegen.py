@@ -52,7 +52,7 @@ class RuleSource:
         self.label = label
         self.names: dict[str, Any] = {"leaves": leaves, "scalars": scalars, "values_at": values_at,
                                       "elements_at": elements_at, "_B": _BOOL}
-        self.shapes: dict[str, int] = {}  # the text of a test, its constants left out -> its number
+        self.shapes: dict[str, tuple[int, int]] = {}  # a test's text, constants left out -> (number, how many)
         self.functions: list[tuple[int, list[Any], str]] = []  # (shape, constants, what to call it)
         self.parameters: list[Any] | None = None  # the constants of the test being written, if any
 
@@ -61,7 +61,7 @@ class RuleSource:
         self.parameters = []
         try:
             body = " and ".join(self.expression(node) for node in checks) or "True"
-            shape = self.shapes.setdefault(body, len(self.shapes))
+            shape, _ = self.shapes.setdefault(body, (len(self.shapes), len(self.parameters)))
             self.functions.append((shape, self.parameters, f"route {route}, {where}"))
         finally:
             self.parameters = None
@@ -70,8 +70,7 @@ class RuleSource:
     def build(self) -> list[Predicate]:
         filename = f"<interlock checks: {self.label}>"
         lines = []
-        for body, shape in self.shapes.items():
-            arity = next(len(k) for s, k, _ in self.functions if s == shape)
+        for body, (shape, arity) in self.shapes.items():
             lines += [f"def shape{shape}({', '.join(f'K{i}' for i in range(arity))}):",
                       "    def check(data):",
                       f"        return {body}",
