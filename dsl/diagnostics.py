@@ -82,7 +82,8 @@ CODES: dict[str, str] = {
     "E0003": "a string not closed on its line",
     "E0004": "the file ends in the middle of a declaration",
     "E0005": "too many syntax errors in one file: the rest of it is not checked",
-    "E0006": "brackets or `not`s nested too deep (more than 64 levels), or more than 64 `??` in a row",
+    "E0006": "brackets or `not`s nested too deep (more than 64 levels), more than 64 `??` in a row, "
+             "or more than 256 levels in all",
     # literals and shapes (dsl/transform.py)
     "E0010": "invalid escape in a string",
     "E0011": "invalid duration",

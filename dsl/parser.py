@@ -52,7 +52,7 @@ from . import ast, fast_lexer, fast_parser
 from .builder import Builder
 from .diagnostics import Diagnostic, Related, error
 from .lexicon import DECLARATION_WORDS, TOP_LEVEL, Lexicon
-from .source import SourceFile
+from .source import SourceFile, Span
 from .transform import CURRENT, BuildContext, did_you_mean
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
@@ -463,6 +463,66 @@ def parse_source(source: SourceFile, *, fast: bool = True) -> tuple[ast.Module, 
     The fast path reads the declarations it takes, Lark's parser the rest (see the module
     docstring); `fast=False` has Lark's parser read the whole file, which gives the same.
     """
+    module, diagnostics = _parse(source, fast)
+    return _within_depth(source, module, diagnostics)
+
+
+# The levels of syntax tree a declaration may nest. The lexers bound brackets, and `not`s
+# and `??`s in a row, one kind at a time, and each count starts again: 64 `??` in each of 16
+# nested objects, or 63 `not`s before each of 20 nested `any`, built trees over a thousand
+# levels deep from 5 KB, and everything that walks a tree (check, fmt, compile, `==`) failed
+# with RecursionError (found by review).
+MAX_DEPTH = 256
+_NESTING = ("??", "not", "any", "(", "{", "[", "<")  # text that can start a level; the rest adds a few
+_PLAIN_LEVELS = 24  # levels a declaration has without any of those (the declaration, its options, ...)
+
+
+def _within_depth(source: SourceFile, module: ast.Module,
+                  diagnostics: list[Diagnostic]) -> tuple[ast.Module, list[Diagnostic]]:
+    """The module less its declarations nested deeper than MAX_DEPTH, each an E0006 and a
+    broken name. A declaration whose text holds too few of `_NESTING` to be that deep is not
+    walked."""
+    text = source.text
+    kept: list[Any] = []
+    deep: list[tuple[Any, Span]] = []
+    for decl in module.decls:
+        start, end = decl.span.start, decl.span.end
+        if sum(text.count(t, start, end) for t in _NESTING) + _PLAIN_LEVELS <= MAX_DEPTH:
+            kept.append(decl)
+            continue
+        where = _too_deep(decl)
+        if where is None:
+            kept.append(decl)
+        else:
+            deep.append((decl, where))
+    if not deep:
+        return module, diagnostics
+    found = [error("E0006", f"nested more than {MAX_DEPTH} levels deep", where, "too deep",
+                   "flatten it: name parts of the condition or the payload in separate routes or fields")
+             for _, where in deep]
+    names = [name.text for decl, _ in deep if isinstance(name := getattr(decl, "name", None), ast.Name)]
+    return ast.Module(module.path, tuple(kept), (*module.broken, *names)), diagnostics + found
+
+
+def _too_deep(decl: Any) -> Span | None:
+    """Where the syntax tree under `decl` is deeper than MAX_DEPTH (a node's span, the
+    declaration's if that node has none), or None; without recursion."""
+    stack: list[tuple[Any, int]] = [(decl, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            found = getattr(node, "span", None)
+            return found if isinstance(found, Span) else decl.span
+        for field in type(node).__attrs_attrs__:
+            value = getattr(node, field.name)
+            if hasattr(type(value), "__attrs_attrs__"):
+                stack.append((value, depth + 1))
+            elif isinstance(value, (tuple, list)):
+                stack.extend((item, depth + 1) for item in value if hasattr(type(item), "__attrs_attrs__"))
+    return None
+
+
+def _parse(source: SourceFile, fast: bool) -> tuple[ast.Module, list[Diagnostic]]:
     if not fast:
         return _parse_lark(source, source.text)
     found = fast_parser.declarations(source, fast_lexer.units(source.text, lexicon()), lexicon().keywords)
