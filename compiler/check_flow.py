@@ -28,7 +28,7 @@ import networkx as nx  # type: ignore[import-untyped]
 from interlock.dsl import Diagnostic, Project, Related, Span, ast
 from interlock.dsl.diagnostics import error, warning
 
-from .flow_graph import Flow, Node, event_types, flow
+from .flow_graph import Flow, Node, flow
 from .reference import event_type_matches
 
 # simple_cycles enumerates every elementary cycle, and a dense tangle has exponentially many;
@@ -36,19 +36,17 @@ from .reference import event_type_matches
 MAX_CYCLES = 50
 
 
-def _cycles(project: Project, data: Flow) -> list[Diagnostic]:
+def _cycles(data: Flow) -> list[Diagnostic]:
     # Without `emits`, nothing leads back to an event: no cycle to look for.
     if not any(attributes["kind"] == "emits" for _, _, attributes in data.edges):
         return []
-    return _storms(project, data)
+    return _storms(data)
 
 
-def _storms(project: Project, data: Flow) -> list[Diagnostic]:
+def _storms(data: Flow) -> list[Diagnostic]:
     # The projection on events and targets: event -> target when a route or choose delivers
     # it there (`via` keeps the first one, in declaration order, and its first delivery
-    # there), target -> event for `emits`; made in the order `flow_graph`'s graph would list
-    # its edges (events first, in `_event_types` order), so that the cycles found first, and
-    # reported, are the same.
+    # there), target -> event for `emits`.
     handlers: dict[Node, dict[Node, None]] = {}  # event -> the handlers whose `on` takes it, in order
     deliveries: dict[Node, dict[Node, Span]] = {}  # handler -> target -> its first delivery there
     for source, target, attributes in data.edges:
@@ -57,9 +55,8 @@ def _storms(project: Project, data: Flow) -> list[Diagnostic]:
         elif attributes["kind"] == "to":
             deliveries.setdefault(source, {}).setdefault(target, attributes["span"])
     storm = nx.DiGraph()
-    for name in event_types(project):
-        event: Node = ("event", name)
-        for handler in handlers.get(event, ()):
+    for event, takers in handlers.items():
+        for handler in takers:
             for target, span in deliveries.get(handler, {}).items():
                 if not storm.has_edge(event, target):
                     storm.add_edge(event, target, via=handler, span=span)
@@ -199,4 +196,4 @@ def check_flow(project: Project) -> list[Diagnostic]:
     """Event storms (`E0240`), unused targets, policies and dead letters (`W0241`-`W0243`),
     unhandled events and globs that match nothing declared (`W0244`, `W0245`)."""
     data = flow(project, with_nodes=False)
-    return [*_cycles(project, data), *_unused(project, data), *_handled(project, data)]
+    return [*_cycles(data), *_unused(project, data), *_handled(project, data)]

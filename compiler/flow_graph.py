@@ -3,8 +3,8 @@
 Owns the shared picture that `check_flow` reasons over and `interlock graph` draws: `flow`
 gives its nodes and edges as plain data, in order (`check_flow` reads its edges: building a
 `networkx` graph of 10,000 routes took a third of the checks' time), and `flow_graph` the
-same as a `networkx.MultiDiGraph`, node for node and edge for edge, for the drawings and for
-`check_flow`'s search for cycles. Does not check anything, and does not render anything.
+same as a `networkx.MultiDiGraph`, node for node and edge for edge, for the drawings. Does
+not check anything, and does not render anything.
 
 Nodes are `(kind, name)` tuples; every node has the attributes `kind` (one of `KINDS`),
 `name`, and `span` (where it is declared, or first named). Per kind:
@@ -54,7 +54,7 @@ def _text(project: Project, span: Span) -> str:
     return " ".join(source.text[span.start:span.end].split())
 
 
-def event_types(project: Project) -> dict[str, tuple[Span, ast.EventDecl | None]]:
+def _event_types(project: Project) -> dict[str, tuple[Span, ast.EventDecl | None]]:
     """Declared event types first, in declaration order, then the others by first mention."""
     found: dict[str, tuple[Span, ast.EventDecl | None]] = {
         name: (decl.name.span, decl) for name, decl in project.events.items()
@@ -94,7 +94,7 @@ def flow(project: Project, with_nodes: bool = True) -> Flow:
     unrouted = project.unrouted.dead_letter.text if project.unrouted else None
     nodes: dict[Node, dict[str, Any]] = {}
     edges: list[tuple[Node, Node, dict[str, Any]]] = []
-    events = event_types(project)
+    events = _event_types(project)
     targets = resolve_targets(project)
     if with_nodes:
         for name, (span, decl) in events.items():
