@@ -203,7 +203,7 @@ def fire_source(rules: list[tuple[list[Atom], Callable[[Any], bool] | None]], na
     kept: dict[int, str] = {}  # per field both anchoring and checking rules: the local of its mask
     for number, field in enumerate(ordered):
         if field.anchored == field.constrained:
-            lines += _field_lines(field, f"{prefix}F{number}_", names, ["c |= h"], [])
+            lines += _field_lines(field, f"{prefix}F{number}_", names, None, [])
         elif field.anchored:  # its mask is kept for the rules it checks (below)
             kept[number] = f"h{number}"
             lines += _field_lines(field, f"{prefix}F{number}_", names, [f"c |= h & {field.anchored}", f"h{number} = h"],
@@ -243,11 +243,12 @@ def _fields(rules: Iterable[Iterable[Atom]]) -> dict[tuple[str, ...], _Field]:
     return fields
 
 
-def _field_lines(field: _Field, prefix: str, names: dict[str, Any], after: list[str],
+def _field_lines(field: _Field, prefix: str, names: dict[str, Any], after: list[str] | None,
                  otherwise: list[str]) -> list[str]:
     """Lines that read the values at `field`'s path and, when one is of a kind its atoms can
     hold, set `h` to the OR of the masks of the atoms that hold for them and run `after`;
-    when none is (missing, null, another kind), run `otherwise`."""
+    when none is (missing, null, another kind), run `otherwise`. With `after` None, the
+    masks are ORed into `c` itself (a field whose every atom anchors its rule)."""
     kinds = {type(key) for key in field.eq}
     if field.eq:
         names[f"{prefix}EQ"] = field.eq
@@ -271,62 +272,66 @@ def _field_lines(field: _Field, prefix: str, names: dict[str, Any], after: list[
     if folded:
         strings.append("(" + " | ".join(folded) + ")")
     numbers = int in kinds or float in kinds  # 5 and 5.0 are one key: either number finds it
-    ranges: list[str] = []  # statements ORing in the mask of the ranges that hold `x`
+    # The ranges: statements before (`setup`), the mask of those that hold `x` (`mask`), and
+    # whether NaN must be kept out first (`guard`).
+    setup: list[str] = []
+    mask, guard = "", False
     if field.ranges:
         exact = half_open(field.ranges, lambda bit: bit)
         if exact is not None:  # one bisect (see ranges.half_open)
             names[f"{prefix}BOUNDS"], names[f"{prefix}MASKS"] = exact
-            ranges = [f"h |= {prefix}MASKS[bisect_right({prefix}BOUNDS, x)]"]
-            if exact[1][-1]:  # (NaN sorts above every bound, and is in no range)
-                ranges = ["if x == x:", *_indented(ranges, 4)]
+            mask = f"{prefix}MASKS[bisect_right({prefix}BOUNDS, x)]"
+            guard = bool(exact[1][-1])  # (NaN sorts above every bound, and is in no range)
         else:
             index = RangeIndex(field.ranges)
             names[f"{prefix}BOUNDS"] = index.bounds
             names[f"{prefix}MASKS"] = index.masks(lambda bit: bit)
-            slot = f"2 * i + 1 if i < {len(index.bounds)} and {prefix}BOUNDS[i] == x else 2 * i"
-            ranges = ["if x == x:  # (NaN is in no range)", f"    i = bisect_left({prefix}BOUNDS, x)",
-                      f"    h |= {prefix}MASKS[{slot}]"]
-    def per_kind(into: str) -> list[tuple[str, list[str]]]:
-        """A branch per kind of value the atoms can hold, each setting (`into` "=") or adding
-        to (`into` "|=") the mask `h` of the atoms that hold for `x`."""
+            setup = [f"i = bisect_left({prefix}BOUNDS, x)"]
+            mask = f"{prefix}MASKS[2 * i + 1 if i < {len(index.bounds)} and {prefix}BOUNDS[i] == x else 2 * i]"
+            guard = True
+
+    def ranges(into: str) -> list[str]:
+        lines = [*setup, f"{into} {mask}"]
+        return ["if x == x:  # (NaN is in no range)", *_indented(lines, 4)] if guard else lines
+
+    def per_kind(target: str, assign: bool) -> list[tuple[str, list[str]]]:
+        """A branch per kind of value the atoms can hold, each setting (`assign`) or adding to
+        the mask `target` of the atoms that hold for `x`."""
+        first = f"{target} =" if assign else f"{target} |="
         found: list[tuple[str, list[str]]] = []
         if strings:
             found.append(("t is str", [*(["folded_x = x.casefold()"] if folded else []),
-                                       f"h {into} {' | '.join(strings)}"]))
-        if numbers or ranges:
-            start = [f"h {into} {prefix}EQ.get(x, 0)"] if numbers else ["h = 0"] if into == "=" else []
-            body = [*start, *ranges]
-            if body[:1] == ["h = 0"] and len(body) == 2 and body[1].startswith("h |= "):
-                body = ["h = " + body[1][len("h |= "):]]
+                                       f"{first} {' | '.join(strings)}"]))
+        if numbers or mask:
+            if numbers:
+                body = [f"{first} {prefix}EQ.get(x, 0)", *(ranges(f"{target} |=") if mask else [])]
+            elif assign and guard:  # (set whether or not `x` is NaN)
+                body = [f"{target} = 0", *ranges(f"{target} |=")]
+            else:
+                body = ranges(first)
             found.append(("t is int or t is float", body))
         if tuple in kinds:
-            found.append(("t is bool", [f"h {into} {prefix}EQ.get((_B, x), 0)"]))
+            found.append(("t is bool", [f"{first} {prefix}EQ.get((_B, x), 0)"]))
         return found
 
     def branches(found: list[tuple[str, list[str]]], after: list[str]) -> list[str]:
         return [line for number, (test, body) in enumerate(found)
-                for line in (f"{'if' if number == 0 else 'elif'} {test}:", *_indented(_then(body, after), 4))]
+                for line in (f"{'if' if number == 0 else 'elif'} {test}:", *_indented([*body, *after], 4))]
 
     # Several values (a list, or a path through lists): the OR over them all.
     loop = "for x in leaves(x):" if len(field.path) == 1 else f"for x in scalars(values_at(data, {prefix}PATH)):"
-    several = ["h = 0", loop, "    t = type(x)", *_indented(branches(per_kind("|="), []), 4), *after]
+    each = ["    t = type(x)", *_indented(branches(per_kind("h" if after is not None else "c", False), []), 4)]
+    several = [loop, *each] if after is None else ["h = 0", loop, *each, *after]
     if len(field.path) > 1:
         names[f"{prefix}PATH"] = list(field.path)
         return several
     # one value: a branch per kind, then a list, then anything else
-    one = branches(per_kind("="), after)
+    one = branches(per_kind("c", False), []) if after is None else branches(per_kind("h", True), after)
     lines = [f"x = data.get({field.path[0]!r})", "t = type(x)", *one,
              f"{'elif' if one else 'if'} isinstance(x, list):", *_indented(several, 4)]
     if otherwise:
         lines += ["else:  # missing, null, or of a kind no atom holds for", *_indented(otherwise, 4)]
     return lines
-
-
-def _then(body: list[str], after: list[str]) -> list[str]:
-    """`body` then `after`; `h = X` then `c |= h` is `c |= X`."""
-    if after == ["c |= h"] and body and body[-1].startswith("h = "):
-        return [*body[:-1], "c |= " + body[-1][len("h = "):]]
-    return [*body, *after]
 
 
 def packed(value: Any) -> Any:
