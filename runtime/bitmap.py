@@ -129,7 +129,8 @@ class _Field:
         self.folded: dict[int, dict[str, int]] = {}
         self.ranges: list[list[Any]] = []
         self.anchored = 0  # the rules whose anchor here makes them candidates (see fire_source)
-        self._bounds: list[Any] | None = None
+        self._bounds: list[Any] | None = None  # (for `rate`, made when first needed)
+        self._prefix_count: dict[str, int] = {}
 
     def rate(self, atom: Atom) -> float:
         """About how often the atom holds, for choosing a rule's anchor: the share of this
@@ -138,7 +139,11 @@ class _Field:
         if atom.kind == "eq":
             return len(atom.values) / (len(self.eq) + 1)
         if atom.kind in ("prefix", "folded"):
-            return 1 / (sum(len(t) for t in (self.prefixes if atom.kind == "prefix" else self.folded).values()) + 1)
+            count = self._prefix_count.get(atom.kind)
+            if count is None:  # (once per kind: a sum over the lengths per rule would be rules x lengths)
+                tables = self.prefixes if atom.kind == "prefix" else self.folded
+                count = self._prefix_count[atom.kind] = sum(len(t) for t in tables.values())
+            return 1 / (count + 1)
         if self._bounds is None:
             self._bounds = sorted({v for r in self.ranges for v in (r[0], r[2]) if v is not None})
         first = 0 if atom.low is None else bisect.bisect_left(self._bounds, atom.low)
