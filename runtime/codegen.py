@@ -3,7 +3,7 @@
 A rule's remaining tests (those its index lookup did not answer) become one function of the
 event's data, a plain `dict` (the generated matching code and `_fire` call it only on one):
 
-    def check(data):  # made by a factory shape12(K0), K0 = 100, K1 = 400
+    def check(data):  # made by a factory shape12(K0, K1), called with 100 and 400
         return ((((t := type((v := data.get('amount')))) is int or t is float) and K0 <= v <= K1)
                 or (isinstance(v, list) and any(... for y in leaves(v) if y is not None)))
 
