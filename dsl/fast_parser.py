@@ -24,6 +24,7 @@ from typing import Any
 
 from . import ast, http
 from .fast_lexer import END, Token, Unit
+from .lexicon import PREDICATE_WORDS
 from .source import SourceFile, Span
 from .transform import (
     CURRENT,
@@ -90,7 +91,6 @@ MAX_DEPTH = 32
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _STRING_OPS = frozenset({"startswith", "endswith", "matches", "equals_ignore_case", "startswith_ignore_case",
                          "endswith_ignore_case"})
-_PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
 _OPERATOR_WORDS = _STRING_OPS | {"in", "not", "is", "contains"}
 _SCALAR_WORDS = {"true": True, "false": False, "null": None}
 _new = tuple.__new__
@@ -604,11 +604,11 @@ class _Parser:
         `exists in ...` may) is declined, as the word may then be a field."""
         word = self.tokens[self.i][1]
         kind, text = self.tokens[self.i + 1][:2]
-        if kind == "QPATH" or (kind == "IDENT" and text not in _OPERATOR_WORDS and text not in _PREDICATE_WORDS):
+        if kind == "QPATH" or (kind == "IDENT" and text not in _OPERATOR_WORDS and text not in PREDICATE_WORDS):
             return True
         if word != "not":
             return False
-        if text == "(" or text in _PREDICATE_WORDS:
+        if text == "(" or text in PREDICATE_WORDS:
             return True
         raise Decline
 
@@ -616,7 +616,7 @@ class _Parser:
         tokens = self.tokens
         path = tokens[self.i]
         text = path[1]
-        if text in _PREDICATE_WORDS:
+        if text in PREDICATE_WORDS:
             return self.quantified()
         if path[0] != "QPATH" and path[0] != "IDENT":
             raise Decline

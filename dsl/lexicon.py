@@ -30,6 +30,9 @@ TOP_LEVEL = re.compile(
 GUARDS = {"QPATH": "(?=[A-Za-z0-9_.-]*`)"}
 DECLARATION_WORDS = frozenset({"import", "event", "retry", "dead_letter", "target", "defaults", "unrouted",
                                "route", "choose", "test"})
+# Keywords that begin a predicate and may also name a field: a field when an operator follows
+# (`missing == 1`), in both parsers.
+PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
 
 
 @attrs.frozen

@@ -51,7 +51,7 @@ from lark.parsers.lalr_analysis import Shift
 from . import ast, fast_lexer, fast_parser
 from .builder import Builder
 from .diagnostics import Diagnostic, Related, error
-from .lexicon import DECLARATION_WORDS, TOP_LEVEL, Lexicon
+from .lexicon import DECLARATION_WORDS, PREDICATE_WORDS, TOP_LEVEL, Lexicon
 from .source import SourceFile, Span
 from .transform import CURRENT, BuildContext, did_you_mean
 
@@ -86,10 +86,9 @@ _TAKEN_ENDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("i
 MAX_NESTING = 64
 
 
-# Keywords that begin a predicate and may also name a field: a field when an operator
-# follows, and then what that operator takes (operators that are words may be fields too:
-# `exists in` tests a field named `in`).
-PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
+# Words of PREDICATE_WORDS name a field when an operator follows, and then what that
+# operator takes (operators that are words may be fields too: `exists in` tests a field
+# named `in`).
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _SCALARS = frozenset({"STRING", "NUMBER"})
 
@@ -472,14 +471,14 @@ def parse_source(source: SourceFile, *, fast: bool = True) -> tuple[ast.Module, 
 # nested objects, or 63 `not`s before each of 20 nested `any`, built trees over a thousand
 # levels deep from 5 KB, and everything that walks a tree (check, fmt, compile, `==`) failed
 # with RecursionError (found by review).
-MAX_DEPTH = 256
+MAX_TREE_DEPTH = 256
 _NESTING = ("??", "not", "any", "(", "{", "[", "<")  # text that can start a level; the rest adds a few
 _PLAIN_LEVELS = 24  # levels a declaration has without any of those (the declaration, its options, ...)
 
 
 def _within_depth(source: SourceFile, module: ast.Module,
                   diagnostics: list[Diagnostic]) -> tuple[ast.Module, list[Diagnostic]]:
-    """The module less its declarations nested deeper than MAX_DEPTH, each an E0006 and a
+    """The module less its declarations nested deeper than MAX_TREE_DEPTH, each an E0006 and a
     broken name. A declaration whose text holds too few of `_NESTING` to be that deep is not
     walked."""
     text = source.text
@@ -487,7 +486,7 @@ def _within_depth(source: SourceFile, module: ast.Module,
     deep: list[tuple[Any, Span]] = []
     for decl in module.decls:
         start, end = decl.span.start, decl.span.end
-        if sum(text.count(t, start, end) for t in _NESTING) + _PLAIN_LEVELS <= MAX_DEPTH:
+        if sum(text.count(t, start, end) for t in _NESTING) + _PLAIN_LEVELS <= MAX_TREE_DEPTH:
             kept.append(decl)
             continue
         where = _too_deep(decl)
@@ -497,7 +496,7 @@ def _within_depth(source: SourceFile, module: ast.Module,
             deep.append((decl, where))
     if not deep:
         return module, diagnostics
-    found = [error("E0006", f"nested more than {MAX_DEPTH} levels deep", where, "too deep",
+    found = [error("E0006", f"nested more than {MAX_TREE_DEPTH} levels deep", where, "too deep",
                    "flatten it: name parts of the condition or the payload in separate routes or fields")
              for _, where in deep]
     names = [name.text for decl, _ in deep if isinstance(name := getattr(decl, "name", None), ast.Name)]
@@ -505,12 +504,12 @@ def _within_depth(source: SourceFile, module: ast.Module,
 
 
 def _too_deep(decl: Any) -> Span | None:
-    """Where the syntax tree under `decl` is deeper than MAX_DEPTH (a node's span, the
+    """Where the syntax tree under `decl` is deeper than MAX_TREE_DEPTH (a node's span, the
     declaration's if that node has none), or None; without recursion."""
     stack: list[tuple[Any, int]] = [(decl, 0)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > MAX_TREE_DEPTH:
             found = getattr(node, "span", None)
             return found if isinstance(found, Span) else decl.span
         for field in type(node).__attrs_attrs__:
