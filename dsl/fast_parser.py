@@ -24,7 +24,7 @@ from typing import Any
 
 from . import ast, http
 from .fast_lexer import END, Token, Unit
-from .lexicon import PREDICATE_WORDS
+from .lexicon import COMPARISONS, PREDICATE_WORDS
 from .source import SourceFile, Span
 from .transform import (
     CURRENT,
@@ -88,7 +88,6 @@ GIVE_UP = 50
 # the recursion of this parser.
 MAX_DEPTH = 32
 
-_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _STRING_OPS = frozenset({"startswith", "endswith", "matches", "equals_ignore_case", "startswith_ignore_case",
                          "endswith_ignore_case"})
 _OPERATOR_WORDS = _STRING_OPS | {"in", "not", "is", "contains"}
@@ -623,7 +622,7 @@ class _Parser:
         where = self.span(path)
         op = tokens[self.i + 1][1]
         self.i += 2
-        if op in _COMPARISONS:
+        if op in COMPARISONS:
             value = self.scalar()
             return compare_node(text, where, op, value, self.since(path, value))
         if op == "in":

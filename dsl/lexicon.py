@@ -33,6 +33,7 @@ DECLARATION_WORDS = frozenset({"import", "event", "retry", "dead_letter", "targe
 # Keywords that begin a predicate and may also name a field: a field when an operator follows
 # (`missing == 1`), in both parsers.
 PREDICATE_WORDS = frozenset({"not", "any", "exists", "missing"})
+COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 
 @attrs.frozen

@@ -51,7 +51,7 @@ from lark.parsers.lalr_analysis import Shift
 from . import ast, fast_lexer, fast_parser
 from .builder import Builder
 from .diagnostics import Diagnostic, Related, error
-from .lexicon import DECLARATION_WORDS, PREDICATE_WORDS, TOP_LEVEL, Lexicon
+from .lexicon import COMPARISONS, DECLARATION_WORDS, PREDICATE_WORDS, TOP_LEVEL, Lexicon
 from .source import SourceFile, Span
 from .transform import CURRENT, BuildContext, did_you_mean
 
@@ -89,7 +89,6 @@ MAX_NESTING = 64
 # Words of PREDICATE_WORDS name a field when an operator follows, and then what that
 # operator takes (operators that are words may be fields too: `exists in` tests a field
 # named `in`).
-_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _SCALARS = frozenset({"STRING", "NUMBER"})
 
 
@@ -97,7 +96,7 @@ def _operator_follows(after: re.Match[str], then: re.Match[str] | None) -> bool:
     """Whether the tokens `after` and `then` (the two after a predicate word) are an operator
     and the start of what it takes."""
     word = after.group(after.lastgroup or 0)
-    if word in _COMPARISONS:
+    if word in COMPARISONS:
         return True
     if then is None:
         return False
